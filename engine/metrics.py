@@ -1,0 +1,90 @@
+"""How close is a rule to backprop? One definition of each metric, per hidden layer.
+
+Entry i (i = 1..N-1, input side first) describes hidden layer i and the feedback matrix that
+carries its error, B_{i+1} (layer-wise rules) or Bᵢ (direct rules):
+
+- weight_angle_deg   angle between vec(B_{i+1}) and vec(W_{i+1}ᵀ)  (layer-wise rules only)
+- relative_error     ‖W_{i+1}ᵀ − B_{i+1}‖_F / ‖W_{i+1}‖_F           (layer-wise rules only)
+- sign_congruence    fraction of entries with sign(B_{i+1}) = sign(W_{i+1}ᵀ)
+- signal_angle_deg   angle between the error the rule sends to hᵢ and backprop's for the same
+                     upstream error: δ_{i+1}B_{i+1}ᵀ vs δ_{i+1}W_{i+1} (layer-wise); for direct
+                     rules e Bᵢᵀ vs the true ∂L/∂hᵢ (same output error e). Per-sample angles,
+                     averaged over the batch, *not* folded into [0°, 90°] (the reference code
+                     used one sample and folded).
+- update_angle_deg   angle between the rule's ∂L/∂Wᵢ and backprop's on the same batch
+- estimator_angle_deg, estimator_snr_db   (node perturbation) per-sample angle of λ̂ᵢ to the
+                     true ∂L/∂hᵢ, batch mean; SNR = ‖g‖² / ‖λ̂ − g‖² over the batch, in dB.
+
+Everything stays a tensor on the training device; the trainer syncs once per logged step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from engine.reference import backprop_reference
+
+LAYER_METRICS = ("weight_angle_deg", "relative_error", "sign_congruence", "signal_angle_deg",
+                 "update_angle_deg", "estimator_angle_deg", "estimator_snr_db")
+_EPS = 1e-12
+
+
+def angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle in degrees between two tensors seen as flat vectors."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    cos = (a @ b) / (a.norm() * b.norm()).clamp_min(_EPS)
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+
+
+def mean_rowwise_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean over rows (samples) of the angle between matching rows, unfolded."""
+    a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(_EPS)
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))).mean()
+
+
+def relative_error(b: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    return (wt - b).norm() / wt.norm().clamp_min(_EPS)
+
+
+def sign_congruence(b: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    return (torch.sign(b) == torch.sign(wt)).float().mean()
+
+
+def snr_db(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    noise = (estimate - truth).pow(2).sum().clamp_min(_EPS)
+    return 10.0 * torch.log10(truth.pow(2).sum().clamp_min(_EPS) / noise)
+
+
+@torch.no_grad()
+def layer_metrics(model, rule, result, x, y, objective) -> dict[str, torch.Tensor]:
+    """All metrics for every hidden layer, as {name: tensor of shape (N-1,)}; NaN = not defined."""
+    ref = backprop_reference(model, x, y, objective)
+    layers = model.layers
+    nan = torch.tensor(math.nan, device=x.device)
+    signals = rule.error_signals(result)
+    rows: dict[str, list[torch.Tensor]] = {k: [] for k in LAYER_METRICS}
+    for i, b in enumerate(rule.feedback_matrices()):
+        w_above = layers[i + 1].weight
+        layerwise = rule.feedback_kind == "layerwise"
+        if layerwise:
+            wt = w_above.T
+            rows["weight_angle_deg"].append(angle_deg(b, wt))
+            rows["relative_error"].append(relative_error(b, wt))
+            rows["sign_congruence"].append(sign_congruence(b, wt))
+            bp_signal = result.deltas[i + 1] @ w_above
+        else:
+            for k in ("weight_angle_deg", "relative_error", "sign_congruence"):
+                rows[k].append(nan)
+            bp_signal = ref.dh[i]
+        rows["signal_angle_deg"].append(mean_rowwise_angle_deg(signals[i], bp_signal))
+        rows["update_angle_deg"].append(angle_deg(result.weight_grads[i], ref.weight_grads[i]))
+        if result.estimates is not None:
+            rows["estimator_angle_deg"].append(mean_rowwise_angle_deg(result.estimates[i], ref.dh[i]))
+            rows["estimator_snr_db"].append(snr_db(result.estimates[i], ref.dh[i]))
+        else:
+            rows["estimator_angle_deg"].append(nan)
+            rows["estimator_snr_db"].append(nan)
+    return {k: torch.stack(v) for k, v in rows.items()}

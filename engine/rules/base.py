@@ -1,0 +1,138 @@
+"""The one interface every learning rule implements.
+
+A rule owns the feedback state of a model (its B matrices, regression statistics, …). For each
+batch it writes the forward-weight gradients into `.grad` (the trainer's optimiser consumes
+whatever is there) and updates its own feedback weights. The trainer and the app know rules
+only through this class and the `RULES` registry, so a new rule is one new module.
+
+Conventions: layers are numbered 1..N from the input; hidden layer i (1..N-1) receives its
+error through the feedback matrix of layer i+1, `feedback_matrices()[i-1]`, shaped like
+W_{i+1}ᵀ (n_i × n_{i+1}) for layer-wise rules, or n_i × n_out for direct (DFA-form) rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+RULES: dict[str, type["LearningRule"]] = {}
+
+
+def register(cls: type["LearningRule"]) -> type["LearningRule"]:
+    """Class decorator: make a rule available by its `name` to the CLI, trainer and app."""
+    RULES[cls.name] = cls
+    return cls
+
+
+@dataclass
+class StepResult:
+    loss: torch.Tensor                 # per-sample loss of the *clean* network
+    out: torch.Tensor                  # clean output
+    deltas: list[torch.Tensor]         # the rule's per-sample δᵢ = ∂L/∂aᵢ, i = 1..N
+    weight_grads: list[torch.Tensor]   # the rule's ∂L/∂Wᵢ (batch mean), i = 1..N
+    estimates: list[torch.Tensor] | None = None   # NP's λ̂ᵢ per hidden layer, if any
+    extras: dict = field(default_factory=dict)
+
+
+def uniform_like_init(fan_in: int, shape, generator: torch.Generator, device) -> torch.Tensor:
+    """A random matrix at nn.Linear's default init scale, U(−1/√fan_in, 1/√fan_in)."""
+    bound = 1.0 / fan_in ** 0.5
+    return (torch.rand(shape, generator=generator, device=device) * 2 - 1) * bound
+
+
+class LearningRule:
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ) or "direct" (DFA-form)
+    learns_feedback: ClassVar[bool] = False
+
+    def __init__(self, model, cfg, generator: torch.Generator):
+        self.model = model
+        self.cfg = cfg
+        self.generator = generator
+        self.device = next(model.parameters()).device
+
+    # ------------------------------------------------------------ interface
+    @classmethod
+    def uses_noise(cls, cfg) -> bool:
+        """Whether this rule, under cfg, perturbs the network (and so needs sigma > 0)."""
+        return bool(cfg.train_on_noise)
+
+    def feedback_matrices(self) -> list[torch.Tensor]:
+        """The matrix that carries the error into each hidden layer, input side first."""
+        raise NotImplementedError
+
+    def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, objective) -> StepResult:
+        """Write forward-weight gradients into `.grad` and report the batch (feedback unchanged)."""
+        return self.forward_backward(x, y, objective, noisy=self.cfg.train_on_noise)
+
+    def learn_feedback(self, x, y, objective, result: StepResult) -> None:
+        """Update the feedback weights from this batch (fixed-feedback rules: nothing).
+
+        Called after `compute_gradients` and after the trainer has measured the step, so the
+        metrics see the feedback that actually carried this step's errors.
+        """
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, objective) -> StepResult:
+        """Both halves of a step, for callers that do not measure in between."""
+        result = self.compute_gradients(x, y, objective)
+        self.learn_feedback(x, y, objective, result)
+        return result
+
+    def before_optimizer_step(self) -> None:
+        """Hook called just before the optimiser applies `.grad` (also when W is frozen)."""
+
+    def after_optimizer_step(self) -> None:
+        """Hook for rules whose feedback follows the forward weights' applied update."""
+
+    def error_signals(self, result: StepResult) -> list[torch.Tensor]:
+        """The error each hidden layer's output receives from this rule, per sample."""
+        return [d @ b.T for d, b in zip(result.deltas[1:], self.feedback_matrices())]
+
+    def state_dict(self) -> dict:
+        return {"feedback": [b.detach().cpu() for b in self.feedback_matrices()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for b, saved in zip(self.feedback_matrices(), state["feedback"]):
+            b.copy_(saved)
+
+    # -------------------------------------------------------------- helpers
+    def attach_feedback(self, matrices: list[torch.Tensor] | None) -> None:
+        """Route each hidden layer's error through `matrices` (None: through Wᵀ, as backprop)."""
+        layers = self.model.layers
+        layers[0].feedback = None       # nothing below the first layer needs its error
+        for layer, b in zip(layers[1:], matrices or [None] * (len(layers) - 1)):
+            layer.feedback = b
+
+    def sample_noise(self, x: torch.Tensor) -> list[torch.Tensor]:
+        sigma = self.cfg.sigma
+        return [torch.randn(x.shape[0], n, generator=self.generator, device=x.device) * sigma
+                for n in self.model.hidden_shapes()]
+
+    def forward_backward(self, x, y, objective, noisy: bool = False, taps=None) -> StepResult:
+        """One pass through the rule's backward; gradients of the batch-mean loss into `.grad`.
+
+        With `noisy`, the pass that trains is the perturbed network (the noise-only ablation);
+        the reported loss is still the clean network's.
+        """
+        model = self.model
+        weights = [layer.weight for layer in model.layers]
+        biases = [layer.bias for layer in model.layers]
+        noise = self.sample_noise(x) if noisy else None
+        trace = model(x, noise=noise, taps=taps)
+        loss = objective.per_sample(trace.out, y)
+        # Autograd on the *sum* gives per-sample δ's; the mean's gradient is that over the batch.
+        grads = torch.autograd.grad(loss.sum(), weights + biases + trace.pre)
+        n, batch = len(weights), x.shape[0]
+        for p, g in zip(weights + biases, grads[:2 * n]):
+            p.grad = g / batch
+        out = trace.out.detach()
+        clean_loss = loss.detach()
+        if noisy:
+            with torch.no_grad():
+                out = model(x, use_feedback=False).out
+                clean_loss = objective.per_sample(out, y)
+        return StepResult(loss=clean_loss, out=out, deltas=list(grads[2 * n:]),
+                          weight_grads=[w.grad for w in weights])

@@ -1,0 +1,23 @@
+"""Backprop: the error travels down through the true Wᵀ. The reference every rule is measured against."""
+
+from engine.rules.base import LearningRule, register
+
+
+@register
+class Backprop(LearningRule):
+    name = "bp"
+    summary = "backprop: error sent down through the true Wᵀ"
+
+    def __init__(self, model, cfg, generator):
+        super().__init__(model, cfg, generator)
+        self.attach_feedback(None)
+
+    def feedback_matrices(self):
+        # Views, not copies: backprop's "feedback" is Wᵀ itself, so its angles are 0 by definition.
+        return [layer.weight.T for layer in self.model.layers[1:]]
+
+    def state_dict(self):
+        return {"feedback": []}
+
+    def load_state_dict(self, state):
+        pass

@@ -1,0 +1,75 @@
+"""Direct feedback alignment (Nøkland 2016): each hidden layer gets the output error e through
+its own fixed random matrix Bᵢ (n_i × n_out): ∂L/∂hᵢ := e Bᵢᵀ for a batch of row vectors.
+
+Autograd does the rest: a tap on the output records e = ∂L/∂a_N as the backward pass starts,
+and a tap on each hidden output replaces the gradient arriving from above by e Bᵢᵀ.
+"""
+
+import torch
+
+from engine.rules.base import LearningRule, register, uniform_like_init
+
+
+class _RecordError(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, taps):
+        ctx.taps = taps
+        return a.view_as(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        ctx.taps.error = g
+        return g, None
+
+
+class _InjectError(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, taps, feedback):
+        ctx.taps, ctx.feedback = taps, feedback
+        return h.view_as(h)
+
+    @staticmethod
+    def backward(ctx, g):
+        # Autograd reaches this tap only after the output's, so the error is already recorded.
+        return ctx.taps.error @ ctx.feedback.T, None, None
+
+
+class DirectTaps:
+    def __init__(self, feedback):
+        self.feedback = feedback
+        self.error = None
+
+    def output(self, a):
+        return _RecordError.apply(a, self)
+
+    def hidden(self, i, h):
+        return _InjectError.apply(h, self, self.feedback[i])
+
+
+def direct_random_feedback(model, generator, device):
+    n_out = model.sizes[-1]
+    # Scale as if B_i were a layer from the output (fan-in n_out) down to layer i.
+    return [uniform_like_init(n_out, (n, n_out), generator, device) for n in model.hidden_shapes()]
+
+
+@register
+class DirectFeedbackAlignment(LearningRule):
+    name = "dfa"
+    summary = "direct feedback alignment: output error to every hidden layer through fixed random Bᵢ"
+    feedback_kind = "direct"
+
+    def __init__(self, model, cfg, generator):
+        super().__init__(model, cfg, generator)
+        self.feedback = direct_random_feedback(model, generator, self.device)
+        self.attach_feedback(None)
+
+    def compute_gradients(self, x, y, objective):
+        return self.forward_backward(x, y, objective, noisy=self.cfg.train_on_noise,
+                                     taps=DirectTaps(self.feedback))
+
+    def error_signals(self, result):
+        e = result.deltas[-1]
+        return [e @ b.T for b in self.feedback]
+
+    def feedback_matrices(self):
+        return self.feedback

@@ -1,0 +1,53 @@
+"""Learning B by linear regression: make B δ_{i+1} predict a per-sample target for ∂L/∂hᵢ.
+
+Shared by node perturbation (target: the noisy estimate λ̂ᵢ) and the SG oracle (target: the
+true gradient). Two solvers, as in the paper's reference code:
+
+- "sgd":   B ← B − η_B · mean_t (B δ_t − λ_t) δ_tᵀ        (batch mean, so η_B ignores batch size)
+- "ridge": V ← ρV + Σ δδᵀ,  S ← ρS + Σ λ δᵀ,  B = S (V + γI)⁻¹   (ρ = 1: cumulative, the paper's)
+
+In row-vector form (δ: batch × n_{i+1}, λ: batch × n_i) the prediction is δ Bᵀ.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class FeedbackRegression:
+    def __init__(self, feedback: list[torch.Tensor], cfg):
+        self.feedback = feedback
+        self.cfg = cfg                      # read at every update: feedback_lr may change live
+        if cfg.feedback_mode == "ridge":
+            self.gram = [torch.zeros(b.shape[1], b.shape[1], device=b.device) for b in feedback]
+            self.cross = [torch.zeros_like(b) for b in feedback]
+
+    @torch.no_grad()
+    def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
+        if self.cfg.feedback_mode == "ridge":
+            self._ridge(inputs, targets)
+        else:
+            self._sgd(inputs, targets)
+
+    def _sgd(self, inputs, targets):
+        for b, d, t in zip(self.feedback, inputs, targets):
+            residual = d @ b.T - t
+            b.sub_(residual.T @ d, alpha=self.cfg.feedback_lr / d.shape[0])
+
+    def _ridge(self, inputs, targets):
+        rho, gamma = self.cfg.ridge_forget, self.cfg.ridge_gamma
+        for b, v, s, d, t in zip(self.feedback, self.gram, self.cross, inputs, targets):
+            v.mul_(rho).addmm_(d.T, d)
+            s.mul_(rho).addmm_(t.T, d)
+            ridge = v + gamma * torch.eye(v.shape[0], device=v.device)
+            b.copy_(torch.linalg.solve(ridge, s.T).T)     # B (V + γI) = S, V symmetric
+
+    def state_dict(self) -> dict:
+        if self.cfg.feedback_mode != "ridge":
+            return {}
+        return {"gram": [v.cpu() for v in self.gram], "cross": [s.cpu() for s in self.cross]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("gram", "cross"):
+            for mine, saved in zip(getattr(self, name, []), state.get(name, [])):
+                mine.copy_(saved)

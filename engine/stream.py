@@ -1,0 +1,77 @@
+"""A bounded, thread-safe store of a run's records, for consumers that pull (the dashboard).
+
+The trainer's thread pushes records into a `RecordBuffer` (subscribe it with
+`trainer.subscribe(buffer.push, matrices=True)`); a UI thread pulls what is new with
+`since(cursor)` and the latest matrices with `latest_matrices()`. Nothing here blocks the
+trainer for longer than a list append, and memory stays bounded however long the run: once
+`capacity` records are held, the older half is thinned to every other record (so a long
+history is kept at decreasing resolution, never dropped wholesale).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class RecordBuffer:
+    def __init__(self, capacity: int = 4000):
+        if capacity < 4:
+            raise ValueError(f"capacity={capacity!r} is not allowed; it must be >= 4")
+        self.capacity = capacity
+        self._records: list[dict[str, Any]] = []
+        self._count = 0                      # records ever pushed: cursors count these
+        self._matrices: list[dict] | None = None
+        self._matrix_version = 0
+        self._lock = threading.Lock()
+
+    def push(self, record: dict[str, Any]) -> None:
+        matrices = record.get("matrices")
+        scalars = {k: v for k, v in record.items() if k != "matrices"}
+        with self._lock:
+            self._count += 1
+            scalars["_seq"] = self._count
+            self._records.append(scalars)
+            if len(self._records) > self.capacity:
+                half = len(self._records) // 2
+                self._records = self._records[:half:2] + self._records[half:]
+            if matrices is not None:
+                self._matrices = matrices
+                self._matrix_version += 1
+
+    def since(self, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Records pushed after `cursor` (still held), and the cursor to pass next time."""
+        with self._lock:
+            new = [r for r in self._records[-(self._count - cursor):] if r["_seq"] > cursor] \
+                if self._count > cursor else []
+            return new, self._count
+
+    def records(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._records)
+
+    def latest_matrices(self) -> tuple[int, list[dict] | None]:
+        """(version, matrices): the version grows by one with every new snapshot."""
+        with self._lock:
+            return self._matrix_version, self._matrices
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+
+def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
+    """One flat row per record: per-layer metrics become `<metric>_<layer>` columns, plus
+    `<metric>_mean` over layers (NaN-aware). Matrices are dropped. The shape of a Parquet row."""
+    import math
+
+    row = {k: v for k, v in record.items() if k not in ("layers", "matrices")}
+    layers = record.get("layers", [])
+    for i, layer in enumerate(layers, start=1):
+        for name, value in layer.items():
+            row[f"{name}_{i}"] = value
+    if layers:
+        for name in layers[0]:
+            values = [layer[name] for layer in layers if not math.isnan(layer[name])]
+            row[f"{name}_mean"] = sum(values) / len(values) if values else math.nan
+    return row

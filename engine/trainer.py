@@ -1,0 +1,266 @@
+"""The training loop, step by step, and the training-state records it publishes.
+
+`Trainer` owns the data, model, rule and optimiser of one run. It is driven either step by
+step (`step()`), or by `run()` in any thread, which a `pause()`/`resume()`/`stop()` from another
+thread controls. σ and the learning rates may be changed with `set()` between steps.
+
+Every `metric_interval` steps it computes the alignment metrics and publishes a compact
+record (a plain dict of floats) to its subscribers; every `eval_interval` steps the record
+also carries the clean test loss and accuracy. Subscribers that ask for matrices also get the
+latest B and Wᵀ of each layer as float32 CPU copies. The hot path never syncs with the device
+except at those logged steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from typing import Any, Callable
+
+import torch
+
+from engine.config import LIVE_FIELDS, ConfigError, RunConfig
+from engine.data import Dataset, load_dataset
+from engine.metrics import LAYER_METRICS, layer_metrics
+from engine.models import build_model
+from engine.objective import Objective
+from engine.rules import RULES
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite; `step` is the first step where it did."""
+
+    def __init__(self, step: int):
+        super().__init__(f"the run diverged: the training loss became NaN or infinite at step {step}")
+        self.step = step
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' is not allowed: no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+class Subscriber:
+    """A callback for records, and whether it wants the B / Wᵀ matrices with them."""
+
+    def __init__(self, callback: Callable[[dict], None], matrices: bool = False):
+        self.callback, self.matrices = callback, matrices
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, dataset: Dataset | None = None):
+        self.cfg = copy.deepcopy(cfg).validate()
+        self.device = resolve_device(self.cfg.device)
+        cfg = self.cfg
+        self.data = (dataset or load_dataset(cfg.dataset, cfg)).to(self.device)
+        # Weight init uses the global RNG: seed it in a fork so callers' RNG state is untouched.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed)
+            self.model = build_model(cfg, self.data.n_in, self.data.n_out).to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.batch_generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+        self.objective = Objective(cfg.loss, self.data.task, self.data.n_out)
+        self.rule = RULES[cfg.rule](self.model, cfg, self.generator)
+        self.optimizer = self._make_optimizer()
+        self.step_count = 0
+        self._order = torch.empty(0, dtype=torch.long, device=self.device)
+        self._cursor = 0
+        self._first_bad_step = torch.tensor(-1, device=self.device)
+        self._last_record: dict | None = None
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._subscribers: list[Subscriber] = []
+        self.status = "ready"           # ready, running, paused, finished, stopped, diverged
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------ set-up
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = list(self.model.parameters())
+        if self.cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.cfg.lr)
+        return torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum)
+
+    def subscribe(self, callback: Callable[[dict], None], matrices: bool = False) -> Subscriber:
+        sub = Subscriber(callback, matrices)
+        self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+
+    # ------------------------------------------------------- live control
+    def set(self, **changes: Any) -> None:
+        """Change live settings (σ, lr, feedback_lr); they take effect before the next step."""
+        checked = {name: self.cfg.check_live_change(name, value) for name, value in changes.items()}
+        with self._lock:
+            self._pending.update(checked)
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for name, value in pending.items():
+            setattr(self.cfg, name, value)
+            if name == "lr":
+                for group in self.optimizer.param_groups:
+                    group["lr"] = value
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()          # a paused run must wake up to see the stop
+
+    @property
+    def forward_frozen(self) -> bool:
+        return self.cfg.freeze_forward or self.step_count < self.cfg.warmup_steps
+
+    # ------------------------------------------------------------ training
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n, bs = self.data.x_train.shape[0], self.cfg.batch_size
+        if self._cursor + bs > self._order.numel():
+            # A new epoch: a fresh permutation, made on the device from the run's own generator.
+            self._order = torch.randperm(n, generator=self.batch_generator, device=self.device)
+            while self._order.numel() < bs:      # batch larger than the training set
+                self._order = torch.cat([self._order, torch.randperm(
+                    n, generator=self.batch_generator, device=self.device)])
+            self._cursor = 0
+        idx = self._order[self._cursor:self._cursor + bs]
+        self._cursor += bs
+        return self.data.x_train[idx], self.data.y_train[idx]
+
+    def step(self) -> dict | None:
+        """One training step. Returns the record when this step was logged, else None."""
+        self._apply_pending()
+        x, y = self._next_batch()
+        s = self.step_count + 1
+        logged = (s % self.cfg.metric_interval == 0 or s % self.cfg.eval_interval == 0
+                  or s == self.cfg.steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        result = self.rule.compute_gradients(x, y, self.objective)
+        # Measure before anything moves, so metrics describe the step that was taken.
+        metrics = layer_metrics(self.model, self.rule, result, x, y, self.objective) if logged else None
+        self.rule.learn_feedback(x, y, self.objective, result)
+        self.rule.before_optimizer_step()
+        if not self.forward_frozen:
+            self.optimizer.step()
+        self.rule.after_optimizer_step()
+        self.step_count = s
+        # Remember the first non-finite step without a device sync; read at logged steps only.
+        bad = ~torch.isfinite(result.loss.sum())
+        self._first_bad_step = torch.where(bad & (self._first_bad_step < 0),
+                                           torch.tensor(s, device=self.device), self._first_bad_step)
+        if not logged:
+            return None
+        first_bad = int(self._first_bad_step)
+        if first_bad >= 0:
+            self.status = "diverged"
+            raise DivergedError(first_bad)
+        record = self._record(y, result, metrics,
+                              evaluate=(s % self.cfg.eval_interval == 0 or s == self.cfg.steps))
+        self._publish(record)
+        return record
+
+    def run(self, steps: int | None = None, on_record: Callable[[dict], None] | None = None) -> str:
+        """Train until `steps` more steps are done (default: up to cfg.steps) or stop() is called.
+
+        Returns the final status: "finished", "stopped" or raises DivergedError ("diverged").
+        """
+        target = self.cfg.steps if steps is None else self.step_count + steps
+        self._stop.clear()
+        try:
+            while self.step_count < target and not self._stop.is_set():
+                if not self._running.is_set():
+                    self.status = "paused"
+                    self._running.wait()
+                    continue
+                self.status = "running"
+                record = self.step()
+                if record is not None and on_record is not None:
+                    on_record(record)
+        except DivergedError:
+            self.status = "diverged"
+            raise
+        self.status = "stopped" if self._stop.is_set() else (
+            "finished" if self.step_count >= self.cfg.steps else "paused")
+        return self.status
+
+    # ------------------------------------------------------------ records
+    @torch.no_grad()
+    def evaluate(self, split: str = "test") -> tuple[float, float]:
+        """Clean loss (mean per sample) and accuracy on a whole split; accuracy NaN for regression."""
+        x = self.data.x_test if split == "test" else self.data.x_train
+        y = self.data.y_test if split == "test" else self.data.y_train
+        out = self.model(x, use_feedback=False).out
+        loss = self.objective.per_sample(out, y).mean()
+        correct = self.objective.correct(out, y)
+        acc = correct.mean() if correct is not None else torch.tensor(math.nan)
+        loss_v, acc_v = torch.stack([loss, acc.to(loss.device)]).tolist()
+        return loss_v, acc_v
+
+    def _record(self, y, result, metrics: dict[str, torch.Tensor], evaluate: bool) -> dict:
+        correct = self.objective.correct(result.out, y)
+        scalars = torch.stack([result.loss.mean(),
+                               correct.mean() if correct is not None else torch.tensor(math.nan, device=self.device)])
+        table = torch.stack([metrics[k] for k in LAYER_METRICS])       # (metrics, layers)
+        scalars_v, table_v = scalars.tolist(), table.tolist()          # the one sync of this step
+        record: dict[str, Any] = {
+            "step": self.step_count,
+            "time": time.time() - self.started_at,
+            "train_loss": scalars_v[0],
+            "train_accuracy": scalars_v[1],
+            "test_loss": math.nan,
+            "test_accuracy": math.nan,
+            "forward_frozen": self.forward_frozen,
+            **{name: getattr(self.cfg, name) for name in LIVE_FIELDS},
+            "layers": [{k: table_v[m][i] for m, k in enumerate(LAYER_METRICS)}
+                       for i in range(len(table_v[0]))],
+        }
+        if evaluate:
+            record["test_loss"], record["test_accuracy"] = self.evaluate("test")
+        self._last_record = record
+        return record
+
+    def matrices(self) -> list[dict[str, Any]]:
+        """Float32 CPU copies of each feedback matrix and the Wᵀ it stands for (None for direct rules)."""
+        out = []
+        for i, b in enumerate(self.rule.feedback_matrices()):
+            wt = self.model.layers[i + 1].weight.T if self.rule.feedback_kind == "layerwise" else None
+            out.append({"layer": i + 1,
+                        "B": b.detach().float().cpu().numpy().copy(),
+                        "WT": None if wt is None else wt.detach().float().cpu().numpy().copy()})
+        return out
+
+    def _publish(self, record: dict) -> None:
+        if not self._subscribers:
+            return
+        mats = self.matrices() if any(s.matrices for s in self._subscribers) else None
+        for sub in list(self._subscribers):
+            sub.callback({**record, "matrices": mats} if sub.matrices else record)
+
+    def summary(self) -> dict[str, Any]:
+        """The final state in the CLI's --json shape."""
+        test_loss, test_acc = self.evaluate("test")
+        last = self._last_record or {"layers": []}
+        return {"rule": self.cfg.rule, "dataset": self.cfg.dataset, "steps": self.step_count,
+                "status": self.status, "test_accuracy": test_acc, "test_loss": test_loss,
+                "train_loss": last.get("train_loss", math.nan),
+                "layers": [{"layer": i + 1, **layer} for i, layer in enumerate(last["layers"])]}
+
+    # ------------------------------------------------------------ checkpoint
+    def checkpoint(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "step": self.step_count,
+                "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(), "rule": self.rule.state_dict()}
