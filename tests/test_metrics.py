@@ -1,0 +1,38 @@
+"""The metric definitions on inputs whose answer is known by hand."""
+
+import math
+
+import pytest
+import torch
+
+from engine.metrics import (angle_deg, mean_rowwise_angle_deg, relative_error, sign_congruence,
+                            snr_db)
+
+
+def test_angles_of_known_vectors():
+    e1, e2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    assert angle_deg(e1, e2).item() == pytest.approx(90.0)
+    assert angle_deg(e1, 3 * e1).item() == pytest.approx(0.0, abs=1e-3)
+    assert angle_deg(e1, torch.tensor([1.0, 1.0])).item() == pytest.approx(45.0)
+    assert angle_deg(torch.eye(2), -torch.eye(2)).item() == pytest.approx(180.0)   # matrices, flattened
+
+
+def test_rowwise_angle_is_the_batch_mean_and_is_not_folded():
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])        # 0° and 180°: mean 90°, folded would be 0°
+    assert mean_rowwise_angle_deg(a, b).item() == pytest.approx(90.0)
+    c = torch.tensor([[1.0, 1.0], [0.0, 1.0]])         # 45° and 90°
+    assert mean_rowwise_angle_deg(a, c).item() == pytest.approx(67.5)
+
+
+def test_relative_error_and_sign_congruence():
+    wt = torch.tensor([[1.0, -2.0], [3.0, -4.0]])
+    b = torch.tensor([[1.0, 2.0], [3.0, -4.0]])
+    assert relative_error(b, wt).item() == pytest.approx(4.0 / math.sqrt(30.0))
+    assert sign_congruence(b, wt).item() == pytest.approx(0.75)
+    assert relative_error(wt, wt).item() == 0.0
+
+
+def test_snr_in_decibels():
+    truth = torch.tensor([3.0, 4.0])                    # power 25
+    assert snr_db(truth + torch.tensor([1.0, 0.0]), truth).item() == pytest.approx(10 * math.log10(25))
