@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
@@ -34,7 +34,7 @@ class RunConfig:
     # what learns
     rule: str = "np"
     dataset: str = "digits"
-    model: str = "mlp"
+    model: str = "mlp"                  # mlp, autoencoder, conv-small, conv-cifar (engine/models.py)
     depth: int = 2                      # number of hidden layers
     width: int | list[int] = 50         # one number, or one per hidden layer
     activation: str = "sigmoid"
@@ -110,6 +110,13 @@ class RunConfig:
         if RULES[self.rule].uses_noise(self) and not self.sigma > 0:
             raise ConfigError(f"sigma={self.sigma!r} is not allowed for rule {self.rule!r}: "
                               "node perturbation needs sigma > 0")
+        if self.model == "autoencoder":
+            if self.depth % 2 == 0:
+                raise ConfigError(f"depth={self.depth} is not allowed for model 'autoencoder': "
+                                  "it needs an odd depth (the middle layer is the bottleneck)")
+            if self.loss != "mse":
+                raise ConfigError(f"loss={self.loss!r} is not allowed for model 'autoencoder': "
+                                  "it reconstructs its input, use loss='mse'")
         if self.loss == "ce" and DATASETS[self.dataset].task != "classification":
             raise ConfigError(f"loss='ce' is not allowed for dataset {self.dataset!r}: "
                               "it is a regression task, use loss='mse'")
@@ -170,4 +177,4 @@ def _real(name: str, value: Any, low: float | None = None, high: float | None = 
 
 
 __all__ = ["RunConfig", "ConfigError", "LIVE_FIELDS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS",
-           "FEEDBACK_MODES", "field"]
+           "FEEDBACK_MODES"]

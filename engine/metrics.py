@@ -1,7 +1,8 @@
 """How close is a rule to backprop? One definition of each metric, per hidden layer.
 
-Entry i (i = 1..N-1, input side first) describes hidden layer i and the feedback matrix that
-carries its error, B_{i+1} (layer-wise rules) or Bᵢ (direct rules):
+Entry i (i = 1..N-1, input side first) describes hidden site i and the feedback matrix that
+carries its error, B_{i+1} (layer-wise rules) or Bᵢ (direct rules). For a convolution, "Wᵀ"
+is the forward kernel (the backward uses it transposed) and tensors are compared flattened.
 
 - weight_angle_deg   angle between vec(B_{i+1}) and vec(W_{i+1}ᵀ)  (layer-wise rules only)
 - relative_error     ‖W_{i+1}ᵀ − B_{i+1}‖_F / ‖W_{i+1}‖_F           (layer-wise rules only)
@@ -61,20 +62,19 @@ def snr_db(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def layer_metrics(model, rule, result, x, y, objective) -> dict[str, torch.Tensor]:
     """All metrics for every hidden layer, as {name: tensor of shape (N-1,)}; NaN = not defined."""
-    ref = backprop_reference(model, x, y, objective)
+    ref = backprop_reference(model, x, y, objective, result.masks)
     layers = model.layers
     nan = torch.tensor(math.nan, device=x.device)
     signals = rule.error_signals(result)
     rows: dict[str, list[torch.Tensor]] = {k: [] for k in LAYER_METRICS}
     for i, b in enumerate(rule.feedback_matrices()):
-        w_above = layers[i + 1].weight
-        layerwise = rule.feedback_kind == "layerwise"
-        if layerwise:
-            wt = w_above.T
+        above = layers[i + 1]
+        if rule.feedback_kind == "layerwise":
+            wt = above.transport()
             rows["weight_angle_deg"].append(angle_deg(b, wt))
             rows["relative_error"].append(relative_error(b, wt))
             rows["sign_congruence"].append(sign_congruence(b, wt))
-            bp_signal = result.deltas[i + 1] @ w_above
+            bp_signal = above.input_grad(result.deltas[i + 1], wt, result.input_shapes[i + 1])
         else:
             for k in ("weight_angle_deg", "relative_error", "sign_congruence"):
                 rows[k].append(nan)

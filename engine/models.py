@@ -1,23 +1,28 @@
 """Networks whose backward pass a learning rule can redirect.
 
-The one new piece is `FeedbackLinear`: an `nn.Linear` whose backward sends the error to its
-input through a feedback matrix B instead of Wᵀ when one is attached. B is stored with the
-shape of Wᵀ (in × out), as in the paper, so "B vs Wᵀ" is a literal comparison; for a batch of
-row vectors the error reaching the layer's input is therefore g Bᵀ, where backprop's is g W.
+The new pieces are `FeedbackLinear` and `FeedbackConv2d`: standard layers whose backward sends
+the error to their input through a feedback tensor B instead of the forward weights when one
+is attached. For a linear layer B has the shape of Wᵀ (in × out), as in the paper, so "B vs
+Wᵀ" is a literal comparison; with a batch of row vectors the error reaching the input is
+g Bᵀ where backprop's is g W. For a convolution B has the kernel's shape and the error travels
+through the transposed convolution with B where backprop's uses W.
 
-The forward pass returns a `Trace` with every layer's input and pre-activation, so a rule can
-ask autograd for the error δ at each layer, and it accepts noise to add to every hidden output
-(node perturbation) and `taps` (direct feedback alignment routes the output error through them).
+A network is a stack of blocks: layer → activation → optional max-pool. Between two blocks sits
+a *hidden site*: the block's output after dropout. That is where node perturbation adds its
+noise and where direct feedback injects the output error, so noise, masks and feedback always
+refer to the same tensor. The forward pass returns a `Trace` with every layer's input and
+pre-activation, so a rule can ask autograd for the error δ at each layer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.grad import conv2d_input, conv2d_weight
 
 ACTIVATION_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
@@ -27,6 +32,7 @@ ACTIVATION_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+# ----------------------------------------------------------------- layers
 class FeedbackLinearFn(torch.autograd.Function):
     """y = x Wᵀ + b, whose backward returns g Bᵀ (not g W) as the input gradient."""
 
@@ -45,7 +51,7 @@ class FeedbackLinearFn(torch.autograd.Function):
 
 
 class FeedbackLinear(nn.Linear):
-    """A linear layer with an optional feedback matrix (shape in × out, like Wᵀ)."""
+    """A linear layer with an optional feedback matrix B (shape in × out, like Wᵀ)."""
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__(in_features, out_features)
@@ -56,7 +62,71 @@ class FeedbackLinear(nn.Linear):
             return F.linear(x, self.weight, self.bias)
         return FeedbackLinearFn.apply(x, self.weight, self.bias, self.feedback)
 
+    # What a rule and the metrics need to know about this layer's feedback:
+    def fan_in(self) -> int:
+        return self.in_features
 
+    def transport(self) -> torch.Tensor:
+        """The tensor B stands in for: Wᵀ."""
+        return self.weight.T
+
+    def input_grad(self, g: torch.Tensor, feedback: torch.Tensor, input_shape) -> torch.Tensor:
+        """The error sent to this layer's input for output error g, through `feedback`."""
+        return g @ feedback.T
+
+    def feedback_grad(self, residual: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """∂/∂B of ⟨residual, input_grad(g, B)⟩ summed over the batch (for regressing B)."""
+        return residual.T @ g
+
+
+class FeedbackConv2dFn(torch.autograd.Function):
+    """conv2d(x, W) + b, whose backward is the transposed convolution with B, not W."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, feedback, stride, padding):
+        ctx.save_for_backward(x, feedback)
+        ctx.stride, ctx.padding, ctx.weight_shape = stride, padding, weight.shape
+        return F.conv2d(x, weight, bias, stride, padding)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, feedback = ctx.saved_tensors
+        grad_x = conv2d_input(x.shape, feedback, g, ctx.stride, ctx.padding) \
+            if ctx.needs_input_grad[0] else None
+        grad_w = conv2d_weight(x, ctx.weight_shape, g, ctx.stride, ctx.padding) \
+            if ctx.needs_input_grad[1] else None
+        grad_b = g.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+class FeedbackConv2d(nn.Conv2d):
+    """A convolution with an optional feedback kernel B of the forward kernel's shape."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0):
+        super().__init__(in_channels, out_channels, kernel_size, padding=padding)
+        self.feedback: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, use_feedback: bool = True) -> torch.Tensor:
+        if self.feedback is None or not use_feedback:
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return FeedbackConv2dFn.apply(x, self.weight, self.bias, self.feedback,
+                                      self.stride, self.padding)
+
+    def fan_in(self) -> int:
+        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    def transport(self) -> torch.Tensor:
+        """The tensor B stands in for: the kernel itself, used transposed by the backward."""
+        return self.weight
+
+    def input_grad(self, g, feedback, input_shape):
+        return conv2d_input(input_shape, feedback, g, self.stride, self.padding)
+
+    def feedback_grad(self, residual, g):
+        return conv2d_weight(residual, self.weight.shape, g, self.stride, self.padding)
+
+
+# ----------------------------------------------------------------- networks
 class Taps(Protocol):
     """Identity functions in the forward pass whose backward a rule may rewrite."""
 
@@ -67,52 +137,156 @@ class Taps(Protocol):
 @dataclass
 class Trace:
     out: torch.Tensor                 # network output ŷ (pre-softmax for cross-entropy)
-    inputs: list[torch.Tensor]        # input of each layer: x, h₁, …, h_{N-1} (noisy in a noisy pass)
+    inputs: list[torch.Tensor]        # each layer's input: x, then the hidden sites (flattened for FC)
     pre: list[torch.Tensor]           # pre-activation of each layer: a₁, …, a_N (a_N = ŷ)
-    hidden: list[torch.Tensor]        # h₁, …, h_{N-1} before noise is added
+    hidden: list[torch.Tensor] = field(default_factory=list)  # block outputs before mask and noise
 
 
-class MLP(nn.Module):
-    """Fully connected net: `depth` hidden layers of `widths`, then a linear output layer."""
+@dataclass
+class Block:
+    layer: nn.Module
+    activation: str = "linear"
+    pool: int | None = None           # max-pool kernel size, if any
+    pool_stride: int | None = None    # default: the kernel size
+    pool_padding: int = 0
+    dropout: float = 0.0              # dropout on this block's output (the hidden site)
+    flatten_input: bool = False       # conv → fully connected transition
 
-    def __init__(self, n_in: int, widths: list[int], n_out: int, activation: str = "sigmoid"):
+
+class FeedbackNet(nn.Module):
+    """A stack of blocks ending in a linear output layer (no activation)."""
+
+    def __init__(self, blocks: list[Block], input_shape: tuple[int, ...]):
         super().__init__()
-        sizes = [n_in, *widths, n_out]
-        self.sizes = sizes
-        self.activation = activation
-        self.act = ACTIVATION_FNS[activation]
-        self.layers = nn.ModuleList(FeedbackLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.blocks = blocks
+        self.layers = nn.ModuleList(b.layer for b in blocks)
+        self.input_shape = tuple(input_shape)
+        with torch.no_grad():       # site shapes, found by running a dummy sample through
+            trace = self.forward(torch.zeros(1, *self.input_shape).flatten(1), use_feedback=False)
+        self.site_shapes = [tuple(h.shape[1:]) for h in trace.hidden]
+        self.sizes = [int(torch.tensor(self.input_shape).prod())] + \
+                     [int(torch.tensor(s).prod()) for s in self.site_shapes] + [trace.out.shape[1]]
 
     @property
     def n_hidden(self) -> int:
-        return len(self.layers) - 1
+        return len(self.blocks) - 1
+
+    def hidden_shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample shape of every hidden site, input side first."""
+        return self.site_shapes
+
+    def sample_masks(self, batch: int, generator: torch.Generator, device) -> list | None:
+        """Inverted-dropout masks for every site, to share between a step's passes (None: no dropout)."""
+        if not any(b.dropout for b in self.blocks[:-1]):
+            return None
+        masks = []
+        for block, shape in zip(self.blocks[:-1], self.site_shapes):
+            if block.dropout:
+                keep = 1.0 - block.dropout
+                masks.append((torch.rand(batch, *shape, generator=generator, device=device) < keep)
+                             .to(torch.get_default_dtype()) / keep)
+            else:
+                masks.append(None)
+        return masks
 
     def forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None,
-                use_feedback: bool = True, taps: Taps | None = None) -> Trace:
-        inputs, pre, hidden = [], [], []
-        h = x
-        for i, layer in enumerate(self.layers):
-            inputs.append(h)
-            a = layer(h, use_feedback=use_feedback)
-            pre.append(a)
-            if i == len(self.layers) - 1:
-                if taps is not None:
-                    a = taps.output(a)
-                return Trace(out=a, inputs=inputs, pre=pre, hidden=hidden)
-            h = self.act(a)
-            hidden.append(h)
+                masks: list | None = None, use_feedback: bool = True,
+                taps: Taps | None = None) -> Trace:
+        trace = Trace(out=x, inputs=[], pre=[])
+        h = x.view(x.shape[0], *self.input_shape) if len(self.input_shape) > 1 else x
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            if block.flatten_input:
+                h = h.flatten(1)
+            trace.inputs.append(h)
+            a = block.layer(h, use_feedback=use_feedback)
+            trace.pre.append(a)
+            if i == last:
+                trace.out = taps.output(a) if taps is not None else a
+                return trace
+            h = ACTIVATION_FNS[block.activation](a)
+            if block.pool:
+                h = F.max_pool2d(h, block.pool, block.pool_stride or block.pool, block.pool_padding)
+            trace.hidden.append(h)
+            if masks is not None and masks[i] is not None:
+                h = h * masks[i]
             if noise is not None:
                 h = h + noise[i]
             if taps is not None:
                 h = taps.hidden(i, h)
         raise AssertionError("unreachable")
 
-    def hidden_shapes(self) -> list[int]:
-        return self.sizes[1:-1]
+
+# ----------------------------------------------------------------- the zoo
+def mlp(n_in: int, widths: list[int], n_out: int, activation: str) -> FeedbackNet:
+    sizes = [n_in, *widths, n_out]
+    blocks = [Block(FeedbackLinear(a, b), activation) for a, b in zip(sizes[:-1], sizes[1:])]
+    return FeedbackNet(blocks, (n_in,))
 
 
-MODELS = {"mlp": MLP}
+def autoencoder(n_in: int, widths: list[int], activation: str) -> FeedbackNet:
+    """An MLP trained to reproduce its input; the middle hidden layer is a linear bottleneck."""
+    sizes = [n_in, *widths, n_in]
+    middle = len(widths) // 2
+    blocks = [Block(FeedbackLinear(a, b), "linear" if i == middle else activation)
+              for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    return FeedbackNet(blocks, (n_in,))
 
 
-def build_model(cfg, n_in: int, n_out: int) -> nn.Module:
-    return MLP(n_in, cfg.widths(), n_out, cfg.activation)
+def conv_small(image_shape, n_out: int, activation: str) -> FeedbackNet:
+    """Two 5×5 conv layers (16, 32 channels, each with 2×2 max-pool), FC 128, output.
+
+    Small enough to train for a few thousand steps on a 2-core CPU in minutes."""
+    c, h, w = image_shape
+    flat = 32 * (h // 4) * (w // 4)
+    blocks = [Block(FeedbackConv2d(c, 16, 5, padding=2), activation, pool=2),
+              Block(FeedbackConv2d(16, 32, 5, padding=2), activation, pool=2),
+              Block(FeedbackLinear(flat, 128), activation, flatten_input=True),
+              Block(FeedbackLinear(128, n_out))]
+    return FeedbackNet(blocks, image_shape)
+
+
+def conv_cifar(image_shape, n_out: int, activation: str, dropout: float = 0.5) -> FeedbackNet:
+    """The paper's CIFAR network: conv 5×5×96 → max-pool 3/2 → conv 5×5×128 → pool →
+    conv 5×5×256 → pool → FC 2048 → FC 2048 → out, with dropout 0.5 on the FC layers."""
+    c, h, w = image_shape
+    blocks = [Block(FeedbackConv2d(c_in, c_out, 5, padding=2), activation, pool=3, pool_stride=2,
+                    pool_padding=1)
+              for c_in, c_out in ((c, 96), (96, 128), (128, 256))]
+    side = h
+    for _ in range(3):
+        side = (side + 2 * 1 - 3) // 2 + 1          # each pool 3/2 with padding 1 halves the side
+    blocks += [Block(FeedbackLinear(256 * side * side, 2048), activation, dropout=dropout,
+                     flatten_input=True),
+               Block(FeedbackLinear(2048, 2048), activation, dropout=dropout),
+               Block(FeedbackLinear(2048, n_out))]
+    return FeedbackNet(blocks, image_shape)
+
+
+# Each model: what it is, and whether it needs images (C, H, W).
+MODELS = {
+    "mlp": "fully connected: `depth` hidden layers of `width` units, linear output",
+    "autoencoder": "fully connected autoencoder: hidden `width`s with a linear middle layer, "
+                   "output = input (e.g. depth 3, width 200,2,200: the paper's 784-200-2-200-784)",
+    "conv-small": "2 conv layers (16, 32 channels, 5×5, max-pool 2) → FC 128 → output; "
+                  "depth and width are not used",
+    "conv-cifar": "the paper's CIFAR net: conv 96/128/256 (5×5, pool 3/2) → FC 2048 → FC 2048, "
+                  "dropout 0.5; depth and width are not used",
+}
+CONV_MODELS = ("conv-small", "conv-cifar")
+
+
+def build_model(cfg, data) -> FeedbackNet:
+    """The network cfg.model describes, sized for `data` (an engine.data.Dataset)."""
+    if cfg.model == "mlp":
+        return mlp(data.n_in, cfg.widths(), data.n_out, cfg.activation)
+    if cfg.model == "autoencoder":
+        return autoencoder(data.n_in, cfg.widths(), cfg.activation)
+    image_shape = getattr(data, "image_shape", None)
+    if image_shape is None:
+        from engine.config import ConfigError
+        raise ConfigError(f"model={cfg.model!r} is not allowed for dataset {data.name!r}: "
+                          "a conv net needs an image dataset")
+    if cfg.model == "conv-small":
+        return conv_small(image_shape, data.n_out, cfg.activation)
+    return conv_cifar(image_shape, data.n_out, cfg.activation)

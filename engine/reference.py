@@ -16,14 +16,15 @@ import torch
 @dataclass
 class Reference:
     weight_grads: list[torch.Tensor]   # ∂L/∂Wᵢ of the batch-mean loss, one per layer
-    dh: list[torch.Tensor]             # per-sample true ∂L/∂hᵢ for each hidden layer
+    dh: list[torch.Tensor]             # per-sample true ∂L/∂hᵢ at each hidden site
     deltas: list[torch.Tensor]         # per-sample true δᵢ = ∂L/∂aᵢ for each layer
 
 
-def backprop_reference(model, x, y, objective) -> Reference:
+def backprop_reference(model, x, y, objective, masks=None) -> Reference:
+    """Backprop on the clean network; pass the step's dropout `masks` to see the same network."""
     weights = [layer.weight for layer in model.layers]
     with torch.enable_grad():
-        trace = model(x, use_feedback=False)
+        trace = model(x, masks=masks, use_feedback=False)
         loss = objective.per_sample(trace.out, y).sum()
         hidden_inputs = trace.inputs[1:]
         grads = torch.autograd.grad(loss, weights + hidden_inputs + trace.pre)

@@ -61,10 +61,13 @@ class Trainer:
         # Weight init uses the global RNG: seed it in a fork so callers' RNG state is untouched.
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            self.model = build_model(cfg, self.data.n_in, self.data.n_out).to(self.device)
+            self.model = build_model(cfg, self.data).to(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.batch_generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
-        self.objective = Objective(cfg.loss, self.data.task, self.data.n_out)
+        # An autoencoder's target is its own input: a regression, whatever the labels are.
+        self.autoencoding = cfg.model == "autoencoder"
+        task = "regression" if self.autoencoding else self.data.task
+        self.objective = Objective(cfg.loss, task, self.data.n_out)
         self.rule = RULES[cfg.rule](self.model, cfg, self.generator)
         self.optimizer = self._make_optimizer()
         self.step_count = 0
@@ -139,7 +142,8 @@ class Trainer:
             self._cursor = 0
         idx = self._order[self._cursor:self._cursor + bs]
         self._cursor += bs
-        return self.data.x_train[idx], self.data.y_train[idx]
+        x = self.data.x_train[idx]
+        return x, (x if self.autoencoding else self.data.y_train[idx])
 
     def step(self) -> dict | None:
         """One training step. Returns the record when this step was logged, else None."""
@@ -203,6 +207,8 @@ class Trainer:
         """Clean loss (mean per sample) and accuracy on a whole split; accuracy NaN for regression."""
         x = self.data.x_test if split == "test" else self.data.x_train
         y = self.data.y_test if split == "test" else self.data.y_train
+        if self.autoencoding:
+            y = x
         out = self.model(x, use_feedback=False).out
         loss = self.objective.per_sample(out, y).mean()
         correct = self.objective.correct(out, y)
@@ -235,13 +241,15 @@ class Trainer:
 
     def matrices(self) -> list[dict[str, Any]]:
         """Float32 CPU copies of each feedback matrix and the Wᵀ it stands for (None for direct rules)."""
-        out = []
-        for i, b in enumerate(self.rule.feedback_matrices()):
-            wt = self.model.layers[i + 1].weight.T if self.rule.feedback_kind == "layerwise" else None
-            out.append({"layer": i + 1,
-                        "B": b.detach().float().cpu().numpy().copy(),
-                        "WT": None if wt is None else wt.detach().float().cpu().numpy().copy()})
-        return out
+        def as_matrix(t):
+            # Conv kernels (out, in, kh, kw) are shown like a linear Wᵀ: (in·kh·kw) × out.
+            t = t.detach().float()
+            return (t.flatten(1).T if t.dim() == 4 else t).cpu().numpy().copy()
+
+        layerwise = self.rule.feedback_kind == "layerwise"
+        return [{"layer": i + 1, "B": as_matrix(b),
+                 "WT": as_matrix(self.model.layers[i + 1].transport()) if layerwise else None}
+                for i, b in enumerate(self.rule.feedback_matrices())]
 
     def _publish(self, record: dict) -> None:
         if not self._subscribers:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.models import MLP, FeedbackLinear
+from engine.models import FeedbackLinear, mlp
 from engine.objective import Objective
 from engine.reference import backprop_reference
 from engine.rules import RULES
@@ -25,7 +25,7 @@ def float64():
 
 def setup(rule, widths=(7, 5), activation="sigmoid", loss="mse", seed=0, **cfg_kw):
     torch.manual_seed(seed)
-    model = MLP(6, list(widths), 4, activation)
+    model = mlp(6, list(widths), 4, activation)
     cfg = RunConfig(rule=rule, depth=len(widths), width=list(widths), activation=activation,
                     loss=loss, seed=seed, **cfg_kw)
     gen = torch.Generator().manual_seed(seed + 1)

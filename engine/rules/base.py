@@ -5,9 +5,10 @@ batch it writes the forward-weight gradients into `.grad` (the trainer's optimis
 whatever is there) and updates its own feedback weights. The trainer and the app know rules
 only through this class and the `RULES` registry, so a new rule is one new module.
 
-Conventions: layers are numbered 1..N from the input; hidden layer i (1..N-1) receives its
-error through the feedback matrix of layer i+1, `feedback_matrices()[i-1]`, shaped like
-W_{i+1}ᵀ (n_i × n_{i+1}) for layer-wise rules, or n_i × n_out for direct (DFA-form) rules.
+Conventions: layers are numbered 1..N from the input; hidden site i (1..N-1, the input of
+layer i+1) receives its error through `feedback_matrices()[i-1]`: for layer-wise rules the
+feedback tensor of layer i+1, shaped like W_{i+1}ᵀ (linear) or the kernel (conv); for direct
+(DFA-form) rules a matrix of shape (units at site i) × n_out fed by the output error.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ class StepResult:
     out: torch.Tensor                  # clean output
     deltas: list[torch.Tensor]         # the rule's per-sample δᵢ = ∂L/∂aᵢ, i = 1..N
     weight_grads: list[torch.Tensor]   # the rule's ∂L/∂Wᵢ (batch mean), i = 1..N
-    estimates: list[torch.Tensor] | None = None   # NP's λ̂ᵢ per hidden layer, if any
-    extras: dict = field(default_factory=dict)
+    input_shapes: list[torch.Size] = field(default_factory=list)  # each layer's input shape
+    masks: list | None = None          # dropout masks, shared by every pass of this step
+    estimates: list[torch.Tensor] | None = None   # NP's λ̂ᵢ per hidden site, if any
 
 
 def uniform_like_init(fan_in: int, shape, generator: torch.Generator, device) -> torch.Tensor:
-    """A random matrix at nn.Linear's default init scale, U(−1/√fan_in, 1/√fan_in)."""
+    """A random tensor at nn.Linear/Conv2d's default init scale, U(−1/√fan_in, 1/√fan_in)."""
     bound = 1.0 / fan_in ** 0.5
     return (torch.rand(shape, generator=generator, device=device) * 2 - 1) * bound
 
@@ -88,8 +90,10 @@ class LearningRule:
         """Hook for rules whose feedback follows the forward weights' applied update."""
 
     def error_signals(self, result: StepResult) -> list[torch.Tensor]:
-        """The error each hidden layer's output receives from this rule, per sample."""
-        return [d @ b.T for d, b in zip(result.deltas[1:], self.feedback_matrices())]
+        """The error each hidden site receives from this rule, per sample."""
+        layers = self.model.layers
+        return [layers[i + 1].input_grad(d, b, result.input_shapes[i + 1])
+                for i, (d, b) in enumerate(zip(result.deltas[1:], self.feedback_matrices()))]
 
     def state_dict(self) -> dict:
         return {"feedback": [b.detach().cpu() for b in self.feedback_matrices()]}
@@ -108,8 +112,8 @@ class LearningRule:
 
     def sample_noise(self, x: torch.Tensor) -> list[torch.Tensor]:
         sigma = self.cfg.sigma
-        return [torch.randn(x.shape[0], n, generator=self.generator, device=x.device) * sigma
-                for n in self.model.hidden_shapes()]
+        return [torch.randn(x.shape[0], *shape, generator=self.generator, device=x.device) * sigma
+                for shape in self.model.hidden_shapes()]
 
     def forward_backward(self, x, y, objective, noisy: bool = False, taps=None) -> StepResult:
         """One pass through the rule's backward; gradients of the batch-mean loss into `.grad`.
@@ -120,8 +124,9 @@ class LearningRule:
         model = self.model
         weights = [layer.weight for layer in model.layers]
         biases = [layer.bias for layer in model.layers]
+        masks = model.sample_masks(x.shape[0], self.generator, x.device)
         noise = self.sample_noise(x) if noisy else None
-        trace = model(x, noise=noise, taps=taps)
+        trace = model(x, noise=noise, masks=masks, taps=taps)
         loss = objective.per_sample(trace.out, y)
         # Autograd on the *sum* gives per-sample δ's; the mean's gradient is that over the batch.
         grads = torch.autograd.grad(loss.sum(), weights + biases + trace.pre)
@@ -132,7 +137,8 @@ class LearningRule:
         clean_loss = loss.detach()
         if noisy:
             with torch.no_grad():
-                out = model(x, use_feedback=False).out
+                out = model(x, masks=masks, use_feedback=False).out
                 clean_loss = objective.per_sample(out, y)
         return StepResult(loss=clean_loss, out=out, deltas=list(grads[2 * n:]),
-                          weight_grads=[w.grad for w in weights])
+                          weight_grads=[w.grad for w in weights], masks=masks,
+                          input_shapes=[t.shape for t in trace.inputs])

@@ -13,8 +13,9 @@ class Backprop(LearningRule):
         self.attach_feedback(None)
 
     def feedback_matrices(self):
-        # Views, not copies: backprop's "feedback" is Wᵀ itself, so its angles are 0 by definition.
-        return [layer.weight.T for layer in self.model.layers[1:]]
+        # Views, not copies: backprop's "feedback" is Wᵀ itself (the kernel, for a conv),
+        # so its angles are 0 by definition.
+        return [layer.transport() for layer in self.model.layers[1:]]
 
     def state_dict(self):
         return {"feedback": []}

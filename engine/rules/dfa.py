@@ -1,5 +1,6 @@
-"""Direct feedback alignment (Nøkland 2016): each hidden layer gets the output error e through
-its own fixed random matrix Bᵢ (n_i × n_out): ∂L/∂hᵢ := e Bᵢᵀ for a batch of row vectors.
+"""Direct feedback alignment (Nøkland 2016): each hidden site gets the output error e through
+its own fixed random matrix Bᵢ (units_i × n_out): ∂L/∂hᵢ := e Bᵢᵀ for a batch of row vectors
+(reshaped to the site's shape in a conv net).
 
 Autograd does the rest: a tap on the output records e = ∂L/∂a_N as the backward pass starts,
 and a tap on each hidden output replaces the gradient arriving from above by e Bᵢᵀ.
@@ -25,13 +26,13 @@ class _RecordError(torch.autograd.Function):
 class _InjectError(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, taps, feedback):
-        ctx.taps, ctx.feedback = taps, feedback
+        ctx.taps, ctx.feedback, ctx.shape = taps, feedback, h.shape
         return h.view_as(h)
 
     @staticmethod
     def backward(ctx, g):
         # Autograd reaches this tap only after the output's, so the error is already recorded.
-        return ctx.taps.error @ ctx.feedback.T, None, None
+        return (ctx.taps.error @ ctx.feedback.T).view(ctx.shape), None, None
 
 
 class DirectTaps:
@@ -46,10 +47,23 @@ class DirectTaps:
         return _InjectError.apply(h, self, self.feedback[i])
 
 
+class DirectMap:
+    """The map from the output error to a site, e ↦ e Bᵀ, in the interface of a layer's
+    feedback (see engine/models.py), so the feedback regression treats both alike."""
+
+    @staticmethod
+    def input_grad(g, feedback, shape):
+        return g @ feedback.T
+
+    @staticmethod
+    def feedback_grad(residual, g):
+        return residual.flatten(1).T @ g
+
+
 def direct_random_feedback(model, generator, device):
     n_out = model.sizes[-1]
-    # Scale as if B_i were a layer from the output (fan-in n_out) down to layer i.
-    return [uniform_like_init(n_out, (n, n_out), generator, device) for n in model.hidden_shapes()]
+    # Scale as if B_i were a layer from the output (fan-in n_out) down to site i.
+    return [uniform_like_init(n_out, (n, n_out), generator, device) for n in model.sizes[1:-1]]
 
 
 @register

@@ -1,11 +1,15 @@
-"""Feedback alignment (Lillicrap et al. 2016): a fixed random B in place of Wᵀ."""
+"""Feedback alignment (Lillicrap et al. 2016): a fixed random B in place of Wᵀ.
+
+In a convolution the error goes down through the transposed convolution with a fixed random
+kernel instead of the forward one."""
 
 from engine.rules.base import LearningRule, register, uniform_like_init
 
 
 def random_feedback(model, generator, device):
-    """One random matrix per layer above the first, shaped like Wᵀ, at W's init scale."""
-    return [uniform_like_init(layer.in_features, (layer.in_features, layer.out_features), generator, device)
+    """One random tensor per layer above the first, shaped like what it stands for (Wᵀ, or the
+    kernel of a convolution), at the forward weights' init scale."""
+    return [uniform_like_init(layer.fan_in(), layer.transport().shape, generator, device)
             for layer in model.layers[1:]]
 
 

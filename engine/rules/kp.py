@@ -31,15 +31,15 @@ class KolenPollack(LearningRule):
         return result
 
     def before_optimizer_step(self):
-        self._before = [layer.weight.detach().clone() for layer in self.model.layers[1:]]
+        self._before = [layer.transport().detach().clone() for layer in self.model.layers[1:]]
 
     @torch.no_grad()
     def after_optimizer_step(self):
         decay = self.cfg.lr * self.cfg.weight_decay
         for b, old, layer in zip(self.feedback, self._before, self.model.layers[1:]):
             # B += ΔWᵀ − ηλ(B − W_oldᵀ): equals −η(∇Wᵀ + λB) under plain SGD.
-            drift = b - old.T
-            b.add_(layer.weight.T - old.T).sub_(drift, alpha=decay)
+            drift = b - old
+            b.add_(layer.transport() - old).sub_(drift, alpha=decay)
 
     def feedback_matrices(self):
         return self.feedback

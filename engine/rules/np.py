@@ -12,7 +12,10 @@ B_{i+1} δ_{i+1} predicts λ̂ᵢ. Loss and accuracy are those of the clean pass
 
 import torch
 
+from engine.config import ConfigError
+from engine.models import FeedbackConv2d
 from engine.rules.base import LearningRule, register
+from engine.rules.dfa import DirectFeedbackAlignment, DirectMap, DirectTaps, direct_random_feedback
 from engine.rules.fa import random_feedback
 from engine.rules.regression import FeedbackRegression
 
@@ -26,10 +29,7 @@ class NodePerturbation(LearningRule):
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
         self.feedback = random_feedback(model, generator, self.device)
-        if cfg.feedback_mode == "ridge":
-            for b in self.feedback:          # the paper's ridge solution starts from B = 0
-                b.zero_()
-        self.regression = FeedbackRegression(self.feedback, cfg)
+        self.regression = learned_feedback(self.feedback, list(model.layers[1:]), cfg)
         self.attach_feedback(self.feedback)
 
     @classmethod
@@ -38,25 +38,29 @@ class NodePerturbation(LearningRule):
 
     def compute_gradients(self, x, y, objective):
         result = self.forward_backward(x, y, objective)      # clean pass: trains W, gives δ and L
-        result.estimates = self.estimate(x, y, objective, result.loss)
+        result.estimates = self.estimate(x, y, objective, result.loss, result.masks)
         return result
 
     def learn_feedback(self, x, y, objective, result):
         self.regression.update(result.deltas[1:], result.estimates)
 
     @torch.no_grad()
-    def estimate(self, x, y, objective, clean_loss):
-        """λ̂ᵢ for every hidden layer from one noisy pass (two when antithetic)."""
+    def estimate(self, x, y, objective, clean_loss, masks=None):
+        """λ̂ᵢ for every hidden site from one noisy pass (two when antithetic).
+
+        The noisy pass reuses the clean pass's dropout masks, so L̃ − L is caused by the node
+        noise alone (independent masks let dropout noise leak into the estimate)."""
         noise = self.sample_noise(x)
-        noisy_loss = objective.per_sample(self.model(x, noise=noise, use_feedback=False).out, y)
+
+        def loss_with(n):
+            return objective.per_sample(self.model(x, noise=n, masks=masks, use_feedback=False).out, y)
+
         if self.cfg.antithetic:
-            mirrored = objective.per_sample(
-                self.model(x, noise=[-xi for xi in noise], use_feedback=False).out, y)
-            change = 0.5 * (noisy_loss - mirrored)
+            change = 0.5 * (loss_with(noise) - loss_with([-xi for xi in noise]))
         else:
-            change = noisy_loss - clean_loss
-        scale = (change / self.cfg.sigma ** 2).unsqueeze(1)
-        return [scale * xi for xi in noise]
+            change = loss_with(noise) - clean_loss
+        scale = change / self.cfg.sigma ** 2
+        return [scale.view(-1, *[1] * (xi.dim() - 1)) * xi for xi in noise]
 
     def feedback_matrices(self):
         return self.feedback
@@ -67,3 +71,41 @@ class NodePerturbation(LearningRule):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.regression.load_state_dict(state.get("regression", {}))
+
+
+def learned_feedback(feedback, maps, cfg) -> FeedbackRegression:
+    """The regression that learns `feedback`; ridge starts from B = 0, as in the paper."""
+    if cfg.feedback_mode == "ridge":
+        if any(isinstance(m, FeedbackConv2d) for m in maps):
+            raise ConfigError("feedback_mode='ridge' is not allowed for convolutional layers; "
+                              "use feedback_mode='sgd'")
+        for b in feedback:
+            b.zero_()
+    return FeedbackRegression(feedback, maps, cfg)
+
+
+@register
+class NodePerturbationDirect(NodePerturbation):
+    """The paper's CIFAR form: feedback from the output error e straight to every hidden site
+    (DFA-shaped Bᵢ), learned by node perturbation: Bᵢ ← Bᵢ − β (Bᵢ e − λ̂ᵢ) eᵀ."""
+
+    name = "np-dfa"
+    summary = "node perturbation learns direct feedback Bᵢ from the output error (the paper's CIFAR form)"
+    feedback_kind = "direct"
+
+    def __init__(self, model, cfg, generator):
+        LearningRule.__init__(self, model, cfg, generator)
+        self.feedback = direct_random_feedback(model, generator, self.device)
+        self.regression = learned_feedback(self.feedback, [DirectMap] * len(self.feedback), cfg)
+        self.attach_feedback(None)
+
+    def compute_gradients(self, x, y, objective):
+        result = self.forward_backward(x, y, objective, taps=DirectTaps(self.feedback))
+        result.estimates = self.estimate(x, y, objective, result.loss, result.masks)
+        return result
+
+    def learn_feedback(self, x, y, objective, result):
+        e = result.deltas[-1]
+        self.regression.update([e] * len(self.feedback), result.estimates)
+
+    error_signals = DirectFeedbackAlignment.error_signals

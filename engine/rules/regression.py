@@ -1,12 +1,15 @@
-"""Learning B by linear regression: make B δ_{i+1} predict a per-sample target for ∂L/∂hᵢ.
+"""Learning B by linear regression: make the error sent through B predict a per-sample target.
 
 Shared by node perturbation (target: the noisy estimate λ̂ᵢ) and the SG oracle (target: the
-true gradient). Two solvers, as in the paper's reference code:
+true gradient), in layer-wise form (input δ_{i+1}, through layer i+1's feedback) and direct
+form (input: the output error e). Two solvers, as in the paper's reference code:
 
 - "sgd":   B ← B − η_B · mean_t (B δ_t − λ_t) δ_tᵀ        (batch mean, so η_B ignores batch size)
 - "ridge": V ← ρV + Σ δδᵀ,  S ← ρS + Σ λ δᵀ,  B = S (V + γI)⁻¹   (ρ = 1: cumulative, the paper's)
 
-In row-vector form (δ: batch × n_{i+1}, λ: batch × n_i) the prediction is δ Bᵀ.
+In row-vector form (δ: batch × n_{i+1}, λ: batch × n_i) the prediction is δ Bᵀ. For a
+convolution the prediction is the transposed convolution of δ with B and the SGD step its
+adjoint; ridge needs a plain matrix and is refused there.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import torch
 
 
 class FeedbackRegression:
-    def __init__(self, feedback: list[torch.Tensor], cfg):
-        self.feedback = feedback
+    def __init__(self, feedback: list[torch.Tensor], maps: list, cfg):
+        """`maps[i]` sends an error through `feedback[i]`: a layer, or a direct map (see dfa.py)."""
+        self.feedback, self.maps = feedback, maps
         self.cfg = cfg                      # read at every update: feedback_lr may change live
         if cfg.feedback_mode == "ridge":
             self.gram = [torch.zeros(b.shape[1], b.shape[1], device=b.device) for b in feedback]
@@ -30,13 +34,15 @@ class FeedbackRegression:
             self._sgd(inputs, targets)
 
     def _sgd(self, inputs, targets):
-        for b, d, t in zip(self.feedback, inputs, targets):
-            residual = d @ b.T - t
-            b.sub_(residual.T @ d, alpha=self.cfg.feedback_lr / d.shape[0])
+        for b, m, d, t in zip(self.feedback, self.maps, inputs, targets):
+            prediction = m.input_grad(d, b, t.shape)
+            residual = prediction - t.reshape(prediction.shape)
+            b.sub_(m.feedback_grad(residual, d), alpha=self.cfg.feedback_lr / d.shape[0])
 
     def _ridge(self, inputs, targets):
         rho, gamma = self.cfg.ridge_forget, self.cfg.ridge_gamma
         for b, v, s, d, t in zip(self.feedback, self.gram, self.cross, inputs, targets):
+            t = t.flatten(1)
             v.mul_(rho).addmm_(d.T, d)
             s.mul_(rho).addmm_(t.T, d)
             ridge = v + gamma * torch.eye(v.shape[0], device=v.device)

@@ -7,7 +7,7 @@ The ceiling of the method: what learned feedback reaches when its target is nois
 from engine.reference import backprop_reference
 from engine.rules.base import LearningRule, register
 from engine.rules.fa import random_feedback
-from engine.rules.regression import FeedbackRegression
+from engine.rules.np import learned_feedback
 
 
 @register
@@ -19,14 +19,11 @@ class SyntheticGradientOracle(LearningRule):
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
         self.feedback = random_feedback(model, generator, self.device)
-        if cfg.feedback_mode == "ridge":
-            for b in self.feedback:
-                b.zero_()
-        self.regression = FeedbackRegression(self.feedback, cfg)
+        self.regression = learned_feedback(self.feedback, list(model.layers[1:]), cfg)
         self.attach_feedback(self.feedback)
 
     def learn_feedback(self, x, y, objective, result):
-        target = backprop_reference(self.model, x, y, objective).dh
+        target = backprop_reference(self.model, x, y, objective, result.masks).dh
         self.regression.update(result.deltas[1:], target)
 
     def feedback_matrices(self):
