@@ -72,7 +72,7 @@ class RunConfig:
     # --------------------------------------------------------------- checking
     def validate(self) -> "RunConfig":
         from engine.data import DATASETS          # late imports: avoid import cycles
-        from engine.models import MODELS
+        from engine.models import CONV_MODELS, MODELS
         from engine.rules import RULES
 
         _choice("rule", self.rule, sorted(RULES))
@@ -110,6 +110,9 @@ class RunConfig:
         if RULES[self.rule].uses_noise(self) and not self.sigma > 0:
             raise ConfigError(f"sigma={self.sigma!r} is not allowed for rule {self.rule!r}: "
                               "node perturbation needs sigma > 0")
+        if self.model in CONV_MODELS and DATASETS[self.dataset].image_shape is None:
+            raise ConfigError(f"model={self.model!r} is not allowed for dataset {self.dataset!r}: "
+                              "a conv net needs an image dataset")
         if self.model == "autoencoder":
             if self.depth % 2 == 0:
                 raise ConfigError(f"depth={self.depth} is not allowed for model 'autoencoder': "

@@ -55,6 +55,7 @@ def sign_congruence(b: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
 
 
 def snr_db(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    estimate = estimate.reshape(truth.shape)          # a conv site's estimate vs a flat gradient
     noise = (estimate - truth).pow(2).sum().clamp_min(_EPS)
     return 10.0 * torch.log10(truth.pow(2).sum().clamp_min(_EPS) / noise)
 

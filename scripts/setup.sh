@@ -22,6 +22,9 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 .venv/bin/pip install --quiet -e ".[${extras}]"
 
+if [ "$extras" = "dev" ]; then
+    scripts/install_data.sh          # Fashion-MNIST from Debian's package, so tests use real data
+fi
 if [ "$extras" = "dev" ] && [ ! -x /usr/bin/chromium ]; then
     # Playwright cannot download its own browser here; the browser tests use Debian's.
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
