@@ -1,0 +1,229 @@
+"""How much does each rule cost per training step, against a plain backprop step?
+
+The baseline is "a standard autograd step with torch.optim.SGD": an `nn.Sequential(Linear,
+Sigmoid, …)`, loss ½‖ŷ − onehot‖² summed over outputs and averaged over the batch,
+`loss.backward()`, `opt.step()`. Every rule in `RULES` is timed through `Trainer.step()`,
+once with the default metric interval (alignment metrics included, as a user runs it) and
+once with metrics and evaluation off, on random data of the right shape (no dataset needed):
+
+- the paper's MLP 784-50-20-10, sigmoid, batch 32
+- a wider one, 784-256-256-10, sigmoid, batch 128
+
+Method: every candidate is warmed up, then `rounds` interleaved rounds (default 15) time
+`steps` steps of each candidate in turn (default: one metric interval, so every block holds
+exactly one logged step); the per-step time of a candidate is its median over rounds, which is
+robust to the noise of a small shared machine (the minimum is reported in the JSON as well).
+The load average before and after is printed: on a 2-core machine with other work running,
+torch's 2 intra-op threads can slow down many-fold, and no statistic rescues that. Goals (issue 2): NP ≤ 1.5× and FA ≤ 1.1× the baseline
+on the wider net with the default metric interval.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from typing import Any, Callable, TextIO
+
+import torch
+from torch import nn
+
+from engine.config import RunConfig
+from engine.data import Dataset
+from engine.rules import RULES
+from engine.trainer import DivergedError, Trainer, resolve_device
+
+NETWORKS = [
+    {"name": "784-50-20-10", "widths": [50, 20], "batch": 32},
+    {"name": "784-256-256-10", "widths": [256, 256], "batch": 128},
+]
+N_IN, N_OUT, N_TRAIN, N_TEST = 784, 10, 4096, 512
+GOALS = {"np": 1.5, "fa": 1.1}       # on the wider net, default metric interval
+GOAL_NETWORK = "784-256-256-10"
+OFF = 10 ** 9                        # a metric / eval interval that is never reached
+# The paper's lr (4e-4 on a batch sum of 32 ≈ 0.0128 on the mean): RunConfig's default (0.1, tuned
+# for 64-pixel digits) makes several rules diverge within ~20 steps on 784 random inputs, and a
+# run full of NaNs would time NaN arithmetic instead of training.
+BENCH_LR = 0.01
+
+
+def random_dataset(device: torch.device, seed: int = 0) -> Dataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(N_TRAIN + N_TEST, N_IN, generator=g)
+    y = torch.randint(0, N_OUT, (N_TRAIN + N_TEST,), generator=g)
+    return Dataset("random", x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], n_in=N_IN,
+                   n_out=N_OUT, task="classification").to(device)
+
+
+class Baseline:
+    """The plain autograd step every ratio is taken against."""
+
+    def __init__(self, widths: list[int], batch: int, data: Dataset, cfg: RunConfig, device):
+        torch.manual_seed(0)
+        sizes = [N_IN, *widths, N_OUT]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.Sigmoid())
+        self.model = nn.Sequential(*layers).to(device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        self.data, self.batch = data, batch
+        self.order = torch.randperm(data.x_train.shape[0], device=device)
+        self.cursor = 0
+
+    def step(self) -> None:
+        if self.cursor + self.batch > self.order.numel():
+            self.cursor = 0
+        idx = self.order[self.cursor:self.cursor + self.batch]
+        self.cursor += self.batch
+        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        out = self.model(x)
+        onehot = torch.nn.functional.one_hot(y, N_OUT).to(out.dtype)
+        loss = 0.5 * ((out - onehot) ** 2).sum(1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def _trainer_step(rule: str, widths: list[int], batch: int, data: Dataset, device: str,
+                  metrics: bool) -> Callable[[], Any]:
+    cfg = RunConfig(rule=rule, dataset="digits", depth=len(widths), width=list(widths),
+                    batch_size=batch, steps=OFF, device=device, lr=BENCH_LR)
+    if not metrics:
+        cfg = dataclasses.replace(cfg, metric_interval=OFF, eval_interval=OFF)
+    state = {"trainer": Trainer(cfg, dataset=data)}
+
+    def step():
+        try:
+            state["trainer"].step()
+        except DivergedError:        # keep timing real arithmetic, not NaNs: start afresh
+            state["trainer"] = Trainer(cfg, dataset=data)
+    return step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_candidates(candidates: dict[str, Callable[[], Any]], device: torch.device, rounds: int,
+                    steps: int, warmup: int, progress: TextIO | None = None
+                    ) -> dict[str, list[float]]:
+    """Seconds per step of each candidate in every one of the interleaved rounds."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    names = list(candidates)
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]     # rotate: no fixed position
+        for name in order:
+            fn = candidates[name]
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            _sync(device)
+            samples[name].append((time.perf_counter() - t0) / steps)
+        if progress is not None and (r + 1) % 5 == 0:
+            print(f"  round {r + 1}/{rounds} done", file=progress, flush=True)
+    return samples
+
+
+def run_benchmark(device: str = "cpu", quick: bool = False, threads: int | None = None,
+                  rounds: int | None = None, steps: int | None = None,
+                  progress: TextIO | None = None) -> dict[str, Any]:
+    dev = resolve_device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    metric_interval = RunConfig().metric_interval
+    # Many short rounds (one metric interval each, so every block holds one logged step) sample
+    # the load of a shared machine finely; the median over rounds then shrugs off busy moments.
+    rounds = rounds or (2 if quick else 15)
+    steps = steps or (3 if quick else metric_interval)
+    warmup = 2 if quick else metric_interval
+    rules = list(RULES)
+    report: dict[str, Any] = {
+        "torch": torch.__version__, "device": str(dev), "threads": torch.get_num_threads(),
+        "rounds": rounds, "steps_per_round": steps, "warmup_steps": warmup, "quick": quick,
+        "metric_interval": metric_interval, "lr": BENCH_LR, "momentum": RunConfig().momentum,
+        "baseline": "plain autograd step: nn.Sequential(Linear, Sigmoid, …), "
+                    "loss 0.5*((out - onehot)**2).sum(1).mean(), loss.backward(), torch.optim.SGD",
+        "load_average_before": _load(), "networks": [],
+    }
+    for net in NETWORKS:
+        if progress is not None:
+            print(f"timing {net['name']} (batch {net['batch']}) …", file=progress, flush=True)
+        data = random_dataset(dev)
+        base_cfg = RunConfig(lr=BENCH_LR)
+        candidates: dict[str, Callable[[], Any]] = {
+            "baseline": Baseline(net["widths"], net["batch"], data, base_cfg, dev).step}
+        for rule in rules:
+            candidates[rule] = _trainer_step(rule, net["widths"], net["batch"], data, device, True)
+            candidates[rule + ":off"] = _trainer_step(rule, net["widths"], net["batch"], data,
+                                                      device, False)
+        samples = time_candidates(candidates, dev, rounds, steps, warmup, progress)
+        times = {name: statistics.median(v) for name, v in samples.items()}
+        best = {name: min(v) for name, v in samples.items()}
+        base = times["baseline"]
+        report["networks"].append({
+            "name": net["name"], "activation": "sigmoid", "batch": net["batch"],
+            "baseline_ms": base * 1e3, "baseline_ms_min": best["baseline"] * 1e3,
+            "rules": [{"rule": rule, "ms": times[rule] * 1e3, "ratio": times[rule] / base,
+                       "ms_min": best[rule] * 1e3, "ratio_of_mins": best[rule] / best["baseline"],
+                       "ms_metrics_off": times[rule + ":off"] * 1e3,
+                       "ratio_metrics_off": times[rule + ":off"] / base} for rule in rules],
+        })
+    report["load_average_after"] = _load()
+    goal_net = next(n for n in report["networks"] if n["name"] == GOAL_NETWORK)
+    report["goals"] = [
+        {"rule": rule, "network": GOAL_NETWORK, "limit": limit,
+         "ratio": next(r["ratio"] for r in goal_net["rules"] if r["rule"] == rule),
+         "met": next(r["ratio"] for r in goal_net["rules"] if r["rule"] == rule) <= limit,
+         "ratio_of_mins": next(r["ratio_of_mins"] for r in goal_net["rules"] if r["rule"] == rule)}
+        for rule, limit in GOALS.items() if rule in RULES]
+    return report
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"creditlab bench: torch {report['torch']}, device {report['device']}, "
+             f"{report['threads']} thread{'s' if report['threads'] != 1 else ''}; {report['rounds']} interleaved rounds × "
+             f"{report['steps_per_round']} steps after {report['warmup_steps']} warm-up steps, "
+             "median per step" + (" (QUICK: not a real timing)" if report["quick"] else ""),
+             f"BP baseline = {report['baseline']}",
+             f"SGD lr {report['lr']}, momentum {report['momentum']}; random inputs U(0,1), 10 classes; "
+             f"load average before {_fmt_load(report['load_average_before'])}, "
+             f"after {_fmt_load(report['load_average_after'])} (on {os.cpu_count()} CPUs)"]
+    for net in report["networks"]:
+        lines += ["", f"{net['name']} {net['activation']}, batch {net['batch']}: "
+                      f"baseline {net['baseline_ms']:.3f} ms/step",
+                  f"{'rule':<6}{'ms/step':>10}{'× BP':>8}   "
+                  f"{'metrics off: ms/step':>21}{'× BP':>8}"]
+        for r in net["rules"]:
+            lines.append(f"{r['rule']:<6}{r['ms']:>10.3f}{r['ratio']:>8.2f}   "
+                         f"{r['ms_metrics_off']:>21.3f}{r['ratio_metrics_off']:>8.2f}")
+    lines.append("")
+    lines.append(f"goals on {GOAL_NETWORK}, metrics every {report['metric_interval']} steps: " + "; ".join(
+        f"{g['rule'].upper()} {g['ratio']:.2f}× ≤ {g['limit']}×: {'met' if g['met'] else 'MISSED'}"
+        for g in report["goals"]))
+    lines.append("  (fastest round of each instead of the median, for a busy machine: " + "; ".join(
+        f"{g['rule'].upper()} {g['ratio_of_mins']:.2f}×" for g in report["goals"]) + ")")
+    return "\n".join(lines)
+
+
+def _fmt_load(load) -> str:
+    return "n/a" if not load else "/".join(f"{v:.2f}" for v in load)
+
+
+if __name__ == "__main__":
+    print(format_report(run_benchmark(progress=__import__("sys").stderr)))

@@ -1,0 +1,435 @@
+"""The `creditlab` command line: train, runs, serve, bench.
+
+Every bad input ends the same way: one line on stderr, `creditlab: error: <message>`, naming
+the bad value and what is allowed, and exit status 2. Settings are checked by
+`RunConfig.validate()` (not by argparse), so the CLI, the dashboard and the API report the
+same message; argparse's own complaints (unknown flag, missing value) are folded into one line
+too. A run that diverges exits 3 with the step it diverged at; Ctrl-C stops a run gracefully,
+saves it as "stopped" and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from typing import Any, Sequence
+
+from engine.config import (ACTIVATIONS, DEVICES, FEEDBACK_MODES, LOSSES, OPTIMIZERS, ConfigError,
+                           RunConfig)
+
+PROG = "creditlab"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+APP_EXTRA_MESSAGE = "the dashboard needs the app extra: pip install 'creditlab[app]'"
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):                      # never argparse's multi-line usage
+        raise UsageError(" ".join(message.split()))
+
+
+# ----------------------------------------------------------------- train options
+_DEFAULTS = RunConfig()
+
+
+def _choices(values) -> str:
+    return "{" + ",".join(values) + "}"
+
+
+def _train_options() -> list[tuple[str, str, str | None, str]]:
+    """(field, flag, metavar, help) for every RunConfig field; defaults are read from RunConfig."""
+    from engine.data import DATASETS
+    from engine.models import MODELS
+    from engine.rules import RULES
+
+    options = [
+        ("rule", "--rule", _choices(RULES), "learning rule: " + "; ".join(
+            f"{name}: {RULES[name].summary}" for name in RULES)),
+        ("dataset", "--dataset", _choices(DATASETS), "dataset"),
+        ("model", "--model", _choices(MODELS), "network family"),
+        ("depth", "--depth", "D", "number of hidden layers"),
+        ("width", "--width", "W", "hidden width: one integer, or one per hidden layer, "
+                                   "comma-separated (e.g. 50,20; then --depth may be left out)"),
+        ("activation", "--activation", _choices(ACTIVATIONS), "hidden nonlinearity"),
+        ("loss", "--loss", _choices(LOSSES), "mse: ½‖ŷ − y‖² (the paper's); ce: cross-entropy"),
+        ("optimizer", "--optimizer", _choices(OPTIMIZERS), "optimiser of the forward weights"),
+        ("lr", "--lr", "LR", "forward learning rate"),
+        ("momentum", "--momentum", "M", "SGD momentum"),
+        ("batch_size", "--batch-size", "B", "mini-batch size"),
+        ("steps", "--steps", "N", "training steps"),
+        ("freeze_forward", "--freeze-forward", None, "only the feedback learns"),
+        ("warmup_steps", "--warmup-steps", "K", "forward weights frozen for the first K steps"),
+        ("sigma", "--sigma", "S", "node-perturbation noise std (np needs > 0)"),
+        ("feedback_lr", "--feedback-lr", "LRB", "learning rate of the feedback weights B"),
+        ("feedback_mode", "--feedback-mode", _choices(FEEDBACK_MODES),
+         "how B is regressed: sgd steps or exact ridge"),
+        ("ridge_gamma", "--ridge-gamma", "G", "ridge regulariser γ"),
+        ("ridge_forget", "--ridge-forget", "RHO", "ridge forgetting factor (1: cumulative)"),
+        ("antithetic", "--antithetic", None, "antithetic noise pairs (ξ and −ξ)"),
+        ("train_on_noise", "--train-on-noise", None, "noise-only ablation for fixed-feedback rules"),
+        ("weight_decay", "--weight-decay", "L", "Kolen-Pollack weight decay"),
+        ("seed", "--seed", "S", "random seed"),
+        ("device", "--device", _choices(DEVICES), "where to train"),
+        ("metric_interval", "--metric-interval", "K", "log alignment metrics every K steps"),
+        ("eval_interval", "--eval-interval", "K", "evaluate on the test set every K steps"),
+        ("teacher", "--teacher", "{linear,nonlinear}", "teacher of the 'teacher' dataset"),
+    ]
+    # A setting added to RunConfig later still gets a flag, named after the field.
+    known = {name for name, *_ in options}
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in known:
+            options.append((f.name, "--" + f.name.replace("_", "-"),
+                            None if isinstance(getattr(_DEFAULTS, f.name), bool) else f.name.upper(),
+                            f"RunConfig.{f.name}"))
+    return options
+
+
+def _parse_int(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise ConfigError(f"{name}={text!r} is not allowed; it must be an integer")
+
+
+def _parse_float(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number") from None
+
+
+def _parse_width(text: str) -> int | list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"width={text!r} is not allowed; give one integer or comma-separated "
+                          "integers, one per hidden layer (e.g. 50 or 50,20)") from None
+    return values[0] if len(values) == 1 else values
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """A validated RunConfig: RunConfig's defaults, overridden by the flags that were given."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(RunConfig):
+        text = getattr(args, f.name, None)
+        if text is None:
+            continue
+        default = getattr(_DEFAULTS, f.name)
+        if f.name == "width":
+            changes["width"] = _parse_width(text)
+        elif isinstance(default, bool):
+            changes[f.name] = bool(text)
+        elif isinstance(default, int):
+            changes[f.name] = _parse_int(f.name, text)
+        elif isinstance(default, float):
+            changes[f.name] = _parse_float(f.name, text)
+        else:
+            changes[f.name] = text
+    if isinstance(changes.get("width"), list) and "depth" not in changes:
+        changes["depth"] = len(changes["width"])
+    return dataclasses.replace(_DEFAULTS, **changes).validate()
+
+
+# ----------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Learning feedback weights by node perturbation "
+                     "(Lansdell, Prakash & Kording, ICLR 2020), with BP/FA/DFA/KP/SG/SS baselines.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    train = sub.add_parser("train", help="train one network and save the run")
+    for name, flag, metavar, help_text in _train_options():
+        default = getattr(_DEFAULTS, name)
+        if isinstance(default, bool):
+            train.add_argument(flag, dest=name, action="store_const", const=True, default=None,
+                               help=help_text)
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            train.add_argument(flag, dest=name, metavar=metavar, default=None,
+                               help=f"{help_text} (default: {shown})")
+    train.add_argument("--out", default="runs", metavar="DIR",
+                       help="folder that run folders are written into (default: ./runs)")
+    train.add_argument("--no-save", action="store_true", help="do not write the run to disk")
+    train.add_argument("--json", action="store_true",
+                       help="print one JSON object with the final metrics on stdout")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    runs = sub.add_parser("runs", help="list saved runs")
+    runs.add_argument("--out", default="runs", metavar="DIR", help="runs folder (default: ./runs)")
+    runs.add_argument("--json", action="store_true", help="print the list as JSON")
+
+    serve = sub.add_parser("serve", help="start the dashboard (needs the app extra)")
+    serve.add_argument("--port", type=_port, default=5006, help="port (default: 5006)")
+    serve.add_argument("--address", default="localhost", help="address (default: localhost)")
+    serve.add_argument("--show", action="store_true", help="open it in a browser")
+
+    bench = sub.add_parser("bench", help="time a training step of every rule against backprop")
+    bench.add_argument("--device", default="cpu", metavar=_choices(DEVICES),
+                       help="device (default: cpu)")
+    bench.add_argument("--quick", action="store_true", help="few steps: a smoke test, not a timing")
+    bench.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                       help="torch.set_num_threads(N) (default: torch's)")
+    bench.add_argument("--rounds", type=_positive_int, default=None, metavar="R",
+                       help="interleaved timing rounds (default: 15, quick: 2)")
+    bench.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+                       help="timed steps per round and candidate (default: the metric "
+                       f"interval, {_DEFAULTS.metric_interval}, so each block holds one logged "
+                       "step; quick: 3)")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"port={text!r} is not allowed; it must be an integer "
+                                         "from 1 to 65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be an integer >= 1")
+    return value
+
+
+# ----------------------------------------------------------------- output
+def _err(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
+def _dumps(data: Any) -> str:
+    from engine.runs import json_safe
+    return json.dumps(json_safe(data), allow_nan=False)
+
+
+def _fmt(value: Any, spec: str = ".3g", scale: float = 1.0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value * scale, spec)
+
+
+def _print_summary(result: dict, seconds: float) -> None:
+    acc = result.get("test_accuracy")
+    print(f"{result['rule']} on {result['dataset']}: {result['status']} after {result['steps']} steps "
+          f"in {seconds:.1f} s")
+    print(f"test accuracy {_fmt(acc, '.1f', 100.0)} %, test loss {_fmt(result.get('test_loss'), '.4g')}, "
+          f"train loss {_fmt(result.get('train_loss'), '.4g')}")
+    layers = result.get("layers") or []
+    if layers:
+        print("layer  weight°  signal°  update°  sign agree  rel. error")
+        for layer in layers:
+            print(f"{layer['layer']:>5}  {_fmt(layer['weight_angle_deg'], '7.1f'):>7}  "
+                  f"{_fmt(layer['signal_angle_deg'], '7.1f'):>7}  "
+                  f"{_fmt(layer['update_angle_deg'], '7.1f'):>7}  "
+                  f"{_fmt(layer['sign_congruence'], '9.1f', 100.0):>9} %  "
+                  f"{_fmt(layer['relative_error'], '10.3f'):>10}")
+    if result.get("run_dir"):
+        print(f"saved to {result['run_dir']}")
+
+
+# ----------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)                   # ConfigError → exit 2 in main()
+    from engine.trainer import DivergedError, Trainer
+
+    trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)
+    writer = None
+    if not args.no_save:
+        from engine.runs import RunWriter
+        try:
+            writer = RunWriter(args.out, trainer)
+        except OSError as exc:
+            raise UsageError(f"cannot save the run under out={args.out!r}: "
+                             f"{exc.strerror or exc}; choose another --out or pass --no-save") from None
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, file=sys.stderr, unit="step", dynamic_ncols=True,
+                   desc=cfg.rule, leave=True)
+
+    def on_record(record: dict) -> None:
+        if bar is None:
+            return
+        from engine.stream import flatten_record
+        row = flatten_record(record)
+        postfix = {"loss": _fmt(row["train_loss"], ".4f"),
+                   "acc": _fmt(row["train_accuracy"], ".3f"),
+                   "signal°": _fmt(row.get("signal_angle_deg_mean"), ".1f")}
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(record["step"] - bar.n)
+
+    # Ctrl-C: the first one asks the trainer to stop after the current step (and saves the
+    # run as "stopped"); a second one interrupts at once (still saved as "stopped").
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum, frame):
+            if trainer._stop.is_set():
+                raise KeyboardInterrupt
+            trainer.stop()
+        previous = signal.signal(signal.SIGINT, on_sigint)
+
+    started = time.perf_counter()
+    error: BaseException | None = None
+    status = "finished"
+    try:
+        status = trainer.run(on_record=on_record)
+    except DivergedError as exc:
+        status, error = "diverged", exc
+    except KeyboardInterrupt:
+        status = "stopped"
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+
+    if writer is not None:
+        result = writer.close(status, error)
+    else:
+        result = {**trainer.summary(), "status": status, "run_id": None, "run_dir": None}
+        if error is not None:
+            result["diverged_step"] = error.step
+    result["seconds"] = seconds
+    result["config"] = cfg.to_dict()
+
+    if args.json:
+        print(_dumps(result), flush=True)
+    elif status == "diverged":
+        if result.get("run_dir"):
+            print(f"saved to {result['run_dir']}")
+    else:
+        _print_summary(result, seconds)
+    if status == "diverged":
+        _err(str(error))
+        return EXIT_DIVERGED
+    if status == "stopped":
+        print(f"{PROG}: interrupted: the run was stopped at step {result['steps']}"
+              + (f" and saved to {result['run_dir']}" if result.get("run_dir") else ""),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.runs import list_runs
+
+    df = list_runs(args.out)
+    if args.json:
+        print(_dumps(df.to_dict(orient="records")))
+        return EXIT_OK
+    if df.empty:
+        print(f"no runs in {args.out}")
+        return EXIT_OK
+    shown = df.drop(columns=["path"]).copy()
+    shown["test_accuracy"] = [_fmt(v, ".1f", 100.0) for v in shown["test_accuracy"]]
+    shown["test_loss"] = [_fmt(v, ".4g") for v in shown["test_loss"]]
+    shown["steps"] = ["-" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+                      for v in shown["steps"]]
+    shown = shown.rename(columns={"test_accuracy": "test_acc_%"})
+    print(shown.to_string(index=False))
+    print(f"{len(df)} run{'s' if len(df) != 1 else ''} in {args.out}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+    import os
+    import subprocess
+
+    if importlib.util.find_spec("panel") is None:
+        raise UsageError(APP_EXTRA_MESSAGE)
+    spec = importlib.util.find_spec("app")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("the dashboard package 'app' is not installed; reinstall creditlab "
+                         "with pip install 'creditlab[app]'")
+    app_dir = os.path.abspath(list(spec.submodule_search_locations)[0])
+    command = [sys.executable, "-m", "panel", "serve", app_dir, "--address", args.address,
+               "--port", str(args.port), "--allow-websocket-origin", f"{args.address}:{args.port}"]
+    if args.show:
+        command.append("--show")
+    print(f"serving the dashboard at http://{args.address}:{args.port}/ (Ctrl-C stops it)",
+          file=sys.stderr, flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine import bench
+
+    if args.device not in DEVICES:
+        raise ConfigError(f"device={args.device!r} is not allowed; choose one of {', '.join(DEVICES)}")
+    report = bench.run_benchmark(device=args.device, quick=args.quick, threads=args.threads,
+                                 rounds=args.rounds, steps=args.steps,
+                                 progress=None if args.json else sys.stderr)
+    if args.json:
+        print(_dumps(report))
+    else:
+        print(bench.format_report(report))
+    return EXIT_OK
+
+
+def _data_error() -> type[BaseException]:
+    try:
+        from engine.download import DataError
+    except ImportError:                            # an engine without downloadable datasets
+        return _Never
+    return DataError
+
+
+class _Never(Exception):
+    """Never raised: stands in for an exception class that does not exist."""
+
+
+COMMANDS = {"train": cmd_train, "runs": cmd_runs, "serve": cmd_serve, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, ConfigError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except _data_error() as exc:                   # a dataset is missing or cannot be fetched
+        _err(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:                      # --help and friends
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:                        # `creditlab runs | head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Runs on disk: one folder per run, written so that nothing the user ran is ever lost.
+
+Layout of `<root>/<run id>/`:
+
+- `config.json`      `RunConfig.to_dict()`, written once, atomically, when the run starts.
+- `metrics.parquet`  one tidy row per logged step: `engine.stream.flatten_record(record)` plus
+                     the run's hyperparameters as columns (rule, dataset, depth, width as "50" or
+                     "50-20", seed, …; σ, lr and feedback_lr are live columns of the record) and
+                     `run_id`. Rewritten atomically (temp file in the same folder, then
+                     `os.replace`) at most every `flush_interval` seconds of wall time while the
+                     run goes, and once more at the end, so a crash leaves the last complete file.
+- `summary.json`     status (running / finished / stopped / diverged), steps done and the final
+                     test metrics; atomically rewritten with each flush and at the end.
+- `checkpoint.pt`    `Trainer.checkpoint()` at the end, saved through a temp file as well.
+
+Run ids sort by start time and are unique: `20261127-013012-np-s0-ab12` (UTC time, rule,
+seed, random suffix); the folder is created exclusively, so two runs never share one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.config import LIVE_FIELDS, RunConfig
+from engine.stream import flatten_record
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.parquet"
+SUMMARY_FILE = "summary.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+LIST_COLUMNS = ["id", "rule", "dataset", "depth", "width", "seed", "steps", "status",
+                "test_accuracy", "test_loss", "path"]
+
+
+# ------------------------------------------------------------------ helpers
+def json_safe(value: Any) -> Any:
+    """A copy of `value` that `json.dumps(allow_nan=False)` accepts: NaN and ±inf become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):      # numpy / torch scalars
+        try:
+            return json_safe(value.item())
+        except (TypeError, ValueError):
+            pass
+    return value
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) on a temp file in path's folder, then move it over path."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    _atomic_write(Path(path), write)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def width_label(width) -> str:
+    """50 → "50"; [50, 20] → "50-20"."""
+    if isinstance(width, (list, tuple)):
+        return "-".join(str(int(w)) for w in width)
+    return str(int(width))
+
+
+def hyperparameter_columns(cfg: RunConfig) -> dict[str, Any]:
+    """The run's fixed settings as flat columns (live fields are columns of every record)."""
+    cols = {k: v for k, v in cfg.to_dict().items() if k not in LIVE_FIELDS}
+    cols["width"] = width_label(cfg.width)
+    return cols
+
+
+def new_run_id(cfg: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{cfg.rule}-s{cfg.seed}-{secrets.token_hex(2)}"
+
+
+def _make_run_dir(root: Path, cfg: RunConfig, run_id: str | None) -> tuple[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        rid = run_id or new_run_id(cfg)
+        path = root / rid
+        try:
+            path.mkdir()
+            return rid, path
+        except FileExistsError:
+            if run_id is not None:
+                raise
+    raise RuntimeError(f"could not create a unique run folder in {root}")
+
+
+# ------------------------------------------------------------------ writer
+class RunWriter:
+    """Saves one trainer's run under `root`. Subscribes itself; call `close(status)` at the end.
+
+    `flush_interval` (seconds of wall time) bounds how often metrics.parquet is rewritten; the
+    first logged record is written at once, and `close` always writes the rest.
+    """
+
+    def __init__(self, root: str | os.PathLike, trainer, run_id: str | None = None,
+                 flush_interval: float = 2.0):
+        self.trainer = trainer
+        self.cfg: RunConfig = trainer.cfg
+        self.run_id, self.path = _make_run_dir(Path(root), self.cfg, run_id)
+        self.flush_interval = flush_interval
+        self._fixed = {"run_id": self.run_id, **hyperparameter_columns(self.cfg)}
+        self._tables: list = []               # pyarrow tables already converted
+        self._pending: list[dict] = []        # rows not yet converted
+        self._last_flush = -math.inf
+        self._lock = threading.Lock()
+        self._closed = False
+        self.started_at = time.time()
+        self.last_step = 0
+        atomic_write_json(self.path / CONFIG_FILE, self.cfg.to_dict())
+        self._write_summary({"status": "running", "steps": 0})
+        self._subscription = trainer.subscribe(self._on_record)
+
+    # -------------------------------------------------------------- writing
+    def _on_record(self, record: dict) -> None:
+        row = flatten_record(record)
+        for name in LIVE_FIELDS:              # a live change to lr=1 must not make an int column
+            if name in row:
+                row[name] = float(row[name])
+        row.update(self._fixed)
+        with self._lock:
+            if self._closed:
+                return
+            self._pending.append(row)
+            self.last_step = record["step"]
+            due = time.monotonic() - self._last_flush >= self.flush_interval
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Rewrite metrics.parquet (atomically) with every row so far, and summary.json."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with self._lock:
+            if self._pending:
+                self._tables.append(pa.Table.from_pylist(self._pending))
+                self._pending = []
+            self._last_flush = time.monotonic()
+            if not self._tables:
+                return
+            if len(self._tables) > 1:
+                self._tables = [pa.concat_tables(self._tables, promote_options="permissive")]
+            table = self._tables[0]
+            _atomic_write(self.path / METRICS_FILE, lambda tmp: pq.write_table(table, tmp))
+            if not self._closed:
+                self._write_summary({"status": "running", "steps": self.last_step})
+
+    def _write_summary(self, data: dict) -> None:
+        atomic_write_json(self.path / SUMMARY_FILE, {
+            "run_id": self.run_id, **data,
+            "started_at": _iso(self.started_at), "updated_at": _iso(time.time()),
+            "wall_seconds": time.time() - self.started_at})
+
+    def close(self, status: str | None = None, error: BaseException | str | None = None) -> dict:
+        """Final flush, summary.json and checkpoint.pt. Returns the trainer's summary dict
+        (plus run_id and run_dir). `status` defaults to the trainer's; `error` (e.g. the
+        DivergedError) is recorded in summary.json, with the step it names."""
+        import torch
+
+        self.trainer.unsubscribe(self._subscription)
+        self.flush()
+        with self._lock:
+            self._closed = True
+        status = status or self.trainer.status
+        summary = self.trainer.summary()
+        summary["status"] = status
+        extra: dict[str, Any] = {}
+        if error is not None:
+            extra["error"] = str(error)
+            if getattr(error, "step", None) is not None:
+                extra["diverged_step"] = int(error.step)
+        self._write_summary({**summary, **extra})
+        _atomic_write(self.path / CHECKPOINT_FILE,
+                      lambda tmp: torch.save(self.trainer.checkpoint(), tmp))
+        return {**summary, **extra, "run_id": self.run_id, "run_dir": str(self.path)}
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+# ------------------------------------------------------------------ reading
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
+    """One row per run folder under `root` (oldest first): id, rule, dataset, depth, width, seed,
+    steps (done), status, test_accuracy, test_loss, path. Folders without a config are skipped."""
+    root = Path(root)
+    rows = []
+    if root.is_dir():
+        for path in sorted(p for p in root.iterdir() if p.is_dir()):
+            cfg = _read_json(path / CONFIG_FILE)
+            if cfg is None:
+                continue
+            summary = _read_json(path / SUMMARY_FILE) or {}
+            rows.append({
+                "id": path.name, "rule": cfg.get("rule"), "dataset": cfg.get("dataset"),
+                "depth": cfg.get("depth"), "width": width_label(cfg.get("width", 0)),
+                "seed": cfg.get("seed"), "steps": summary.get("steps"),
+                "status": summary.get("status", "unknown"),
+                "test_accuracy": _float(summary.get("test_accuracy")),
+                "test_loss": _float(summary.get("test_loss")), "path": str(path)})
+    return pd.DataFrame(rows, columns=LIST_COLUMNS)
+
+
+def _float(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def load_run(path: str | os.PathLike) -> tuple[RunConfig, pd.DataFrame]:
+    """(RunConfig, metrics DataFrame) of a run folder; an empty frame if nothing was logged yet."""
+    path = Path(path)
+    cfg = RunConfig.from_dict(json.loads((path / CONFIG_FILE).read_text(encoding="utf-8")))
+    metrics = path / METRICS_FILE
+    df = pd.read_parquet(metrics) if metrics.exists() else pd.DataFrame()
+    return cfg, df
+
+
+def load_summary(path: str | os.PathLike) -> dict | None:
+    return _read_json(Path(path) / SUMMARY_FILE)
+
+
+__all__ = ["RunWriter", "list_runs", "load_run", "load_summary", "new_run_id", "json_safe",
+           "hyperparameter_columns", "width_label"]

@@ -1,0 +1,284 @@
+"""The `creditlab` command line (engine/cli.py), mostly in-process through `main(argv)`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from engine import cli
+from engine.cli import main
+from engine.config import RunConfig
+from engine.rules import RULES
+
+LAYER_KEYS = {"weight_angle_deg", "signal_angle_deg", "update_angle_deg", "sign_congruence",
+              "relative_error"}
+TOP_KEYS = {"rule", "steps", "test_accuracy", "test_loss", "status", "run_dir", "layers"}
+SHORT = ["--steps", "20", "--metric-interval", "5", "--eval-interval", "10", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny nets: one thread is faster, and immune to a busy shared machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def strict_json(text: str):
+    """json.loads that rejects NaN / Infinity (they are not valid JSON)."""
+    def bad(name):
+        raise ValueError(f"invalid JSON constant {name}")
+    return json.loads(text, parse_constant=bad)
+
+
+def run_cli(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# ----------------------------------------------------------------- train --json
+@pytest.mark.parametrize("rule,shape,n_layers", [
+    ("np", [], 2),                                    # RunConfig's default depth
+    ("fa", ["--width", "16,12,8"], 3),                # depth follows a width list
+    ("dfa", ["--depth", "1", "--width", "10"], 1),
+])
+def test_train_json_reports_final_metrics_per_hidden_layer(capsys, tmp_path, rule, shape, n_layers):
+    rc, out, err = run_cli(capsys, "train", "--rule", rule, "--dataset", "digits", *shape, *SHORT,
+                           "--out", str(tmp_path), "--json")
+    assert rc == 0, err
+    assert len(out.strip().splitlines()) == 1                    # ONE object on stdout
+    data = strict_json(out)
+    assert TOP_KEYS <= set(data)
+    assert data["rule"] == rule and data["steps"] == 20 and data["status"] == "finished"
+    assert 0.0 <= data["test_accuracy"] <= 1.0 and data["test_loss"] > 0
+    assert len(data["layers"]) == n_layers
+    for i, layer in enumerate(data["layers"], start=1):
+        assert layer["layer"] == i and LAYER_KEYS <= set(layer)
+        assert layer["signal_angle_deg"] is not None and layer["update_angle_deg"] is not None
+        if rule == "dfa":                 # not defined for direct feedback: NaN → null
+            assert layer["weight_angle_deg"] is None
+    run_dir = Path(data["run_dir"])
+    assert run_dir.parent == tmp_path
+    assert {"config.json", "metrics.parquet", "summary.json", "checkpoint.pt"} <= {
+        p.name for p in run_dir.iterdir()}
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def test_train_human_summary_and_no_save(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_cli(capsys, "train", "--dataset", "teacher", "--rule", "kp", *SHORT,
+                           "--no-save")
+    assert rc == 0, err
+    assert "kp on teacher: finished after 20 steps" in out
+    assert "saved to" not in out and not (tmp_path / "runs").exists()
+
+
+def test_train_progress_bar_goes_to_stderr(capsys, tmp_path):
+    rc, out, err = run_cli(capsys, "train", "--steps", "10", "--metric-interval", "5",
+                           "--out", str(tmp_path), "--json")
+    assert rc == 0
+    strict_json(out)                                  # stdout is still only the JSON object
+    assert "10/10" in err and "signal°" in err
+
+
+# ----------------------------------------------------------------- bad input
+BAD = [
+    (["--rule", "nope"], "rule='nope'"),
+    (["--dataset", "nosuchset"], "dataset='nosuchset'"),
+    (["--depth", "0"], "depth=0"),
+    (["--width", "0"], "width=0"),
+    (["--width", "abc"], "width='abc'"),
+    (["--rule", "np", "--sigma", "0"], "sigma=0"),
+    (["--sigma", "-1"], "sigma=-1"),
+    (["--lr", "nan"], "lr=nan"),
+    (["--lr", "inf"], "lr=inf"),
+    (["--lr", "-1"], "lr=-1"),
+    (["--feedback-lr", "-0.1"], "feedback_lr=-0.1"),
+    (["--steps", "0"], "steps=0"),
+    (["--batch-size", "0"], "batch_size=0"),
+    (["--steps", "ten"], "steps='ten'"),
+    (["--lr", "fast"], "lr='fast'"),
+    (["--bogus-flag"], "--bogus-flag"),
+    (["--device", "tpu"], "device='tpu'"),
+    (["--depth", "2", "--width", "50,20,10"], "width has 3 entries but depth is 2"),
+    (["--activation", "swish"], "activation='swish'"),
+    (["--depth"], "--depth"),                          # argparse: missing value
+]
+
+
+@pytest.mark.parametrize("argv,names", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, names):
+    rc, out, err = run_cli(capsys, "train", *argv, "--out", str(tmp_path), "--quiet")
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("creditlab: error: ") and names in lines[0]
+    assert "Traceback" not in err and out == ""
+    assert not any(tmp_path.iterdir())                 # nothing saved for a run that never started
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["runs", "--bogus"], ["serve", "--port", "x"],
+                                  ["bench", "--device", "tpu"]])
+def test_other_usage_errors_are_one_line_too(capsys, argv):
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_help_exits_0(capsys):
+    rc, out, _ = run_cli(capsys, "train", "--help")
+    assert rc == 0
+    for name in RULES:                                 # choices come from the registry
+        assert name in out
+    text = " ".join(out.split())
+    assert f"(default: {RunConfig().sigma})" in text   # defaults come from RunConfig
+    assert f"(default: {RunConfig().steps})" in text
+
+
+# ----------------------------------------------------------------- divergence
+def test_diverging_run_exits_3_naming_the_step_and_is_saved(capsys, tmp_path):
+    rc, out, err = run_cli(capsys, "train", "--lr", "1e6", "--steps", "50", "--quiet",
+                           "--out", str(tmp_path), "--json")
+    assert rc == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert re.search(r"diverged.*at step \d+$", lines[0]), lines[0]
+    data = strict_json(out)
+    assert data["status"] == "diverged" and data["test_loss"] is None
+    summary = json.loads((Path(data["run_dir"]) / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    assert f"at step {summary['diverged_step']}" in lines[0]
+
+
+# ----------------------------------------------------------------- determinism
+def metric_history(run_dir: str) -> pd.DataFrame:
+    df = pd.read_parquet(Path(run_dir) / "metrics.parquet")
+    return df.drop(columns=["time", "run_id"])
+
+
+def test_same_seed_gives_identical_metric_history(capsys, tmp_path):
+    dirs = []
+    for i, seed in enumerate(["3", "3", "4"]):
+        rc, out, err = run_cli(capsys, "train", "--rule", "np", "--seed", seed, *SHORT,
+                               "--out", str(tmp_path / str(i)), "--json")
+        assert rc == 0, err
+        dirs.append(strict_json(out)["run_dir"])
+    a, b, c = (metric_history(d) for d in dirs)
+    assert len(a) == 4
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["train_loss"].equals(c["train_loss"])      # a different seed differs
+
+
+# ----------------------------------------------------------------- runs
+def test_runs_lists_saved_runs(capsys, tmp_path):
+    rc, out, _ = run_cli(capsys, "runs", "--out", str(tmp_path))
+    assert rc == 0 and out.strip() == f"no runs in {tmp_path}"
+    ids = []
+    for rule in ("bp", "ss"):
+        rc, out, _ = run_cli(capsys, "train", "--rule", rule, *SHORT, "--out", str(tmp_path), "--json")
+        ids.append(Path(strict_json(out)["run_dir"]).name)
+    rc, out, _ = run_cli(capsys, "runs", "--out", str(tmp_path))
+    assert rc == 0 and all(i in out for i in ids) and "finished" in out
+    rc, out, _ = run_cli(capsys, "runs", "--out", str(tmp_path), "--json")
+    listed = strict_json(out)
+    assert [r["id"] for r in listed] == sorted(ids)
+    assert {r["rule"] for r in listed} == {"bp", "ss"} and {r["steps"] for r in listed} == {20}
+
+
+# ----------------------------------------------------------------- serve
+def test_serve_runs_panel_on_the_app_package(capsys, monkeypatch):
+    import importlib.util
+    calls = []
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "panel" else _app_spec())
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    rc, _, _ = run_cli(capsys, "serve", "--port", "5111", "--address", "127.0.0.1", "--show")
+    assert rc == 0
+    cmd = calls[0]
+    assert cmd[1:4] == ["-m", "panel", "serve"] and os.path.basename(cmd[4]) == "app"
+    assert cmd[5:] == ["--address", "127.0.0.1", "--port", "5111",
+                       "--allow-websocket-origin", "127.0.0.1:5111", "--show"]
+
+
+def _app_spec():
+    import importlib.machinery
+    spec = importlib.machinery.ModuleSpec("app", None, is_package=True)
+    spec.submodule_search_locations = [str(Path(cli.__file__).parent.parent / "app")]
+    return spec
+
+
+def test_serve_without_panel_says_how_to_install(capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "panel" else real(name, *a))
+    rc, _, err = run_cli(capsys, "serve")
+    assert rc == 2
+    assert err.strip() == "creditlab: error: the dashboard needs the app extra: pip install 'creditlab[app]'"
+
+
+# ----------------------------------------------------------------- bench
+def test_bench_quick_json(capsys):
+    rc, out, err = run_cli(capsys, "bench", "--quick", "--json", "--threads", "1")
+    assert rc == 0, err
+    data = strict_json(out)
+    assert data["device"] == "cpu" and data["threads"] == 1 and data["torch"] == torch.__version__
+    assert [n["name"] for n in data["networks"]] == ["784-50-20-10", "784-256-256-10"]
+    for net in data["networks"]:
+        assert net["baseline_ms"] > 0
+        assert [r["rule"] for r in net["rules"]] == list(RULES)
+        assert all(r["ratio"] > 0 and r["ratio_metrics_off"] > 0 for r in net["rules"])
+    assert {g["rule"] for g in data["goals"]} == {"np", "fa"}
+
+
+# ----------------------------------------------------------------- real processes
+def console_script() -> list[str]:
+    exe = shutil.which("creditlab", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "engine"]
+
+
+def test_console_script_errors_without_traceback(tmp_path):
+    for argv, rc in [(["train", "--rule", "nope"], 2), (["train", "--nope"], 2),
+                     (["train", "--lr", "1e6", "--steps", "30", "--quiet"], 3)]:
+        proc = subprocess.run(console_script() + argv + ["--out", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == rc, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith("creditlab: error: ") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_gracefully_saves_and_exits_130(tmp_path):
+    proc = subprocess.Popen(console_script() + ["train", "--steps", "10000000", "--metric-interval", "1",
+                                                "--quiet", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 90
+        while not list(tmp_path.glob("*/metrics.parquet")):     # training (and logging) has begun
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    run_dir = next(tmp_path.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped" and 0 < summary["steps"] < 10000000
+    assert (run_dir / "checkpoint.pt").exists()
