@@ -191,22 +191,29 @@ class FeedbackNet(nn.Module):
 
     def forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None,
                 masks: list | None = None, use_feedback: bool = True,
-                taps: Taps | None = None) -> Trace:
+                taps: Taps | None = None, first_hidden: torch.Tensor | None = None) -> Trace:
+        """`first_hidden`: block 1's clean output from an earlier pass over the same batch. The
+        pass then starts there, as nothing below the first hidden site is ever perturbed: node
+        perturbation's noisy pass need not recompute layer 1 (often the widest). The trace then
+        lacks layer 1's input and pre-activation."""
         trace = Trace(out=x, inputs=[], pre=[])
         h = x.view(x.shape[0], *self.input_shape) if len(self.input_shape) > 1 else x
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            if block.flatten_input:
-                h = h.flatten(1)
-            trace.inputs.append(h)
-            a = block.layer(h, use_feedback=use_feedback)
-            trace.pre.append(a)
-            if i == last:
-                trace.out = taps.output(a) if taps is not None else a
-                return trace
-            h = ACTIVATION_FNS[block.activation](a)
-            if block.pool:
-                h = F.max_pool2d(h, block.pool, block.pool_stride or block.pool, block.pool_padding)
+            if i == 0 and first_hidden is not None:
+                h = first_hidden
+            else:
+                if block.flatten_input:
+                    h = h.flatten(1)
+                trace.inputs.append(h)
+                a = block.layer(h, use_feedback=use_feedback)
+                trace.pre.append(a)
+                if i == last:
+                    trace.out = taps.output(a) if taps is not None else a
+                    return trace
+                h = ACTIVATION_FNS[block.activation](a)
+                if block.pool:
+                    h = F.max_pool2d(h, block.pool, block.pool_stride or block.pool, block.pool_padding)
             trace.hidden.append(h)
             if masks is not None and masks[i] is not None:
                 h = h * masks[i]

@@ -74,6 +74,7 @@ class Trainer:
         self._order = torch.empty(0, dtype=torch.long, device=self.device)
         self._cursor = 0
         self._first_bad_step = torch.tensor(-1, device=self.device)
+        self._step_on_device = torch.tensor(0, device=self.device)   # no host→device copy per step
         self._last_record: dict | None = None
         self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -163,9 +164,10 @@ class Trainer:
         self.rule.after_optimizer_step()
         self.step_count = s
         # Remember the first non-finite step without a device sync; read at logged steps only.
+        self._step_on_device += 1
         bad = ~torch.isfinite(result.loss.sum())
         self._first_bad_step = torch.where(bad & (self._first_bad_step < 0),
-                                           torch.tensor(s, device=self.device), self._first_bad_step)
+                                           self._step_on_device, self._first_bad_step)
         if not logged:
             return None
         first_bad = int(self._first_bad_step)

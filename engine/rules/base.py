@@ -35,6 +35,8 @@ class StepResult:
     weight_grads: list[torch.Tensor]   # the rule's ∂L/∂Wᵢ (batch mean), i = 1..N
     input_shapes: list[torch.Size] = field(default_factory=list)  # each layer's input shape
     masks: list | None = None          # dropout masks, shared by every pass of this step
+    first_hidden: torch.Tensor | None = None      # block 1's clean output (before mask and noise)
+    site_errors: list[torch.Tensor] | None = None  # error each hidden site received, per sample
     estimates: list[torch.Tensor] | None = None   # NP's λ̂ᵢ per hidden site, if any
 
 
@@ -91,6 +93,8 @@ class LearningRule:
 
     def error_signals(self, result: StepResult) -> list[torch.Tensor]:
         """The error each hidden site receives from this rule, per sample."""
+        if result.site_errors is not None:          # captured by the backward pass
+            return result.site_errors
         layers = self.model.layers
         return [layers[i + 1].input_grad(d, b, result.input_shapes[i + 1])
                 for i, (d, b) in enumerate(zip(result.deltas[1:], self.feedback_matrices()))]
@@ -128,17 +132,24 @@ class LearningRule:
         noise = self.sample_noise(x) if noisy else None
         trace = model(x, noise=noise, masks=masks, taps=taps)
         loss = objective.per_sample(trace.out, y)
-        # Autograd on the *sum* gives per-sample δ's; the mean's gradient is that over the batch.
-        grads = torch.autograd.grad(loss.sum(), weights + biases + trace.pre)
+        # Autograd on the batch *mean* writes the forward gradients as they are (no copy of every
+        # weight gradient divided by the batch); per-sample δ's are batch × the mean's δ's. The
+        # gradients at the hidden sites are the errors the backward sent through B, kept so that
+        # neither the metrics nor the regression of B recompute them.
         n, batch = len(weights), x.shape[0]
+        sites = trace.inputs[1:]
+        grads = torch.autograd.grad(loss.sum() / batch, weights + biases + trace.pre + sites)
         for p, g in zip(weights + biases, grads[:2 * n]):
-            p.grad = g / batch
+            p.grad = g
         out = trace.out.detach()
         clean_loss = loss.detach()
         if noisy:
             with torch.no_grad():
                 out = model(x, masks=masks, use_feedback=False).out
                 clean_loss = objective.per_sample(out, y)
-        return StepResult(loss=clean_loss, out=out, deltas=list(grads[2 * n:]),
+        return StepResult(loss=clean_loss, out=out, deltas=[g * batch for g in grads[2 * n:3 * n]],
                           weight_grads=[w.grad for w in weights], masks=masks,
-                          input_shapes=[t.shape for t in trace.inputs])
+                          input_shapes=[t.shape for t in trace.inputs],
+                          first_hidden=trace.hidden[0].detach() if trace.hidden else None,
+                          site_errors=None if taps is not None else
+                          [g * batch for g in grads[3 * n:]])

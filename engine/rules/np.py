@@ -38,14 +38,15 @@ class NodePerturbation(LearningRule):
 
     def compute_gradients(self, x, y, objective):
         result = self.forward_backward(x, y, objective)      # clean pass: trains W, gives δ and L
-        result.estimates = self.estimate(x, y, objective, result.loss, result.masks)
+        result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
+                                         result.first_hidden)
         return result
 
     def learn_feedback(self, x, y, objective, result):
-        self.regression.update(result.deltas[1:], result.estimates)
+        self.regression.update(result.deltas[1:], result.estimates, result.site_errors)
 
     @torch.no_grad()
-    def estimate(self, x, y, objective, clean_loss, masks=None):
+    def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None):
         """λ̂ᵢ for every hidden site from one noisy pass (two when antithetic).
 
         The noisy pass reuses the clean pass's dropout masks, so L̃ − L is caused by the node
@@ -53,7 +54,8 @@ class NodePerturbation(LearningRule):
         noise = self.sample_noise(x)
 
         def loss_with(n):
-            return objective.per_sample(self.model(x, noise=n, masks=masks, use_feedback=False).out, y)
+            out = self.model(x, noise=n, masks=masks, use_feedback=False, first_hidden=first_hidden).out
+            return objective.per_sample(out, y)
 
         if self.cfg.antithetic:
             change = 0.5 * (loss_with(noise) - loss_with([-xi for xi in noise]))
@@ -101,7 +103,8 @@ class NodePerturbationDirect(NodePerturbation):
 
     def compute_gradients(self, x, y, objective):
         result = self.forward_backward(x, y, objective, taps=DirectTaps(self.feedback))
-        result.estimates = self.estimate(x, y, objective, result.loss, result.masks)
+        result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
+                                         result.first_hidden)
         return result
 
     def learn_feedback(self, x, y, objective, result):

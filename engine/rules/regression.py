@@ -27,15 +27,18 @@ class FeedbackRegression:
             self.cross = [torch.zeros_like(b) for b in feedback]
 
     @torch.no_grad()
-    def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
+    def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor],
+               predictions: list[torch.Tensor] | None = None) -> None:
+        """`predictions`, when given, are the current predictions (the errors the backward
+        pass already sent through B), so they are not computed again."""
         if self.cfg.feedback_mode == "ridge":
             self._ridge(inputs, targets)
         else:
-            self._sgd(inputs, targets)
+            self._sgd(inputs, targets, predictions or [None] * len(self.feedback))
 
-    def _sgd(self, inputs, targets):
-        for b, m, d, t in zip(self.feedback, self.maps, inputs, targets):
-            prediction = m.input_grad(d, b, t.shape)
+    def _sgd(self, inputs, targets, predictions):
+        for b, m, d, t, p in zip(self.feedback, self.maps, inputs, targets, predictions):
+            prediction = m.input_grad(d, b, t.shape) if p is None else p
             residual = prediction - t.reshape(prediction.shape)
             b.sub_(m.feedback_grad(residual, d), alpha=self.cfg.feedback_lr / d.shape[0])
 
