@@ -1,4 +1,4 @@
-"""The `creditlab` command line: train, runs, serve, bench.
+"""The `creditlab` command line: train, runs, sweep, serve, bench.
 
 Every bad input ends the same way: one line on stderr, `creditlab: error: <message>`, naming
 the bad value and what is allowed, and exit status 2. Settings are checked by
@@ -22,9 +22,10 @@ from typing import Any, Sequence
 
 from engine.config import (ACTIVATIONS, DEVICES, FEEDBACK_MODES, LOSSES, OPTIMIZERS, ConfigError,
                            RunConfig)
+from engine.download import DataError
 
 PROG = "creditlab"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 APP_EXTRA_MESSAGE = "the dashboard needs the app extra: pip install 'creditlab[app]'"
 
 
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true",
                        help="print one JSON object with the final metrics on stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--data-dir", metavar="DIR", default=None,
+                       help="where datasets are found and downloaded "
+                       "(default: $CREDITLAB_DATA or ~/.cache/creditlab)")
 
     runs = sub.add_parser("runs", help="list saved runs")
     runs.add_argument("--out", default="runs", metavar="DIR", help="runs folder (default: ./runs)")
@@ -179,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=5006, help="port (default: 5006)")
     serve.add_argument("--address", default="localhost", help="address (default: localhost)")
     serve.add_argument("--show", action="store_true", help="open it in a browser")
+
+    from engine.sweep import add_sweep_arguments
+    sweep = sub.add_parser("sweep", help="hyper-parameter sweeps: grid, random search and seeds, "
+                           "on Dask (needs the sweep extra) or --serial")
+    add_sweep_arguments(sweep)
 
     bench = sub.add_parser("bench", help="time a training step of every rule against backprop")
     bench.add_argument("--device", default="cpu", metavar=_choices(DEVICES),
@@ -256,6 +265,13 @@ def _print_summary(result: dict, seconds: float) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)                   # ConfigError → exit 2 in main()
     from engine.trainer import DivergedError, Trainer
+
+    if args.data_dir is not None:
+        from engine.download import set_data_dir
+        set_data_dir(args.data_dir)
+    if args.quiet:
+        from engine.data import DOWNLOAD_OPTIONS
+        DOWNLOAD_OPTIONS["progress"] = False
 
     trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)
     writer = None
@@ -397,31 +413,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _data_error() -> type[BaseException]:
-    try:
-        from engine.download import DataError
-    except ImportError:                            # an engine without downloadable datasets
-        return _Never
-    return DataError
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from engine.sweep import sweep_command
+    return sweep_command(args)
 
 
-class _Never(Exception):
-    """Never raised: stands in for an exception class that does not exist."""
-
-
-COMMANDS = {"train": cmd_train, "runs": cmd_runs, "serve": cmd_serve, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "runs": cmd_runs, "serve": cmd_serve, "bench": cmd_bench,
+            "sweep": cmd_sweep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, DataError) as exc:   # DataError: a dataset cannot be had
         _err(str(exc))
         return EXIT_USAGE
-    except _data_error() as exc:                   # a dataset is missing or cannot be fetched
-        _err(str(exc))
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -134,7 +134,9 @@ class RunWriter:
         self.cfg: RunConfig = trainer.cfg
         self.run_id, self.path = _make_run_dir(Path(root), self.cfg, run_id)
         self.flush_interval = flush_interval
-        self._fixed = {"run_id": self.run_id, **hyperparameter_columns(self.cfg)}
+        # Which data the run really saw (e.g. full MNIST or the 5k subset) is part of its record.
+        self._fixed = {"run_id": self.run_id, **hyperparameter_columns(self.cfg),
+                       "dataset_variant": str(trainer.data.meta.get("variant", "full"))}
         self._tables: list = []               # pyarrow tables already converted
         self._pending: list[dict] = []        # rows not yet converted
         self._last_flush = -math.inf
@@ -143,7 +145,7 @@ class RunWriter:
         self.started_at = time.time()
         self.last_step = 0
         atomic_write_json(self.path / CONFIG_FILE, self.cfg.to_dict())
-        self._write_summary({"status": "running", "steps": 0})
+        self._write_summary({"status": "running", "steps": 0, "dataset_meta": trainer.data.meta})
         self._subscription = trainer.subscribe(self._on_record)
 
     # -------------------------------------------------------------- writing

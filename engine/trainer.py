@@ -267,6 +267,7 @@ class Trainer:
         return {"rule": self.cfg.rule, "dataset": self.cfg.dataset, "steps": self.step_count,
                 "status": self.status, "test_accuracy": test_acc, "test_loss": test_loss,
                 "train_loss": last.get("train_loss", math.nan),
+                "dataset_meta": dict(self.data.meta),
                 "layers": [{"layer": i + 1, **layer} for i, layer in enumerate(last["layers"])]}
 
     # ------------------------------------------------------------ checkpoint

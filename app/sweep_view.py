@@ -1,0 +1,363 @@
+"""The dashboard's sweep page: trials as they finish, and a form that starts a small sweep.
+
+`SweepView(runs_dir)` is a self-contained `pn.viewable.Viewer`. A periodic callback (every
+`period_ms`, at least 500 ms) re-reads `<runs_dir>/sweeps/*/sweep.json` and the chosen sweep's
+`trials.parquet` (only when the file changed) and redraws one HoloViews scatter: the chosen
+metric against a hyper-parameter (σ, lr, feedback_lr, width, depth, …; log x-axis for σ and the
+learning rates), coloured by rule. The table is written by `engine.sweep.run_sweep`, from the
+command line or from this page, so a CLI sweep shows up here as its trials finish.
+
+The form starts a small random search (σ, lr, feedback_lr log-uniform; the rules chosen) on a
+local Dask cluster, or in-process without Dask. `SweepHandle` runs it in a daemon thread: its
+methods only set flags, and the thread never touches a Panel, Bokeh or HoloViews object; the
+periodic callback reads its plain status. The sweep is stopped when the session ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the backend that .opts() needs)
+import pandas as pd
+import panel as pn
+import param
+
+from engine import sweep as sw
+
+LOG_X = ("sigma", "lr", "feedback_lr", "ridge_gamma", "weight_decay")
+X_CHOICES = ("sigma", "lr", "feedback_lr", "width", "depth", "steps", "batch_size", "momentum",
+             "seed", "sample")
+Y_CHOICES = tuple(sw.METRICS)
+MAX_TRIALS = 96               # "a small sweep": the form refuses more
+MIN_PERIOD_MS = 500
+RULE_COLORS = {"bp": "#1f77b4", "fa": "#ff7f0e", "np": "#2ca02c", "dfa": "#d62728",
+               "np-dfa": "#9467bd", "kp": "#8c564b", "sg": "#e377c2", "ss": "#7f7f7f"}
+ACTIVE = ("starting", "running", "stopping")
+
+
+class SweepHandle:
+    """A sweep running in a background thread. Thread-safe; every method returns at once."""
+
+    def __init__(self, spec: sw.SweepSpec, runs_dir: str | Path, workers: int = 2,
+                 serial: bool = False):
+        self.spec = spec
+        self.sweep_id = spec.sweep_id
+        self.runs_dir = str(runs_dir)
+        self.workers, self.serial = workers, serial
+        self.total = len(spec.trials())
+        self.status = "ready"       # ready, starting, running, stopping, finished, stopped, error
+        self.error: str | None = None
+        self.counts: dict[str, int] = {"finished": 0, "diverged": 0, "failed": 0}
+        self.running = 0
+        self.result: sw.SweepResult | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "SweepHandle":
+        with self._lock:
+            if self._thread is not None:
+                return self
+            self.status = "starting"
+            self._thread = threading.Thread(target=self._work, name=f"sweep-{self.sweep_id}",
+                                            daemon=True)
+        self._thread.start()
+        return self
+
+    def _on_update(self, counts: dict, running: int) -> None:
+        with self._lock:
+            self.counts, self.running = dict(counts), running
+            if self.status == "starting":
+                self.status = "running"
+
+    def _work(self) -> None:
+        try:
+            with self._lock:
+                if self.status == "starting":
+                    self.status = "running"
+            result = sw.run_sweep(self.spec, self.runs_dir, workers=self.workers,
+                                  serial=self.serial, progress=False, stop=self._stop,
+                                  on_update=self._on_update)
+            with self._lock:
+                self.result = result
+                self.counts = dict(result.counts)
+                self.running = 0
+                self.status = "stopped" if result.interrupted else "finished"
+        except BaseException as exc:          # never let the thread die silently
+            with self._lock:
+                self.status, self.running = "error", 0
+                self.error = sw._one_line(exc) or traceback.format_exc(limit=1)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.status in ACTIVE:
+                self.status = "stopping"
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"sweep_id": self.sweep_id, "status": self.status, "error": self.error,
+                    "total": self.total, "running": self.running, **self.counts}
+
+
+def small_sweep_spec(rules: list[str], samples: int, steps: int, seeds: int = 1,
+                     dataset: str = "digits", seed: int = 0, name: str = "dashboard",
+                     width: Any = None, depth: int | None = None) -> sw.SweepSpec:
+    """The form's sweep: σ, lr, feedback_lr log-uniform (σ only matters for NP rules, feedback_lr
+    for rules that learn B, but all rules share the draws so they are compared pairwise)."""
+    base: dict[str, Any] = {"dataset": dataset, "steps": int(steps),
+                            "metric_interval": max(25, int(steps) // 10),
+                            "eval_interval": int(steps)}
+    if depth is not None:
+        base["depth"] = int(depth)
+    if width is not None:
+        base["width"] = width
+    data = {"sweep": {"name": name, "seed": int(seed), "samples": int(samples),
+                      "seeds_per_point": int(seeds)},
+            "base": base, "grid": {"rule": list(rules)},
+            "random": {"sigma": {"log_uniform": [1e-4, 1e-1]},
+                       "lr": {"log_uniform": [1e-3, 1.0]},
+                       "feedback_lr": {"log_uniform": [1e-4, 1e-1]}}}
+    return sw.parse_sweep(data)
+
+
+class SweepView(pn.viewable.Viewer):
+    """Trials of the sweeps under `runs_dir` as they finish; start a small sweep from the page."""
+
+    runs_dir = param.String(default="runs", doc="the runs folder (sweeps are in runs/sweeps/)")
+    period_ms = param.Integer(default=1000, bounds=(MIN_PERIOD_MS, None))
+
+    def __init__(self, runs_dir: str | Path = "runs", handle: SweepHandle | None = None,
+                 **params):
+        super().__init__(runs_dir=str(runs_dir), **params)
+        self.handle = handle
+        self.frame = pd.DataFrame()          # the chosen sweep's trials, as last read
+        self.plot_data = pd.DataFrame()      # the points drawn: finished trials, x, y, rule
+        self._mtime: float | None = None
+        self._loaded_id: str | None = None
+        self._closed = False
+        self._tick = 0
+        w = pn.widgets
+        self.sweep_select = w.Select(name="Sweep", options=[], sizing_mode="stretch_width")
+        self.x_select = w.Select(name="x: hyper-parameter", options=list(X_CHOICES), value="sigma")
+        self.y_select = w.Select(name="y: metric", options=list(Y_CHOICES), value="test_accuracy")
+        self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.plot = pn.pane.HoloViews(self._empty(), sizing_mode="stretch_width", height=380)
+        # the form
+        from engine.rules import RULES
+        from engine.data import DATASETS
+        self.form_rules = w.MultiChoice(name="Rules", options=list(RULES), value=["np", "fa", "bp"])
+        self.form_dataset = w.Select(name="Dataset", options=list(DATASETS), value="digits")
+        self.form_samples = w.IntInput(name="Samples (random draws)", value=6, start=1, end=48)
+        self.form_seeds = w.IntInput(name="Seeds per point", value=1, start=1, end=5)
+        self.form_steps = w.IntInput(name="Steps per trial", value=500, start=10, end=20000, step=100)
+        self.form_workers = w.IntInput(name="Local workers", value=min(2, sw.default_workers()),
+                                       start=1, end=max(1, sw.default_workers()))
+        self.form_seed = w.IntInput(name="Sweep seed", value=0, start=0)
+        self.start_button = w.Button(name="Start sweep", button_type="primary")
+        self.stop_button = w.Button(name="Stop sweep", button_type="warning", disabled=True)
+        self.form_message = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.start_button.on_click(self._on_start)
+        self.stop_button.on_click(self._on_stop)
+        self.sweep_select.param.watch(lambda e: self.refresh(force=True), "value")
+        self.x_select.param.watch(lambda e: self._redraw(), "value")
+        self.y_select.param.watch(lambda e: self._redraw(), "value")
+        self.refresh(force=True)
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        if served:
+            pn.state.on_session_destroyed(self._on_session_destroyed)
+        self._callback = pn.state.add_periodic_callback(
+            self._periodic, period=max(MIN_PERIOD_MS, int(self.period_ms)))
+
+    # ---------------------------------------------------------------- layout
+    def __panel__(self):
+        form = pn.Column(
+            pn.pane.Markdown("#### Start a small sweep\nRandom search over σ ∈ [1e-4, 1e-1], "
+                             "lr ∈ [1e-3, 1], feedback_lr ∈ [1e-4, 1e-1] (log-uniform), on the "
+                             "local cluster."),
+            self.form_rules, self.form_dataset, self.form_samples, self.form_seeds,
+            self.form_steps, self.form_workers, self.form_seed,
+            pn.Row(self.start_button, self.stop_button), self.form_message, width=320)
+        controls = pn.Row(self.sweep_select, self.x_select, self.y_select,
+                          sizing_mode="stretch_width")
+        return pn.Row(pn.Column(controls, self.status, self.plot, sizing_mode="stretch_width"),
+                      form, sizing_mode="stretch_width")
+
+    # ---------------------------------------------------------------- data
+    def _sweeps(self) -> list[dict]:
+        return sw.list_sweeps(self.runs_dir)
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the sweep list and, if it changed on disk, the chosen sweep's trials."""
+        sweeps = self._sweeps()
+        ids = [s["sweep_id"] for s in sweeps]
+        if self.handle is not None and self.handle.sweep_id not in ids:
+            ids.insert(0, self.handle.sweep_id)
+        if list(self.sweep_select.options) != ids:
+            current = self.sweep_select.value
+            self.sweep_select.options = ids
+            if current not in ids:
+                self.sweep_select.value = ids[0] if ids else None
+                return                     # the value watcher refreshes
+        sid = self.sweep_select.value
+        path = sw.sweep_dir(self.runs_dir, sid) / sw.TRIALS_FILE if sid else None
+        try:
+            mtime = path.stat().st_mtime_ns if path is not None else None
+        except OSError:
+            mtime = None
+        if force or sid != self._loaded_id or mtime != self._mtime:
+            self._mtime, self._loaded_id = mtime, sid
+            self.frame = sw.load_trials(path) if mtime is not None else pd.DataFrame()
+            info = next((s for s in sweeps if s["sweep_id"] == sid), None)
+            self._total = info.get("n_trials") if info else None
+            self._varied = info.get("varied", []) if info else []
+            options = list(dict.fromkeys([v for v in self._varied if v != "rule"] + list(X_CHOICES)))
+            if list(self.x_select.options) != options:
+                self.x_select.options = options
+            if force and self._varied:
+                preferred = [v for v in self._varied if v != "rule"]
+                if preferred and self.x_select.value not in preferred:
+                    self.x_select.value = preferred[0]    # the watcher redraws
+                    self._update_status()
+                    return
+            self._redraw()
+        self._update_status()
+
+    def _points(self) -> pd.DataFrame:
+        x, y = self.x_select.value, self.y_select.value
+        df = self.frame
+        cols = ["rule", x, y, "seed", "status", "run_id"]
+        if df.empty or x not in df.columns or y not in df.columns:
+            return pd.DataFrame(columns=cols)
+        d = df[df["status"] == "finished"]
+        d = d[[c for c in dict.fromkeys(cols) if c in d.columns]].copy()
+        d = d[pd.to_numeric(d[y], errors="coerce").notna()]
+        if x in LOG_X:
+            d = d[pd.to_numeric(d[x], errors="coerce") > 0]
+        return d.reset_index(drop=True)
+
+    def _empty(self):
+        return hv.Scatter(pd.DataFrame({"x": [], "y": []}), "x", "y").opts(
+            responsive=True, height=360, title="no finished trials yet")
+
+    def _redraw(self) -> None:
+        x, y = self.x_select.value, self.y_select.value
+        d = self._points()
+        self.plot_data = d
+        if d.empty:
+            self.plot.object = self._empty()
+            return
+        rules = list(dict.fromkeys(d["rule"]))
+        cmap = {r: RULE_COLORS.get(r, "#17becf") for r in rules}
+        vdims = [y, "rule", "seed", "run_id"]
+        scatter = hv.Scatter(d, kdims=[x], vdims=[c for c in vdims if c in d.columns]).opts(
+            color="rule", cmap=cmap, size=8, alpha=0.8, logx=x in LOG_X, tools=["hover"],
+            responsive=True, height=360, legend_position="right", show_legend=True,
+            xlabel={"sigma": "σ"}.get(x, x), ylabel=y,
+            title=f"{self.sweep_select.value}: {y} vs {x}")
+        self.plot.object = scatter
+
+    def _update_status(self) -> None:
+        df = self.frame
+        total = getattr(self, "_total", None)
+        parts = []
+        if self.sweep_select.value is None:
+            parts.append(f"No sweeps in `{self.runs_dir}/sweeps` yet: run `creditlab sweep` or "
+                         "start one here.")
+        else:
+            counts = df["status"].value_counts().to_dict() if not df.empty else {}
+            done = int(sum(counts.values()))
+            parts.append(f"**{self.sweep_select.value}**: {done}"
+                         + (f" / {total}" if total else "") + " trials done, "
+                         f"{counts.get('finished', 0)} finished, {counts.get('diverged', 0)} "
+                         f"diverged, {counts.get('failed', 0)} failed")
+        if self.handle is not None:
+            s = self.handle.snapshot()
+            line = f"Sweep started here: {s['status']}, {s['running']} running"
+            if s["error"]:
+                line += f". Error: {s['error']}"
+            parts.append(line)
+        text = "  \n".join(parts)
+        if self.status.object != text:
+            self.status.object = text
+        active = self.handle is not None and self.handle.active
+        self.start_button.disabled = active
+        self.stop_button.disabled = not active
+
+    def _periodic(self) -> None:
+        if self._closed:
+            return
+        self.refresh()
+
+    # ---------------------------------------------------------------- the form
+    def _on_start(self, event=None) -> None:
+        if self.handle is not None and self.handle.active:
+            self.form_message.object = "A sweep is already running; stop it first."
+            return
+        rules = list(self.form_rules.value)
+        if not rules:
+            self.form_message.object = "Choose at least one rule."
+            return
+        try:
+            spec = small_sweep_spec(rules, self.form_samples.value, self.form_steps.value,
+                                    self.form_seeds.value, self.form_dataset.value,
+                                    self.form_seed.value)
+        except sw.SweepError as exc:
+            self.form_message.object = f"Not started: {exc}"
+            return
+        n = len(spec.trials())
+        if n > MAX_TRIALS:
+            self.form_message.object = (f"Not started: {n} trials is more than this page runs "
+                                        f"({MAX_TRIALS}); use `creditlab sweep` for big sweeps.")
+            return
+        serial = False
+        try:
+            sw.import_dask()
+        except sw.SweepError:
+            serial = True            # without the sweep extra: in-process, one trial at a time
+        self.handle = SweepHandle(spec, self.runs_dir, workers=int(self.form_workers.value),
+                                  serial=serial).start()
+        self.form_message.object = (f"Started `{spec.sweep_id}`: {n} trials"
+                                    + (" in-process (Dask is not installed)" if serial else
+                                       f" on {self.form_workers.value} local workers") + ".")
+        self.refresh()
+        if spec.sweep_id in self.sweep_select.options:
+            self.sweep_select.value = spec.sweep_id
+
+    def _on_stop(self, event=None) -> None:
+        if self.handle is not None:
+            self.handle.stop()
+            self.form_message.object = "Stopping: running trials are saved as stopped; starting " \
+                                       "the same sweep again resumes it."
+        self._update_status()
+
+    # ---------------------------------------------------------------- cleanup
+    def _on_session_destroyed(self, session_context) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the sweep started here (if any) and the periodic refresh."""
+        self._closed = True
+        if self.handle is not None:
+            self.handle.stop()
+        try:
+            self._callback.stop()
+        except Exception:
+            pass
+
+
+__all__ = ["SweepView", "SweepHandle", "small_sweep_spec"]
