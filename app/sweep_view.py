@@ -152,24 +152,24 @@ class SweepView(pn.viewable.Viewer):
         self._closed = False
         self._tick = 0
         w = pn.widgets
-        self.sweep_select = w.Select(name="Sweep", options=[], sizing_mode="stretch_width")
-        self.x_select = w.Select(name="x: hyper-parameter", options=list(X_CHOICES), value="sigma")
-        self.y_select = w.Select(name="y: metric", options=list(Y_CHOICES), value="test_accuracy")
+        self.sweep_select = w.Select(label="Sweep", options=[], sizing_mode="stretch_width")
+        self.x_select = w.Select(label="x: hyper-parameter", options=list(X_CHOICES), value="sigma")
+        self.y_select = w.Select(label="y: metric", options=list(Y_CHOICES), value="test_accuracy")
         self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.plot = pn.pane.HoloViews(self._empty(), sizing_mode="stretch_width", height=380)
         # the form
         from engine.rules import RULES
         from engine.data import DATASETS
-        self.form_rules = w.MultiChoice(name="Rules", options=list(RULES), value=["np", "fa", "bp"])
-        self.form_dataset = w.Select(name="Dataset", options=list(DATASETS), value="digits")
-        self.form_samples = w.IntInput(name="Samples (random draws)", value=6, start=1, end=48)
-        self.form_seeds = w.IntInput(name="Seeds per point", value=1, start=1, end=5)
-        self.form_steps = w.IntInput(name="Steps per trial", value=500, start=10, end=20000, step=100)
-        self.form_workers = w.IntInput(name="Local workers", value=min(2, sw.default_workers()),
+        self.form_rules = w.MultiChoice(label="Rules", options=list(RULES), value=["np", "fa", "bp"])
+        self.form_dataset = w.Select(label="Dataset", options=list(DATASETS), value="digits")
+        self.form_samples = w.IntInput(label="Samples (random draws)", value=6, start=1, end=48)
+        self.form_seeds = w.IntInput(label="Seeds per point", value=1, start=1, end=5)
+        self.form_steps = w.IntInput(label="Steps per trial", value=500, start=10, end=20000, step=100)
+        self.form_workers = w.IntInput(label="Local workers", value=min(2, sw.default_workers()),
                                        start=1, end=max(1, sw.default_workers()))
-        self.form_seed = w.IntInput(name="Sweep seed", value=0, start=0)
-        self.start_button = w.Button(name="Start sweep", button_type="primary")
-        self.stop_button = w.Button(name="Stop sweep", button_type="warning", disabled=True)
+        self.form_seed = w.IntInput(label="Sweep seed", value=0, start=0)
+        self.start_button = w.Button(label="Start sweep", color="primary")
+        self.stop_button = w.Button(label="Stop sweep", color="warning", disabled=True)
         self.form_message = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.start_button.on_click(self._on_start)
         self.stop_button.on_click(self._on_stop)

@@ -386,8 +386,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("the dashboard package 'app' is not installed; reinstall creditlab "
                          "with pip install 'creditlab[app]'")
     app_dir = os.path.abspath(list(spec.submodule_search_locations)[0])
+    # localhost and 127.0.0.1 are the same server: accept the page from either spelling.
+    loopback = {"localhost", "127.0.0.1"}
+    hosts = sorted(loopback) if args.address in loopback else [args.address]
     command = [sys.executable, "-m", "panel", "serve", app_dir, "--address", args.address,
-               "--port", str(args.port), "--allow-websocket-origin", f"{args.address}:{args.port}"]
+               "--port", str(args.port),
+               # a closed tab's session (and so its runs) is cleaned up within seconds
+               "--check-unused-sessions", "1000", "--unused-session-lifetime", "3000"]
+    for host in hosts:
+        command += ["--allow-websocket-origin", f"{host}:{args.port}"]
     if args.show:
         command.append("--show")
     print(f"serving the dashboard at http://{args.address}:{args.port}/ (Ctrl-C stops it)",

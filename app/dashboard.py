@@ -1,0 +1,577 @@
+"""The live dashboard: every knob of a RunConfig, Start/Pause/Step/Stop, and plots that follow.
+
+Data flows one way. A `RunHandle` trains in its own thread and fills a bounded RecordBuffer; this
+session's periodic callback *pulls* what is new (curves every 200 ms, heatmaps and status every
+second) and sends it to the browser in one held batch. Click handlers only flip flags on the run,
+so they return at once however busy training is. Each browser session builds its own Dashboard,
+so it owns its runs; they are stopped when the session ends (or its tab has been gone a few
+seconds), from callbacks registered on this object, never from main.py globals.
+
+The same object renders in a notebook (`pn.extension(inline=True); Dashboard()`).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from urllib.parse import urlencode
+from typing import Any
+
+import panel as pn
+import param
+
+from engine.config import LIVE_FIELDS, ConfigError
+from engine.data import DATASETS
+from engine.rules import RULES
+from engine.stream import flatten_record
+
+from app.address_bar import AddressBar
+from app.library import (SavedRun, list_saved_runs, runs_frame, runs_root, to_csv_bytes,
+                         to_parquet_bytes)
+from app.plots import CurvePlots, Heatmaps
+from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
+from app.state import PRESETS, ConfigState, format_width
+
+CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
+SLOW_EVERY = 5                 # heatmaps, status and the closed-tab check: every 5th pull (1 Hz)
+ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
+
+# Friendlier names for the rules the app knows; a new rule in RULES appears under its own name.
+RULE_NAMES = {"bp": "BP: backprop", "fa": "FA: feedback alignment",
+              "dfa": "DFA: direct feedback alignment", "np": "NP: node perturbation (learned B)",
+              "kp": "KP: Kolen-Pollack", "sg": "SG: oracle-trained B", "ss": "SS: sign symmetry"}
+
+LIVE_NOTE = "σ and the learning rates change the running run at once; other settings apply at the next Start."
+
+class Dashboard(pn.viewable.Viewer):
+    """One session's lab bench: the controls, its runs, and the live plots."""
+
+    state = param.ClassSelector(class_=ConfigState, doc="the set-up; mirrored in widgets and URL")
+
+    def __init__(self, curve_period_ms: int = CURVE_PERIOD_MS, sync_url: bool | None = None, **params):
+        params.setdefault("state", ConfigState())
+        super().__init__(**params)
+        self.session = SessionRuns()
+        self.curves = CurvePlots()
+        self.heatmaps = Heatmaps()
+        self._cursors: dict[Any, int] = {}          # run id → RecordBuffer cursor
+        self._changes_seen: dict[Any, int] = {}     # run id → live changes already drawn
+        self._status_seen: dict[Any, str] = {}
+        self._tick = 0
+        self._rate = (0.0, 0, 0.0)                  # (time, step, steps/s) for the status line
+        self._connected_once = False
+        self._orphan_since: float | None = None
+        self._closed = False
+        self._applying_preset = False
+        self._legend_signature: tuple = ()
+        self._build_widgets()
+        self._build_layout()
+        self.state.param.watch(self._on_setting, ConfigState.fields())
+        self.state.param.watch(self._on_live_setting, list(LIVE_FIELDS))
+        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        self._served = served
+        if sync_url if sync_url is not None else served:
+            self._read_url()
+        self._sync_url = bool(sync_url if sync_url is not None else served)
+        self._write_url()
+        self._on_setting()
+        if served:
+            # Cleanup lives on this object: Bokeh clears main.py's globals when a session ends.
+            pn.state.on_session_destroyed(self._on_session_destroyed)
+        self._callback = pn.state.add_periodic_callback(self._pull, period=curve_period_ms)
+
+    # ================================================================ widgets
+    def _build_widgets(self) -> None:
+        s, w = self.state, pn.widgets
+        rule_options = {RULE_NAMES.get(name, name): name for name in RULES}
+        self.preset = w.Select(label="Preset (the paper's set-ups)",
+                               options=["(custom)"] + list(PRESETS), value="(custom)")
+        self.preset.param.watch(self._on_preset, "value")
+        num = dict(sizing_mode="stretch_width")
+        self.inputs: dict[str, Any] = {
+            "rule": w.Select.from_param(s.param.rule, label="Learning rule", options=rule_options, **num),
+            "dataset": w.Select.from_param(s.param.dataset, label="Dataset", options=list(DATASETS), **num),
+            "teacher": w.Select.from_param(s.param.teacher, label="Teacher (teacher dataset)",
+                                           options=["linear", "nonlinear"], **num),
+            "model": w.Select.from_param(s.param.model, label="Model", **num),
+            "depth": w.IntInput.from_param(s.param.depth, label="Hidden layers (depth)", **num),
+            "width": w.TextInput.from_param(s.param.width, label="Width (one, or per layer: 50,20)", **num),
+            "activation": w.Select.from_param(s.param.activation, label="Activation", **num),
+            "loss": w.Select.from_param(s.param.loss, label="Loss", **num),
+            "optimizer": w.Select.from_param(s.param.optimizer, label="Optimizer", **num),
+            "lr": w.FloatInput.from_param(s.param.lr, label="Learning rate (live)", step=0.01, **num),
+            "momentum": w.FloatInput.from_param(s.param.momentum, label="Momentum", step=0.1, **num),
+            "batch_size": w.IntInput.from_param(s.param.batch_size, label="Batch size", **num),
+            "steps": w.IntInput.from_param(s.param.steps, label="Steps", step=1000, **num),
+            "warmup_steps": w.IntInput.from_param(s.param.warmup_steps, label="Warm-up steps (W frozen)",
+                                                  step=100, **num),
+            "freeze_forward": w.Checkbox.from_param(s.param.freeze_forward, label="Freeze W (only B learns)"),
+            "sigma": w.FloatInput.from_param(s.param.sigma, label="σ: noise std (live)", step=0.001, **num),
+            "feedback_lr": w.FloatInput.from_param(s.param.feedback_lr, label="Feedback learning rate (live)",
+                                                   step=0.001, **num),
+            "feedback_mode": w.Select.from_param(s.param.feedback_mode, label="Feedback learning", **num),
+            "ridge_gamma": w.FloatInput.from_param(s.param.ridge_gamma, label="Ridge γ", step=0.01, **num),
+            "ridge_forget": w.FloatInput.from_param(s.param.ridge_forget, label="Ridge forgetting", step=0.01, **num),
+            "weight_decay": w.FloatInput.from_param(s.param.weight_decay, label="Weight decay (KP)",
+                                                    step=0.001, **num),
+            "antithetic": w.Checkbox.from_param(s.param.antithetic, label="Antithetic noise (ξ, −ξ)"),
+            "train_on_noise": w.Checkbox.from_param(s.param.train_on_noise, label="Train on the noisy network"),
+            "seed": w.IntInput.from_param(s.param.seed, label="Seed", **num),
+            "metric_interval": w.IntInput.from_param(s.param.metric_interval, label="Metrics every k steps", **num),
+            "eval_interval": w.IntInput.from_param(s.param.eval_interval, label="Test set every k steps", **num),
+            "device": w.Select.from_param(s.param.device, label="Device", **num),
+        }
+        missing = set(ConfigState.fields()) - set(self.inputs)
+        assert not missing, f"RunConfig fields without a control: {missing}"
+        self.rule_summary = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#444"},
+                                             margin=(0, 10))
+        self.dataset_summary = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#444"},
+                                                margin=(0, 10))
+
+        self.start_button = w.Button(label="Start", color="primary", width=95)
+        self.pause_button = w.Button(label="Pause", width=95, disabled=True)
+        self.resume_button = w.Button(label="Resume", width=100, disabled=True)
+        self.step_button = w.Button(label="Step", width=90, disabled=True,
+                                    description="advance one logging interval (metric_interval steps)")
+        self.stop_button = w.Button(label="Stop", color="danger", width=90, disabled=True)
+        self.reset_button = w.Button(label="Reset", width=95,
+                                     description="stop every run and clear the plots")
+        for button, handler in ((self.start_button, self._on_start), (self.pause_button, self._on_pause),
+                                (self.resume_button, self._on_resume), (self.step_button, self._on_step),
+                                (self.stop_button, self._on_stop), (self.reset_button, self._on_reset)):
+            button.on_click(handler)
+
+        self.address_bar = AddressBar()
+        self.status = pn.pane.Markdown("**Ready.** Pick a rule or a preset and press Start.",
+                                       styles={"font-size": "1.1em"}, margin=(0, 10),
+                                       sizing_mode="stretch_width")
+        self.config_alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
+                                          sizing_mode="stretch_width")
+        self.run_alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
+                                       sizing_mode="stretch_width")
+        self.note = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#7a5b00"},
+                                     margin=(0, 10), visible=False)
+
+        self.run_legend = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width",
+                                       styles={"font-size": "1.0em"})
+        self.layer_select = w.Select(label="Heatmap layer", options={"layer 1": 1}, value=1, width=160)
+        self.layer_select.param.watch(
+            lambda e: self._bokeh(lambda: self._refresh_heatmaps(force=True)), "value")
+
+        self.run_list = w.CheckBoxGroup(label="Runs shown", options={}, value=[], inline=False)
+        self.run_list.param.watch(self._on_visibility, "value")
+        self.saved_select = w.Select(label="Saved runs (runs/)", options={}, sizing_mode="stretch_width")
+        self.saved_refresh = w.Button(label="Refresh list", width=120)
+        self.saved_load = w.Button(label="Load into comparison", width=190)
+        self.saved_refresh.on_click(lambda e: self._refresh_saved())
+        self.saved_load.on_click(self._on_load_saved)
+        self.download_parquet = w.FileDownload(callback=self._export_parquet, filename="creditlab-runs.parquet",
+                                               label="Download Parquet", width=190)
+        self.download_csv = w.FileDownload(callback=self._export_csv, filename="creditlab-runs.csv",
+                                           label="Download CSV", width=190)
+        self._refresh_saved()
+
+    def _build_layout(self) -> None:
+        i = self.inputs
+        section = lambda title: pn.pane.Markdown(f"#### {title}", margin=(8, 10, 0, 10))  # noqa: E731
+        self.sidebar = pn.Column(
+            self.preset,
+            section("Network"), i["rule"], self.rule_summary, i["dataset"], self.dataset_summary,
+            i["teacher"], i["depth"], i["width"], i["activation"], i["loss"], i["model"],
+            section("Forward weights"), i["optimizer"], i["lr"], i["momentum"], i["batch_size"],
+            i["steps"], i["warmup_steps"], i["freeze_forward"],
+            section("Noise and feedback"), i["sigma"], i["feedback_lr"], i["feedback_mode"],
+            i["ridge_gamma"], i["ridge_forget"], i["weight_decay"], i["antithetic"], i["train_on_noise"],
+            section("Bookkeeping"), i["seed"], i["metric_interval"], i["eval_interval"], i["device"],
+            width=330, styles={"background": "#f5f7fa", "border-radius": "6px"}, scroll=True,
+            max_height=1400,
+        )
+        buttons = pn.Row(self.start_button, self.pause_button, self.resume_button, self.step_button,
+                         self.stop_button, self.reset_button)
+        curve_panes = [pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self.curves.figures.values()]
+        heat_panes = [pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width")
+                      for k in ("B", "WT", "diff")]
+        compare = pn.Card(
+            pn.Row(
+                pn.Column(pn.pane.Markdown("**Runs in the comparison** (untick to hide)"), self.run_list,
+                          sizing_mode="stretch_width"),
+                pn.Column(self.saved_select, pn.Row(self.saved_refresh, self.saved_load),
+                          sizing_mode="stretch_width"),
+                pn.Column(pn.pane.Markdown("**Export** (plots: the save tool on each plot writes PNG)"),
+                          self.download_parquet, self.download_csv),
+                sizing_mode="stretch_width"),
+            title="Compare and export", collapsed=False, sizing_mode="stretch_width")
+        header = pn.pane.Markdown(
+            "# creditlab: learning feedback weights by node perturbation\n"
+            "Hidden layers learn the feedback B that carries their error; backprop would use Wᵀ. "
+            "Lines: colour = run, solid = layer 1 (input side), dashed = layer 2, dotted = layer 3.",
+            sizing_mode="stretch_width", margin=(0, 10), css_classes=["creditlab-header"])
+        self.main = pn.Column(
+            header, self.address_bar, buttons, self.status, self.note, self.config_alert, self.run_alert,
+            self.run_legend,
+            pn.GridBox(*curve_panes, ncols=4, sizing_mode="stretch_width"),
+            pn.Row(pn.pane.Markdown("### B vs Wᵀ", margin=(0, 10)), self.layer_select),
+            pn.Row(*heat_panes, sizing_mode="stretch_width"),
+            compare,
+            sizing_mode="stretch_width",
+        )
+        # The sweep page lives in its own module (app/sweep_view.py); it reads runs/sweeps/.
+        from app.sweep_view import SweepView
+        self.sweep_view = SweepView(runs_root())
+        self.layout = pn.Tabs(("Live run", pn.Row(self.sidebar, self.main, sizing_mode="stretch_width")),
+                              ("Sweeps", self.sweep_view), dynamic=True, sizing_mode="stretch_width")
+
+    def __panel__(self):
+        return self.layout
+
+    # ================================================================ plain Bokeh edits
+    def _bokeh(self, fn) -> None:
+        """Run a change to the raw Bokeh figures with the document lock held.
+
+        Panel runs widget callbacks outside Bokeh's document lock; Panel's own models cope, but
+        editing a Bokeh figure there raised "_pending_writes should be non-None …" and the edit
+        never reached the page (seen with five sessions at once). The next-tick callback holds it.
+        """
+        doc = pn.state.curdoc
+        if self._served and doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(fn)
+        else:
+            fn()
+
+    # ================================================================ settings
+    def _on_preset(self, event) -> None:
+        if event.new in PRESETS:
+            self._applying_preset = True
+            try:
+                self.state.apply_preset(event.new)
+            finally:
+                self._applying_preset = False
+
+    def _on_setting(self, *events) -> None:
+        """Any setting changed: check it (inline message), describe the rule, update the URL."""
+        rule = RULES.get(self.state.rule)
+        self.rule_summary.object = f"*{rule.summary}*" if rule else ""
+        spec = DATASETS.get(self.state.dataset)
+        self.dataset_summary.object = f"*{spec.description}*" if spec else ""
+        error = self.state.error()
+        self.config_alert.object = f"**Setting not allowed:** {error}" if error else ""
+        self.config_alert.visible = bool(error)
+        self.start_button.disabled = False        # Start re-checks and explains; never a dead button
+        run = self.session.current
+        if run is not None and run.active:
+            differs = [n for n in ConfigState.fields() if n not in LIVE_FIELDS
+                       and _as_text(getattr(self.state, n)) != _as_text(getattr(run.cfg, n))]
+            self.note.object = f"{LIVE_NOTE} (changed: {', '.join(differs)})" if differs else ""
+            self.note.visible = bool(differs)
+        if events and not self._applying_preset and self.preset.value != "(custom)":
+            self.preset.value = "(custom)"      # edited by hand: no longer the preset it was
+        self._write_url()
+
+    def _on_live_setting(self, event) -> None:
+        run = self.session.current
+        if run is None or not run.active:
+            return
+        try:
+            run.set(**{event.name: event.new})
+        except ConfigError as exc:
+            self.config_alert.object = f"**Live change refused:** {exc}"
+            self.config_alert.visible = True
+
+    # ================================================================ the URL
+    def _read_url(self) -> None:
+        args = dict(pn.state.session_args or {})
+        query = {k: v for k, v in args.items() if k in ConfigState.fields()}
+        if not query:
+            return
+        bad = self.state.update_from_query(query)
+        if bad:
+            self.config_alert.object = ("**The link has settings that cannot be read:** "
+                                        + ", ".join(f"{n}={_first(args[n])!r}" for n in bad))
+            self.config_alert.visible = True
+
+    def _write_url(self) -> None:
+        if not getattr(self, "_sync_url", False):
+            return
+        self.address_bar.search = "?" + urlencode(self.state.to_query())
+
+    # ================================================================ buttons
+    def _on_start(self, _event=None) -> RunHandle | None:
+        try:
+            cfg = self.state.to_config()
+        except ConfigError as exc:
+            self.config_alert.object = f"**Not started:** {exc}"
+            self.config_alert.visible = True
+            return None
+        self.config_alert.visible = False
+        self.run_alert.visible = False
+        self.note.visible = False
+        run, dropped = self.session.launch(cfg)
+
+        def plot_it():
+            for old in dropped:
+                self._forget(old)
+            self.curves.add_run(run.id, _display(run), len(cfg.widths()))
+            self._cursors[run.id] = 0           # from now on the pull streams this run
+            self._changes_seen[run.id] = 0
+            self.heatmaps.clear()
+            self._refresh_legend()
+
+        self._bokeh(plot_it)
+        layers = {f"layer {i}": i for i in range(1, len(cfg.widths()) + 1)}
+        self.layer_select.options = layers
+        if self.layer_select.value not in layers.values():
+            self.layer_select.value = 1
+        self._rate = (time.time(), 0, 0.0)
+        self._refresh_run_list()
+        self._refresh_status()
+        return run
+
+    def _on_pause(self, _event=None) -> None:
+        if (run := self.session.current) is not None and run.active:
+            run.pause()
+            self._refresh_status(expect="paused")
+
+    def _on_resume(self, _event=None) -> None:
+        if (run := self.session.current) is not None and run.active:
+            run.resume()
+            self._refresh_status(expect="running")
+
+    def _on_step(self, _event=None) -> None:
+        if (run := self.session.current) is not None and run.active:
+            run.step_once()
+            self._refresh_status(expect="paused")
+
+    def _on_stop(self, _event=None) -> None:
+        if (run := self.session.current) is not None and run.active:
+            run.stop()
+            self._refresh_status(expect="stopped")
+
+    def _on_reset(self, _event=None) -> None:
+        runs = self.session.clear()
+
+        def clear_plots():
+            for run in runs:
+                self._forget(run)
+            self.curves.clear()
+            self.heatmaps.clear()
+
+        self._bokeh(clear_plots)
+        self.run_alert.visible = False
+        self.note.visible = False
+        self._refresh_run_list()
+        self.status.object = "**Ready.** Pick a rule or a preset and press Start."
+        self._set_buttons(None)
+
+    # ================================================================ comparison
+    def _forget(self, run) -> None:
+        self.curves.remove_run(run.id)
+        for table in (self._cursors, self._changes_seen, self._status_seen):
+            table.pop(run.id, None)
+
+    def _refresh_run_list(self) -> None:
+        options = {_display(run): run.id for run in self.session.runs}
+        visible = [v for v in self.run_list.value if v in options.values()]
+        new_ids = [v for v in options.values() if v not in self.run_list.options.values()]
+        self.run_list.options = options
+        self.run_list.value = visible + new_ids
+        self._refresh_legend()
+
+    def _refresh_legend(self) -> None:
+        """The runs as coloured keys above the plots (legible from the back of a lecture room)."""
+        keys = []
+        for run in self.session.runs:
+            color = self.curves.color(run.id)
+            if color is None:
+                continue
+            swatch = (f'<span style="display:inline-block;width:26px;height:5px;background:{color};'
+                      f'vertical-align:middle;margin-right:6px"></span>')
+            keys.append(f'<span style="margin-right:22px;white-space:nowrap">{swatch}'
+                        f'{html.escape(_display(run))} <i style="color:#666">{run.status}</i></span>')
+        self.run_legend.object = " ".join(keys)
+
+    def _on_visibility(self, event) -> None:
+        shown, runs = set(event.new), list(self.session.runs)
+
+        def apply():
+            for run in runs:
+                self.curves.set_visible(run.id, run.id in shown)
+
+        self._bokeh(apply)
+
+    def _refresh_saved(self) -> None:
+        options = list_saved_runs()
+        self.saved_select.options = options
+        self.saved_load.disabled = not options
+
+    def _on_load_saved(self, _event=None) -> None:
+        folder = self.saved_select.value
+        if not folder:
+            return
+        try:
+            saved = SavedRun(folder)
+        except Exception as exc:          # a foreign or half-written folder: say so, keep serving
+            self.run_alert.object = f"**Could not load {folder}:** {type(exc).__name__}: {exc}"
+            self.run_alert.visible = True
+            return
+        if any(run.id == saved.id for run in self.session.runs):
+            return
+        dropped = self.session.add(saved)
+
+        def plot_it():
+            for old in dropped:
+                self._forget(old)
+            self.curves.add_run(saved.id, saved.label, saved.n_layers())
+            self.curves.replace(saved.id, saved.rows())
+            self._refresh_legend()
+
+        self._bokeh(plot_it)
+        self._refresh_run_list()
+
+    # ================================================================ export
+    def frame(self):
+        """Every run of this session as one tidy table (what the downloads contain)."""
+        return runs_frame(list(self.session.runs))
+
+    def _export_parquet(self):
+        return to_parquet_bytes(self.frame())
+
+    def _export_csv(self):
+        return to_csv_bytes(self.frame())
+
+    # ================================================================ the pull
+    def _pull(self) -> None:
+        """Move what the workers produced since last time into the plots, in one batch."""
+        if self._closed:
+            return
+        self._tick += 1
+        slow = self._tick % SLOW_EVERY == 0
+        with pn.io.hold():
+            for run in list(self.session.runs):
+                if isinstance(run, RunHandle):
+                    self._pull_run(run)
+            if slow:
+                self._refresh_heatmaps()
+                self._refresh_status()
+                self._check_orphaned()
+            else:
+                run = self.session.current
+                if run is not None and self._status_seen.get(run.id) != run.status:
+                    self._refresh_status()      # finished / diverged: say so without waiting
+        if not self._served:
+            pn.io.push_notebook(*self._bokeh_panes())
+
+    def _pull_run(self, run: RunHandle) -> None:
+        cursor = self._cursors.get(run.id)
+        if cursor is None:
+            return
+        new, cursor = run.buffer.since(cursor)
+        self._cursors[run.id] = cursor
+        if new:
+            if self.curves.length(run.id) + len(new) > BUFFER_CAPACITY:
+                # The buffer has thinned its history: resend it whole, so the page stays bounded too.
+                self.curves.replace(run.id, [flatten_record(r) for r in run.buffer.records()])
+            else:
+                self.curves.stream(run.id, [flatten_record(r) for r in new])
+        seen = self._changes_seen.get(run.id, 0)
+        for change in run.changes[seen:]:
+            self.curves.mark_change(run.id, change["step"],
+                                    f"{change['name']}: {change['old']:g} → {change['new']:g}")
+        self._changes_seen[run.id] = len(run.changes)
+
+    def _refresh_heatmaps(self, force: bool = False) -> None:
+        run = self.session.current
+        if run is None:
+            return
+        version, matrices = run.buffer.latest_matrices()
+        if matrices is None or (version == self.heatmaps.version and not force):
+            return
+        self.heatmaps.show(matrices, self.layer_select.value or 1, version, run_label="")
+
+    def _refresh_status(self, expect: str | None = None) -> None:
+        run = self.session.current
+        if run is None:
+            self._set_buttons(None)
+            return
+        status = expect if expect and run.active else run.status
+        now = time.time()
+        t0, s0, rate = self._rate
+        if now - t0 >= 0.9:
+            rate = (run.step_count - s0) / (now - t0) if run.step_count >= s0 else 0.0
+            self._rate = (now, run.step_count, rate)
+        latest = run.buffer.records()[-1:] if status != "starting" else []
+        extra = ""
+        if latest:
+            rec = latest[-1]
+            acc = rec.get("train_accuracy")
+            if acc is not None and acc == acc:
+                extra = f" · train accuracy {acc:.1%}"
+        speed = f" · {rate:,.0f} steps/s" if status == "running" else ""
+        self.status.object = (f"**{_display(run)}** — {status}, step {run.step_count:,} / "
+                              f"{run.cfg.steps:,}{speed}{extra}")
+        self._set_buttons(status)
+        signature = tuple((r.id, r.status) for r in self.session.runs)
+        if signature != self._legend_signature:
+            self._legend_signature = signature
+            self._refresh_legend()
+        if self._status_seen.get(run.id) != run.status:
+            self._status_seen[run.id] = run.status
+            if run.status in ("diverged", "error"):
+                self.run_alert.object = f"**Run stopped:** {run.error}"
+                self.run_alert.visible = True
+            if not run.active:
+                self.note.visible = False
+
+    def _set_buttons(self, status: str | None) -> None:
+        active = status in ("starting", "running", "paused")
+        self.pause_button.disabled = status not in ("starting", "running")
+        self.resume_button.disabled = status != "paused"
+        self.step_button.disabled = not active
+        self.stop_button.disabled = not active
+
+    def _bokeh_panes(self):
+        return [p for p in self.main.select(pn.pane.Bokeh)]
+
+    # ================================================================ cleanup
+    def _check_orphaned(self) -> None:
+        """Stop the runs of a session whose browser tab has gone (well before Bokeh reaps it)."""
+        doc = pn.state.curdoc
+        session = getattr(getattr(doc, "session_context", None), "_session", None)
+        count = getattr(session, "connection_count", None)
+        if count is None:
+            return
+        if count > 0:
+            self._connected_once, self._orphan_since = True, None
+        elif self._connected_once:
+            self._orphan_since = self._orphan_since or time.time()
+            if time.time() - self._orphan_since > ORPHAN_SECONDS:
+                self.session.stop_all()
+
+    def _on_session_destroyed(self, session_context) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every run of this session and the periodic pull."""
+        self._closed = True
+        self.session.stop_all()
+        self.sweep_view.close()
+        try:
+            self._callback.stop()
+        except Exception:
+            pass
+
+
+def _display(run) -> str:
+    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …")."""
+    return f"#{run.id} {run.label}" if isinstance(run, RunHandle) else run.label
+
+
+def _first(value):
+    if isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return format_width(list(value))
+    return str(value)

@@ -1,0 +1,110 @@
+"""Runs on disk (for the comparison) and the session's runs as a table (for export).
+
+A finished run is a folder `runs/<id>/` holding `config.json` (RunConfig.to_dict()) and
+`metrics.parquet` (one flatten_record row per record, plus hyperparameter columns). The two files
+are read directly with json and pandas, so the dashboard needs nothing from engine/runs.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.config import RunConfig
+from engine.stream import flatten_record
+
+from app.state import format_width, run_label
+
+
+def runs_root() -> Path:
+    """Where saved runs live: $CREDITLAB_RUNS, else ./runs (the CLI's default)."""
+    return Path(os.environ.get("CREDITLAB_RUNS", "runs"))
+
+
+def list_saved_runs(root: Path | None = None) -> dict[str, str]:
+    """{display name: folder} of the complete run folders under root, newest first."""
+    root = Path(root or runs_root())
+    if not root.is_dir():
+        return {}
+    found = []
+    for folder in root.iterdir():
+        if (folder / "config.json").is_file() and (folder / "metrics.parquet").is_file():
+            found.append((folder.stat().st_mtime, folder))
+    out = {}
+    for _, folder in sorted(found, reverse=True):
+        try:
+            cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+            out[f"{folder.name}: {run_label(cfg)}"] = str(folder)
+        except Exception:           # a half-written or foreign folder: list it by name only
+            out[folder.name] = str(folder)
+    return out
+
+
+class SavedRun:
+    """A finished run read from disk; the comparison treats it like a run that has ended."""
+
+    active = False
+    status = "loaded"
+    error = None
+    changes: list = []
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        self.id = f"saved-{folder.name}"
+        self.cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        self.frame = pd.read_parquet(folder / "metrics.parquet")
+        self.label = f"{run_label(self.cfg)} [{folder.name}]"
+        self.step_count = int(self.frame["step"].max()) if len(self.frame) else 0
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.frame.to_dict("records")
+
+    def n_layers(self) -> int:
+        return len(self.cfg.widths())
+
+
+def run_rows(run: Any) -> list[dict[str, Any]]:
+    """One flat row per record of a live (RunHandle) or loaded (SavedRun) run."""
+    if isinstance(run, SavedRun):
+        return run.rows()
+    return [flatten_record(r) for r in run.buffer.records()]
+
+
+def runs_frame(runs: list[Any]) -> pd.DataFrame:
+    """All runs in one tidy table: flat record rows + the run's label + its settings as columns.
+
+    Record columns win over settings of the same name (σ and the learning rates are recorded at
+    every row, so a live change is visible in the data).
+    """
+    frames = []
+    for run in runs:
+        rows = [{k: v for k, v in row.items() if k != "_seq"} for row in run_rows(run)]
+        frame = pd.DataFrame(rows)
+        settings = run.cfg.to_dict()
+        settings["width"] = format_width(settings["width"])
+        for name, value in settings.items():
+            if name not in frame.columns:
+                frame[name] = value
+        frame.insert(0, "run", run.label)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["run", "step"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> io.BytesIO:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    buf.seek(0)
+    return buf
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> io.BytesIO:
+    buf = io.BytesIO(frame.to_csv(index=False).encode())
+    buf.seek(0)
+    return buf

@@ -1,0 +1,286 @@
+"""The dashboard's plots: training curves, per-layer alignment curves, and B / Wᵀ heatmaps.
+
+Plain Bokeh figures fed by `ColumnDataSource.stream`, not HoloViews DynamicMaps: on two cores a
+HoloViews update costs 10–30 ms of server time per plot against ~1 ms for a raw stream, and eight
+curve plots refreshed at 5 Hz must leave the CPU to training (the dashboard may cost at most 10 %
+of the run's throughput). Every run gets its own data sources, named `curves-<run>` and
+`evals-<run>`, and the heatmaps `heatmap-B`, `heatmap-WT`, `heatmap-diff`: the browser tests read
+them by name through `Bokeh.documents[0]`.
+
+Nothing here computes learning quantities: the curves plot the engine's records as they come, and
+the heatmaps show the matrices the engine published (B − Wᵀ is only their difference, for display).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+from bokeh.models import (ColorBar, ColumnDataSource, HoverTool, Legend, LegendItem,
+                          LinearColorMapper, NumeralTickFormatter, Range1d)
+from bokeh.palettes import Category10_10, RdBu11
+from bokeh.plotting import figure
+
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"      # `save` writes the plot as PNG in the browser
+RUN_COLORS = Category10_10
+LAYER_DASHES = ("solid", "dashed", "dotted", "dotdash", "dashdot")
+FONT = {"title": "13pt", "axis": "11pt", "ticks": "10pt", "legend": "9pt"}
+
+# (record metric, plot title, y-axis label); one line per hidden layer, input side first.
+LAYER_PLOTS: tuple[tuple[str, str, str], ...] = (
+    ("weight_angle_deg", "Weight angle ∠(B, Wᵀ)", "degrees"),
+    ("signal_angle_deg", "Signal angle ∠(δ, δ_BP)", "degrees"),
+    ("update_angle_deg", "Update angle ∠(ΔW, ΔW_BP)", "degrees"),
+    ("sign_congruence", "Sign congruence B vs Wᵀ", "fraction of equal signs"),
+    ("estimator_angle_deg", "NP estimate ∠(λ̂, ∂L/∂h)", "degrees"),
+    ("estimator_snr_db", "NP estimate SNR", "dB"),
+)
+SCALAR_PLOTS: tuple[tuple[str, str, str], ...] = (
+    ("loss", "Loss: line train, ● test", "loss"),
+    ("accuracy", "Accuracy: line train, ● test", "accuracy"),
+)
+LEGEND_PLOTS = ("loss",)       # run labels are long: one legend, the page lists the runs too
+
+
+def _style(fig) -> None:
+    fig.title.text_font_size = FONT["title"]
+    for axis in (fig.xaxis, fig.yaxis):
+        axis.axis_label_text_font_size = FONT["axis"]
+        axis.major_label_text_font_size = FONT["ticks"]
+    fig.xaxis.ticker.desired_num_ticks = 4
+    fig.toolbar.logo = None
+    fig.toolbar.autohide = True
+    fig.min_border_right = 12
+
+
+def _new_figure(title: str, y_label: str, y_axis_type: str = "linear", x_range=None):
+    shared = {"x_range": x_range} if x_range is not None else {}
+    fig = figure(title=title, height=245, sizing_mode="stretch_width", min_width=300, tools=TOOLS,
+                 y_axis_type=y_axis_type, x_axis_label="step", y_axis_label=y_label,
+                 output_backend="canvas", **shared)
+    _style(fig)
+    legend = Legend(items=[], location="top_right", label_text_font_size=FONT["legend"],
+                    background_fill_alpha=0.7, click_policy="hide", spacing=0, padding=4,
+                    glyph_height=12, label_height=12)
+    fig.add_layout(legend)
+    return fig
+
+
+def columns_for(n_layers: int) -> list[str]:
+    """The columns of a run's curve source (flatten_record names, per layer)."""
+    cols = ["step", "train_loss", "train_accuracy"]
+    for metric, _, _ in LAYER_PLOTS:
+        cols += [f"{metric}_{i}" for i in range(1, n_layers + 1)]
+    return cols
+
+
+def rows_to_columns(rows: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, np.ndarray]:
+    """Flat records → column arrays; a metric a record lacks (or holds as None) becomes NaN."""
+    out = {}
+    for col in columns:
+        values = [row.get(col, math.nan) for row in rows]
+        out[col] = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    return out
+
+
+class CurvePlots:
+    """Loss, accuracy and the per-layer alignment curves; every run overlaid, coloured by run."""
+
+    def __init__(self):
+        first = None
+        self.figures: dict[str, Any] = {}
+        for key, title, ylabel in SCALAR_PLOTS + LAYER_PLOTS:
+            axis_type = "log" if key == "loss" else "linear"
+            fig = _new_figure(title, ylabel, axis_type, x_range=first.x_range if first else None)
+            first = first or fig       # one shared step axis: zoom one plot, all follow
+            self.figures[key] = fig
+        self.figures["accuracy"].y_range = Range1d(0, 1.02)
+        self.figures["sign_congruence"].y_range = Range1d(0, 1.02)
+        for key in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg", "estimator_angle_deg"):
+            self.figures[key].y_range = Range1d(0, 95)
+        for fig in self.figures.values():
+            fig.xaxis.formatter = NumeralTickFormatter(format="0.[0]a")     # 12k, not 12000
+        # Where σ or a learning rate changed during a run: one vertical line per change.
+        self.changes = ColumnDataSource({"step": [], "color": [], "what": []}, name="changes")
+        for fig in self.figures.values():
+            span = fig.vspan(x="step", source=self.changes, line_color="color", line_width=2,
+                             line_dash="dashed", line_alpha=0.8)
+            fig.add_tools(HoverTool(renderers=[span], tooltips=[("change", "@what")],
+                                    mode="vline"))
+        self._runs: dict[Any, dict[str, Any]] = {}
+        self._color_index = 0
+
+    # -------------------------------------------------------------- runs
+    def next_color(self) -> str:
+        color = RUN_COLORS[self._color_index % len(RUN_COLORS)]
+        self._color_index += 1
+        return color
+
+    def add_run(self, key: Any, label: str, n_layers: int, color: str | None = None) -> str:
+        color = color or self.next_color()
+        curves = ColumnDataSource(rows_to_columns([], columns_for(n_layers)), name=f"curves-{key}")
+        evals = ColumnDataSource({"step": np.zeros(0), "test_loss": np.zeros(0),
+                                  "test_accuracy": np.zeros(0)}, name=f"evals-{key}")
+        renderers, items = [], []
+
+        def add(fig, r, key):
+            renderers.append((fig, r))
+            if key not in LEGEND_PLOTS:
+                return
+            legend = fig.legend[0]
+            for item in legend.items:
+                if getattr(item.label, "value", item.label) == label:
+                    item.renderers = item.renderers + [r]
+                    return
+            new = LegendItem(label=label, renderers=[r])
+            legend.items = legend.items + [new]
+            items.append((legend, new))
+
+        for key_, column in (("loss", "train_loss"), ("accuracy", "train_accuracy")):
+            fig = self.figures[key_]
+            add(fig, fig.line("step", column, source=curves, color=color, line_width=1.5,
+                              line_alpha=0.55), key_)
+            test = "test_loss" if key_ == "loss" else "test_accuracy"
+            add(fig, fig.line("step", test, source=evals, color=color, line_width=2.5), key_)
+            add(fig, fig.scatter("step", test, source=evals, color=color, size=7), key_)
+        for metric, _, _ in LAYER_PLOTS:
+            fig = self.figures[metric]
+            for i in range(1, n_layers + 1):
+                dash = LAYER_DASHES[(i - 1) % len(LAYER_DASHES)]
+                add(fig, fig.line("step", f"{metric}_{i}", source=curves, color=color,
+                                  line_width=2, line_dash=dash), metric)
+        self._runs[key] = {"curves": curves, "evals": evals, "renderers": renderers,
+                           "items": items, "color": color, "n_layers": n_layers, "label": label}
+        return color
+
+    def color(self, key: Any) -> str | None:
+        return self._runs[key]["color"] if key in self._runs else None
+
+    def has_run(self, key: Any) -> bool:
+        return key in self._runs
+
+    def length(self, key: Any) -> int:
+        return len(self._runs[key]["curves"].data["step"])
+
+    def stream(self, key: Any, rows: list[dict[str, Any]]) -> None:
+        """Append flat records (flatten_record rows) to a run's curves, as one message."""
+        if not rows:
+            return
+        run = self._runs[key]
+        run["curves"].stream(rows_to_columns(rows, run["curves"].data.keys()))
+        evals = [r for r in rows if _finite(r.get("test_loss"))]
+        if evals:
+            run["evals"].stream(rows_to_columns(evals, ("step", "test_loss", "test_accuracy")))
+
+    def replace(self, key: Any, rows: list[dict[str, Any]]) -> None:
+        """Replace a run's curves (after the buffer thinned its history, or for a loaded run)."""
+        run = self._runs[key]
+        run["curves"].data = rows_to_columns(rows, run["curves"].data.keys())
+        evals = [r for r in rows if _finite(r.get("test_loss"))]
+        run["evals"].data = rows_to_columns(evals, ("step", "test_loss", "test_accuracy"))
+
+    def mark_change(self, key: Any, step: int, what: str) -> None:
+        color = self._runs[key]["color"] if key in self._runs else "#555555"
+        self.changes.stream({"step": [step], "color": [color], "what": [what]})
+
+    def set_visible(self, key: Any, visible: bool) -> None:
+        for _, r in self._runs.get(key, {}).get("renderers", []):
+            r.visible = visible
+
+    def remove_run(self, key: Any) -> None:
+        run = self._runs.pop(key, None)
+        if run is None:
+            return
+        gone = {id(r) for _, r in run["renderers"]}
+        for fig in self.figures.values():
+            fig.renderers = [r for r in fig.renderers if id(r) not in gone]
+            legend = fig.legend[0]
+            legend.items = [it for it in legend.items
+                            if not any(id(r) in gone for r in it.renderers)]
+
+    def clear(self) -> None:
+        for key in list(self._runs):
+            self.remove_run(key)
+        self.changes.data = {"step": [], "color": [], "what": []}
+        self._color_index = 0
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+class Heatmaps:
+    """B, Wᵀ and B − Wᵀ of one layer side by side, on one symmetric colour scale."""
+
+    def __init__(self):
+        self.mapper = LinearColorMapper(palette=list(reversed(RdBu11)), low=-1, high=1,
+                                        nan_color="#dddddd")
+        self.sources, self.figures = {}, {}
+        for key, title in (("B", "B (learned feedback)"), ("WT", "Wᵀ (what backprop uses)"),
+                           ("diff", "B − Wᵀ")):
+            source = ColumnDataSource(self._empty(), name=f"heatmap-{key}")
+            fig = figure(title=title, height=265, sizing_mode="stretch_width", min_width=260,
+                         tools="hover,save,reset", toolbar_location="right",
+                         x_axis_label="unit in layer i+1", y_axis_label="unit in layer i",
+                         tooltips=[("row", "$y{0}"), ("col", "$x{0}"), ("value", "@image{0.0000}")])
+            fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=source,
+                      color_mapper=self.mapper)
+            fig.x_range.range_padding = fig.y_range.range_padding = 0
+            fig.grid.visible = False
+            _style(fig)
+            self.sources[key], self.figures[key] = source, fig
+        bar = ColorBar(color_mapper=self.mapper, width=10, major_label_text_font_size=FONT["ticks"])
+        self.figures["diff"].add_layout(bar, "right")
+        self.version = -1
+
+    @staticmethod
+    def _empty(version: int = 0) -> dict[str, list]:
+        return {"image": [np.full((1, 1), np.nan, dtype=np.float32)], "x": [0], "y": [0], "dw": [1],
+                "dh": [1], "version": [version]}
+
+    def clear(self) -> None:
+        self.version = -1
+        for key, source in self.sources.items():
+            source.data = self._empty()
+
+    def show(self, matrices: list[dict[str, Any]] | None, layer: int, version: int,
+             run_label: str = "") -> bool:
+        """Show `layer` (1-based) of a published matrix snapshot; False when it has no such layer."""
+        if not matrices:
+            return False
+        entry = next((m for m in matrices if m["layer"] == layer), None)
+        if entry is None:
+            return False
+        b, wt = entry["B"], entry["WT"]
+        scale = float(np.nanmax(np.abs(b))) if b.size else 1.0
+        if wt is not None and wt.size:
+            scale = max(scale, float(np.nanmax(np.abs(wt))))
+        scale = scale if math.isfinite(scale) and scale > 0 else 1.0
+        self.mapper.update(low=-scale, high=scale)
+        rows, cols = b.shape
+        # Row 0 (the first unit of layer i) at the top, as in a printed matrix.
+        self._set("B", np.flipud(b), version)
+        where = f"layer {layer} ← {layer + 1}"
+        self.figures["B"].title.text = f"B, {where} ({rows}×{cols})  {run_label}"
+        if wt is None:
+            self._set("WT", None, version)
+            self._set("diff", None, version)
+            self.figures["WT"].title.text = "Wᵀ: none (direct feedback sends the output error)"
+            self.figures["diff"].title.text = "B − Wᵀ: not defined for direct feedback"
+        else:
+            self._set("WT", np.flipud(wt), version)
+            self._set("diff", np.flipud(b - wt), version)
+            self.figures["WT"].title.text = f"Wᵀ, {where} ({rows}×{cols})"
+            self.figures["diff"].title.text = "B − Wᵀ (same colour scale)"
+        self.version = version
+        return True
+
+    def _set(self, key: str, image: np.ndarray | None, version: int) -> None:
+        if image is None:
+            self.sources[key].data = self._empty(version)
+            return
+        rows, cols = image.shape
+        self.sources[key].data = {"image": [np.ascontiguousarray(image, dtype=np.float32)],
+                                  "x": [0], "y": [0], "dw": [cols], "dh": [rows],
+                                  "version": [version]}

@@ -1,0 +1,261 @@
+"""The dashboard's state objects, without a browser: config ↔ URL, presets, inline messages,
+the RunHandle lifecycle, and that a session's cleanup really stops its worker threads."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+
+from engine.config import RunConfig
+from engine.rules import RULES
+
+from app.dashboard import Dashboard
+from app.library import SavedRun, list_saved_runs, runs_frame
+from app.runner import RunHandle, SessionRuns
+from app.state import PRESETS, ConfigState, parse_width, preset_config, run_label
+
+TINY = dict(dataset="digits", depth=1, width=8, steps=400, metric_interval=10, eval_interval=100,
+            device="cpu")
+
+
+def wait_for(predicate, timeout=20.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+# --------------------------------------------------------------------------- config and URL
+def test_state_covers_every_runconfig_field():
+    assert ConfigState.fields() == list(RunConfig().to_dict())
+    for name in ConfigState.fields():
+        assert name in ConfigState.param
+
+
+def test_url_round_trip_reproduces_the_config():
+    cfg = RunConfig(rule="fa", depth=3, width=[30, 20, 10], activation="tanh", sigma=0.02, lr=0.05,
+                    seed=7, freeze_forward=True, feedback_mode="ridge", steps=1234)
+    state = ConfigState()
+    state.set_config(cfg)
+    url = "http://localhost:5006/app?" + urlencode(state.to_query())
+    query = {k: v[-1] for k, v in parse_qs(urlparse(url).query).items()}
+    restored = ConfigState()
+    assert restored.update_from_query(query) == []
+    assert restored.to_config().to_dict() == cfg.to_dict()
+
+
+def test_url_with_a_few_settings_keeps_the_rest_at_defaults():
+    state = ConfigState()
+    state.update_from_query({"rule": "dfa", "depth": "3", "width": "40", "sigma": "0.05"})
+    cfg = state.to_config()
+    assert (cfg.rule, cfg.depth, cfg.width, cfg.sigma) == ("dfa", 3, 40, 0.05)
+    assert cfg.lr == RunConfig().lr
+
+
+def test_unreadable_url_values_are_reported_not_applied():
+    state = ConfigState()
+    bad = state.update_from_query({"depth": "abc", "freeze_forward": "maybe", "seed": "3"})
+    assert sorted(bad) == ["depth", "freeze_forward"]
+    assert state.seed == 3 and state.depth == 2
+
+
+def test_rule_choices_come_from_the_registry():
+    assert list(ConfigState.param.rule.objects) == list(RULES)
+    dash = Dashboard(sync_url=False)
+    try:
+        assert sorted(dash.inputs["rule"].values) == sorted(RULES)
+    finally:
+        dash.close()
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_are_valid_configs(name):
+    cfg = preset_config(name).validate()
+    state = ConfigState()
+    state.apply_preset(name)
+    assert state.to_config().to_dict() == cfg.to_dict()
+
+
+def test_paper_presets_use_the_paper_mlp():
+    for name in ("Paper MLP: NP", "Paper MLP: FA", "Paper MLP: BP"):
+        cfg = preset_config(name)
+        assert (cfg.depth, cfg.widths(), cfg.activation, cfg.loss) == (2, [50, 20], "sigmoid", "mse")
+    assert preset_config("Learn B only (frozen W)").freeze_forward
+    assert preset_config("Noise-only ablation (FA + noise)").train_on_noise
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"width": "abc"}, "width='abc' is not allowed"),
+    ({"width": "50,20,10"}, "width has 3 entries but depth is 2"),
+    ({"sigma": 0.0, "rule": "np"}, "sigma=0.0 is not allowed for rule 'np'"),
+    ({"lr": -0.1}, "lr=-0.1 is not allowed"),
+    ({"depth": 0}, "depth=0 is not allowed"),
+    ({"rule": "nonsense"}, "rule='nonsense' is not allowed"),
+])
+def test_bad_values_give_the_one_line_message(changes, words):
+    state = ConfigState()
+    state.param.update(**changes)
+    message = state.error()
+    assert message is not None and words in message and "\n" not in message
+
+
+def test_parse_width():
+    assert parse_width("50") == 50
+    assert parse_width(" 50, 20 ") == [50, 20]
+    for bad in ("", "abc", "50,,20", "5.5"):
+        with pytest.raises(Exception, match="width="):
+            parse_width(bad)
+
+
+def test_run_label_says_what_differs():
+    assert run_label(RunConfig(rule="np", sigma=0.01, depth=2, width=50, seed=0)) == \
+        "np σ=0.01 d2 w50 lr=0.1 seed0"
+    assert "σ" not in run_label(RunConfig(rule="fa"))
+    assert "w50-20" in run_label(RunConfig(width=[50, 20]))
+
+
+# --------------------------------------------------------------------------- the run handle
+def test_run_handle_lifecycle_start_pause_step_resume_stop():
+    run = RunHandle(RunConfig(**{**TINY, "steps": 10_000_000})).start()
+    wait_for(lambda: run.status == "running" and run.step_count > 20)
+    run.pause()
+    wait_for(lambda: run.status == "paused")
+    paused_at = run.step_count
+    time.sleep(0.2)
+    assert run.step_count == paused_at                         # paused means paused
+    run.step_once()                                            # one logging interval
+    wait_for(lambda: run.step_count >= paused_at + run.cfg.metric_interval)
+    time.sleep(0.2)
+    assert run.step_count == paused_at + run.cfg.metric_interval
+    assert run.status == "paused"
+    run.resume()
+    wait_for(lambda: run.step_count > paused_at + 3 * run.cfg.metric_interval)
+    run.stop()
+    assert run.join(5)
+    assert run.status == "stopped" and not run.alive
+    records = run.buffer.records()
+    assert records and records[-1]["step"] <= run.step_count
+
+
+def test_run_finishes_and_reports_records():
+    run = RunHandle(RunConfig(**TINY)).start()
+    assert run.join(30)
+    assert run.status == "finished" and run.step_count == TINY["steps"]
+    version, matrices = run.buffer.latest_matrices()
+    assert version > 0 and matrices[0]["B"].shape == matrices[0]["WT"].shape
+
+
+def test_live_change_is_validated_recorded_and_applied():
+    run = RunHandle(RunConfig(**{**TINY, "steps": 10_000_000})).start()
+    wait_for(lambda: run.trainer is not None)
+    with pytest.raises(Exception, match="sigma"):
+        run.set(sigma=-1.0)
+    with pytest.raises(Exception, match="cannot change during a run"):
+        run.set(depth=3)
+    run.set(lr=0.05)
+    assert run.changes[-1]["name"] == "lr" and run.changes[-1]["new"] == 0.05
+    wait_for(lambda: any(r["lr"] == 0.05 for r in run.buffer.records()))
+    run.stop()
+    assert run.join(5)
+
+
+def test_diverging_run_says_so_and_stops():
+    cfg = RunConfig(**{**TINY, "rule": "bp", "lr": 1e6, "activation": "linear", "steps": 100_000})
+    run = RunHandle(cfg).start()
+    assert run.join(30)
+    assert run.status == "diverged"
+    assert "diverged" in run.error
+
+
+def test_session_cleanup_stops_every_worker_thread():
+    session = SessionRuns(max_runs=3)
+    long = RunConfig(**{**TINY, "steps": 10_000_000})
+    runs = [session.launch(long)[0] for _ in range(2)]
+    assert not runs[0].active or runs[0].join(5)        # a new Start stops the previous run
+    wait_for(lambda: runs[1].status == "running")
+    session.stop_all()
+    assert all(run.join(5) for run in runs)
+    assert not any(run.alive for run in runs)
+
+
+def test_comparison_is_bounded():
+    session = SessionRuns(max_runs=2)
+    runs = [session.launch(RunConfig(**TINY))[0] for _ in range(3)]
+    assert [r.id for r in session.runs] == [r.id for r in runs[1:]]
+    session.stop_all()
+    assert all(r.join(10) for r in runs)
+
+
+# --------------------------------------------------------------------------- the dashboard object
+def test_dashboard_start_pull_stop_and_close_without_a_browser():
+    dash = Dashboard(sync_url=False)
+    dash.state.set_config(RunConfig(**{**TINY, "steps": 10_000_000}))
+    run = dash._on_start()
+    assert run is not None
+    wait_for(lambda: len(run.buffer) > 3)
+    dash._pull()
+    assert dash.curves.length(run.id) > 0
+    for _ in range(5):                     # the slow path: heatmaps and status
+        dash._pull()
+    assert dash.heatmaps.version > 0
+    assert run.label in dash.status.object
+    dash.close()                           # what on_session_destroyed calls
+    assert run.join(5) and run.status == "stopped"
+
+
+def test_dashboard_bad_value_shows_message_and_starts_nothing():
+    dash = Dashboard(sync_url=False)
+    try:
+        dash.state.width = "abc"
+        assert dash.config_alert.visible and "width='abc'" in dash.config_alert.object
+        assert dash._on_start() is None
+        assert dash.session.runs == []
+    finally:
+        dash.close()
+
+
+def test_dashboard_live_sigma_change_is_marked_on_the_plots():
+    dash = Dashboard(sync_url=False)
+    dash.state.set_config(RunConfig(**{**TINY, "rule": "np", "steps": 10_000_000}))
+    run = dash._on_start()
+    try:
+        wait_for(lambda: run.trainer is not None)
+        dash.state.sigma = 0.05
+        dash._pull()
+        assert dash.curves.changes.data["step"]            # a vertical marker where it changed
+        assert "sigma" in dash.curves.changes.data["what"][0]
+        dash.state.sigma = -1.0                            # refused live, with the message
+        assert dash.config_alert.visible and "sigma" in dash.config_alert.object
+    finally:
+        dash.close()
+        run.join(5)
+
+
+def test_export_and_loading_saved_runs(tmp_path, monkeypatch):
+    run = RunHandle(RunConfig(**TINY)).start()
+    assert run.join(30)
+    frame = runs_frame([run])
+    assert {"run", "step", "train_loss", "weight_angle_deg_1", "rule", "seed"} <= set(frame.columns)
+    # A run folder as engine/runs.py writes it: config.json + metrics.parquet.
+    folder = tmp_path / "runs" / "20260101-np-seed0"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(run.cfg.to_dict()))
+    frame.drop(columns=["run"]).to_parquet(folder / "metrics.parquet")
+    monkeypatch.setenv("CREDITLAB_RUNS", str(tmp_path / "runs"))
+    listed = list_saved_runs()
+    assert list(listed.values()) == [str(folder)]
+    saved = SavedRun(folder)
+    assert saved.step_count == TINY["steps"] and saved.n_layers() == 1
+    dash = Dashboard(sync_url=False)
+    try:
+        dash.saved_select.value = str(folder)
+        dash._on_load_saved()
+        assert dash.curves.has_run(saved.id) and dash.curves.length(saved.id) == len(frame)
+        assert len(dash.frame()) == len(frame)
+    finally:
+        dash.close()

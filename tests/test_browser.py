@@ -1,0 +1,210 @@
+"""The dashboard in a real browser: Debian's chromium, driven by Playwright's sync API.
+
+What is checked is what a user sees, read from the page itself: the plotted data (Bokeh data
+sources in `Bokeh.documents`) grows after Start and stops growing after Stop, a bad value shows
+its message and starts nothing, and a link with settings restores them into the widgets.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from browser_helpers import (CHROMIUM, chromium_context, serve_dashboard,  # noqa: E402
+                             source_info, wait_for_bokeh)
+
+pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
+                allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serve_dashboard() as (url, dashboards):
+        yield url, dashboards
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
+
+
+@pytest.fixture
+def page(server, browser):
+    url, _ = server
+    page = browser.new_page()
+    yield page
+    page.close()
+
+
+def open_dashboard(page, url: str, query: str = ""):
+    page.goto(url + query)
+    wait_for_bokeh(page)
+    page.get_by_role("button", name="Start").wait_for(timeout=30_000)
+    # The sources exist once the plots have rendered.
+    page.wait_for_function("() => Bokeh.documents[0].all_models.size > 50 || "
+                           "Array.from(Bokeh.documents[0].all_models).length > 50")
+
+
+def total_points(page) -> int:
+    return sum(s["n"] for s in source_info(page, "curves-", "step"))
+
+
+def heatmap_version(page) -> float:
+    info = source_info(page, "heatmap-B", "version")
+    return info[0]["last"] if info else -1
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.2):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def test_page_loads(server, page):
+    url, _ = server
+    open_dashboard(page, url)
+    assert page.get_by_text("creditlab: learning feedback weights").first.is_visible()
+    for name in ("Start", "Pause", "Resume", "Step", "Stop", "Reset"):
+        assert page.get_by_role("button", name=name).count() == 1
+    assert page.get_by_label("Learning rule").count() == 1
+    # The heatmap sources are on the page; no run yet, so no curve sources.
+    assert source_info(page, "heatmap-", "version")
+    assert source_info(page, "curves-", "step") == []
+
+
+def test_start_updates_curves_and_heatmaps_and_stop_freezes_them(server, page):
+    url, _ = server
+    # A long run, so it is still going when we look; Stop ends it.
+    open_dashboard(page, url, "?rule=np&depth=2&width=20,10&steps=1000000")
+    page.get_by_role("button", name="Start").click()
+
+    first = wait_until(lambda: total_points(page))
+    v_first = wait_until(lambda: heatmap_version(page) if heatmap_version(page) > 0 else None)
+    later = wait_until(lambda: total_points(page) if total_points(page) > first else None)
+    v_later = wait_until(lambda: heatmap_version(page) if heatmap_version(page) > v_first else None)
+    assert later > first and v_later > v_first
+    # The per-layer alignment columns carry numbers, not just steps.
+    angles = source_info(page, "curves-", "signal_angle_deg_1")
+    assert angles and angles[0]["n"] >= first
+
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("— stopped").wait_for(timeout=10_000)
+    time.sleep(1.5)                        # let anything already in flight land
+    frozen, v_frozen = total_points(page), heatmap_version(page)
+    time.sleep(2.0)
+    assert total_points(page) == frozen
+    assert heatmap_version(page) == v_frozen
+
+
+def test_pause_answers_quickly_while_running(server, page):
+    url, _ = server
+    open_dashboard(page, url, "?rule=np&steps=1000000")
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: total_points(page))
+    # Time from the click to the status text saying "paused", measured inside the page.
+    latency_ms = page.evaluate("""() => new Promise(resolve => {
+        const all = (root, out) => {              // every element, through shadow roots
+          for (const el of root.querySelectorAll('*')) {
+            out.push(el);
+            if (el.shadowRoot) all(el.shadowRoot, out);
+          }
+          return out;
+        };
+        const button = all(document, []).find(
+            el => el.tagName === 'BUTTON' && el.textContent.trim() === 'Pause');
+        // The status pane: found once, so the polling below costs next to nothing.
+        const status = all(document, []).find(
+            el => el.shadowRoot && el.shadowRoot.textContent.includes('— running')).shadowRoot;
+        const paused = () => status.textContent.includes('— paused');
+        const t0 = performance.now();
+        button.click();
+        const poll = () => {
+          const dt = performance.now() - t0;
+          if (paused()) resolve(dt); else if (dt > 10000) resolve(dt); else setTimeout(poll, 5);
+        };
+        poll();
+    })""")
+    print(f"\nPause click → 'paused' shown: {latency_ms:.0f} ms")
+    assert latency_ms < 1000, f"Pause took {latency_ms:.0f} ms to show"
+    page.get_by_role("button", name="Stop").click()
+
+
+def test_bad_value_shows_message_and_nothing_starts(server, page):
+    url, _ = server
+    open_dashboard(page, url)
+    width = page.get_by_label("Width (one, or per layer: 50,20)")
+    width.fill("abc")
+    width.press("Enter")
+    page.get_by_text("width='abc' is not allowed").first.wait_for(timeout=10_000)
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Not started").first.wait_for(timeout=10_000)
+    time.sleep(1.0)
+    assert source_info(page, "curves-", "step") == []
+    assert "running" not in page.get_by_text("Ready.").first.inner_text()
+
+
+def test_url_restores_configuration(server, page):
+    url, _ = server
+    open_dashboard(page, url, "?rule=fa&depth=3&width=30,20,10&sigma=0.02&seed=7&activation=tanh")
+    assert page.get_by_label("Hidden layers (depth)").input_value() == "3"
+    assert page.get_by_label("Width (one, or per layer: 50,20)").input_value() == "30,20,10"
+    assert page.get_by_label("Seed").input_value() == "7"
+    assert float(page.get_by_label("σ: noise std (live)").input_value()) == pytest.approx(0.02)
+    assert "feedback alignment" in page.get_by_label("Learning rule").evaluate(
+        "el => el.options[el.selectedIndex].text").lower()
+    assert page.get_by_label("Activation").input_value() == "tanh"
+    # And the other way: once loaded, the URL carries the whole set-up, and a change in a widget
+    # is written back to it, so the link shares it.
+    href = lambda: page.evaluate("() => window.location.href")  # noqa: E731  (page.url misses replaceState)
+    wait_until(lambda: "train_on_noise=false" in href(), timeout=10)
+    seed = page.get_by_label("Seed")
+    seed.fill("8")
+    seed.press("Enter")
+    wait_until(lambda: "seed=8" in href(), timeout=10)
+    assert "rule=fa" in href() and "width=30%2C20%2C10" in href()
+
+
+def test_closing_the_tab_stops_its_run_within_seconds(server, browser):
+    url, dashboards = server
+    page = browser.new_page()
+    open_dashboard(page, url, "?rule=np&steps=1000000")
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: total_points(page))
+    run = dashboards[-1].session.current
+    assert run.active
+    page.close()
+    t0 = time.time()
+    assert run.join(15), "the run kept going after its tab closed"
+    print(f"\ntab closed → run stopped in {time.time() - t0:.1f} s")
+    assert run.status == "stopped"
+
+
+@pytest.mark.slow
+def test_five_sessions_each_keep_updating(server, browser):
+    """Five tabs, five runs: every page keeps receiving data (slowly, on two shared cores)."""
+    url, _ = server
+    pages = [browser.new_page() for _ in range(5)]
+    try:
+        for page in pages:
+            open_dashboard(page, url, "?rule=fa&width=20,10&steps=1000000")
+            page.get_by_role("button", name="Start").click()
+        first = [wait_until(lambda p=page: total_points(p), timeout=60) for page in pages]
+        for page, n in zip(pages, first):
+            wait_until(lambda p=page, n=n: total_points(p) > n, timeout=60)
+    finally:
+        for page in pages:
+            page.get_by_role("button", name="Stop").click()
+            page.close()
