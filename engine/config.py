@@ -59,7 +59,7 @@ class RunConfig:
     # bookkeeping
     seed: int = 0
     device: str = "auto"
-    metric_interval: int = 25           # alignment metrics every k steps
+    metric_interval: int = 50           # alignment metrics every k steps
     eval_interval: int = 250            # test-set evaluation every k steps
     teacher: str = "linear"             # for dataset="teacher": "linear" or "nonlinear"
 

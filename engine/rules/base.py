@@ -13,6 +13,7 @@ feedback tensor of layer i+1, shaped like W_{i+1}ᵀ (linear) or the kernel (con
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -31,13 +32,27 @@ def register(cls: type["LearningRule"]) -> type["LearningRule"]:
 class StepResult:
     loss: torch.Tensor                 # per-sample loss of the *clean* network
     out: torch.Tensor                  # clean output
-    deltas: list[torch.Tensor]         # the rule's per-sample δᵢ = ∂L/∂aᵢ, i = 1..N
     weight_grads: list[torch.Tensor]   # the rule's ∂L/∂Wᵢ (batch mean), i = 1..N
+    mean_deltas: list[torch.Tensor]    # ∂(batch-mean loss)/∂aᵢ, i = 1..N: see `deltas`
+    mean_site_errors: list[torch.Tensor] | None = None   # the same at each hidden site
     input_shapes: list[torch.Size] = field(default_factory=list)  # each layer's input shape
     masks: list | None = None          # dropout masks, shared by every pass of this step
     first_hidden: torch.Tensor | None = None      # block 1's clean output (before mask and noise)
-    site_errors: list[torch.Tensor] | None = None  # error each hidden site received, per sample
     estimates: list[torch.Tensor] | None = None   # NP's λ̂ᵢ per hidden site, if any
+
+    # Per-sample errors are the batch-mean ones times the batch size. Scaled on first use only:
+    # rules that neither regress B nor get measured this step never pay for the copies.
+    @functools.cached_property
+    def deltas(self) -> list[torch.Tensor]:
+        """The rule's per-sample δᵢ = ∂L/∂aᵢ, i = 1..N."""
+        return [g * self.loss.shape[0] for g in self.mean_deltas]
+
+    @functools.cached_property
+    def site_errors(self) -> list[torch.Tensor] | None:
+        """The error each hidden site received from the backward pass, per sample."""
+        if self.mean_site_errors is None:
+            return None
+        return [g * self.loss.shape[0] for g in self.mean_site_errors]
 
 
 def uniform_like_init(fan_in: int, shape, generator: torch.Generator, device) -> torch.Tensor:
@@ -133,9 +148,9 @@ class LearningRule:
         trace = model(x, noise=noise, masks=masks, taps=taps)
         loss = objective.per_sample(trace.out, y)
         # Autograd on the batch *mean* writes the forward gradients as they are (no copy of every
-        # weight gradient divided by the batch); per-sample δ's are batch × the mean's δ's. The
-        # gradients at the hidden sites are the errors the backward sent through B, kept so that
-        # neither the metrics nor the regression of B recompute them.
+        # weight gradient divided by the batch); per-sample δ's are batch × the mean's δ's (see
+        # StepResult). The gradients at the hidden sites are the errors the backward sent through
+        # B, kept so that neither the metrics nor the regression of B recompute them.
         n, batch = len(weights), x.shape[0]
         sites = trace.inputs[1:]
         grads = torch.autograd.grad(loss.sum() / batch, weights + biases + trace.pre + sites)
@@ -147,9 +162,8 @@ class LearningRule:
             with torch.no_grad():
                 out = model(x, masks=masks, use_feedback=False).out
                 clean_loss = objective.per_sample(out, y)
-        return StepResult(loss=clean_loss, out=out, deltas=[g * batch for g in grads[2 * n:3 * n]],
-                          weight_grads=[w.grad for w in weights], masks=masks,
-                          input_shapes=[t.shape for t in trace.inputs],
-                          first_hidden=trace.hidden[0].detach() if trace.hidden else None,
-                          site_errors=None if taps is not None else
-                          [g * batch for g in grads[3 * n:]])
+        return StepResult(loss=clean_loss, out=out, weight_grads=[w.grad for w in weights],
+                          mean_deltas=list(grads[2 * n:3 * n]),
+                          mean_site_errors=None if taps is not None else list(grads[3 * n:]),
+                          masks=masks, input_shapes=[t.shape for t in trace.inputs],
+                          first_hidden=trace.hidden[0].detach() if trace.hidden else None)
