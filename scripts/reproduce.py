@@ -1,0 +1,58 @@
+"""Reproduce one of the paper's experiments: train, save the results, draw the figures, print the table.
+
+    .venv/bin/python scripts/reproduce.py <experiment> [--quick] [--seeds N] [--no-train]
+
+Experiments: feedback, mlp, autoencoder, conv, ablations, scaling (see engine/experiments.py).
+Results go to results/<experiment>[-quick]/{final,history}.parquet (rewritten atomically after
+every run; rerunning resumes and skips the runs already there), figures to docs/figures/ as PNG
+(quick runs get a "-quick" suffix so they never overwrite the report's figures), and the table
+(mean ± std over seeds) is printed as Markdown. `--no-train` only redraws from saved results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine import experiments as ex  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", choices=sorted(ex.EXPERIMENTS))
+    p.add_argument("--quick", action="store_true", help="the couple-of-minutes budget (CI)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per condition (default 3; quick: 2)")
+    p.add_argument("--no-train", action="store_true", help="only redraw figures and the table from saved results")
+    p.add_argument("--fresh", action="store_true", help="ignore saved results and run everything again")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where to train (default cpu: deterministic for a seed)")
+    p.add_argument("--results", default=None, help="results root (default results/)")
+    p.add_argument("--figures", default=str(ROOT / "docs" / "figures"), help="where the PNGs go")
+    args = p.parse_args(argv)
+    exp = ex.EXPERIMENTS[args.experiment]
+    print(f"{exp.title} — budget: {exp.budget(args.quick)}", file=sys.stderr)
+    if args.no_train:
+        res = ex.load_results(args.experiment, args.quick, args.results)
+    else:
+        res = ex.run_experiment(args.experiment, args.quick, args.seeds, root=args.results,
+                                resume=not args.fresh, progress=True, device=args.device)
+    paths = ex.save_figures(ex.make_figures(res, args.quick, args.results), args.figures,
+                            suffix="-quick" if args.quick else "")
+    variants = sorted(set(zip(res.final["cfg_dataset"], res.final["data_variant"])))
+    print(f"## {exp.title}\n")
+    print(f"Budget: {exp.budget(args.quick)}. Data: " + ", ".join(f"{d} ({v})" for d, v in variants) + ".\n")
+    print(ex.to_markdown(ex.table(res)))
+    print(f"\nresults: {res.path}\nfigures: " + ", ".join(str(q.relative_to(ROOT)) if q.is_relative_to(ROOT)
+                                                     else str(q) for q in paths))
+    bad = res.final[res.final["status"] != "finished"]
+    if len(bad):
+        print(f"\n{len(bad)} run(s) diverged: " + ", ".join(f"{c} seed {s}" for c, s in zip(bad["condition"], bad["seed"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

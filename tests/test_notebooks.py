@@ -1,0 +1,131 @@
+"""Every reproduction notebook runs top to bottom in QUICK mode, so none can rot.
+
+Each notebook is executed with nbclient in a fresh kernel, papermill-style: the cell tagged
+`parameters` gets `QUICK = True` (and CREDITLAB_QUICK=1 is set too), results go to a temporary
+folder (CREDITLAB_RESULTS), never to results/ or docs/figures/. Also checks the shared
+experiment code and scripts/reproduce.py on the quick budget.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_six_notebooks_with_a_parameters_cell():
+    nbformat = pytest.importorskip("nbformat")
+    assert len(NOTEBOOKS) == 6, NOTEBOOKS
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+        assert "QUICK = False" in tagged[0].source, f"{path.name}: the full settings must be the default"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("CREDITLAB_QUICK", "1")
+    monkeypatch.setenv("CREDITLAB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = cell.source.replace("QUICK = False", "QUICK = True")
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(ROOT)}})
+    client.execute()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "QUICK" in outputs and "FULL" not in outputs
+    assert (tmp_path / "results").is_dir(), "the notebook did not save its results where it was told"
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} drew no figure"
+
+
+@pytest.mark.slow
+def test_reproduce_script_quick(tmp_path):
+    pytest.importorskip("matplotlib")
+    env = {**__import__("os").environ, "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "ablations", "--quick",
+                          "--seeds", "1", "--results", str(tmp_path / "r"), "--figures", str(tmp_path / "f")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "| condition |" in out.stdout and "NP ridge B" in out.stdout
+    assert (tmp_path / "r" / "ablations-quick" / "final.parquet").is_file()
+    assert sorted(p.name for p in (tmp_path / "f").glob("*.png")) == ["ablations-quick.png",
+                                                                      "ablations_curves-quick.png"]
+    # a second call resumes: nothing left to train, same table
+    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce.py"), "ablations", "--quick",
+                            "--seeds", "1", "--results", str(tmp_path / "r"), "--figures", str(tmp_path / "f"),
+                            "--no-train"], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.split("results:")[0] == out.stdout.split("results:")[0]
+
+
+def test_experiments_define_full_and_quick_budgets():
+    from engine import experiments as ex
+
+    assert set(ex.EXPERIMENTS) == {"feedback", "mlp", "autoencoder", "conv", "ablations", "scaling"}
+    for name, exp in ex.EXPERIMENTS.items():
+        quick, full = exp.build(True), exp.build(False)
+        assert quick and full
+        for c in quick + full:
+            c.cfg.validate()
+        assert sum(c.cfg.steps for c in quick) < sum(c.cfg.steps for c in full), name
+        assert len({c.label for c in full}) == len(full) or name in ("mlp",), name
+        assert exp.budget(False) and exp.budget(True)
+    mlp = ex.EXPERIMENTS["mlp"].build(False)
+    assert {c.cfg.sigma for c in mlp if c.cfg.rule == "np"} == set(ex.SIGMAS)
+    assert {c.cfg.dataset for c in mlp} == {"fashion-mnist", "mnist"}
+    ae = ex.EXPERIMENTS["autoencoder"].build(False)
+    assert len({tuple(c.cfg.widths()) for c in ae}) == 1, "the autoencoder must compare equal widths"
+
+
+def test_run_conditions_saves_and_resumes(tmp_path):
+    from engine import RunConfig
+    from engine import experiments as ex
+
+    conds = [ex.Condition("BP", RunConfig(rule="bp", dataset="digits", steps=20, metric_interval=10,
+                                          eval_interval=20), {"rule_label": "BP"}),
+             ex.Condition("NP", RunConfig(rule="np", dataset="digits", steps=20, metric_interval=10,
+                                          eval_interval=20), {"rule_label": "NP"})]
+    res = ex.run_conditions(conds, range(2), out_dir=tmp_path / "x", progress=False)
+    assert len(res.final) == 4 and set(res.final["status"]) == {"finished"}
+    assert {"test_error", "signal_angle_deg_1", "sign_congruence_mean"} <= set(res.final.columns)
+    assert set(res.history["step"]) == {10, 20}
+    again = ex.run_conditions(conds, range(3), out_dir=tmp_path / "x", progress=False)
+    assert len(again.final) == 6                          # only seed 2 was new
+    assert again.final.loc[again.final["seed"] < 2, "test_loss"].tolist() == \
+        res.final["test_loss"].tolist()
+    table = ex.summarize(again.final, by=["condition"])
+    assert table["seeds"].tolist() == [3, 3] and " ± " in table["test_error"][0]
+
+
+def test_results_from_another_data_variant_are_retrained(tmp_path):
+    import pandas as pd
+
+    from engine import RunConfig
+    from engine import experiments as ex
+
+    conds = [ex.Condition("BP", RunConfig(rule="bp", dataset="digits", steps=10, metric_interval=5,
+                                          eval_interval=10))]
+    first = ex.run_conditions(conds, [0], out_dir=tmp_path / "x", progress=False)
+    assert first.final["data_variant"].tolist() == [ex.expected_variant("digits")]
+    stale = first.final.assign(data_variant="some other subset")
+    stale.to_parquet(tmp_path / "x" / "final.parquet", index=False)
+    again = ex.run_conditions(conds, [0], out_dir=tmp_path / "x", progress=False)
+    assert again.final["data_variant"].tolist() == ["full"] and len(again.history) == len(first.history)
+    assert pd.read_parquet(tmp_path / "x" / "final.parquet")["data_variant"].tolist() == ["full"]
