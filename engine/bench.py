@@ -35,8 +35,12 @@ from engine.rules import RULES
 from engine.trainer import DivergedError, Trainer, resolve_device
 
 NETWORKS = [
-    {"name": "784-50-20-10", "widths": [50, 20], "batch": 32},
-    {"name": "784-256-256-10", "widths": [256, 256], "batch": 128},
+    {"name": "784-50-20-10", "model": "mlp", "widths": [50, 20], "batch": 32},
+    {"name": "784-256-256-10", "model": "mlp", "widths": [256, 256], "batch": 128},
+    # The small conv net on 28×28 images; a step costs ~10× an MLP's, so it gets a third of the
+    # rounds.
+    {"name": "conv-small 1×28×28", "model": "conv-small", "widths": [], "batch": 32,
+     "round_share": 3},
 ]
 N_IN, N_OUT, N_TRAIN, N_TEST = 784, 10, 4096, 512
 GOALS = {"np": 1.5, "fa": 1.1}       # on the wider net, default metric interval
@@ -53,21 +57,32 @@ def random_dataset(device: torch.device, seed: int = 0) -> Dataset:
     x = torch.rand(N_TRAIN + N_TEST, N_IN, generator=g)
     y = torch.randint(0, N_OUT, (N_TRAIN + N_TEST,), generator=g)
     return Dataset("random", x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], n_in=N_IN,
-                   n_out=N_OUT, task="classification").to(device)
+                   n_out=N_OUT, task="classification", image_shape=(1, 28, 28)).to(device)
+
+
+def plain_network(net: dict) -> nn.Sequential:
+    """The same network as the engine builds for `net`, from stock torch modules."""
+    if net["model"] == "conv-small":
+        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)),
+                             nn.Conv2d(1, 16, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),
+                             nn.Conv2d(16, 32, 5, padding=2), nn.Tanh(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.Tanh(),
+                             nn.Linear(128, N_OUT))
+    sizes = [N_IN, *net["widths"], N_OUT]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
 
 
 class Baseline:
     """The plain autograd step every ratio is taken against."""
 
-    def __init__(self, widths: list[int], batch: int, data: Dataset, cfg: RunConfig, device):
+    def __init__(self, net: dict, batch: int, data: Dataset, cfg: RunConfig, device):
         torch.manual_seed(0)
-        sizes = [N_IN, *widths, N_OUT]
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(nn.Sigmoid())
-        self.model = nn.Sequential(*layers).to(device)
+        self.model = plain_network(net).to(device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
         self.data, self.batch = data, batch
         self.order = torch.randperm(data.x_train.shape[0], device=device)
@@ -87,10 +102,14 @@ class Baseline:
         self.opt.step()
 
 
-def _trainer_step(rule: str, widths: list[int], batch: int, data: Dataset, device: str,
+def _trainer_step(rule: str, net: dict, batch: int, data: Dataset, device: str,
                   metrics: bool) -> Callable[[], Any]:
-    cfg = RunConfig(rule=rule, dataset="digits", depth=len(widths), width=list(widths),
-                    batch_size=batch, steps=OFF, device=device, lr=BENCH_LR)
+    if net["model"] == "mlp":
+        shape = dict(model="mlp", depth=len(net["widths"]), width=list(net["widths"]))
+    else:
+        shape = dict(model=net["model"], activation="tanh")
+    cfg = RunConfig(rule=rule, dataset="digits", batch_size=batch, steps=OFF, device=device,
+                    lr=BENCH_LR, **shape)
     if not metrics:
         cfg = dataclasses.replace(cfg, metric_interval=OFF, eval_interval=OFF)
     state = {"trainer": Trainer(cfg, dataset=data)}
@@ -160,17 +179,18 @@ def run_benchmark(device: str = "cpu", quick: bool = False, threads: int | None 
         data = random_dataset(dev)
         base_cfg = RunConfig(lr=BENCH_LR)
         candidates: dict[str, Callable[[], Any]] = {
-            "baseline": Baseline(net["widths"], net["batch"], data, base_cfg, dev).step}
+            "baseline": Baseline(net, net["batch"], data, base_cfg, dev).step}
         for rule in rules:
-            candidates[rule] = _trainer_step(rule, net["widths"], net["batch"], data, device, True)
-            candidates[rule + ":off"] = _trainer_step(rule, net["widths"], net["batch"], data,
-                                                      device, False)
-        samples = time_candidates(candidates, dev, rounds, steps, warmup, progress)
+            candidates[rule] = _trainer_step(rule, net, net["batch"], data, device, True)
+            candidates[rule + ":off"] = _trainer_step(rule, net, net["batch"], data, device, False)
+        net_rounds = max(1, rounds // net.get("round_share", 1))
+        samples = time_candidates(candidates, dev, net_rounds, steps, warmup, progress)
         times = {name: statistics.median(v) for name, v in samples.items()}
         best = {name: min(v) for name, v in samples.items()}
         base = times["baseline"]
         report["networks"].append({
-            "name": net["name"], "activation": "sigmoid", "batch": net["batch"],
+            "name": net["name"], "activation": "tanh" if net["model"] != "mlp" else "sigmoid",
+            "batch": net["batch"], "rounds": net_rounds,
             "baseline_ms": base * 1e3, "baseline_ms_min": best["baseline"] * 1e3,
             "rules": [{"rule": rule, "ms": times[rule] * 1e3, "ratio": times[rule] / base,
                        "ms_min": best[rule] * 1e3, "ratio_of_mins": best[rule] / best["baseline"],

@@ -237,7 +237,8 @@ def test_bench_quick_json(capsys):
     assert rc == 0, err
     data = strict_json(out)
     assert data["device"] == "cpu" and data["threads"] == 1 and data["torch"] == torch.__version__
-    assert [n["name"] for n in data["networks"]] == ["784-50-20-10", "784-256-256-10"]
+    assert [n["name"] for n in data["networks"]] == ["784-50-20-10", "784-256-256-10",
+                                                   "conv-small 1×28×28"]
     for net in data["networks"]:
         assert net["baseline_ms"] > 0
         assert [r["rule"] for r in net["rules"]] == list(RULES)
