@@ -49,7 +49,7 @@ class RunConfig:
     warmup_steps: int = 0               # forward weights frozen for the first steps
     # node perturbation and feedback learning
     sigma: float = 0.01                 # noise std on every hidden layer's output
-    feedback_lr: float = 0.01
+    feedback_lr: float = 0.05
     feedback_mode: str = "sgd"          # "sgd" or exact "ridge" regression
     ridge_gamma: float = 0.1
     ridge_forget: float = 1.0           # 1.0: cumulative, as in the paper; <1 tracks a moving W
