@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from engine.config import (ACTIVATIONS, DEVICES, FEEDBACK_MODES, LOSSES, OPTIMIZERS, ConfigError,
                            RunConfig)
+from engine.argtypes import int_at_least
 from engine.download import DataError
 
 PROG = "creditlab"
@@ -193,11 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu", metavar=_choices(DEVICES),
                        help="device (default: cpu)")
     bench.add_argument("--quick", action="store_true", help="few steps: a smoke test, not a timing")
-    bench.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    bench.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
                        help="torch.set_num_threads(N) (default: torch's)")
-    bench.add_argument("--rounds", type=_positive_int, default=None, metavar="R",
+    bench.add_argument("--rounds", type=int_at_least(1), default=None, metavar="R",
                        help="interleaved timing rounds (default: 15, quick: 2)")
-    bench.add_argument("--steps", type=_positive_int, default=None, metavar="N",
+    bench.add_argument("--steps", type=int_at_least(1), default=None, metavar="N",
                        help="timed steps per round and candidate (default: the metric "
                        f"interval, {_DEFAULTS.metric_interval}, so each block holds one logged "
                        "step; quick: 3)")
@@ -213,16 +214,6 @@ def _port(text: str) -> int:
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"port={text!r} is not allowed; it must be an integer "
                                          "from 1 to 65535")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be an integer >= 1")
     return value
 
 

@@ -298,15 +298,8 @@ def experiment_dir(name: str, quick: bool = False, root: str | os.PathLike | Non
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from engine.runs import atomic_write_parquet
+    atomic_write_parquet(df, path)
 
 
 def _config_columns(cfg: RunConfig) -> dict[str, Any]:

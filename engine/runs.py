@@ -74,6 +74,13 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame to Parquet so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:

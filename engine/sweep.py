@@ -47,13 +47,13 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from engine.argtypes import int_at_least
 from engine.config import ConfigError, RunConfig
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -603,18 +603,8 @@ def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterab
 
 
 def _atomic_parquet(df, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from engine.runs import atomic_write_parquet
+    atomic_write_parquet(df, path)
 
 
 def trials_frame(rows: Iterable[dict]):
@@ -994,24 +984,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return parse_sweep(data, overrides_from_args(args))
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be an integer >= 1")
-    return v
-
-
-def _nonneg(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be an integer >= 0")
-    return v
+_positive, _nonneg = int_at_least(1), int_at_least(0)
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

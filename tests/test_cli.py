@@ -27,13 +27,7 @@ TOP_KEYS = {"rule", "steps", "test_accuracy", "test_loss", "status", "run_dir", 
 SHORT = ["--steps", "20", "--metric-interval", "5", "--eval-interval", "10", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny nets: one thread is faster, and immune to a busy shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def strict_json(text: str):

@@ -18,13 +18,7 @@ from engine.trainer import DivergedError, Trainer
 FILES = {"config.json", "metrics.parquet", "summary.json", "checkpoint.pt"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny nets: one thread is faster, and immune to a busy shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(**kw) -> RunConfig:

@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from engine import sweep as sw
 from engine.runs import list_runs, load_run, load_summary
@@ -21,12 +20,7 @@ TINY = {"dataset": "digits", "steps": 50, "metric_interval": 25, "eval_interval"
         "width": 20}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spec(seed=0, samples=3, seeds=2, rules=("np", "bp"), base=None, random=None, **head):
