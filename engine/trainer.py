@@ -29,6 +29,9 @@ from engine.objective import Objective
 from engine.rules import RULES
 
 
+EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
+
+
 class DivergedError(RuntimeError):
     """The loss became NaN or infinite; `step` is the first step where it did."""
 
@@ -211,10 +214,15 @@ class Trainer:
         y = self.data.y_test if split == "test" else self.data.y_train
         if self.autoencoding:
             y = x
-        out = self.model(x, use_feedback=False).out
-        loss = self.objective.per_sample(out, y).mean()
-        correct = self.objective.correct(out, y)
-        acc = correct.mean() if correct is not None else torch.tensor(math.nan)
+        # In chunks: a conv net's activations for a whole test set would not fit in memory.
+        losses, corrects = [], []
+        for start in range(0, x.shape[0], EVAL_CHUNK):
+            out = self.model(x[start:start + EVAL_CHUNK], use_feedback=False).out
+            chunk_y = y[start:start + EVAL_CHUNK]
+            losses.append(self.objective.per_sample(out, chunk_y))
+            corrects.append(self.objective.correct(out, chunk_y))
+        loss = torch.cat(losses).mean()
+        acc = torch.cat(corrects).mean() if corrects[0] is not None else torch.tensor(math.nan)
         loss_v, acc_v = torch.stack([loss, acc.to(loss.device)]).tolist()
         return loss_v, acc_v
 
