@@ -310,7 +310,7 @@ class Dashboard(pn.viewable.Viewer):
         def plot_it():
             for old in dropped:
                 self._forget(old)
-            self.curves.add_run(run.id, _display(run), len(cfg.widths()))
+            self.curves.add_run(run.id, _display(run), len(cfg.widths()), steps=cfg.steps)
             self._cursors[run.id] = 0           # from now on the pull streams this run
             self._changes_seen[run.id] = 0
             self.heatmaps.clear()
@@ -420,7 +420,7 @@ class Dashboard(pn.viewable.Viewer):
         def plot_it():
             for old in dropped:
                 self._forget(old)
-            self.curves.add_run(saved.id, saved.label, saved.n_layers())
+            self.curves.add_run(saved.id, saved.label, saved.n_layers(), steps=saved.cfg.steps)
             self.curves.replace(saved.id, saved.rows())
             self._refresh_legend()
 
@@ -451,6 +451,7 @@ class Dashboard(pn.viewable.Viewer):
                     self._pull_run(run)
             if slow:
                 self._refresh_heatmaps()
+                self.curves.fit_y_ranges()
                 self._refresh_status()
                 self._check_orphaned()
             else:

@@ -88,17 +88,22 @@ class CurvePlots:
     """Loss, accuracy and the per-layer alignment curves; every run overlaid, coloured by run."""
 
     def __init__(self):
-        first = None
+        # One shared step axis (zoom one plot, all follow), spanning the runs' planned steps. A
+        # fixed range, not a DataRange1d: the browser recomputes a data range on every update and
+        # sends it back, which costs the server (and so the training thread) a message per pull.
+        self.steps_axis = Range1d(0, 1)
         self.figures: dict[str, Any] = {}
         for key, title, ylabel in SCALAR_PLOTS + LAYER_PLOTS:
             axis_type = "log" if key == "loss" else "linear"
-            fig = _new_figure(title, ylabel, axis_type, x_range=first.x_range if first else None)
-            first = first or fig       # one shared step axis: zoom one plot, all follow
-            self.figures[key] = fig
+            self.figures[key] = _new_figure(title, ylabel, axis_type, x_range=self.steps_axis)
         self.figures["accuracy"].y_range = Range1d(0, 1.02)
         self.figures["sign_congruence"].y_range = Range1d(0, 1.02)
         for key in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg", "estimator_angle_deg"):
             self.figures[key].y_range = Range1d(0, 95)
+        # The two open-ended axes are fitted by fit_y_ranges() (once a second), for the same
+        # reason as the step axis.
+        self.figures["loss"].y_range = Range1d(1e-3, 1)
+        self.figures["estimator_snr_db"].y_range = Range1d(-40, 0)
         for fig in self.figures.values():
             fig.xaxis.formatter = NumeralTickFormatter(format="0.[0]a")     # 12k, not 12000
         # Where σ or a learning rate changed during a run: one vertical line per change.
@@ -117,8 +122,12 @@ class CurvePlots:
         self._color_index += 1
         return color
 
-    def add_run(self, key: Any, label: str, n_layers: int, color: str | None = None) -> str:
+    def add_run(self, key: Any, label: str, n_layers: int, color: str | None = None,
+                steps: int = 0) -> str:
+        """Add a run's curves; `steps`, its planned length, widens the step axis to fit."""
         color = color or self.next_color()
+        if steps > self.steps_axis.end:
+            self.steps_axis.end = steps
         curves = ColumnDataSource(rows_to_columns([], columns_for(n_layers)), name=f"curves-{key}")
         evals = ColumnDataSource({"step": np.zeros(0), "test_loss": np.zeros(0),
                                   "test_accuracy": np.zeros(0)}, name=f"evals-{key}")
@@ -179,6 +188,30 @@ class CurvePlots:
         run["curves"].data = rows_to_columns(rows, run["curves"].data.keys())
         evals = [r for r in rows if _finite(r.get("test_loss"))]
         run["evals"].data = rows_to_columns(evals, ("step", "test_loss", "test_accuracy"))
+
+    def fit_y_ranges(self) -> None:
+        """Fit the loss (log) and SNR axes to the data of every run, with a little margin."""
+        fits = (("loss", ("train_loss",), ("test_loss",), True),
+                ("estimator_snr_db", None, (), False))
+        for fig_key, curve_cols, eval_cols, log in fits:
+            values = []
+            for run in self._runs.values():
+                cols = curve_cols or [c for c in run["curves"].data if c.startswith("estimator_snr_db_")]
+                values += [np.asarray(run["curves"].data[c], dtype=float) for c in cols]
+                values += [np.asarray(run["evals"].data[c], dtype=float) for c in eval_cols]
+            data = np.concatenate(values) if values else np.zeros(0)
+            data = data[np.isfinite(data) & ((data > 0) if log else True)]
+            if data.size == 0:
+                continue
+            lo, hi = float(data.min()), float(data.max())
+            if log:
+                lo, hi = lo / 1.3, hi * 1.3
+            else:
+                pad = max(1.0, 0.05 * (hi - lo))
+                lo, hi = lo - pad, hi + pad
+            rng = self.figures[fig_key].y_range
+            if (rng.start, rng.end) != (lo, hi):
+                rng.update(start=lo, end=hi)
 
     def mark_change(self, key: Any, step: int, what: str) -> None:
         color = self._runs[key]["color"] if key in self._runs else "#555555"
