@@ -1,13 +1,14 @@
-"""One training run off the event loop: a Trainer in a daemon thread, feeding a RecordBuffer.
+"""One training run off the event loop: a Trainer in its own process, feeding a RecordBuffer.
 
-The UI never waits on training. `RunHandle` methods only set flags and return at once; the worker
-thread builds the Trainer itself (the first torch optimiser in a process costs seconds, which must
-not happen in a click handler), steps it, and pushes records into a bounded `RecordBuffer` that the
-dashboard's periodic callback pulls from. The worker never touches a Panel, Bokeh or HoloViews
-object; its outcome (finished, stopped, diverged, error) is plain state the UI reads.
+The UI never waits on training. `RunHandle` methods only queue a command and return at once; the
+run's process (app/run_worker.py) builds the Trainer, steps it and sends its records back; a
+small pump thread here moves them into a bounded `RecordBuffer` that the dashboard's periodic
+callback pulls from. Nothing in the run touches a Panel, Bokeh or HoloViews object; its outcome
+(finished, stopped, diverged, error) is plain state the UI reads.
 
-Why our own loop instead of `Trainer.run()`: single-stepping a paused run and building the trainer
-in the worker need control between steps, and the loop is a dozen lines over `Trainer.step()`.
+Why a process and not a thread: a small network's step is mostly Python, and in a thread of the
+server it would take turns on one GIL with the server's own Python work (serialising and sending
+every update). Measured with scripts/dashboard_overhead.py on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import threading
 import time
 from typing import Any
 
-from engine.config import ConfigError, RunConfig
+from engine.config import RunConfig
 from engine.stream import RecordBuffer
-from engine.trainer import DivergedError, Trainer
 
+from app import run_worker
 from app.state import run_label
 
 _ids = itertools.count(1)
@@ -30,11 +31,12 @@ _ids = itertools.count(1)
 BUFFER_CAPACITY = 2000
 
 ACTIVE = ("starting", "running", "paused")
+FINAL = ("finished", "stopped", "diverged", "error")
 
 # Torch's intra-op threads for dashboard runs. The dashboard's networks are small (digits MLPs), and
 # several sessions, the server and other processes share the cores: with OpenMP teams spin-waiting
 # for a descheduled thread, 2 threads on a busy 2-core machine ran 3–500 steps/s against ~1,900
-# with 1 thread (measured Nov 2026). Set before each worker's first step; None leaves torch's choice.
+# with 1 thread (measured Nov 2026). None leaves torch's choice.
 TORCH_THREADS: int | None = 1
 
 
@@ -49,67 +51,72 @@ class RunHandle:
         self.status = "ready"       # ready, starting, running, paused, finished, stopped, diverged, error
         self.error: str | None = None
         self.step_count = 0
-        self.trainer: Trainer | None = None
+        self.ready = False          # the run's process has built its trainer
         self.started_at: float | None = None
         self.changes: list[dict[str, Any]] = []      # live setting changes: step, name, old, new
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._paused = False
-        self._stop = False
-        self._step_target: int | None = None     # a paused run advances to this step, then waits
-        self._pending: dict[str, Any] = {}       # live changes made before the trainer exists
-        self._thread: threading.Thread | None = None
+        self._step_target: int | None = None
+        self._process = None
+        self._commands = None
+        self._pump: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
     def start(self, paused: bool = False) -> "RunHandle":
-        if self._thread is not None:
+        if self._process is not None:
             return self
+        ctx = run_worker.context()
         self._paused = paused
+        self._commands, events = ctx.Queue(), ctx.Queue()
         self.status = "starting"
         self.started_at = time.time()
-        self._thread = threading.Thread(target=self._work, name=f"creditlab-run-{self.id}",
-                                        daemon=True)
-        self._thread.start()
+        self._process = ctx.Process(
+            target=run_worker.train, name=f"creditlab-run-{self.id}", daemon=True,
+            args=(self.cfg.to_dict(), self._commands, events, paused, TORCH_THREADS, self.label))
+        self._process.start()
+        self._pump = threading.Thread(target=self._receive, args=(events,),
+                                      name=f"creditlab-run-{self.id}-pump", daemon=True)
+        self._pump.start()
         return self
 
+    def _send(self, kind: str, arg: Any = None) -> None:
+        if self._commands is not None and self.status not in FINAL:
+            self._commands.put((kind, arg))
+
     def pause(self) -> None:
-        with self._wake:
-            self._paused = True
-            self._step_target = None
+        with self._lock:
+            self._paused, self._step_target = True, None
+        self._send("pause")
 
     def resume(self) -> None:
-        with self._wake:
-            self._paused = False
-            self._step_target = None
-            self._wake.notify_all()
+        with self._lock:
+            self._paused, self._step_target = False, None
+        self._send("resume")
 
     def step_once(self, steps: int | None = None) -> None:
         """Pause, then advance one logging interval (the smallest advance the plots can show)."""
         n = steps or self.cfg.metric_interval
-        with self._wake:
+        with self._lock:
             base = max(self.step_count, self._step_target or 0) if self._paused else self.step_count
-            self._paused = True
-            self._step_target = base + n
-            self._wake.notify_all()
+            self._paused, self._step_target = True, base + n
+            target = self._step_target
+        self._send("step", target)
 
     def stop(self) -> None:
-        with self._wake:
-            self._stop = True
-            self._wake.notify_all()
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.stop()
+        self._send("stop")
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker to end (tests and shutdown); True when it has."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        """Wait for the run to end (tests and shutdown); True when it has."""
+        if self._pump is None:
+            return True
+        self._pump.join(timeout)
+        if not self._pump.is_alive():
+            self._process.join(1)
+        return not self._pump.is_alive()
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._pump is not None and self._pump.is_alive()
 
     @property
     def active(self) -> bool:
@@ -118,59 +125,42 @@ class RunHandle:
     def set(self, **changes: Any) -> dict[str, Any]:
         """Change σ / lr / feedback_lr live. Validates first (ConfigError, nothing applied)."""
         checked = {name: self.cfg.check_live_change(name, value) for name, value in changes.items()}
-        with self._wake:
+        with self._lock:
             for name, value in checked.items():
                 old = getattr(self.cfg, name)
                 if old != value:
                     self.changes.append({"step": self.step_count, "name": name, "old": old, "new": value})
                 setattr(self.cfg, name, value)
-            trainer = self.trainer
-            if trainer is None:
-                self._pending.update(checked)
-        if trainer is not None:
-            trainer.set(**checked)
+        self._send("set", checked)
         return checked
 
-    # ------------------------------------------------------------------ worker
-    def _work(self) -> None:
-        try:
-            if TORCH_THREADS is not None:
-                import torch
-                if torch.get_num_threads() != TORCH_THREADS:
-                    torch.set_num_threads(TORCH_THREADS)
-            trainer = Trainer(self.cfg)
-            trainer.subscribe(self.buffer.push, matrices=True)
-            with self._wake:
-                if self._pending:
-                    trainer.set(**self._pending)
-                    self._pending = {}
-                self.trainer = trainer
-            steps = self.cfg.steps
-            while True:
-                with self._wake:
-                    while (not self._stop and self._paused
-                           and (self._step_target is None or self.step_count >= self._step_target)):
-                        self.status = "paused"
-                        self._wake.wait()
-                    if self._stop:
-                        self.status = "stopped"
-                        return
-                    if self.step_count >= steps:
-                        self.status = "finished"
-                        return
-                    if not self._paused:
-                        self.status = "running"
-                trainer.step()
-                self.step_count = trainer.step_count
-        except DivergedError as exc:
-            self.error = f"{self.label}: {exc}"
-            self.status = "diverged"
-        except ConfigError as exc:
-            self.error = str(exc)
-            self.status = "error"
-        except Exception as exc:          # the server keeps serving; the page says what happened
-            self.error = f"{self.label}: {type(exc).__name__}: {exc}"
-            self.status = "error"
+    # ------------------------------------------------------------------ events
+    def _receive(self, events) -> None:
+        """Move the run's events into plain state and the record buffer, until it ends."""
+        while True:
+            try:
+                event = events.get(timeout=1.0)
+            except Exception:                 # queue.Empty: is the process still there?
+                if not self._process.is_alive():
+                    if self.status not in FINAL:
+                        self.error = f"{self.label}: the run's process ended unexpectedly"
+                        self.status = "error"
+                    return
+                continue
+            kind = event[0]
+            if kind == "record":
+                self.buffer.push(event[1])
+                self.step_count = max(self.step_count, event[1]["step"])
+            elif kind == "progress":
+                self.step_count = event[1]
+            elif kind == "ready":
+                self.ready = True
+            elif kind == "status":
+                _, status, step, error = event
+                self.step_count, self.error = step, error
+                self.status = status
+                if status in FINAL:
+                    return
 
     def __repr__(self) -> str:
         return f"RunHandle({self.id}, {self.label!r}, {self.status}, step {self.step_count})"

@@ -152,7 +152,7 @@ def test_run_finishes_and_reports_records():
 
 def test_live_change_is_validated_recorded_and_applied():
     run = RunHandle(RunConfig(**{**TINY, "steps": 10_000_000})).start()
-    wait_for(lambda: run.trainer is not None)
+    wait_for(lambda: run.ready)
     with pytest.raises(Exception, match="sigma"):
         run.set(sigma=-1.0)
     with pytest.raises(Exception, match="cannot change during a run"):
@@ -172,7 +172,7 @@ def test_diverging_run_says_so_and_stops():
     assert "diverged" in run.error
 
 
-def test_session_cleanup_stops_every_worker_thread():
+def test_session_cleanup_stops_every_run_process():
     session = SessionRuns(max_runs=3)
     long = RunConfig(**{**TINY, "steps": 10_000_000})
     runs = [session.launch(long)[0] for _ in range(2)]
@@ -224,7 +224,7 @@ def test_dashboard_live_sigma_change_is_marked_on_the_plots():
     dash.state.set_config(RunConfig(**{**TINY, "rule": "np", "steps": 10_000_000}))
     run = dash._on_start()
     try:
-        wait_for(lambda: run.trainer is not None)
+        wait_for(lambda: run.ready)
         dash.state.sigma = 0.05
         dash._pull()
         assert dash.curves.changes.data["step"]            # a vertical marker where it changed

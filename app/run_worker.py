@@ -1,0 +1,114 @@
+"""The process a dashboard run trains in.
+
+A run trains in its own process, not a thread of the server: the training loop's Python glue and
+the server's (Bokeh serialisation, websocket writes) would otherwise take turns on one GIL, and a
+small network's step is mostly Python glue. The process talks to its `RunHandle` through two
+queues: commands in (pause, resume, step, stop, set), events out (ready, record, progress,
+status).
+
+Processes come from a forkserver that imported torch and the engine once and built one optimiser
+(the first `torch.optim` in a process costs seconds), so a Start is answered in milliseconds.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+from typing import Any
+
+from engine.config import ConfigError, RunConfig
+
+COMMAND_POLL_STEPS = 8        # check for commands every few steps: cheap, and still immediate
+PROGRESS_SECONDS = 0.1        # how often the step count is reported between records
+
+_context = None
+
+
+def context():
+    """The multiprocessing context runs are started from (a warm forkserver where there is one)."""
+    global _context
+    if _context is None:
+        if "forkserver" in mp.get_all_start_methods():
+            _context = mp.get_context("forkserver")
+            _context.set_forkserver_preload(["app.run_worker_preload"])
+        else:
+            _context = mp.get_context("spawn")
+    return _context
+
+
+def warm_up() -> None:
+    """Start the forkserver now (at server start), so the first Start does not pay for it."""
+    proc = context().Process(target=_noop, daemon=True)
+    proc.start()
+    proc.join()
+
+
+def _noop() -> None:
+    pass
+
+
+def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int | None,
+          label: str) -> None:
+    """The child's main: build the trainer, then step it, obeying commands between steps."""
+    import torch
+
+    from engine.trainer import DivergedError, Trainer
+
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    stop, target, status, reported_at, last_progress = False, None, None, -1, 0.0
+    trainer = None
+
+    def report(new_status: str, error: str | None = None) -> None:
+        nonlocal status, reported_at
+        status, reported_at = new_status, trainer.step_count if trainer else 0
+        events.put(("status", new_status, reported_at, error))
+
+    def obey(block: bool) -> None:
+        nonlocal paused, target, stop
+        while True:
+            try:
+                kind, arg = commands.get(block=block) if block else commands.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "pause":
+                paused, target = True, None
+            elif kind == "resume":
+                paused, target = False, None
+            elif kind == "step":
+                paused, target = True, arg
+            elif kind == "stop":
+                stop = True
+            elif kind == "set":
+                trainer.set(**arg)
+            block = False
+
+    try:
+        trainer = Trainer(RunConfig.from_dict(cfg_dict))
+        trainer.subscribe(lambda record: events.put(("record", record)), matrices=True)
+        events.put(("ready", None))
+        while True:
+            if trainer.step_count % COMMAND_POLL_STEPS == 0 or paused:
+                obey(block=False)
+            while not stop and paused and (target is None or trainer.step_count >= target):
+                if status != "paused" or reported_at != trainer.step_count:
+                    report("paused")
+                obey(block=True)
+            if stop:
+                return report("stopped")
+            if trainer.step_count >= trainer.cfg.steps:
+                return report("finished")
+            if not paused and status != "running":
+                report("running")
+            trainer.step()
+            now = time.monotonic()
+            if now - last_progress >= PROGRESS_SECONDS:
+                last_progress = now
+                events.put(("progress", trainer.step_count))
+    except DivergedError as exc:
+        report("diverged", f"{label}: {exc}")
+    except ConfigError as exc:
+        report("error", str(exc))
+    except Exception as exc:                  # the server keeps serving; the page says what happened
+        report("error", f"{label}: {type(exc).__name__}: {exc}")
