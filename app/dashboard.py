@@ -1,6 +1,6 @@
 """The live dashboard: every knob of a RunConfig, Start/Pause/Step/Stop, and plots that follow.
 
-Data flows one way. A `RunHandle` trains in its own thread and fills a bounded RecordBuffer; this
+Data flows one way. A `RunHandle` trains in its own process and fills a bounded RecordBuffer; this
 session's periodic callback *pulls* what is new (curves every 200 ms, heatmaps and status every
 second) and sends it to the browser in one held batch. Click handlers only flip flags on the run,
 so they return at once however busy training is. Each browser session builds its own Dashboard,
