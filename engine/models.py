@@ -167,10 +167,6 @@ class FeedbackNet(nn.Module):
         self.sizes = [int(torch.tensor(self.input_shape).prod())] + \
                      [int(torch.tensor(s).prod()) for s in self.site_shapes] + [trace.out.shape[1]]
 
-    @property
-    def n_hidden(self) -> int:
-        return len(self.blocks) - 1
-
     def hidden_shapes(self) -> list[tuple[int, ...]]:
         """Per-sample shape of every hidden site, input side first."""
         return self.site_shapes

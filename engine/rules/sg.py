@@ -24,7 +24,7 @@ class SyntheticGradientOracle(LearningRule):
 
     def learn_feedback(self, x, y, objective, result):
         target = backprop_reference(self.model, x, y, objective, result.masks).dh
-        self.regression.update(result.deltas[1:], target)
+        self.regression.update(result.deltas[1:], target, result.site_errors)
 
     def feedback_matrices(self):
         return self.feedback
