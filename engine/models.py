@@ -78,6 +78,24 @@ class FeedbackLinear(nn.Linear):
         """∂/∂B of ⟨residual, input_grad(g, B)⟩ summed over the batch (for regressing B)."""
         return residual.T @ g
 
+    # The regression of B as rows of (features, targets): see engine/rules/regression.py.
+    @staticmethod
+    def regression_gain() -> int:
+        """How many times each entry of g enters the prediction (the normalised step's c)."""
+        return 1
+
+    @staticmethod
+    def solution_shape(feedback: torch.Tensor) -> tuple[int, int]:
+        return tuple(feedback.shape)
+
+    @staticmethod
+    def regression_rows(g: torch.Tensor, target: torch.Tensor):
+        return g, target.flatten(1)
+
+    @staticmethod
+    def feedback_from_solution(solution: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
+        return solution
+
 
 class FeedbackConv2dFn(torch.autograd.Function):
     """conv2d(x, W) + b, whose backward is the transposed convolution with B, not W."""
@@ -125,6 +143,31 @@ class FeedbackConv2d(nn.Conv2d):
     def feedback_grad(self, residual, g):
         return conv2d_weight(residual, self.weight.shape, g, self.stride, self.padding)
 
+    # The transposed convolution with B is a convolution of g with B's flipped, channel-swapped
+    # kernel at padding k − 1 − p (stride 1). So the error at one position of input channel c is
+    # the patch of g around that position dotted with row c of that kernel: regression rows are
+    # (sample, position) pairs, their features the patch, shared by every input channel.
+    def regression_gain(self) -> int:
+        return self.kernel_size[0] * self.kernel_size[1]
+
+    def solution_shape(self, feedback):
+        c_out, c_in, kh, kw = feedback.shape
+        return c_in, c_out * kh * kw
+
+    def _flipped_padding(self):
+        return tuple(k - 1 - p for k, p in zip(self.kernel_size, self.padding))
+
+    def regression_rows(self, g, target):
+        assert self.stride == (1, 1), "patch regression assumes stride 1"
+        patches = F.unfold(g, self.kernel_size, padding=self._flipped_padding())   # N, F, H·W
+        features = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        rows = target.reshape(target.shape[0], self.in_channels, -1).transpose(1, 2)
+        return features, rows.reshape(-1, self.in_channels)
+
+    def feedback_from_solution(self, solution, feedback):
+        c_out, c_in, kh, kw = feedback.shape
+        return solution.view(c_in, c_out, kh, kw).transpose(0, 1).flip(2, 3)
+
 
 # ----------------------------------------------------------------- networks
 class Taps(Protocol):
@@ -158,6 +201,7 @@ class FeedbackNet(nn.Module):
 
     def __init__(self, blocks: list[Block], input_shape: tuple[int, ...]):
         super().__init__()
+        self.init = "torch"               # the scheme the weights were drawn with (see INITS)
         self.blocks = blocks
         self.layers = nn.ModuleList(b.layer for b in blocks)
         self.input_shape = tuple(input_shape)
@@ -213,7 +257,7 @@ class FeedbackNet(nn.Module):
             trace.hidden.append(h)
             if masks is not None and masks[i] is not None:
                 h = h * masks[i]
-            if noise is not None:
+            if noise is not None and noise[i] is not None:
                 h = h + noise[i]
             if taps is not None:
                 h = taps.hidden(i, h)
@@ -278,9 +322,34 @@ MODELS = {
 }
 CONV_MODELS = ("conv-small", "conv-cifar")
 
+# Weight initialisations. The reference code draws weights and biases from N(0, 2/fan_in), √6 ≈
+# 2.45× PyTorch's U(±1/√fan_in): larger weights give better-conditioned errors δ in a sigmoid
+# net, and learning B with W frozen needs about 5× fewer samples for the same angle.
+INITS = {
+    "torch": "PyTorch's default: weights and biases U(±1/√fan_in)",
+    "paper": "the paper's reference code: weights and biases N(0, 2/fan_in)",
+}
+
+
+@torch.no_grad()
+def initialise(model: FeedbackNet, scheme: str) -> FeedbackNet:
+    """Redraw every layer's weights and biases under `scheme` from the global RNG."""
+    model.init = scheme
+    if scheme == "paper":
+        for layer in model.layers:
+            std = (2.0 / layer.fan_in()) ** 0.5
+            layer.weight.normal_(0.0, std)
+            layer.bias.normal_(0.0, std)
+    return model
+
 
 def build_model(cfg, data) -> FeedbackNet:
-    """The network cfg.model describes, sized for `data` (an engine.data.Dataset)."""
+    """The network cfg.model describes, sized for `data` (an engine.data.Dataset), initialised
+    by cfg.init."""
+    return initialise(_architecture(cfg, data), cfg.init)
+
+
+def _architecture(cfg, data) -> FeedbackNet:
     if cfg.model == "mlp":
         return mlp(data.n_in, cfg.widths(), data.n_out, cfg.activation)
     if cfg.model == "autoencoder":

@@ -8,7 +8,8 @@ and a tap on each hidden output replaces the gradient arriving from above by e B
 
 import torch
 
-from engine.rules.base import LearningRule, register, uniform_like_init
+from engine.models import FeedbackLinear
+from engine.rules.base import LearningRule, init_like, register
 
 
 class _RecordError(torch.autograd.Function):
@@ -59,11 +60,16 @@ class DirectMap:
     def feedback_grad(residual, g):
         return residual.flatten(1).T @ g
 
+    regression_gain = FeedbackLinear.regression_gain
+    solution_shape = FeedbackLinear.solution_shape
+    regression_rows = FeedbackLinear.regression_rows
+    feedback_from_solution = FeedbackLinear.feedback_from_solution
+
 
 def direct_random_feedback(model, generator, device):
     n_out = model.sizes[-1]
     # Scale as if B_i were a layer from the output (fan-in n_out) down to site i.
-    return [uniform_like_init(n_out, (n, n_out), generator, device) for n in model.sizes[1:-1]]
+    return [init_like(model.init, n_out, (n, n_out), generator, device) for n in model.sizes[1:-1]]
 
 
 @register

@@ -2,19 +2,36 @@
 
 Shared by node perturbation (target: the noisy estimate λ̂ᵢ) and the SG oracle (target: the
 true gradient), in layer-wise form (input δ_{i+1}, through layer i+1's feedback) and direct
-form (input: the output error e). Two solvers, as in the paper's reference code:
+form (input: the output error e). Two solvers:
 
-- "sgd":   B ← B − η_B · mean_t (B δ_t − λ_t) δ_tᵀ        (batch mean, so η_B ignores batch size)
+- "sgd":   B ← B − η_B · Σ_t (B δ_t − λ_t) δ_tᵀ / Σ_t c‖δ_t‖²        (normalised LMS, the default)
+           B ← B − η_B · mean_t (B δ_t − λ_t) δ_tᵀ                    (feedback_normalize off)
 - "ridge": V ← ρV + Σ δδᵀ,  S ← ρS + Σ λ δᵀ,  B = S (V + γI)⁻¹   (ρ = 1: cumulative, the paper's)
 
-In row-vector form (δ: batch × n_{i+1}, λ: batch × n_i) the prediction is δ Bᵀ. For a
-convolution the prediction is the transposed convolution of δ with B and the SGD step its
-adjoint; ridge needs a plain matrix and is refused there.
+Normalised LMS divides the step by the batch's own input energy (c = 1 for a linear map, kh·kw
+for a convolution, whose every δ entry feeds kh·kw patches). That bounds the step by the largest
+curvature of the regression for every layer whatever its scale, so one η_B ∈ (0, 1] suits the
+first conv layer and the top FC layer alike; unnormalised, the curvature differs by orders of
+magnitude between them and no single rate works.
+
+Ridge keeps V and S in float64 whatever the model's dtype: they are sums over up to 10⁶ steps,
+and float32's 7 digits lose the newest batches' contribution as the sums grow (the top layer's
+error then rises again after ~30k steps). Each step's products are formed in the model's dtype
+(one batch is short) and added to the float64 sums; B is solved by Cholesky. With
+`ridge_relative`, γ scales with the data: γ · tr(V)/n, a fixed fraction of the mean eigenvalue.
+
+In row-vector form (δ: batch × n_{i+1}, λ: batch × n_i) the prediction is δ Bᵀ. A map exposes
+its regression as rows of features and targets (`regression_rows`) and turns the solution back
+into its feedback tensor (`feedback_from_solution`): for a convolution each row is one position
+of one sample, its features the patch of δ around it, shared by every input channel, so the Gram
+is (C_out·kh·kw)² however many input channels there are.
 """
 
 from __future__ import annotations
 
 import torch
+
+_TINY = 1e-30
 
 
 class FeedbackRegression:
@@ -22,41 +39,80 @@ class FeedbackRegression:
         """`maps[i]` sends an error through `feedback[i]`: a layer, or a direct map (see dfa.py)."""
         self.feedback, self.maps = feedback, maps
         self.cfg = cfg                      # read at every update: feedback_lr may change live
+        self.updates = [0] * len(feedback)
         if cfg.feedback_mode == "ridge":
-            self.gram = [torch.zeros(b.shape[1], b.shape[1], device=b.device) for b in feedback]
-            self.cross = [torch.zeros_like(b) for b in feedback]
+            self.gram, self.cross = [], []
+            for b, m in zip(feedback, maps):
+                n_out, n_features = m.solution_shape(b)
+                self.gram.append(torch.zeros(n_features, n_features, dtype=torch.float64, device=b.device))
+                self.cross.append(torch.zeros(n_out, n_features, dtype=torch.float64, device=b.device))
+            self._eye = [torch.eye(v.shape[0], dtype=torch.float64, device=v.device) for v in self.gram]
 
     @torch.no_grad()
-    def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor],
-               predictions: list[torch.Tensor] | None = None) -> None:
-        """`predictions`, when given, are the current predictions (the errors the backward
-        pass already sent through B), so they are not computed again."""
-        if self.cfg.feedback_mode == "ridge":
-            self._ridge(inputs, targets)
-        else:
-            self._sgd(inputs, targets, predictions or [None] * len(self.feedback))
+    def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor | None],
+               predictions: list[torch.Tensor] | None = None, gains: list[float] | None = None) -> None:
+        """Regress each feedback tensor on its (input, target) pairs of this batch. A target of
+        None leaves that site alone (a site that was not perturbed this step). `predictions`,
+        when given, are the current predictions (the errors the backward pass already sent
+        through B), so they are not computed again. `gains` scale each site's normalised SGD step
+        (a noisy target wants a smaller one); the plain step and ridge ignore them."""
+        predictions = predictions or [None] * len(self.feedback)
+        gains = gains or [1.0] * len(self.feedback)
+        for i, (d, t, p, gain) in enumerate(zip(inputs, targets, predictions, gains)):
+            if t is None:
+                continue
+            if self.cfg.feedback_mode == "ridge":
+                self._ridge(i, d, t)
+            else:
+                self._sgd(i, d, t, p, gain)
+            self.updates[i] += 1
 
-    def _sgd(self, inputs, targets, predictions):
-        for b, m, d, t, p in zip(self.feedback, self.maps, inputs, targets, predictions):
-            prediction = m.input_grad(d, b, t.shape) if p is None else p
-            residual = prediction - t.reshape(prediction.shape)
-            b.sub_(m.feedback_grad(residual, d), alpha=self.cfg.feedback_lr / d.shape[0])
+    def _sgd(self, i, d, t, prediction, gain=1.0):
+        b, m = self.feedback[i], self.maps[i]
+        if prediction is None:
+            prediction = m.input_grad(d, b, t.shape)
+        residual = prediction - t.reshape(prediction.shape)
+        grad = m.feedback_grad(residual, d)                       # summed over the batch
+        if self.cfg.feedback_normalize:
+            energy = d.pow(2).sum() * m.regression_gain()
+            b.sub_(grad / energy.clamp_min(_TINY), alpha=self.cfg.feedback_lr * gain)
+        else:                      # the reference code's step, as it stands: no gain
+            b.sub_(grad, alpha=self.cfg.feedback_lr / d.shape[0])
 
-    def _ridge(self, inputs, targets):
-        rho, gamma = self.cfg.ridge_forget, self.cfg.ridge_gamma
-        for b, v, s, d, t in zip(self.feedback, self.gram, self.cross, inputs, targets):
-            t = t.flatten(1)
-            v.mul_(rho).addmm_(d.T, d)
-            s.mul_(rho).addmm_(t.T, d)
-            ridge = v + gamma * torch.eye(v.shape[0], device=v.device)
-            b.copy_(torch.linalg.solve(ridge, s.T).T)     # B (V + γI) = S, V symmetric
+    def _ridge(self, i, d, t):
+        m, v, s = self.maps[i], self.gram[i], self.cross[i]
+        features, target = m.regression_rows(d, t)
+        rho = self.cfg.ridge_forget
+        if rho != 1.0:
+            v.mul_(rho)
+            s.mul_(rho)
+        v.add_((features.T @ features).double())
+        s.add_((target.T @ features).double())
+        self.feedback[i].copy_(m.feedback_from_solution(self.solve(i), self.feedback[i]))
+
+    def ridge_gamma(self, i: int) -> torch.Tensor | float:
+        """The γ added to V's diagonal at site i (data-scaled when `ridge_relative`)."""
+        gamma = self.cfg.ridge_gamma
+        if self.cfg.ridge_relative:
+            v = self.gram[i]
+            return gamma * torch.diagonal(v).sum() / v.shape[0] + _TINY
+        return gamma
+
+    def solve(self, i: int) -> torch.Tensor:
+        """S (V + γI)⁻¹ in float64, by Cholesky (V + γI is symmetric positive definite)."""
+        v, s = self.gram[i], self.cross[i]
+        chol, _ = torch.linalg.cholesky_ex(v + self.ridge_gamma(i) * self._eye[i])
+        # B (V + γI) = S  ⇔  (V + γI) Bᵀ = Sᵀ; cholesky_ex: no host sync to check the factor
+        return torch.cholesky_solve(s.T, chol).T
 
     def state_dict(self) -> dict:
         if self.cfg.feedback_mode != "ridge":
-            return {}
-        return {"gram": [v.cpu() for v in self.gram], "cross": [s.cpu() for s in self.cross]}
+            return {"updates": list(self.updates)}
+        return {"gram": [v.cpu() for v in self.gram], "cross": [s.cpu() for s in self.cross],
+                "updates": list(self.updates)}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("gram", "cross"):
             for mine, saved in zip(getattr(self, name, []), state.get(name, [])):
                 mine.copy_(saved)
+        self.updates = list(state.get("updates", self.updates))
