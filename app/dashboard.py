@@ -97,6 +97,7 @@ class Dashboard(pn.viewable.Viewer):
             "depth": w.IntInput.from_param(s.param.depth, label="Hidden layers (depth)", **num),
             "width": w.TextInput.from_param(s.param.width, label="Width (one, or per layer: 50,20)", **num),
             "activation": w.Select.from_param(s.param.activation, label="Activation", **num),
+            "init": w.Select.from_param(s.param.init, label="Weight init (paper: N(0, 2/fan_in))", **num),
             "loss": w.Select.from_param(s.param.loss, label="Loss", **num),
             "optimizer": w.Select.from_param(s.param.optimizer, label="Optimizer", **num),
             "lr": w.FloatInput.from_param(s.param.lr, label="Learning rate (live)", step=0.01, **num),
@@ -112,6 +113,11 @@ class Dashboard(pn.viewable.Viewer):
             "feedback_mode": w.Select.from_param(s.param.feedback_mode, label="Feedback learning", **num),
             "ridge_gamma": w.FloatInput.from_param(s.param.ridge_gamma, label="Ridge γ", step=0.01, **num),
             "ridge_forget": w.FloatInput.from_param(s.param.ridge_forget, label="Ridge forgetting", step=0.01, **num),
+            "ridge_relative": w.Checkbox.from_param(s.param.ridge_relative, label="Ridge γ relative to tr(V)/n"),
+            "feedback_normalize": w.Checkbox.from_param(s.param.feedback_normalize,
+                                                        label="Normalised SGD step (scale-free)"),
+            "noise_draws": w.IntInput.from_param(s.param.noise_draws, label="Noise draws per sample (K)", **num),
+            "perturb": w.Select.from_param(s.param.perturb, label="Perturb layers (all / one per step)", **num),
             "weight_decay": w.FloatInput.from_param(s.param.weight_decay, label="Weight decay (KP)",
                                                     step=0.001, **num),
             "antithetic": w.Checkbox.from_param(s.param.antithetic, label="Antithetic noise (ξ, −ξ)"),
@@ -177,11 +183,12 @@ class Dashboard(pn.viewable.Viewer):
         self.sidebar = pn.Column(
             self.preset,
             section("Network"), i["rule"], self.rule_summary, i["dataset"], self.dataset_summary,
-            i["teacher"], i["depth"], i["width"], i["activation"], i["loss"], i["model"],
+            i["teacher"], i["depth"], i["width"], i["activation"], i["init"], i["loss"], i["model"],
             section("Forward weights"), i["optimizer"], i["lr"], i["momentum"], i["batch_size"],
             i["steps"], i["warmup_steps"], i["freeze_forward"],
             section("Noise and feedback"), i["sigma"], i["feedback_lr"], i["feedback_mode"],
-            i["ridge_gamma"], i["ridge_forget"], i["weight_decay"], i["antithetic"], i["train_on_noise"],
+            i["feedback_normalize"], i["ridge_gamma"], i["ridge_relative"], i["ridge_forget"],
+            i["weight_decay"], i["antithetic"], i["noise_draws"], i["perturb"], i["train_on_noise"],
             section("Bookkeeping"), i["seed"], i["metric_interval"], i["eval_interval"], i["device"],
             width=330, styles={"background": "#f5f7fa", "border-radius": "6px"}, scroll=True,
             max_height=1400,
@@ -319,8 +326,8 @@ class Dashboard(pn.viewable.Viewer):
         self._bokeh(plot_it)
         layers = {f"layer {i}": i for i in range(1, len(cfg.widths()) + 1)}
         self.layer_select.options = layers
-        if self.layer_select.value not in layers.values():
-            self.layer_select.value = 1
+        # Open on the top layer: its B is the first to become Wᵀ (the hidden layers' follow).
+        self.layer_select.value = len(layers)
         self._rate = (time.time(), 0, 0.0)
         self._refresh_run_list()
         self._refresh_status()

@@ -15,10 +15,10 @@ from typing import Any
 
 import param
 
-from engine.config import (ACTIVATIONS, FEEDBACK_MODES, LIVE_FIELDS, LOSSES, OPTIMIZERS,
+from engine.config import (ACTIVATIONS, FEEDBACK_MODES, LIVE_FIELDS, LOSSES, OPTIMIZERS, PERTURB,
                            ConfigError, RunConfig)
 from engine.data import DATASETS
-from engine.models import MODELS
+from engine.models import INITS, MODELS
 from engine.rules import RULES
 
 # The dashboard's starting point: the paper's MLP shape, long enough to watch for a while.
@@ -30,16 +30,19 @@ DASHBOARD_DEFAULTS: dict[str, Any] = {"width": [50, 20], "steps": 20000}
 PRESETS: dict[str, dict[str, Any]] = {
     "Paper MLP: NP": {"rule": "np", "depth": 2, "width": [50, 20], "activation": "sigmoid",
                       "loss": "mse", "sigma": 0.01, "feedback_mode": "ridge", "ridge_gamma": 0.1,
-                      "warmup_steps": 1000},
+                      "warmup_steps": 1000, "init": "paper"},
     "Paper MLP: FA": {"rule": "fa", "depth": 2, "width": [50, 20], "activation": "sigmoid",
                       "loss": "mse"},
     "Paper MLP: BP": {"rule": "bp", "depth": 2, "width": [50, 20], "activation": "sigmoid",
                       "loss": "mse"},
     "Paper MLP: SG oracle": {"rule": "sg", "depth": 2, "width": [50, 20], "activation": "sigmoid",
-                             "loss": "mse", "feedback_mode": "ridge"},
+                             "loss": "mse", "feedback_mode": "ridge", "init": "paper"},
+    # The paper's Fig. 2: only B learns, by cumulative ridge from B = 0, with the reference
+    # code's init; 10⁵ steps take about a minute, and the top layer's B looks like Wᵀ in seconds.
     "Learn B only (frozen W)": {"rule": "np", "depth": 2, "width": [50, 20], "activation": "sigmoid",
                                 "loss": "mse", "freeze_forward": True, "feedback_mode": "ridge",
-                                "sigma": 0.01, "steps": 10000},
+                                "ridge_gamma": 0.1, "ridge_forget": 1.0, "init": "paper",
+                                "sigma": 0.01, "batch_size": 32, "steps": 100000},
     "Noise-only ablation (FA + noise)": {"rule": "fa", "depth": 2, "width": [50, 20],
                                          "activation": "sigmoid", "loss": "mse",
                                          "train_on_noise": True, "sigma": 0.01},
@@ -108,6 +111,7 @@ class ConfigState(param.Parameterized):
     width = param.String(default=format_width(_START.width),
                          doc="hidden units: one number, or one per layer (50,20)")
     activation = param.Selector(default=_START.activation, objects=list(ACTIVATIONS), check_on_set=False)
+    init = param.Selector(default=_START.init, objects=list(INITS), check_on_set=False)
     loss = param.Selector(default=_START.loss, objects=list(LOSSES), check_on_set=False)
     # forward learning
     optimizer = param.Selector(default=_START.optimizer, objects=list(OPTIMIZERS), check_on_set=False)
@@ -122,9 +126,13 @@ class ConfigState(param.Parameterized):
     feedback_lr = param.Number(default=_START.feedback_lr)
     feedback_mode = param.Selector(default=_START.feedback_mode, objects=list(FEEDBACK_MODES),
                                    check_on_set=False)
+    feedback_normalize = param.Boolean(default=_START.feedback_normalize)
     ridge_gamma = param.Number(default=_START.ridge_gamma)
+    ridge_relative = param.Boolean(default=_START.ridge_relative)
     ridge_forget = param.Number(default=_START.ridge_forget)
     antithetic = param.Boolean(default=_START.antithetic)
+    noise_draws = param.Integer(default=_START.noise_draws)
+    perturb = param.Selector(default=_START.perturb, objects=list(PERTURB), check_on_set=False)
     train_on_noise = param.Boolean(default=_START.train_on_noise)
     weight_decay = param.Number(default=_START.weight_decay)
     # bookkeeping

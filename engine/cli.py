@@ -20,8 +20,8 @@ import threading
 import time
 from typing import Any, Sequence
 
-from engine.config import (ACTIVATIONS, DEVICES, FEEDBACK_MODES, LOSSES, OPTIMIZERS, ConfigError,
-                           RunConfig)
+from engine.config import (ACTIVATIONS, DEVICES, FEEDBACK_MODES, LOSSES, OPTIMIZERS, PERTURB,
+                           ConfigError, RunConfig)
 from engine.argtypes import int_at_least
 from engine.download import DataError
 
@@ -50,7 +50,7 @@ def _choices(values) -> str:
 def _train_options() -> list[tuple[str, str, str | None, str]]:
     """(field, flag, metavar, help) for every RunConfig field; defaults are read from RunConfig."""
     from engine.data import DATASETS
-    from engine.models import MODELS
+    from engine.models import INITS, MODELS
     from engine.rules import RULES
 
     options = [
@@ -62,6 +62,8 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
         ("width", "--width", "W", "hidden width: one integer, or one per hidden layer, "
                                    "comma-separated (e.g. 50,20; then --depth may be left out)"),
         ("activation", "--activation", _choices(ACTIVATIONS), "hidden nonlinearity"),
+        ("init", "--init", _choices(INITS), "weight init: " + "; ".join(
+            f"{name}: {text}" for name, text in INITS.items())),
         ("loss", "--loss", _choices(LOSSES), "mse: ½‖ŷ − y‖² (the paper's); ce: cross-entropy"),
         ("optimizer", "--optimizer", _choices(OPTIMIZERS), "optimiser of the forward weights"),
         ("lr", "--lr", "LR", "forward learning rate"),
@@ -73,10 +75,17 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
         ("sigma", "--sigma", "S", "node-perturbation noise std (np needs > 0)"),
         ("feedback_lr", "--feedback-lr", "LRB", "learning rate of the feedback weights B"),
         ("feedback_mode", "--feedback-mode", _choices(FEEDBACK_MODES),
-         "how B is regressed: sgd steps or exact ridge"),
+         "how B is regressed: sgd steps or exact ridge (float64 sums, Cholesky solve)"),
+        ("feedback_normalize", "--feedback-normalize", None,
+         "sgd: the plain step, not divided by the batch's input energy (by default it is, "
+         "so that one rate suits every layer)"),
         ("ridge_gamma", "--ridge-gamma", "G", "ridge regulariser γ"),
+        ("ridge_relative", "--ridge-relative", None, "ridge: γ relative to the Gram's mean eigenvalue tr(V)/n"),
         ("ridge_forget", "--ridge-forget", "RHO", "ridge forgetting factor (1: cumulative)"),
         ("antithetic", "--antithetic", None, "antithetic noise pairs (ξ and −ξ)"),
+        ("noise_draws", "--noise-draws", "K", "np: noisy passes per step, estimates averaged (variance ÷ K)"),
+        ("perturb", "--perturb", _choices(PERTURB), "np: perturb all hidden layers at once, or one per "
+                                                     "step in turn (cycle: no other layer's noise in its estimate)"),
         ("train_on_noise", "--train-on-noise", None, "noise-only ablation for fixed-feedback rules"),
         ("weight_decay", "--weight-decay", "L", "Kolen-Pollack weight decay"),
         ("seed", "--seed", "S", "random seed"),
@@ -137,7 +146,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if f.name == "width":
             changes["width"] = _parse_width(text)
         elif isinstance(default, bool):
-            changes[f.name] = bool(text)
+            changes[f.name] = text
         elif isinstance(default, int):
             changes[f.name] = _parse_int(f.name, text)
         elif isinstance(default, float):
@@ -160,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, flag, metavar, help_text in _train_options():
         default = getattr(_DEFAULTS, name)
         if isinstance(default, bool):
-            train.add_argument(flag, dest=name, action="store_const", const=True, default=None,
+            # A switch that is on by default is turned off by --no-<name>.
+            train.add_argument(flag if not default else "--no-" + flag[2:], dest=name,
+                               action="store_const", const=not default, default=None,
                                help=help_text)
         else:
             shown = ",".join(map(str, default)) if isinstance(default, list) else default

@@ -19,6 +19,7 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
 OPTIMIZERS = ("sgd", "adam")
 FEEDBACK_MODES = ("sgd", "ridge")
+PERTURB = ("all", "cycle")
 DEVICES = ("auto", "cpu", "cuda")
 
 # Fields that may change between steps of a live run; everything else needs a new run.
@@ -38,10 +39,11 @@ class RunConfig:
     depth: int = 2                      # number of hidden layers
     width: int | list[int] = 50         # one number, or one per hidden layer
     activation: str = "sigmoid"
+    init: str = "torch"                 # "torch": U(±1/√fan_in); "paper": N(0, 2/fan_in) (models.INITS)
     loss: str = "mse"                   # "mse": ½‖ŷ − y‖² (the paper's), "ce": softmax cross-entropy
     # how the forward weights learn
     optimizer: str = "sgd"
-    lr: float = 0.1
+    lr: float = 0.05                    # with momentum 0.9 an effective step of 0.5: 1.0 made the SG oracle diverge
     momentum: float = 0.9
     batch_size: int = 32
     steps: int = 2000
@@ -49,11 +51,15 @@ class RunConfig:
     warmup_steps: int = 0               # forward weights frozen for the first steps
     # node perturbation and feedback learning
     sigma: float = 0.01                 # noise std on every hidden layer's output
-    feedback_lr: float = 0.05
+    feedback_lr: float = 0.5            # sgd: normalised step; NP divides it by its noise (rules/np.py)
     feedback_mode: str = "sgd"          # "sgd" or exact "ridge" regression
+    feedback_normalize: bool = True     # sgd: step ÷ the batch's input energy (scale-free LMS)
     ridge_gamma: float = 0.1
+    ridge_relative: bool = False        # ridge: γ · tr(V)/n instead of an absolute γ
     ridge_forget: float = 1.0           # 1.0: cumulative, as in the paper; <1 tracks a moving W
     antithetic: bool = False
+    noise_draws: int = 1                # NP: noisy passes per step, λ̂ averaged (variance ÷ K)
+    perturb: str = "all"                # NP: "all" hidden layers at once, or one per step ("cycle")
     train_on_noise: bool = False        # noise-only ablation for fixed-feedback rules
     weight_decay: float = 1e-3          # Kolen-Pollack's decay that pulls B to Wᵀ
     # bookkeeping
@@ -72,7 +78,7 @@ class RunConfig:
     # --------------------------------------------------------------- checking
     def validate(self) -> "RunConfig":
         from engine.data import DATASETS          # late imports: avoid import cycles
-        from engine.models import CONV_MODELS, MODELS
+        from engine.models import CONV_MODELS, INITS, MODELS
         from engine.rules import RULES
 
         _choice("rule", self.rule, sorted(RULES))
@@ -82,6 +88,8 @@ class RunConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("feedback_mode", self.feedback_mode, FEEDBACK_MODES)
+        _choice("perturb", self.perturb, PERTURB)
+        _choice("init", self.init, sorted(INITS))
         _choice("device", self.device, DEVICES)
         _choice("teacher", self.teacher, ("linear", "nonlinear"))
         _integer("depth", self.depth, low=1)
@@ -97,6 +105,7 @@ class RunConfig:
         _integer("batch_size", self.batch_size, low=1)
         _integer("steps", self.steps, low=1)
         _integer("warmup_steps", self.warmup_steps, low=0)
+        _integer("noise_draws", self.noise_draws, low=1)
         _integer("seed", self.seed, low=0)
         _integer("metric_interval", self.metric_interval, low=1)
         _integer("eval_interval", self.eval_interval, low=1)
@@ -180,4 +189,4 @@ def _real(name: str, value: Any, low: float | None = None, high: float | None = 
 
 
 __all__ = ["RunConfig", "ConfigError", "LIVE_FIELDS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS",
-           "FEEDBACK_MODES"]
+           "FEEDBACK_MODES", "PERTURB"]

@@ -50,6 +50,7 @@ class Condition:
     label: str                         # e.g. "NP σ=1e-3"
     cfg: RunConfig
     columns: dict[str, Any] = field(default_factory=dict)   # descriptive: group, sigma, width, …
+    seeds: int | None = None           # at most this many seeds (a long or a side run), else all
 
     def key(self) -> str:
         """A stable hash of everything that defines the run except its seed."""
@@ -114,35 +115,53 @@ def _sig(s: float) -> str:
 
 def _mlp(**kw) -> RunConfig:
     """The paper's MNIST MLP 784-50-20-10 (sigmoid, linear output, ½‖ŷ−y‖², batch 32), with the
-    lr that works for our batch-mean loss: SGD lr 0.1, momentum 0.9."""
+    lr that works for our batch-mean loss: SGD lr 0.1, momentum 0.9. §2, §5 and §6 were run with
+    the plain SGD step on B (η_B 0.05) and PyTorch's init, pinned here so they reproduce."""
     base = dict(model="mlp", depth=2, width=[50, 20], activation="sigmoid", loss="mse",
                 optimizer="sgd", lr=0.1, momentum=0.9, batch_size=32, sigma=1e-3,
-                feedback_lr=0.05, feedback_mode="sgd")
+                feedback_lr=0.05, feedback_mode="sgd", feedback_normalize=False, init="torch")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def fig2(**kw) -> RunConfig:
+    """The paper's Fig. 2 set-up: 784-50-20-10 sigmoid, forward weights frozen, the reference
+    code's init N(0, 2/fan_in), B learned by cumulative ridge (γ = 0.1, from B = 0), σ = 0.01,
+    batch 32."""
+    base = dict(model="mlp", depth=2, width=[50, 20], activation="sigmoid", loss="mse",
+                batch_size=32, freeze_forward=True, init="paper", feedback_mode="ridge",
+                ridge_gamma=0.1, ridge_forget=1.0, sigma=0.01, rule="np")
     base.update(kw)
     return RunConfig(**base)
 
 
 # ----------------------------------------------------------------------------- 1. feedback
 def build_feedback(quick: bool) -> list[Condition]:
-    """Forward weights frozen, only B learns by NP (ridge, the fastest): several σ; then the
-    width sweep [W, 20] for W ∈ {30, 100, 300, 1000} at σ = 1e-3."""
-    steps = 300 if quick else 3000
-    mi = 25 if quick else 50
-    out = []
-    sigmas = (1e-3, 1e-1) if quick else SIGMAS
-    ds = "mnist"
-    for s in sigmas:
-        out.append(Condition(f"NP σ={_sig(s)}", _mlp(rule="np", dataset=ds, sigma=s, steps=steps,
-                   freeze_forward=True, feedback_mode="ridge", metric_interval=mi, eval_interval=steps),
-                   {"part": "sigma", "sigma": s, "width": 50, "feedback_mode": "ridge"}))
-    # one SGD-feedback run for comparison with the ridge solver
-    out.append(Condition(f"NP σ=1e-3 (SGD B)", _mlp(rule="np", dataset=ds, sigma=1e-3, steps=steps,
-               freeze_forward=True, feedback_mode="sgd", feedback_lr=0.05, metric_interval=mi,
-               eval_interval=steps), {"part": "sigma", "sigma": 1e-3, "width": 50, "feedback_mode": "sgd"}))
-    for w in ((30, 300) if quick else (30, 100, 300, 1000)):
-        out.append(Condition(f"width {w}", _mlp(rule="np", dataset=ds, sigma=1e-3, steps=steps,
-                   width=[w, 20], freeze_forward=True, feedback_mode="ridge", metric_interval=mi,
-                   eval_interval=steps), {"part": "width", "sigma": 1e-3, "width": w, "feedback_mode": "ridge"}))
+    """Only B learns (Fig. 2): the set-up on digits and MNIST (3 seeds); on MNIST one seed each
+    of σ, PyTorch's init, the normalised SGD solver, the width sweep [W, 20] and a 10⁶-step run.
+
+    σ ∈ {1e-4, 1e-3, 1e-2} share one noise draw (ξ = σ·z, z from the same generator), so at
+    first order they are one result, not three."""
+    steps = 300 if quick else 100_000
+    ev = 10 ** 9                           # W is frozen: the test set never changes
+    mi = 25 if quick else 2000
+    common = dict(steps=steps, metric_interval=mi, eval_interval=ev)
+    out = [Condition("Fig. 2 set-up", fig2(dataset=ds, **common), {"part": "setup", "sigma": 0.01})
+           for ds in (("digits",) if quick else ("digits", "mnist"))]
+    if quick:
+        return out + [Condition("width 30", fig2(dataset="digits", width=[30, 20], **common),
+                                {"part": "width", "sigma": 0.01, "width": 30}, seeds=1)]
+    side = dict(dataset="mnist", **common)
+    for s in (1e-4, 1e-3, 1e-1):
+        out.append(Condition(f"σ={_sig(s)}", fig2(sigma=s, **side), {"part": "sigma", "sigma": s}, seeds=1))
+    out.append(Condition("PyTorch init", fig2(init="torch", **side), {"part": "solver", "sigma": 0.01}, seeds=1))
+    out.append(Condition("normalised SGD B", fig2(feedback_mode="sgd", **side),
+                         {"part": "solver", "sigma": 0.01}, seeds=1))
+    for w in (30, 100, 300, 1000):
+        out.append(Condition(f"width {w}", fig2(width=[w, 20], **side),
+                             {"part": "width", "sigma": 0.01, "width": w}, seeds=1))
+    out.append(Condition("10⁶ steps", fig2(dataset="mnist", steps=1_000_000, metric_interval=20_000,
+                                           eval_interval=ev), {"part": "long", "sigma": 0.01}, seeds=1))
     return out
 
 
@@ -168,9 +187,10 @@ def build_mlp(quick: bool) -> list[Condition]:
 
 # ----------------------------------------------------------------------------- 3. autoencoder
 def _ae(**kw) -> RunConfig:
+    # run with the plain SGD step on B and PyTorch's init, pinned so that it reproduces
     base = dict(model="autoencoder", depth=3, width=[200, 2, 200], activation="tanh", loss="mse",
                 optimizer="adam", lr=1e-3, batch_size=32, sigma=0.02, feedback_lr=0.01,
-                feedback_mode="sgd")
+                feedback_mode="sgd", feedback_normalize=False, init="torch")
     base.update(kw)
     return RunConfig(**base)
 
@@ -192,16 +212,17 @@ def build_autoencoder(quick: bool) -> list[Condition]:
 
 # ----------------------------------------------------------------------------- 4. conv
 def build_conv(quick: bool) -> list[Condition]:
-    """conv-small on Fashion-MNIST (tanh, cross-entropy, Adam 1e-3); conv-cifar when CIFAR-10 is
-    on disk (full mode only)."""
-    steps = 60 if quick else 800
+    """conv-small on Fashion-MNIST (tanh, cross-entropy, Adam 1e-3), every feedback setting at its
+    default (normalised SGD B); conv-cifar when CIFAR-10 is on disk (full mode only)."""
+    steps = 60 if quick else 2000
     ds = "digits" if quick else "fashion-mnist"
     common = dict(dataset=ds, model="conv-small", activation="tanh", loss="ce", optimizer="adam",
-                  lr=1e-3, batch_size=32 if quick else 64, steps=steps,
-                  metric_interval=20 if quick else 50, eval_interval=steps if quick else 200,
-                  sigma=0.01, feedback_lr=0.01)
+                  lr=1e-3, batch_size=32, steps=steps,
+                  metric_interval=20 if quick else 50, eval_interval=steps if quick else 500,
+                  sigma=0.01)
     rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
-             ("NP (layer-wise B)", dict(rule="np")), ("NP (DFA-form B)", dict(rule="np-dfa"))]
+             ("NP (layer-wise B)", dict(rule="np")), ("NP (DFA-form B)", dict(rule="np-dfa")),
+             ("SG oracle", dict(rule="sg"))]
     if quick:
         # the digits images are 8×8: conv-small still works on them (two 2×2 pools → 2×2)
         rules = [r for r in rules if r[0] in ("BP", "FA", "NP (layer-wise B)")]
@@ -210,7 +231,7 @@ def build_conv(quick: bool) -> list[Condition]:
     if not quick and cifar_available():
         cc = dict(dataset="cifar10", model="conv-cifar", activation="tanh", loss="ce",
                   optimizer="adam", lr=1e-4, batch_size=128, steps=2000, metric_interval=100,
-                  eval_interval=500, sigma=0.067, feedback_lr=0.01)
+                  eval_interval=500, sigma=0.067)
         for label, kw in [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
                           ("NP (DFA-form B)", dict(rule="np-dfa"))]:
             out.append(Condition(label + " [CIFAR-10]", RunConfig(**cc, **kw),
@@ -272,8 +293,8 @@ def _budget(text_full: str, text_quick: str) -> Callable[[bool], str]:
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("feedback", "1. Learning the feedback (forward weights frozen)", build_feedback,
-               _budget("3,000 steps of batch 32, ridge B (γ=0.1), 784-50-20-10 sigmoid on MNIST",
-                       "300 steps")),
+               _budget("10⁵ steps of batch 32 (one run of 10⁶), cumulative ridge B (γ=0.1), paper init, "
+                       "σ 0.01, 64/784-50-20-10 sigmoid on digits and MNIST", "300 steps on digits")),
     Experiment("mlp", "2. The MLP comparison (784-50-20-10)", build_mlp,
                _budget("10,000 steps of batch 32 (≈5 epochs of Fashion-MNIST, 80 of the MNIST 5k "
                        "subset), SGD lr 0.1 momentum 0.9, NP/SG: SGD B (η_B 0.05), 1,000 warm-up steps",
@@ -282,8 +303,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                _budget("4,000 steps of batch 32 on Fashion-MNIST, Adam lr 1e-3, NP σ 0.02, η_B 1e-3",
                        "300 steps on MNIST, BP/FA/NP")),
     Experiment("conv", "4. Conv nets", build_conv,
-               _budget("800 steps of batch 64 (0.85 epoch) of Fashion-MNIST, conv-small, tanh, "
-                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, η_B 0.01", "60 steps on digits")),
+               _budget("2,000 steps of batch 32 (1.1 epochs) of Fashion-MNIST, conv-small, tanh, "
+                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, default feedback (normalised SGD, η_B 0.5)",
+                       "60 steps on digits")),
     Experiment("ablations", "5. Ablations", build_ablations,
                _budget("6,000 steps of batch 32 on Fashion-MNIST, σ 0.01, 600 warm-up steps",
                        "400 steps on MNIST")),
@@ -343,12 +365,14 @@ def run_one(cond: Condition, seed: int, datasets: dict | None = None,
         if len(hist) and "test_loss" in hist:
             final["min_test_loss"] = float(pd.to_numeric(hist["test_loss"]).min())
             final["max_test_accuracy"] = float(pd.to_numeric(hist["test_accuracy"]).max())
-        # final alignment: mean of the last quarter of logged records (less noisy than one batch)
+        # final alignment: mean of the last quarter of logged records (less noisy than one batch),
+        # and the last record itself ("…_last": what a run that is still converging ends at)
         if len(hist):
             tail = hist.iloc[-max(1, len(hist) // 4):]
             for col in hist.columns:
                 if col.rsplit("_", 1)[0] in FINAL_LAYER_METRICS:
                     final[col] = float(pd.to_numeric(tail[col]).mean())
+                    final[col + "_last"] = float(pd.to_numeric(hist[col]).iloc[-1])
     else:
         for k in ("test_loss", "test_accuracy", "test_error", "train_loss"):
             final[k] = math.nan
@@ -379,8 +403,11 @@ def run_conditions(conditions: list[Condition], seeds: Iterable[int], *, out_dir
         if current is not None:
             final_old = final_old[final_old["data_variant"] == current]
     done = set(zip(final_old.get("key", []), final_old.get("seed", [])))
-    todo = [(c, s) for c in conditions for s in seeds if (c.key(), s) not in done]
-    wanted = {(c.key(), s) for c in conditions for s in seeds}
+    def seeds_of(c: Condition) -> list[int]:
+        return seeds if c.seeds is None else seeds[:c.seeds]
+
+    todo = [(c, s) for c in conditions for s in seeds_of(c) if (c.key(), s) not in done]
+    wanted = {(c.key(), s) for c in conditions for s in seeds_of(c)}
     if len(final_old):                 # keep only rows this experiment still defines
         keep = [(k, s) in wanted for k, s in zip(final_old["key"], final_old["seed"])]
         final_old = final_old[keep]
@@ -585,57 +612,53 @@ def plot_curves(history: pd.DataFrame, metrics: list[str], conditions: list[str]
     return fig
 
 
+# The paper's frozen-W numbers (method.md §6, MNIST, 10⁶ steps), read off its Fig. 2.
+PAPER_FIG2 = {"signal_angle_deg_1": (1, 2), "signal_angle_deg_2": (0.1, 0.2),
+              "relative_error_1": (0.6, 0.6), "relative_error_2": (5e-3, 4e-2)}
+
+
 def fig_feedback(res: Results):
     plt = _plt()
-    h = res.history
+    h, f = res.history, res.final
     figs = {}
-    hs = h[h["part"] == "sigma"]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
-    for c in dict.fromkeys(hs["condition"]):
-        hc = hs[hs["condition"] == c]
-        for j, (metric, layer) in enumerate([("weight_angle_deg", 1), ("weight_angle_deg", 2),
-                                              ("signal_angle_deg", 1), ("sign_congruence", 1)]):
-            _history_band(axes[j], hc, f"{metric}_{layer}", c)
-            axes[j].set_title(f"{METRIC_NAMES[metric]}, layer {layer}", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    for ax in axes[:3]:
+    panels = [("signal_angle_deg_1", "signal angle, hidden layer (°)"),
+              ("signal_angle_deg_2", "signal angle, top layer (°)"),
+              ("relative_error_1", "‖Wᵀ − B‖/‖W‖, hidden layer"),
+              ("relative_error_2", "‖Wᵀ − B‖/‖W‖, top layer")]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    curves = [(f"{c} [{ds}]", h[(h["condition"] == c) & (h["dataset"] == ds)])
+              for c, ds in dict.fromkeys(zip(h["condition"], h["dataset"]))
+              if c in ("Fig. 2 set-up", "10⁶ steps", "PyTorch init", "normalised SGD B")]
+    for ax, (col, title) in zip(axes, panels):
+        for label, hc in curves:
+            _history_band(ax, hc, col, label)
+        lo, hi = PAPER_FIG2[col]
+        ax.axhspan(lo * 0.97, hi * 1.03, color="k", alpha=0.15, label="paper, 10⁶ steps (MNIST)")
+        ax.set_title(title, fontsize=9)
+        ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3, which="both")
     axes[-1].legend(fontsize=7)
-    fig.suptitle("Forward weights frozen, B learned by node perturbation (784-50-20-10)")
+    fig.suptitle("Only B learns (forward weights frozen): 64/784-50-20-10 sigmoid, ridge γ = 0.1, σ = 0.01")
     fig.tight_layout()
-    figs["feedback_sigma"] = fig
-    hw = h[h["part"] == "width"]
-    fw = res.final[res.final["part"] == "width"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    for c in dict.fromkeys(hw["condition"]):
-        _history_band(axes[0], hw[hw["condition"] == c], "weight_angle_deg_1", c)
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("step")
-    axes[0].set_ylabel("weight angle, hidden layer (°)")
-    axes[0].legend(fontsize=7)
-    g = fw.groupby("width")["weight_angle_deg_1"]
-    axes[1].errorbar(g.mean().index, g.mean().values, yerr=g.std(ddof=1).fillna(0).values, marker="o",
-                     label="ours (end of run)")
-    axes[1].plot([30, 100, 300, 1000], [1, 2, 3.5, 6], "k--", marker="s", label="paper (≈, read off Fig.)")
-    axes[1].set_xscale("log")
-    axes[1].set_xlabel("hidden units (first layer)")
-    axes[1].set_ylabel("final weight angle, hidden layer (°)")
-    axes[1].legend(fontsize=7)
-    for layer in (1, 2):
-        g = fw.groupby("width")[f"signal_angle_deg_{layer}"]
-        axes[2].errorbar(g.mean().index, g.mean().values, yerr=g.std(ddof=1).fillna(0).values, marker="o",
-                         label=f"layer {layer}")
-    axes[2].set_xscale("log")
-    axes[2].set_xlabel("hidden units (first layer)")
-    axes[2].set_ylabel("final signal angle (°)")
-    axes[2].legend(fontsize=7)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle("Width sweep, forward weights frozen (784-W-20-10, σ=1e-3)")
-    fig.tight_layout()
-    figs["feedback_width"] = fig
+    figs["feedback_setup"] = fig
+    fw = f[f["part"] == "width"] if "part" in f else f.iloc[:0]
+    if len(fw):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for ax, col, paper, title in ((axes[0], "signal_angle_deg_1_last", [1, 2, 3.5, 6], "signal angle, hidden layer (°)"),
+                                      (axes[1], "relative_error_1_last", [1.5, 2.2, 3.5, 6], "‖Wᵀ − B‖/‖W‖, hidden layer")):
+            g = fw.groupby("width")[col].mean()
+            ax.plot(g.index, g.values, marker="o", label=f"ours ({int(fw['cfg_steps'].iloc[0]):,} steps)")
+            ax.plot([30, 100, 300, 1000], paper, "k--", marker="s", label="paper (≈, 10⁶ steps)")
+            ax.set_xscale("log")
+            ax.set_xlabel("hidden units (first layer)")
+            ax.set_title(title, fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle("Width sweep, forward weights frozen (784-W-20-10, MNIST)")
+        fig.tight_layout()
+        figs["feedback_width"] = fig
     return figs
 
 
@@ -791,14 +814,16 @@ def save_figures(figs: dict, out_dir: str | os.PathLike, suffix: str = "") -> li
 
 # The table each experiment prints: which metrics, grouped how.
 TABLES = {
-    "feedback": dict(metrics=["weight_angle_deg_1", "weight_angle_deg_2", "signal_angle_deg_1", "signal_angle_deg_2",
-                              "sign_congruence_1", "sign_congruence_2"], by=["part", "condition"]),
+    "feedback": dict(metrics=["signal_angle_deg_1_last", "signal_angle_deg_2_last", "relative_error_1_last",
+                              "relative_error_2_last", "weight_angle_deg_2_last", "sign_congruence_1_last",
+                              "sign_congruence_2_last"], by=["cfg_dataset", "part", "condition"]),
     "mlp": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2", "weight_angle_deg_mean",
                          "sign_congruence_1", "sign_congruence_2"], by=["cfg_dataset", "condition"]),
     "autoencoder": dict(metrics=["test_loss", "min_test_loss", "signal_angle_deg_mean",
                                  "weight_angle_deg_mean"], by=["cfg_dataset", "condition"]),
-    "conv": dict(metrics=["test_error", "max_test_accuracy", "signal_angle_deg_1", "signal_angle_deg_2",
-                          "signal_angle_deg_3"], by=["cfg_dataset", "condition"]),
+    "conv": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2",
+                          "signal_angle_deg_3", "update_angle_deg_2", "update_angle_deg_3"],
+                 by=["cfg_dataset", "condition"]),
     "ablations": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2",
                                "weight_angle_deg_mean", "sign_congruence_mean"], by=["condition"]),
     "scaling": dict(metrics=["test_error", "signal_angle_deg_mean", "weight_angle_deg_mean",

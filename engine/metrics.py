@@ -14,7 +14,8 @@ is the forward kernel (the backward uses it transposed) and tensors are compared
                      used one sample and folded).
 - update_angle_deg   angle between the rule's ∂L/∂Wᵢ and backprop's on the same batch
 - estimator_angle_deg, estimator_snr_db   (node perturbation) per-sample angle of λ̂ᵢ to the
-                     true ∂L/∂hᵢ, batch mean; SNR = ‖g‖² / ‖λ̂ − g‖² over the batch, in dB.
+                     true ∂L/∂hᵢ, batch mean; SNR = ‖g‖² / ‖λ̂ − g‖² over the batch, in dB
+                     (NaN at a site left unperturbed this step).
 
 Everything stays a tensor on the training device; the trainer syncs once per logged step.
 """
@@ -82,7 +83,7 @@ def layer_metrics(model, rule, result, x, y, objective) -> dict[str, torch.Tenso
             bp_signal = ref.dh[i]
         rows["signal_angle_deg"].append(mean_rowwise_angle_deg(signals[i], bp_signal))
         rows["update_angle_deg"].append(angle_deg(result.weight_grads[i], ref.weight_grads[i]))
-        if result.estimates is not None:
+        if result.estimates is not None and result.estimates[i] is not None:
             rows["estimator_angle_deg"].append(mean_rowwise_angle_deg(result.estimates[i], ref.dh[i]))
             rows["estimator_snr_db"].append(snr_db(result.estimates[i], ref.dh[i]))
         else:

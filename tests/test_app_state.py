@@ -114,7 +114,7 @@ def test_parse_width():
 
 def test_run_label_says_what_differs():
     assert run_label(RunConfig(rule="np", sigma=0.01, depth=2, width=50, seed=0)) == \
-        "np σ=0.01 d2 w50 lr=0.1 seed0"
+        "np σ=0.01 d2 w50 lr=0.05 seed0"
     assert "σ" not in run_label(RunConfig(rule="fa"))
     assert "w50-20" in run_label(RunConfig(width=[50, 20]))
 
@@ -157,9 +157,9 @@ def test_live_change_is_validated_recorded_and_applied():
         run.set(sigma=-1.0)
     with pytest.raises(Exception, match="cannot change during a run"):
         run.set(depth=3)
-    run.set(lr=0.05)
-    assert run.changes[-1]["name"] == "lr" and run.changes[-1]["new"] == 0.05
-    wait_for(lambda: any(r["lr"] == 0.05 for r in run.buffer.records()))
+    run.set(lr=0.02)
+    assert run.changes[-1]["name"] == "lr" and run.changes[-1]["new"] == 0.02
+    wait_for(lambda: any(r["lr"] == 0.02 for r in run.buffer.records()))
     run.stop()
     assert run.join(5)
 

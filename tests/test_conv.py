@@ -93,8 +93,10 @@ def test_np_dfa_regresses_direct_feedback_on_the_estimate():
     before = [b.clone() for b in rule.feedback_matrices()]
     rule.learn_feedback(x, y, obj, res)
     e = res.deltas[-1]
+    gain = 1 / (1 + 64 + 24 + 12)       # K / (K + N perturbed units)
     for b, old, lam in zip(rule.feedback_matrices(), before, res.estimates):
-        expected = old - cfg.feedback_lr * (e @ old.T - lam.flatten(1)).T @ e / x.shape[0]
+        # Bᵢ ← Bᵢ − β g Σ_t (Bᵢ e_t − λ̂ᵢ,t) e_tᵀ / Σ_t ‖e_t‖²   (normalised step)
+        expected = old - cfg.feedback_lr * gain * (e @ old.T - lam.flatten(1)).T @ e / e.pow(2).sum()
         torch.testing.assert_close(b, expected)
 
 

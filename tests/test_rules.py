@@ -198,16 +198,23 @@ def test_np_estimate_is_the_loss_change_times_noise_over_sigma_squared():
         torch.testing.assert_close(got, (noisy - clean)[:, None] * xi / cfg.sigma ** 2)
 
 
-def test_np_sgd_feedback_step_is_the_regression_gradient():
-    model, rule, cfg, x, y, obj = setup("np", sigma=0.05, feedback_lr=0.3, feedback_mode="sgd")
+@pytest.mark.parametrize("normalize", [True, False])
+def test_np_sgd_feedback_step_is_the_regression_gradient(normalize):
+    model, rule, cfg, x, y, obj = setup("np", sigma=0.05, feedback_lr=0.3, feedback_mode="sgd",
+                                        feedback_normalize=normalize)
     res = rule.compute_gradients(x, y, obj)
     before = [b.clone() for b in rule.feedback_matrices()]
     rule.learn_feedback(x, y, obj, res)
     n = x.shape[0]
+    gain = 1 / (1 + 7 + 5)           # K / (K + N): NP's estimate is ~N times noisier than its signal
     for b, old, d, lam in zip(rule.feedback_matrices(), before, res.deltas[1:], res.estimates):
-        # B ← B − η_B · mean_t (B δ_t − λ̂_t) δ_tᵀ
-        expected = old - cfg.feedback_lr * (d @ old.T - lam).T @ d / n
-        torch.testing.assert_close(b, expected)
+        grad = (d @ old.T - lam).T @ d
+        # normalised: B ← B − η_B g Σ_t (B δ_t − λ̂_t) δ_tᵀ / Σ_t ‖δ_t‖²
+        # plain (the reference code's): B ← B − η_B · mean_t (B δ_t − λ̂_t) δ_tᵀ
+        if normalize:
+            torch.testing.assert_close(b, old - cfg.feedback_lr * gain * grad / d.pow(2).sum())
+        else:
+            torch.testing.assert_close(b, old - cfg.feedback_lr * grad / n)
 
 
 def test_np_ridge_feedback_is_the_exact_ridge_solution():
@@ -241,7 +248,8 @@ def test_sg_oracle_regresses_on_the_true_gradient():
     before = [b.clone() for b in rule.feedback_matrices()]
     rule.learn_feedback(x, y, obj, res)
     for b, old, d, t in zip(rule.feedback_matrices(), before, res.deltas[1:], target):
-        torch.testing.assert_close(b, old - cfg.feedback_lr * (d @ old.T - t).T @ d / x.shape[0])
+        # a noise-free target: the normalised step at full gain
+        torch.testing.assert_close(b, old - cfg.feedback_lr * (d @ old.T - t).T @ d / d.pow(2).sum())
 
 
 def test_noise_only_ablation_trains_on_the_noisy_net_but_reports_the_clean_loss():

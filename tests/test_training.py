@@ -51,7 +51,7 @@ def test_np_two_hidden_layers_both_feedback_matrices_align():
 
 
 def test_np_with_sgd_feedback_learning_also_aligns():
-    t = Trainer(frozen_teacher(feedback_mode="sgd", feedback_lr=0.02))
+    t = Trainer(frozen_teacher(feedback_mode="sgd"))       # the default normalised step
     angles = history(t)
     t.run()
     assert angles[-1][0] < 25.0, angles      # from a random B (≈ 90°); measured ≈ 17° plateau
@@ -136,7 +136,7 @@ def test_bad_live_changes_are_refused_with_one_line(change, message):
     with pytest.raises(ConfigError) as err:
         t.set(**change)
     assert message in str(err.value) and "\n" not in str(err.value)
-    assert t.cfg.sigma == 0.01 and t.cfg.lr == 0.1
+    assert t.cfg.sigma == 0.01 and t.cfg.lr == RunConfig().lr
 
 
 def test_a_diverging_run_stops_and_names_the_step():

@@ -38,7 +38,7 @@ class StepResult:
     input_shapes: list[torch.Size] = field(default_factory=list)  # each layer's input shape
     masks: list | None = None          # dropout masks, shared by every pass of this step
     first_hidden: torch.Tensor | None = None      # block 1's clean output (before mask and noise)
-    estimates: list[torch.Tensor] | None = None   # NP's λ̂ᵢ per hidden site, if any
+    estimates: list[torch.Tensor | None] | None = None   # NP's λ̂ᵢ per hidden site (None: unperturbed)
 
     # Per-sample errors are the batch-mean ones times the batch size. Scaled on first use only:
     # rules that neither regress B nor get measured this step never pay for the copies.
@@ -55,8 +55,11 @@ class StepResult:
         return [g * self.loss.shape[0] for g in self.mean_site_errors]
 
 
-def uniform_like_init(fan_in: int, shape, generator: torch.Generator, device) -> torch.Tensor:
-    """A random tensor at nn.Linear/Conv2d's default init scale, U(−1/√fan_in, 1/√fan_in)."""
+def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator, device) -> torch.Tensor:
+    """A random tensor at a forward layer's init scale under `scheme` (see models.INITS):
+    U(−1/√fan_in, 1/√fan_in) for "torch", N(0, 2/fan_in) for "paper"."""
+    if scheme == "paper":
+        return torch.randn(shape, generator=generator, device=device) * (2.0 / fan_in) ** 0.5
     bound = 1.0 / fan_in ** 0.5
     return (torch.rand(shape, generator=generator, device=device) * 2 - 1) * bound
 
@@ -129,10 +132,12 @@ class LearningRule:
         for layer, b in zip(layers[1:], matrices or [None] * (len(layers) - 1)):
             layer.feedback = b
 
-    def sample_noise(self, x: torch.Tensor) -> list[torch.Tensor]:
-        sigma = self.cfg.sigma
+    def sample_noise(self, x: torch.Tensor, sites: list[int] | None = None) -> list[torch.Tensor | None]:
+        """ξᵢ ~ N(0, σ²I) for each hidden site in `sites` (default: all), None for the others."""
+        sigma, shapes = self.cfg.sigma, self.model.hidden_shapes()
+        sites = range(len(shapes)) if sites is None else sites
         return [torch.randn(x.shape[0], *shape, generator=self.generator, device=x.device) * sigma
-                for shape in self.model.hidden_shapes()]
+                if i in sites else None for i, shape in enumerate(shapes)]
 
     def forward_backward(self, x, y, objective, noisy: bool = False, taps=None) -> StepResult:
         """One pass through the rule's backward; gradients of the batch-mean loss into `.grad`.

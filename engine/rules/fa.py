@@ -3,13 +3,13 @@
 In a convolution the error goes down through the transposed convolution with a fixed random
 kernel instead of the forward one."""
 
-from engine.rules.base import LearningRule, register, uniform_like_init
+from engine.rules.base import LearningRule, init_like, register
 
 
 def random_feedback(model, generator, device):
     """One random tensor per layer above the first, shaped like what it stands for (Wᵀ, or the
     kernel of a convolution), at the forward weights' init scale."""
-    return [uniform_like_init(layer.fan_in(), layer.transport().shape, generator, device)
+    return [init_like(model.init, layer.fan_in(), layer.transport().shape, generator, device)
             for layer in model.layers[1:]]
 
 

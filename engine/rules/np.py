@@ -12,8 +12,6 @@ B_{i+1} δ_{i+1} predicts λ̂ᵢ. Loss and accuracy are those of the clean pass
 
 import torch
 
-from engine.config import ConfigError
-from engine.models import FeedbackConv2d
 from engine.rules.base import LearningRule, register
 from engine.rules.dfa import DirectFeedbackAlignment, DirectMap, DirectTaps, direct_random_feedback
 from engine.rules.fa import random_feedback
@@ -28,6 +26,7 @@ class NodePerturbation(LearningRule):
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
+        self._cycle = 0
         self.feedback = random_feedback(model, generator, self.device)
         self.regression = learned_feedback(self.feedback, list(model.layers[1:]), cfg)
         self.attach_feedback(self.feedback)
@@ -43,26 +42,64 @@ class NodePerturbation(LearningRule):
         return result
 
     def learn_feedback(self, x, y, objective, result):
-        self.regression.update(result.deltas[1:], result.estimates, result.site_errors)
+        self.regression.update(result.deltas[1:], result.estimates, result.site_errors,
+                               self.step_gains(result.estimates))
+
+    def step_gains(self, estimates) -> list[float]:
+        """Each site's SGD step relative to a noise-free target's: K / (K + N).
+
+        λ̂ᵢ = (ξ·g) ξᵢ / σ² has E‖λ̂ᵢ − gᵢ‖² = nᵢ‖g‖² + ‖gᵢ‖², about N times the signal ‖gᵢ‖²
+        when the N perturbed units share the gradient evenly (K draws divide it by K). An LMS
+        step's excess error grows with that noise, so NP takes its steps N/K times smaller than
+        the SG oracle's: then one feedback_lr serves both, and networks of any size."""
+        sizes = [int(torch.Size(s).numel()) for s in self.model.hidden_shapes()]
+        perturbed = sum(n for n, lam in zip(sizes, estimates) if lam is not None)
+        k = self.cfg.noise_draws
+        return [k / (k + perturbed)] * len(sizes)
 
     @torch.no_grad()
     def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None):
-        """λ̂ᵢ for every hidden site from one noisy pass (two when antithetic).
+        """λ̂ᵢ for every hidden site from the step's noisy passes (None for a site left
+        unperturbed this step, under perturb="cycle").
 
-        The noisy pass reuses the clean pass's dropout masks, so L̃ − L is caused by the node
-        noise alone (independent masks let dropout noise leak into the estimate)."""
-        noise = self.sample_noise(x)
+        With noise_draws K > 1 the batch is repeated K times in one noisy pass and λ̂ is the
+        mean of the K estimates per sample (variance ÷ K). The noisy pass reuses the clean
+        pass's dropout masks, so L̃ − L is caused by the node noise alone (independent masks let
+        dropout noise leak into the estimate)."""
+        k, batch = self.cfg.noise_draws, x.shape[0]
+        if k > 1:
+            x, y, clean_loss = _repeat(x, k), _repeat(y, k), _repeat(clean_loss, k)
+            masks = None if masks is None else [None if m is None else _repeat(m, k) for m in masks]
+            first_hidden = None if first_hidden is None else _repeat(first_hidden, k)
+        noise = self.sample_noise(x, self.perturbed_sites())
 
         def loss_with(n):
             out = self.model(x, noise=n, masks=masks, use_feedback=False, first_hidden=first_hidden).out
             return objective.per_sample(out, y)
 
         if self.cfg.antithetic:
-            change = 0.5 * (loss_with(noise) - loss_with([-xi for xi in noise]))
+            change = 0.5 * (loss_with(noise) - loss_with([None if xi is None else -xi for xi in noise]))
         else:
             change = loss_with(noise) - clean_loss
         scale = change / self.cfg.sigma ** 2
-        return [scale.view(-1, *[1] * (xi.dim() - 1)) * xi for xi in noise]
+        estimates = []
+        for xi in noise:
+            if xi is None:
+                estimates.append(None)
+                continue
+            lam = scale.view(-1, *[1] * (xi.dim() - 1)) * xi
+            estimates.append(lam.view(k, batch, *lam.shape[1:]).mean(0) if k > 1 else lam)
+        return estimates
+
+    def perturbed_sites(self) -> list[int]:
+        """The hidden sites that get noise this step: all of them, or one in turn ("cycle"),
+        which removes the other layers' noise from each estimate's variance."""
+        n = len(self.model.hidden_shapes())
+        if self.cfg.perturb == "cycle":
+            site = self._cycle % n
+            self._cycle += 1
+            return [site]
+        return list(range(n))
 
     def feedback_matrices(self):
         return self.feedback
@@ -75,12 +112,14 @@ class NodePerturbation(LearningRule):
         self.regression.load_state_dict(state.get("regression", {}))
 
 
+def _repeat(t: torch.Tensor, k: int) -> torch.Tensor:
+    """k copies of a batch, stacked along the batch dimension."""
+    return t.repeat(k, *[1] * (t.dim() - 1))
+
+
 def learned_feedback(feedback, maps, cfg) -> FeedbackRegression:
     """The regression that learns `feedback`; ridge starts from B = 0, as in the paper."""
     if cfg.feedback_mode == "ridge":
-        if any(isinstance(m, FeedbackConv2d) for m in maps):
-            raise ConfigError("feedback_mode='ridge' is not allowed for convolutional layers; "
-                              "use feedback_mode='sgd'")
         for b in feedback:
             b.zero_()
     return FeedbackRegression(feedback, maps, cfg)
@@ -97,6 +136,7 @@ class NodePerturbationDirect(NodePerturbation):
 
     def __init__(self, model, cfg, generator):
         LearningRule.__init__(self, model, cfg, generator)
+        self._cycle = 0
         self.feedback = direct_random_feedback(model, generator, self.device)
         self.regression = learned_feedback(self.feedback, [DirectMap] * len(self.feedback), cfg)
         self.attach_feedback(None)
@@ -109,6 +149,7 @@ class NodePerturbationDirect(NodePerturbation):
 
     def learn_feedback(self, x, y, objective, result):
         e = result.deltas[-1]
-        self.regression.update([e] * len(self.feedback), result.estimates)
+        self.regression.update([e] * len(self.feedback), result.estimates, None,
+                               self.step_gains(result.estimates))
 
     error_signals = DirectFeedbackAlignment.error_signals
