@@ -816,7 +816,8 @@ def save_figures(figs: dict, out_dir: str | os.PathLike, suffix: str = "") -> li
 TABLES = {
     "feedback": dict(metrics=["signal_angle_deg_1_last", "signal_angle_deg_2_last", "relative_error_1_last",
                               "relative_error_2_last", "weight_angle_deg_2_last", "sign_congruence_1_last",
-                              "sign_congruence_2_last"], by=["cfg_dataset", "part", "condition"]),
+                              "sign_congruence_2_last"], by=["cfg_dataset", "part", "condition"],
+                     fmt="{:.3g}"),
     "mlp": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2", "weight_angle_deg_mean",
                          "sign_congruence_1", "sign_congruence_2"], by=["cfg_dataset", "condition"]),
     "autoencoder": dict(metrics=["test_loss", "min_test_loss", "signal_angle_deg_mean",

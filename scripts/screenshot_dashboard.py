@@ -1,10 +1,11 @@
-"""Regenerate docs/dashboard.png: the dashboard a few seconds into runs, as a user sees it.
+"""Regenerate the README's screenshots: the dashboard as a user sees it, in headless chromium.
 
-Serves the dashboard, opens it in headless chromium at a projector-like 1920 px width, runs the
-paper's FA preset briefly and then NP (so the comparison shows two runs overlaid), and saves a
-screenshot of the page while NP is still learning.
+Scene "compare" (docs/dashboard.png): at a projector-like 1920 px width, the paper's FA preset
+runs briefly, then NP, so the comparison shows two runs overlaid, shot while NP still learns.
+Scene "learn-b" (docs/learn_b.png): the "Learn B only (frozen W)" preset (the paper's Fig. 2)
+after `--seconds` (default 30), down to the B-vs-Wᵀ heatmaps of the top layer.
 
-    .venv/bin/python scripts/screenshot_dashboard.py [--out docs/dashboard.png] [--seconds 8]
+    .venv/bin/python scripts/screenshot_dashboard.py [--scene compare|learn-b] [--out PATH] [--seconds S]
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "dashboard.png"))
-    parser.add_argument("--seconds", type=float, default=8.0, help="how long NP runs before the shot")
+    parser.add_argument("--scene", choices=["compare", "learn-b"], default="compare")
+    parser.add_argument("--out", default=None, help="default: docs/dashboard.png or docs/learn_b.png")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="how long the (last) run trains before the shot (default 8; learn-b: 30)")
     args = parser.parse_args(argv)
+    learn_b = args.scene == "learn-b"
+    args.out = args.out or str(ROOT / "docs" / ("learn_b.png" if learn_b else "dashboard.png"))
+    args.seconds = args.seconds or (30.0 if learn_b else 8.0)
 
     from app.state import ConfigState
     from browser_helpers import CHROMIUM, chromium_context, serve_dashboard, wait_for_bokeh
@@ -37,6 +43,23 @@ def main(argv=None) -> int:
     with serve_dashboard() as (url, dashboards), \
             chromium_context(tempfile.mkdtemp(), viewport=(1920, 1080)) as context:
         page = context.new_page()
+        if learn_b:
+            state.apply_preset("Learn B only (frozen W)")
+            page.goto(url + "?" + urlencode(state.to_query()))
+            wait_for_bokeh(page)
+            page.get_by_role("button", name="Start").wait_for(timeout=60_000)
+            time.sleep(1.0)
+            page.get_by_role("button", name="Start").click()
+            time.sleep(args.seconds)
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # The top of the page down to the heatmaps (they sit below a 1080 px fold).
+            page.screenshot(path=str(out), full_page=True,
+                            clip={"x": 0, "y": 0, "width": 1920, "height": 1200})
+            for dash in dashboards:
+                dash.close()
+            print(f"wrote {out}")
+            return 0
         state.apply_preset("Paper MLP: FA")
         page.goto(url + "?" + urlencode(state.to_query()))
         wait_for_bokeh(page)
