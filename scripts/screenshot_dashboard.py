@@ -40,41 +40,30 @@ def main(argv=None) -> int:
         print(f"{CHROMIUM} is absent", file=sys.stderr)
         return 2
     state = ConfigState()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with serve_dashboard() as (url, dashboards), \
             chromium_context(tempfile.mkdtemp(), viewport=(1920, 1080)) as context:
         page = context.new_page()
-        if learn_b:
-            state.apply_preset("Learn B only (frozen W)")
-            page.goto(url + "?" + urlencode(state.to_query()))
-            wait_for_bokeh(page)
-            page.get_by_role("button", name="Start").wait_for(timeout=60_000)
-            time.sleep(1.0)
-            page.get_by_role("button", name="Start").click()
-            time.sleep(args.seconds)
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            # The top of the page down to the heatmaps (they sit below a 1080 px fold).
-            page.screenshot(path=str(out), full_page=True,
-                            clip={"x": 0, "y": 0, "width": 1920, "height": 1200})
-            for dash in dashboards:
-                dash.close()
-            print(f"wrote {out}")
-            return 0
-        state.apply_preset("Paper MLP: FA")
+        # The first run: its preset in the address bar, as a shared link would open it.
+        state.apply_preset("Learn B only (frozen W)" if learn_b else "Paper MLP: FA")
         page.goto(url + "?" + urlencode(state.to_query()))
         wait_for_bokeh(page)
         page.get_by_role("button", name="Start").wait_for(timeout=60_000)
         time.sleep(1.0)
         page.get_by_role("button", name="Start").click()
         time.sleep(args.seconds)
-        # Second run: NP, chosen through the preset menu like a user would.
-        page.get_by_label("Preset (the paper's set-ups)").select_option("Paper MLP: NP")
-        time.sleep(1.0)
-        page.get_by_role("button", name="Start").click()
-        time.sleep(args.seconds)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out), full_page=False)
+        if learn_b:
+            # The top of the page down to the heatmaps (they sit below a 1080 px fold).
+            page.screenshot(path=str(out), full_page=True,
+                            clip={"x": 0, "y": 0, "width": 1920, "height": 1200})
+        else:
+            # Second run: NP, chosen through the preset menu like a user would.
+            page.get_by_label("Preset (the paper's set-ups)").select_option("Paper MLP: NP")
+            time.sleep(1.0)
+            page.get_by_role("button", name="Start").click()
+            time.sleep(args.seconds)
+            page.screenshot(path=str(out), full_page=False)
         for dash in dashboards:
             dash.close()
     print(f"wrote {out}")
