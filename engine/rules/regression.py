@@ -39,7 +39,6 @@ class FeedbackRegression:
         """`maps[i]` sends an error through `feedback[i]`: a layer, or a direct map (see dfa.py)."""
         self.feedback, self.maps = feedback, maps
         self.cfg = cfg                      # read at every update: feedback_lr may change live
-        self.updates = [0] * len(feedback)
         if cfg.feedback_mode == "ridge":
             self.gram, self.cross = [], []
             for b, m in zip(feedback, maps):
@@ -65,7 +64,6 @@ class FeedbackRegression:
                 self._ridge(i, d, t)
             else:
                 self._sgd(i, d, t, p, gain)
-            self.updates[i] += 1
 
     def _sgd(self, i, d, t, prediction, gain=1.0):
         b, m = self.feedback[i], self.maps[i]
@@ -107,12 +105,10 @@ class FeedbackRegression:
 
     def state_dict(self) -> dict:
         if self.cfg.feedback_mode != "ridge":
-            return {"updates": list(self.updates)}
-        return {"gram": [v.cpu() for v in self.gram], "cross": [s.cpu() for s in self.cross],
-                "updates": list(self.updates)}
+            return {}
+        return {"gram": [v.cpu() for v in self.gram], "cross": [s.cpu() for s in self.cross]}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("gram", "cross"):
             for mine, saved in zip(getattr(self, name, []), state.get(name, [])):
                 mine.copy_(saved)
-        self.updates = list(state.get("updates", self.updates))
