@@ -185,8 +185,8 @@ def test_cycle_leaves_unperturbed_sites_and_their_feedback_alone():
 
 def test_np_sgd_step_is_scaled_down_by_its_estimate_noise():
     rule, x, y, obj, clean, true = _np(sigma=0.05, noise_draws=2)
-    assert rule.step_gains([1, 1]) == [2 / (2 + 12)] * 2      # K / (K + 7 + 5 perturbed units)
-    assert rule.step_gains([1, None]) == [2 / (2 + 7)] * 2
+    assert rule.step_gain([1, 1]) == 2 / (2 + 12)      # K / (K + 7 + 5 perturbed units)
+    assert rule.step_gain([1, None]) == 2 / (2 + 7)
 
 
 # ------------------------------------------------------------------- init

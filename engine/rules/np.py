@@ -43,19 +43,19 @@ class NodePerturbation(LearningRule):
 
     def learn_feedback(self, x, y, objective, result):
         self.regression.update(result.deltas[1:], result.estimates, result.site_errors,
-                               self.step_gains(result.estimates))
+                               self.step_gain(result.estimates))
 
-    def step_gains(self, estimates) -> list[float]:
-        """Each site's SGD step relative to a noise-free target's: K / (K + N).
+    def step_gain(self, estimates) -> float:
+        """The SGD step relative to a noise-free target's: K / (K + N).
 
         λ̂ᵢ = (ξ·g) ξᵢ / σ² has E‖λ̂ᵢ − gᵢ‖² = nᵢ‖g‖² + ‖gᵢ‖², about N times the signal ‖gᵢ‖²
         when the N perturbed units share the gradient evenly (K draws divide it by K). An LMS
         step's excess error grows with that noise, so NP takes its steps N/K times smaller than
         the SG oracle's: then one feedback_lr serves both, and networks of any size."""
-        sizes = [int(torch.Size(s).numel()) for s in self.model.hidden_shapes()]
+        sizes = self.model.sizes[1:-1]                      # units at each hidden site
         perturbed = sum(n for n, lam in zip(sizes, estimates) if lam is not None)
         k = self.cfg.noise_draws
-        return [k / (k + perturbed)] * len(sizes)
+        return k / (k + perturbed)
 
     @torch.no_grad()
     def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None):
@@ -150,6 +150,6 @@ class NodePerturbationDirect(NodePerturbation):
     def learn_feedback(self, x, y, objective, result):
         e = result.deltas[-1]
         self.regression.update([e] * len(self.feedback), result.estimates, None,
-                               self.step_gains(result.estimates))
+                               self.step_gain(result.estimates))
 
     error_signals = DirectFeedbackAlignment.error_signals

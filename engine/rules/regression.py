@@ -49,15 +49,14 @@ class FeedbackRegression:
 
     @torch.no_grad()
     def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor | None],
-               predictions: list[torch.Tensor] | None = None, gains: list[float] | None = None) -> None:
+               predictions: list[torch.Tensor] | None = None, gain: float = 1.0) -> None:
         """Regress each feedback tensor on its (input, target) pairs of this batch. A target of
         None leaves that site alone (a site that was not perturbed this step). `predictions`,
         when given, are the current predictions (the errors the backward pass already sent
-        through B), so they are not computed again. `gains` scale each site's normalised SGD step
-        (a noisy target wants a smaller one); the plain step and ridge ignore them."""
+        through B), so they are not computed again. `gain` scales the normalised SGD step (a noisy
+        target wants a smaller one); the plain step and ridge ignore it."""
         predictions = predictions or [None] * len(self.feedback)
-        gains = gains or [1.0] * len(self.feedback)
-        for i, (d, t, p, gain) in enumerate(zip(inputs, targets, predictions, gains)):
+        for i, (d, t, p) in enumerate(zip(inputs, targets, predictions)):
             if t is None:
                 continue
             if self.cfg.feedback_mode == "ridge":
