@@ -133,6 +133,7 @@ class ConfigState(param.Parameterized):
     antithetic = param.Boolean(default=_START.antithetic)
     noise_draws = param.Integer(default=_START.noise_draws)
     perturb = param.Selector(default=_START.perturb, objects=list(PERTURB), check_on_set=False)
+    control_variate = param.Boolean(default=_START.control_variate)
     train_on_noise = param.Boolean(default=_START.train_on_noise)
     weight_decay = param.Number(default=_START.weight_decay)
     # bookkeeping

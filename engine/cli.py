@@ -86,6 +86,9 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
         ("noise_draws", "--noise-draws", "K", "np: noisy passes per step, estimates averaged (variance ÷ K)"),
         ("perturb", "--perturb", _choices(PERTURB), "np: perturb all hidden layers at once, or one per "
                                                      "step in turn (cycle: no other layer's noise in its estimate)"),
+        ("control_variate", "--control-variate", None,
+         "np with sgd B: the paper's plain estimate (L̃ − L) ξ/σ² (by default the change that B's "
+         "errors predict, ξ·Bδ, is subtracted first: the estimate's variance then falls as B learns)"),
         ("train_on_noise", "--train-on-noise", None, "noise-only ablation for fixed-feedback rules"),
         ("weight_decay", "--weight-decay", "L", "Kolen-Pollack weight decay"),
         ("seed", "--seed", "S", "random seed"),

@@ -51,7 +51,7 @@ class RunConfig:
     warmup_steps: int = 0               # forward weights frozen for the first steps
     # node perturbation and feedback learning
     sigma: float = 0.01                 # noise std on every hidden layer's output
-    feedback_lr: float = 0.5            # sgd: normalised step; NP divides it by its noise (rules/np.py)
+    feedback_lr: float = 1.0            # sgd: normalised step; NP divides it by its noise (rules/np.py)
     feedback_mode: str = "sgd"          # "sgd" or exact "ridge" regression
     feedback_normalize: bool = True     # sgd: step ÷ the batch's input energy (scale-free LMS)
     ridge_gamma: float = 0.1
@@ -60,6 +60,7 @@ class RunConfig:
     antithetic: bool = False
     noise_draws: int = 1                # NP: noisy passes per step, λ̂ averaged (variance ÷ K)
     perturb: str = "all"                # NP: "all" hidden layers at once, or one per step ("cycle")
+    control_variate: bool = True        # NP, sgd B: correlate only the change B does not predict (ξ·Bδ)
     train_on_noise: bool = False        # noise-only ablation for fixed-feedback rules
     weight_decay: float = 1e-3          # Kolen-Pollack's decay that pulls B to Wᵀ
     # bookkeeping

@@ -119,7 +119,8 @@ def _mlp(**kw) -> RunConfig:
     the plain SGD step on B (η_B 0.05) and PyTorch's init, pinned here so they reproduce."""
     base = dict(model="mlp", depth=2, width=[50, 20], activation="sigmoid", loss="mse",
                 optimizer="sgd", lr=0.1, momentum=0.9, batch_size=32, sigma=1e-3,
-                feedback_lr=0.05, feedback_mode="sgd", feedback_normalize=False, init="torch")
+                feedback_lr=0.05, feedback_mode="sgd", feedback_normalize=False, init="torch",
+                control_variate=False)
     base.update(kw)
     return RunConfig(**base)
 
@@ -155,7 +156,8 @@ def build_feedback(quick: bool) -> list[Condition]:
     for s in (1e-4, 1e-3, 1e-1):
         out.append(Condition(f"σ={_sig(s)}", fig2(sigma=s, **side), {"part": "sigma", "sigma": s}, seeds=1))
     out.append(Condition("PyTorch init", fig2(init="torch", **side), {"part": "solver", "sigma": 0.01}, seeds=1))
-    out.append(Condition("normalised SGD B", fig2(feedback_mode="sgd", **side),
+    out.append(Condition("normalised SGD B", fig2(feedback_mode="sgd", feedback_lr=0.5,
+                                                  control_variate=False, **side),
                          {"part": "solver", "sigma": 0.01}, seeds=1))
     for w in (30, 100, 300, 1000):
         out.append(Condition(f"width {w}", fig2(width=[w, 20], **side),
@@ -190,7 +192,7 @@ def _ae(**kw) -> RunConfig:
     # run with the plain SGD step on B and PyTorch's init, pinned so that it reproduces
     base = dict(model="autoencoder", depth=3, width=[200, 2, 200], activation="tanh", loss="mse",
                 optimizer="adam", lr=1e-3, batch_size=32, sigma=0.02, feedback_lr=0.01,
-                feedback_mode="sgd", feedback_normalize=False, init="torch")
+                feedback_mode="sgd", feedback_normalize=False, init="torch", control_variate=False)
     base.update(kw)
     return RunConfig(**base)
 
@@ -212,14 +214,15 @@ def build_autoencoder(quick: bool) -> list[Condition]:
 
 # ----------------------------------------------------------------------------- 4. conv
 def build_conv(quick: bool) -> list[Condition]:
-    """conv-small on Fashion-MNIST (tanh, cross-entropy, Adam 1e-3), every feedback setting at its
-    default (normalised SGD B); conv-cifar when CIFAR-10 is on disk (full mode only)."""
+    """conv-small on Fashion-MNIST (tanh, cross-entropy, Adam 1e-3), normalised SGD B at η_B 0.5
+    with the plain λ̂ (the defaults when it was run, pinned so it reproduces); conv-cifar when
+    CIFAR-10 is on disk (full mode only)."""
     steps = 60 if quick else 2000
     ds = "digits" if quick else "fashion-mnist"
     common = dict(dataset=ds, model="conv-small", activation="tanh", loss="ce", optimizer="adam",
                   lr=1e-3, batch_size=32, steps=steps,
                   metric_interval=20 if quick else 50, eval_interval=steps if quick else 500,
-                  sigma=0.01)
+                  sigma=0.01, feedback_lr=0.5, control_variate=False)
     rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
              ("NP (layer-wise B)", dict(rule="np")), ("NP (DFA-form B)", dict(rule="np-dfa")),
              ("SG oracle", dict(rule="sg"))]

@@ -8,6 +8,15 @@ every hidden output at once gives, per sample and hidden layer,
 
 an estimate of ∂L/∂hᵢ that is unbiased to first order in σ. B_{i+1} is then regressed so that
 B_{i+1} δ_{i+1} predicts λ̂ᵢ. Loss and accuracy are those of the clean pass.
+
+With `control_variate` (SGD B), the errors ĝᵢ = B_{i+1} δ_{i+1} that B already sends predict
+the change ξ·ĝ, and only the rest is correlated with the noise:
+
+    λ̂ᵢ = (L̃ − L − Σⱼ ξⱼ·ĝⱼ) ξᵢ / σ² + ĝᵢ
+
+still unbiased (ĝ does not depend on ξ), with the variance of g − ĝ in place of g's: it falls
+as B learns, so the regression converges instead of stalling at the estimate's noise floor.
+Globally it is a prediction error: the loss change minus the change the feedback expected.
 """
 
 import torch
@@ -38,8 +47,15 @@ class NodePerturbation(LearningRule):
     def compute_gradients(self, x, y, objective):
         result = self.forward_backward(x, y, objective)      # clean pass: trains W, gives δ and L
         result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
-                                         result.first_hidden)
+                                         result.first_hidden, self.predictions(result))
         return result
+
+    def predictions(self, result):
+        """ĝᵢ = the error B sends to each hidden site, the control variate; None when off, and
+        under ridge, whose full-step solve would amplify a wrong early ĝ N-fold each step."""
+        if self.cfg.control_variate and self.cfg.feedback_mode == "sgd":
+            return self.error_signals(result)
+        return None
 
     def learn_feedback(self, x, y, objective, result):
         self.regression.update(result.deltas[1:], result.estimates, result.site_errors,
@@ -58,7 +74,7 @@ class NodePerturbation(LearningRule):
         return k / (k + perturbed)
 
     @torch.no_grad()
-    def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None):
+    def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None, predictions=None):
         """λ̂ᵢ for every hidden site from the step's noisy passes (None for a site left
         unperturbed this step, under perturb="cycle").
 
@@ -81,13 +97,20 @@ class NodePerturbation(LearningRule):
             change = 0.5 * (loss_with(noise) - loss_with([None if xi is None else -xi for xi in noise]))
         else:
             change = loss_with(noise) - clean_loss
+        if predictions is not None:             # the change that B's errors ĝ predict: ξ·ĝ
+            predictions = [None if xi is None else _repeat(g.reshape(batch, *xi.shape[1:]), k)
+                           for xi, g in zip(noise, predictions)]
+            change = change - sum((xi * g).flatten(1).sum(1)
+                                  for xi, g in zip(noise, predictions) if xi is not None)
         scale = change / self.cfg.sigma ** 2
         estimates = []
-        for xi in noise:
+        for i, xi in enumerate(noise):
             if xi is None:
                 estimates.append(None)
                 continue
             lam = scale.view(-1, *[1] * (xi.dim() - 1)) * xi
+            if predictions is not None:
+                lam = lam + predictions[i]
             estimates.append(lam.view(k, batch, *lam.shape[1:]).mean(0) if k > 1 else lam)
         return estimates
 
@@ -114,7 +137,7 @@ class NodePerturbation(LearningRule):
 
 def _repeat(t: torch.Tensor, k: int) -> torch.Tensor:
     """k copies of a batch, stacked along the batch dimension."""
-    return t.repeat(k, *[1] * (t.dim() - 1))
+    return t if k == 1 else t.repeat(k, *[1] * (t.dim() - 1))
 
 
 def learned_feedback(feedback, maps, cfg) -> FeedbackRegression:
@@ -144,7 +167,7 @@ class NodePerturbationDirect(NodePerturbation):
     def compute_gradients(self, x, y, objective):
         result = self.forward_backward(x, y, objective, taps=DirectTaps(self.feedback))
         result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
-                                         result.first_hidden)
+                                         result.first_hidden, self.predictions(result))
         return result
 
     def learn_feedback(self, x, y, objective, result):
