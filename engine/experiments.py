@@ -178,12 +178,16 @@ def build_mlp(quick: bool) -> list[Condition]:
         common = dict(dataset=ds, steps=steps, metric_interval=mi, eval_interval=ev)
         out.append(Condition("BP", _mlp(rule="bp", **common), {"rule_label": "BP"}))
         out.append(Condition("FA", _mlp(rule="fa", **common), {"rule_label": "FA"}))
+        # NP and SG first learn B for 1/10 of the budget with W frozen: those steps come on top,
+        # so that every rule gets the same number of forward steps
+        warm = dict(common, steps=steps + steps // 10, warmup_steps=steps // 10)
         for s in sigmas:
-            out.append(Condition(f"NP σ={_sig(s)}", _mlp(rule="np", sigma=s, warmup_steps=steps // 10,
-                       **common), {"rule_label": "NP", "sigma": s}))
+            out.append(Condition(f"NP σ={_sig(s)}", _mlp(rule="np", sigma=s, **warm),
+                                 {"rule_label": "NP", "sigma": s}))
         out.append(Condition("KP", _mlp(rule="kp", **common), {"rule_label": "KP"}))
-        out.append(Condition("SG-oracle", _mlp(rule="sg", warmup_steps=steps // 10, **common),
-                             {"rule_label": "SG-oracle"}))
+        out.append(Condition("Matched (KP, no decay)", _mlp(rule="kp", weight_decay=0.0, **common),
+                             {"rule_label": "Matched"}))
+        out.append(Condition("SG-oracle", _mlp(rule="sg", **warm), {"rule_label": "SG-oracle"}))
     return out
 
 
@@ -206,7 +210,12 @@ def build_autoencoder(quick: bool) -> list[Condition]:
     rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")),
              # η_B = 1e-3: at 0.01 the SGD regression of B diverges on the 784-unit output error
              ("NP", dict(rule="np", feedback_lr=1e-3)), ("KP", dict(rule="kp")),
-             ("SG-oracle", dict(rule="sg", feedback_lr=1e-3)), ("BP + noise", dict(rule="bp", train_on_noise=True))]
+             ("Matched (KP, no decay)", dict(rule="kp", weight_decay=0.0)),
+             ("SG-oracle", dict(rule="sg", feedback_lr=1e-3)), ("BP + noise", dict(rule="bp", train_on_noise=True)),
+             # the noise-only ablation at NP's σ and at the paper's σ = 0.1
+             ("FA + noise", dict(rule="fa", train_on_noise=True)),
+             ("FA + noise σ=0.1", dict(rule="fa", train_on_noise=True, sigma=0.1)),
+             ("BP + noise σ=0.1", dict(rule="bp", train_on_noise=True, sigma=0.1))]
     if quick:
         rules = [r for r in rules if r[0] in ("BP", "FA", "NP")]
     return [Condition(label, _ae(**kw, **common), {"rule_label": label}) for label, kw in rules]
@@ -249,22 +258,25 @@ def build_ablations(quick: bool) -> list[Condition]:
     w = steps // 10
     common = dict(dataset=ds, steps=steps, metric_interval=50 if quick else 250,
                   eval_interval=200 if quick else 1000, sigma=1e-2)
+    warm = dict(steps=steps + w, warmup_steps=w)     # warm-up on top: the same forward steps
     rows = [
         ("BP", "noise", dict(rule="bp")),
         ("FA", "noise", dict(rule="fa")),
         ("FA + noise (no B learning)", "noise", dict(rule="fa", train_on_noise=True)),
         ("BP + noise", "noise", dict(rule="bp", train_on_noise=True)),
-        ("NP (SGD B, warm-up)", "reference", dict(rule="np", warmup_steps=w)),
-        ("NP ridge B (ρ=1)", "solver", dict(rule="np", warmup_steps=w, feedback_mode="ridge")),
-        ("NP ridge B (ρ=0.999)", "solver", dict(rule="np", warmup_steps=w, feedback_mode="ridge",
-                                                ridge_forget=0.999)),
-        ("NP antithetic", "antithetic", dict(rule="np", warmup_steps=w, antithetic=True)),
+        ("FA + noise σ=0.1", "noise", dict(rule="fa", train_on_noise=True, sigma=0.1)),
+        ("BP + noise σ=0.1", "noise", dict(rule="bp", train_on_noise=True, sigma=0.1)),
+        ("NP (SGD B, warm-up)", "reference", dict(rule="np", **warm)),
+        ("NP ridge B (ρ=1)", "solver", dict(rule="np", feedback_mode="ridge", **warm)),
+        ("NP ridge B (ρ=0.999)", "solver", dict(rule="np", feedback_mode="ridge", ridge_forget=0.999,
+                                                **warm)),
+        ("NP antithetic", "antithetic", dict(rule="np", antithetic=True, **warm)),
         ("NP no warm-up", "warmup", dict(rule="np", warmup_steps=0)),
     ]
     if quick:
         rows = [r for r in rows if r[0] in ("FA + noise (no B learning)", "NP (SGD B, warm-up)",
                                             "NP ridge B (ρ=1)")]
-    return [Condition(label, _mlp(**common, **kw), {"ablation": group}) for label, group, kw in rows]
+    return [Condition(label, _mlp(**{**common, **kw}), {"ablation": group}) for label, group, kw in rows]
 
 
 # ----------------------------------------------------------------------------- 6. depth/width
@@ -300,17 +312,19 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                        "σ 0.01, 64/784-50-20-10 sigmoid on digits and MNIST", "300 steps on digits")),
     Experiment("mlp", "2. The MLP comparison (784-50-20-10)", build_mlp,
                _budget("10,000 steps of batch 32 (≈5 epochs of Fashion-MNIST, 80 of the MNIST 5k "
-                       "subset), SGD lr 0.1 momentum 0.9, NP/SG: SGD B (η_B 0.05), 1,000 warm-up steps",
+                       "subset), SGD lr 0.1 momentum 0.9, NP/SG: SGD B (η_B 0.05) and 1,000 warm-up steps "
+                       "before them (W frozen)",
                        "400 steps, MNIST only, one σ")),
     Experiment("autoencoder", "3. The autoencoder (784-200-2-200-784)", build_autoencoder,
                _budget("4,000 steps of batch 32 on Fashion-MNIST, Adam lr 1e-3, NP σ 0.02, η_B 1e-3",
                        "300 steps on MNIST, BP/FA/NP")),
     Experiment("conv", "4. Conv nets", build_conv,
                _budget("2,000 steps of batch 32 (1.1 epochs) of Fashion-MNIST, conv-small, tanh, "
-                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, default feedback (normalised SGD, η_B 0.5)",
+                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, normalised SGD B (η_B 0.5), plain λ̂",
                        "60 steps on digits")),
     Experiment("ablations", "5. Ablations", build_ablations,
-               _budget("6,000 steps of batch 32 on Fashion-MNIST, σ 0.01, 600 warm-up steps",
+               _budget("6,000 forward steps of batch 32 on Fashion-MNIST, σ 0.01 (and the paper's 0.1 for "
+                       "the noise-only rows), NP: 600 warm-up steps before them",
                        "400 steps on MNIST")),
     Experiment("scaling", "6. Depth and width", build_scaling,
                _budget("1,500 steps of batch 32 on Fashion-MNIST, tanh, Adam lr 1e-3, NP σ 1e-3, SGD B η_B 0.05, 150 warm-up steps", "200 steps on MNIST")),
