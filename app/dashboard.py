@@ -20,7 +20,7 @@ from typing import Any
 import panel as pn
 import param
 
-from engine.config import LIVE_FIELDS, ConfigError
+from engine.config import LIVE_FIELDS, ConfigError, applies, settings
 from engine.data import DATASETS
 from engine.rules import RULES
 from engine.stream import flatten_record
@@ -35,11 +35,6 @@ from app.state import PRESETS, ConfigState, format_width
 CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
 SLOW_EVERY = 5                 # heatmaps, status and the closed-tab check: every 5th pull (1 Hz)
 ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
-
-# Friendlier names for the rules the app knows; a new rule in RULES appears under its own name.
-RULE_NAMES = {"bp": "BP: backprop", "fa": "FA: feedback alignment",
-              "dfa": "DFA: direct feedback alignment", "np": "NP: node perturbation (learned B)",
-              "kp": "KP: Kolen-Pollack", "sg": "SG: oracle-trained B", "ss": "SS: sign symmetry"}
 
 LIVE_NOTE = "σ and the learning rates change the running run at once; other settings apply at the next Start."
 
@@ -83,54 +78,10 @@ class Dashboard(pn.viewable.Viewer):
     # ================================================================ widgets
     def _build_widgets(self) -> None:
         s, w = self.state, pn.widgets
-        rule_options = {RULE_NAMES.get(name, name): name for name in RULES}
         self.preset = w.Select(label="Preset (the paper's set-ups)",
                                options=["(custom)"] + list(PRESETS), value="(custom)")
         self.preset.param.watch(self._on_preset, "value")
-        num = dict(sizing_mode="stretch_width")
-        self.inputs: dict[str, Any] = {
-            "rule": w.Select.from_param(s.param.rule, label="Learning rule", options=rule_options, **num),
-            "dataset": w.Select.from_param(s.param.dataset, label="Dataset", options=list(DATASETS), **num),
-            "teacher": w.Select.from_param(s.param.teacher, label="Teacher (teacher dataset)",
-                                           options=["linear", "nonlinear"], **num),
-            "model": w.Select.from_param(s.param.model, label="Model", **num),
-            "depth": w.IntInput.from_param(s.param.depth, label="Hidden layers (depth)", **num),
-            "width": w.TextInput.from_param(s.param.width, label="Width (one, or per layer: 50,20)", **num),
-            "activation": w.Select.from_param(s.param.activation, label="Activation", **num),
-            "init": w.Select.from_param(s.param.init, label="Weight init (paper: N(0, 2/fan_in))", **num),
-            "loss": w.Select.from_param(s.param.loss, label="Loss", **num),
-            "optimizer": w.Select.from_param(s.param.optimizer, label="Optimizer", **num),
-            "lr": w.FloatInput.from_param(s.param.lr, label="Learning rate (live)", step=0.01, **num),
-            "momentum": w.FloatInput.from_param(s.param.momentum, label="Momentum", step=0.1, **num),
-            "batch_size": w.IntInput.from_param(s.param.batch_size, label="Batch size", **num),
-            "steps": w.IntInput.from_param(s.param.steps, label="Steps", step=1000, **num),
-            "warmup_steps": w.IntInput.from_param(s.param.warmup_steps, label="Warm-up steps (W frozen)",
-                                                  step=100, **num),
-            "freeze_forward": w.Checkbox.from_param(s.param.freeze_forward, label="Freeze W (only B learns)"),
-            "sigma": w.FloatInput.from_param(s.param.sigma, label="σ: noise std (live)", step=0.001, **num),
-            "feedback_lr": w.FloatInput.from_param(s.param.feedback_lr, label="Feedback learning rate (live)",
-                                                   step=0.001, **num),
-            "feedback_mode": w.Select.from_param(s.param.feedback_mode, label="Feedback learning", **num),
-            "ridge_gamma": w.FloatInput.from_param(s.param.ridge_gamma, label="Ridge γ", step=0.01, **num),
-            "ridge_forget": w.FloatInput.from_param(s.param.ridge_forget, label="Ridge forgetting", step=0.01, **num),
-            "ridge_relative": w.Checkbox.from_param(s.param.ridge_relative, label="Ridge γ relative to tr(V)/n"),
-            "feedback_normalize": w.Checkbox.from_param(s.param.feedback_normalize,
-                                                        label="Normalised SGD step (scale-free)"),
-            "noise_draws": w.IntInput.from_param(s.param.noise_draws, label="Noise draws per sample (K)", **num),
-            "perturb": w.Select.from_param(s.param.perturb, label="Perturb layers (all / one per step)", **num),
-            "weight_decay": w.FloatInput.from_param(s.param.weight_decay, label="Weight decay (KP)",
-                                                    step=0.001, **num),
-            "antithetic": w.Checkbox.from_param(s.param.antithetic, label="Antithetic noise (ξ, −ξ)"),
-            "control_variate": w.Checkbox.from_param(s.param.control_variate,
-                                                     label="Subtract B's predicted change (ξ·Bδ)"),
-            "train_on_noise": w.Checkbox.from_param(s.param.train_on_noise, label="Train on the noisy network"),
-            "seed": w.IntInput.from_param(s.param.seed, label="Seed", **num),
-            "metric_interval": w.IntInput.from_param(s.param.metric_interval, label="Metrics every k steps", **num),
-            "eval_interval": w.IntInput.from_param(s.param.eval_interval, label="Test set every k steps", **num),
-            "device": w.Select.from_param(s.param.device, label="Device", **num),
-        }
-        missing = set(ConfigState.fields()) - set(self.inputs)
-        assert not missing, f"RunConfig fields without a control: {missing}"
+        self.inputs: dict[str, Any] = {name: _widget(s, name) for name in ConfigState.fields()}
         self.rule_summary = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#444"},
                                              margin=(0, 10))
         self.dataset_summary = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#444"},
@@ -182,20 +133,18 @@ class Dashboard(pn.viewable.Viewer):
     def _build_layout(self) -> None:
         i = self.inputs
         section = lambda title: pn.pane.Markdown(f"#### {title}", margin=(8, 10, 0, 10))  # noqa: E731
-        self.sidebar = pn.Column(
-            self.preset,
-            section("Network"), i["rule"], self.rule_summary, i["dataset"], self.dataset_summary,
-            i["teacher"], i["depth"], i["width"], i["activation"], i["init"], i["loss"], i["model"],
-            section("Forward weights"), i["optimizer"], i["lr"], i["momentum"], i["batch_size"],
-            i["steps"], i["warmup_steps"], i["freeze_forward"],
-            section("Noise and feedback"), i["sigma"], i["feedback_lr"], i["feedback_mode"],
-            i["feedback_normalize"], i["ridge_gamma"], i["ridge_relative"], i["ridge_forget"],
-            i["weight_decay"], i["antithetic"], i["noise_draws"], i["perturb"], i["control_variate"],
-            i["train_on_noise"],
-            section("Bookkeeping"), i["seed"], i["metric_interval"], i["eval_interval"], i["device"],
-            width=330, styles={"background": "#f5f7fa", "border-radius": "6px"}, scroll=True,
-            max_height=1400,
-        )
+        # One section per Setting group, in RunConfig's order (the groups are contiguous there);
+        # the rule and the dataset are described under their selectors.
+        items: list[Any] = [self.preset]
+        group = None
+        for name, setting in settings().items():
+            if setting.group != group:
+                group = setting.group
+                items.append(section(group))
+            items.append(i[name])
+            items.extend({"rule": [self.rule_summary], "dataset": [self.dataset_summary]}.get(name, []))
+        self.sidebar = pn.Column(*items, width=330, styles={"background": "#f5f7fa", "border-radius": "6px"},
+                                 scroll=True, max_height=1400)
         buttons = pn.Row(self.start_button, self.pause_button, self.resume_button, self.step_button,
                          self.stop_button, self.reset_button)
         curve_panes = [pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self.curves.figures.values()]
@@ -263,6 +212,8 @@ class Dashboard(pn.viewable.Viewer):
         self.rule_summary.object = f"*{rule.summary}*" if rule else ""
         spec = DATASETS.get(self.state.dataset)
         self.dataset_summary.object = f"*{spec.description}*" if spec else ""
+        for name, widget in self.inputs.items():     # only the settings that matter here
+            widget.visible = applies(name, self.state)
         error = self.state.error()
         self.config_alert.object = f"**Setting not allowed:** {error}" if error else ""
         self.config_alert.visible = bool(error)
@@ -569,6 +520,25 @@ class Dashboard(pn.viewable.Viewer):
             self._callback.stop()
         except Exception:
             pass
+
+
+def _widget(state: ConfigState, name: str):
+    """The sidebar control of one setting: its kind from the field's type, its label, step and
+    tooltip (the setting's doc) from its Setting."""
+    w, p, s = pn.widgets, state.param[name], settings()[name]
+    wide = dict(sizing_mode="stretch_width")
+    step = {} if s.step is None else {"step": s.step}
+    if name == "rule":
+        return w.Select.from_param(p, label=s.label, options={RULES[r].title: r for r in RULES}, **wide)
+    if isinstance(p, param.Selector):
+        return w.Select.from_param(p, label=s.label, **wide)
+    if isinstance(p, param.Boolean):
+        return w.Checkbox.from_param(p, label=s.label)
+    if isinstance(p, param.Integer):
+        return w.IntInput.from_param(p, label=s.label, **step, **wide)
+    if isinstance(p, param.Number):
+        return w.FloatInput.from_param(p, label=s.label, **step, **wide)
+    return w.TextInput.from_param(p, label=s.label, **wide)
 
 
 def _display(run) -> str:

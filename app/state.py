@@ -15,10 +15,7 @@ from typing import Any
 
 import param
 
-from engine.config import (ACTIVATIONS, FEEDBACK_MODES, LIVE_FIELDS, LOSSES, OPTIMIZERS, PERTURB,
-                           ConfigError, RunConfig)
-from engine.data import DATASETS
-from engine.models import INITS, MODELS
+from engine.config import LIVE_FIELDS, ConfigError, RunConfig, choices_of, settings
 from engine.rules import RULES
 
 # The dashboard's starting point: the paper's MLP shape, long enough to watch for a while.
@@ -95,53 +92,26 @@ def run_label(cfg: RunConfig) -> str:
     return " ".join(parts)
 
 
-_D = RunConfig()
 _START = RunConfig(**DASHBOARD_DEFAULTS)
 
 
-class ConfigState(param.Parameterized):
-    """Every RunConfig field as a parameter. The URL and the sidebar widgets mirror this object."""
+def _parameter(name: str, default: Any) -> param.Parameter:
+    """One permissive parameter for one RunConfig field, from its Setting."""
+    s = settings()[name]
+    choices = choices_of(name)
+    if name == "width":
+        return param.String(default=format_width(default), doc=s.doc)
+    if choices is not None:
+        return param.Selector(default=default, objects=list(choices), check_on_set=False, doc=s.doc)
+    if isinstance(default, bool):
+        return param.Boolean(default=default, doc=s.doc)
+    if isinstance(default, int):
+        return param.Integer(default=default, doc=s.doc)
+    return param.Number(default=default, doc=s.doc)
 
-    # what learns
-    rule = param.Selector(default=_START.rule, objects=list(RULES), check_on_set=False,
-                          doc="learning rule (engine.rules.RULES)")
-    dataset = param.Selector(default=_START.dataset, objects=list(DATASETS), check_on_set=False)
-    model = param.Selector(default=_START.model, objects=list(MODELS), check_on_set=False)
-    depth = param.Integer(default=_START.depth, doc="hidden layers")
-    width = param.String(default=format_width(_START.width),
-                         doc="hidden units: one number, or one per layer (50,20)")
-    activation = param.Selector(default=_START.activation, objects=list(ACTIVATIONS), check_on_set=False)
-    init = param.Selector(default=_START.init, objects=list(INITS), check_on_set=False)
-    loss = param.Selector(default=_START.loss, objects=list(LOSSES), check_on_set=False)
-    # forward learning
-    optimizer = param.Selector(default=_START.optimizer, objects=list(OPTIMIZERS), check_on_set=False)
-    lr = param.Number(default=_START.lr)
-    momentum = param.Number(default=_START.momentum)
-    batch_size = param.Integer(default=_START.batch_size)
-    steps = param.Integer(default=_START.steps)
-    freeze_forward = param.Boolean(default=_START.freeze_forward)
-    warmup_steps = param.Integer(default=_START.warmup_steps)
-    # noise and feedback learning
-    sigma = param.Number(default=_START.sigma)
-    feedback_lr = param.Number(default=_START.feedback_lr)
-    feedback_mode = param.Selector(default=_START.feedback_mode, objects=list(FEEDBACK_MODES),
-                                   check_on_set=False)
-    feedback_normalize = param.Boolean(default=_START.feedback_normalize)
-    ridge_gamma = param.Number(default=_START.ridge_gamma)
-    ridge_relative = param.Boolean(default=_START.ridge_relative)
-    ridge_forget = param.Number(default=_START.ridge_forget)
-    antithetic = param.Boolean(default=_START.antithetic)
-    noise_draws = param.Integer(default=_START.noise_draws)
-    perturb = param.Selector(default=_START.perturb, objects=list(PERTURB), check_on_set=False)
-    control_variate = param.Boolean(default=_START.control_variate)
-    train_on_noise = param.Boolean(default=_START.train_on_noise)
-    weight_decay = param.Number(default=_START.weight_decay)
-    # bookkeeping
-    seed = param.Integer(default=_START.seed)
-    device = param.Selector(default=_START.device, objects=["auto", "cpu", "cuda"], check_on_set=False)
-    metric_interval = param.Integer(default=_START.metric_interval)
-    eval_interval = param.Integer(default=_START.eval_interval)
-    teacher = param.Selector(default=_START.teacher, objects=["linear", "nonlinear"], check_on_set=False)
+
+class _ConfigStateBase(param.Parameterized):
+    """Every RunConfig field as a parameter. The URL and the sidebar widgets mirror this object."""
 
     # ------------------------------------------------------------------ mapping
     @classmethod
@@ -191,6 +161,12 @@ class ConfigState(param.Parameterized):
                 bad.append(name)
         self.param.update(**values)
         return bad
+
+
+# The parameters are derived from RunConfig's Settings: a new setting needs no edit here.
+ConfigState = type("ConfigState", (_ConfigStateBase,), {
+    "__doc__": _ConfigStateBase.__doc__, "__module__": __name__,
+    **{f.name: _parameter(f.name, getattr(_START, f.name)) for f in dataclasses.fields(RunConfig)}})
 
 
 def _query_value(value: Any) -> str:

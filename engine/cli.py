@@ -20,8 +20,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from engine.config import (ACTIVATIONS, DEVICES, FEEDBACK_MODES, LOSSES, OPTIMIZERS, PERTURB,
-                           ConfigError, RunConfig)
+from engine.config import DEVICES, ConfigError, RunConfig, choices_of, settings
 from engine.argtypes import int_at_least
 from engine.download import DataError
 
@@ -48,62 +47,16 @@ def _choices(values) -> str:
 
 
 def _train_options() -> list[tuple[str, str, str | None, str]]:
-    """(field, flag, metavar, help) for every RunConfig field; defaults are read from RunConfig."""
-    from engine.data import DATASETS
-    from engine.models import INITS, MODELS
-    from engine.rules import RULES
-
-    options = [
-        ("rule", "--rule", _choices(RULES), "learning rule: " + "; ".join(
-            f"{name}: {RULES[name].summary}" for name in RULES)),
-        ("dataset", "--dataset", _choices(DATASETS), "dataset"),
-        ("model", "--model", _choices(MODELS), "network family"),
-        ("depth", "--depth", "D", "number of hidden layers"),
-        ("width", "--width", "W", "hidden width: one integer, or one per hidden layer, "
-                                   "comma-separated (e.g. 50,20; then --depth may be left out)"),
-        ("activation", "--activation", _choices(ACTIVATIONS), "hidden nonlinearity"),
-        ("init", "--init", _choices(INITS), "weight init: " + "; ".join(
-            f"{name}: {text}" for name, text in INITS.items())),
-        ("loss", "--loss", _choices(LOSSES), "mse: ½‖ŷ − y‖² (the paper's); ce: cross-entropy"),
-        ("optimizer", "--optimizer", _choices(OPTIMIZERS), "optimiser of the forward weights"),
-        ("lr", "--lr", "LR", "forward learning rate"),
-        ("momentum", "--momentum", "M", "SGD momentum"),
-        ("batch_size", "--batch-size", "B", "mini-batch size"),
-        ("steps", "--steps", "N", "training steps"),
-        ("freeze_forward", "--freeze-forward", None, "only the feedback learns"),
-        ("warmup_steps", "--warmup-steps", "K", "forward weights frozen for the first K steps"),
-        ("sigma", "--sigma", "S", "node-perturbation noise std (np needs > 0)"),
-        ("feedback_lr", "--feedback-lr", "LRB", "learning rate of the feedback weights B"),
-        ("feedback_mode", "--feedback-mode", _choices(FEEDBACK_MODES),
-         "how B is regressed: sgd steps or exact ridge (float64 sums, Cholesky solve)"),
-        ("feedback_normalize", "--feedback-normalize", None,
-         "sgd: the plain step, not divided by the batch's input energy (by default it is, "
-         "so that one rate suits every layer)"),
-        ("ridge_gamma", "--ridge-gamma", "G", "ridge regulariser γ"),
-        ("ridge_relative", "--ridge-relative", None, "ridge: γ relative to the Gram's mean eigenvalue tr(V)/n"),
-        ("ridge_forget", "--ridge-forget", "RHO", "ridge forgetting factor (1: cumulative)"),
-        ("antithetic", "--antithetic", None, "antithetic noise pairs (ξ and −ξ)"),
-        ("noise_draws", "--noise-draws", "K", "np: noisy passes per step, estimates averaged (variance ÷ K)"),
-        ("perturb", "--perturb", _choices(PERTURB), "np: perturb all hidden layers at once, or one per "
-                                                     "step in turn (cycle: no other layer's noise in its estimate)"),
-        ("control_variate", "--control-variate", None,
-         "np with sgd B: the paper's plain estimate (L̃ − L) ξ/σ² (by default the change that B's "
-         "errors predict, ξ·Bδ, is subtracted first: the estimate's variance then falls as B learns)"),
-        ("train_on_noise", "--train-on-noise", None, "noise-only ablation for fixed-feedback rules"),
-        ("weight_decay", "--weight-decay", "L", "Kolen-Pollack weight decay"),
-        ("seed", "--seed", "S", "random seed"),
-        ("device", "--device", _choices(DEVICES), "where to train"),
-        ("metric_interval", "--metric-interval", "K", "log alignment metrics every K steps"),
-        ("eval_interval", "--eval-interval", "K", "evaluate on the test set every K steps"),
-        ("teacher", "--teacher", "{linear,nonlinear}", "teacher of the 'teacher' dataset"),
-    ]
-    # A setting added to RunConfig later still gets a flag, named after the field.
-    known = {name for name, *_ in options}
-    for f in dataclasses.fields(RunConfig):
-        if f.name not in known:
-            options.append((f.name, "--" + f.name.replace("_", "-"),
-                            None if isinstance(getattr(_DEFAULTS, f.name), bool) else f.name.upper(),
-                            f"RunConfig.{f.name}"))
+    """(field, flag, metavar, help) for every RunConfig field, from its Setting (engine.config)."""
+    options = []
+    for name, s in settings().items():
+        choices = choices_of(name)
+        text = s.off if s.off and getattr(_DEFAULTS, name) is True else s.doc
+        if choices and any(choices.values()) and not s.off:
+            text += ": " + "; ".join(f"{value}: {desc}" if desc else value
+                                     for value, desc in choices.items())
+        metavar = _choices(choices) if choices else s.metavar or name.upper()
+        options.append((name, "--" + name.replace("_", "-"), metavar, text))
     return options
 
 

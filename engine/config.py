@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.errors import ConfigError
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
@@ -21,54 +23,159 @@ OPTIMIZERS = ("sgd", "adam")
 FEEDBACK_MODES = ("sgd", "ridge")
 PERTURB = ("all", "cycle")
 DEVICES = ("auto", "cpu", "cuda")
-
-# Fields that may change between steps of a live run; everything else needs a new run.
-LIVE_FIELDS = ("sigma", "lr", "feedback_lr")
+TEACHERS = ("linear", "nonlinear")
 
 
-class ConfigError(ValueError):
-    """Bad user input. The message is one line, names the bad value and what is allowed."""
+
+@dataclass(frozen=True)
+class Setting:
+    """Everything a front end needs to know about one RunConfig field, declared once beside it.
+
+    The CLI's flags, `validate()`'s checks, the dashboard's state, widgets and sidebar, and the
+    URL are all derived from these (see `settings()`)."""
+    doc: str                            # one line for a user: the CLI help and the tooltip
+    group: str                          # the dashboard's sidebar section
+    label: str                          # the widget's label
+    choices: Any = None                 # allowed values: a tuple, or a function → {value: description}
+    low: float | None = None            # numbers: bounds (open or closed)
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    live: bool = False                  # may change while a run trains
+    metavar: str | None = None          # the CLI's placeholder for the value
+    off: str | None = None              # a switch on by default: what its --no- flag does
+    rule_specific: bool = False         # shown only for rules that list it in their `reads`
+    when: Callable[[Any], bool] | None = None   # shown only where it matters (a cfg-like → bool)
+    step: float | None = None           # the widget's increment
+
+
+def setting(default: Any, doc: str, **meta: Any) -> Any:
+    return field(default=default, metadata={"setting": Setting(doc=doc, **meta)})
+
+
+def _registry(module: str, name: str, describe: Callable[[Any], str] = str) -> Callable[[], dict[str, str]]:
+    """Choices read from a registry when asked, so that this module imports no engine part."""
+    def choices() -> dict[str, str]:
+        import importlib
+        table = getattr(importlib.import_module(module), name)
+        return {key: describe(value) for key, value in table.items()}
+    return choices
+
+
+def _ridge(cfg) -> bool:
+    return cfg.feedback_mode == "ridge"
+
+
+def _sgd(cfg) -> bool:
+    return cfg.feedback_mode == "sgd"
+
+
+def _noisy(cfg) -> bool:
+    from engine.rules import RULES
+    rule = RULES.get(cfg.rule)
+    return rule is None or rule.uses_noise(cfg)
+
+
+NETWORK, FORWARD, FEEDBACK, BOOKKEEPING = "Network", "Forward weights", "Noise and feedback", "Bookkeeping"
 
 
 @dataclass
 class RunConfig:
     # what learns
-    rule: str = "np"
-    dataset: str = "digits"
-    model: str = "mlp"                  # mlp, autoencoder, conv-small, conv-cifar (engine/models.py)
-    depth: int = 2                      # number of hidden layers
-    width: int | list[int] = 50         # one number, or one per hidden layer
-    activation: str = "sigmoid"
-    init: str = "torch"                 # "torch": U(±1/√fan_in); "paper": N(0, 2/fan_in) (models.INITS)
-    loss: str = "mse"                   # "mse": ½‖ŷ − y‖² (the paper's), "ce": softmax cross-entropy
+    rule: str = setting("np", "learning rule", group=NETWORK, label="Learning rule",
+                        choices=_registry("engine.rules", "RULES", lambda r: r.summary))
+    dataset: str = setting("digits", "dataset", group=NETWORK, label="Dataset",
+                           choices=_registry("engine.data", "DATASETS", lambda d: d.description))
+    teacher: str = setting("linear", "teacher of the 'teacher' dataset", group=NETWORK,
+                           label="Teacher (teacher dataset)", choices=TEACHERS,
+                           when=lambda cfg: cfg.dataset == "teacher")
+    model: str = setting("mlp", "network family", group=NETWORK, label="Model",
+                         choices=_registry("engine.models", "MODELS", lambda m: ""))
+    depth: int = setting(2, "number of hidden layers", group=NETWORK, label="Hidden layers (depth)",
+                         low=1, metavar="D")
+    width: int | list[int] = setting(
+        50, "hidden width: one integer, or one per hidden layer, comma-separated (e.g. 50,20; "
+        "then --depth may be left out)", group=NETWORK, label="Width (one, or per layer: 50,20)",
+        low=1, metavar="W")
+    activation: str = setting("sigmoid", "hidden nonlinearity", group=NETWORK, label="Activation",
+                              choices=ACTIVATIONS)
+    init: str = setting("torch", "weight init", group=NETWORK,
+                        label="Weight init (paper: N(0, 2/fan_in))",
+                        choices=_registry("engine.models", "INITS"))
+    loss: str = setting("mse", "mse: ½‖ŷ − y‖² (the paper's); ce: cross-entropy", group=NETWORK,
+                        label="Loss", choices=LOSSES)
     # how the forward weights learn
-    optimizer: str = "sgd"
-    lr: float = 0.05                    # with momentum 0.9 an effective step of 0.5: 1.0 made the SG oracle diverge
-    momentum: float = 0.9
-    batch_size: int = 32
-    steps: int = 2000
-    freeze_forward: bool = False        # only the feedback learns (the paper's Fig. 2 set-up)
-    warmup_steps: int = 0               # forward weights frozen for the first steps
+    optimizer: str = setting("sgd", "optimiser of the forward weights", group=FORWARD,
+                             label="Optimizer", choices=OPTIMIZERS)
+    # with momentum 0.9 an effective step of 0.5: 1.0 made the SG oracle diverge
+    lr: float = setting(0.05, "forward learning rate", group=FORWARD, label="Learning rate (live)",
+                        low=0.0, live=True, metavar="LR", step=0.01)
+    momentum: float = setting(0.9, "SGD momentum", group=FORWARD, label="Momentum", low=0.0,
+                              high=1.0, high_open=True, metavar="M", step=0.1,
+                              when=lambda cfg: cfg.optimizer == "sgd")
+    batch_size: int = setting(32, "mini-batch size", group=FORWARD, label="Batch size", low=1,
+                              metavar="B")
+    steps: int = setting(2000, "training steps", group=FORWARD, label="Steps", low=1, metavar="N",
+                         step=1000)
+    warmup_steps: int = setting(0, "forward weights frozen for the first K steps", group=FORWARD,
+                                label="Warm-up steps (W frozen)", low=0, metavar="K", step=100)
+    freeze_forward: bool = setting(False, "only the feedback learns (the paper's Fig. 2 set-up)",
+                                   group=FORWARD, label="Freeze W (only B learns)")
     # node perturbation and feedback learning
-    sigma: float = 0.01                 # noise std on every hidden layer's output
-    feedback_lr: float = 1.0            # sgd: normalised step; NP divides it by its noise (rules/np.py)
-    feedback_mode: str = "sgd"          # "sgd" or exact "ridge" regression
-    feedback_normalize: bool = True     # sgd: step ÷ the batch's input energy (scale-free LMS)
-    ridge_gamma: float = 0.1
-    ridge_relative: bool = False        # ridge: γ · tr(V)/n instead of an absolute γ
-    ridge_forget: float = 1.0           # 1.0: cumulative, as in the paper; <1 tracks a moving W
-    antithetic: bool = False
-    noise_draws: int = 1                # NP: noisy passes per step, λ̂ averaged (variance ÷ K)
-    perturb: str = "all"                # NP: "all" hidden layers at once, or one per step ("cycle")
-    control_variate: bool = True        # NP, sgd B: correlate only the change B does not predict (ξ·Bδ)
-    train_on_noise: bool = False        # noise-only ablation for fixed-feedback rules
-    weight_decay: float = 1e-3          # Kolen-Pollack's decay that pulls B to Wᵀ
+    sigma: float = setting(0.01, "node-perturbation noise std on every hidden output (np needs > 0)",
+                           group=FEEDBACK, label="σ: noise std (live)", low=0.0, live=True,
+                           metavar="S", step=0.001, when=_noisy)
+    feedback_lr: float = setting(1.0, "learning rate of the feedback weights B (sgd: a normalised "
+                                 "step; NP divides it by its noise)", group=FEEDBACK,
+                                 label="Feedback learning rate (live)", low=0.0, live=True,
+                                 metavar="LRB", step=0.1, rule_specific=True, when=_sgd)
+    feedback_mode: str = setting("sgd", "how B is regressed: sgd steps or exact ridge (float64 sums, "
+                                 "Cholesky solve)", group=FEEDBACK, label="Feedback learning",
+                                 choices=FEEDBACK_MODES, rule_specific=True)
+    feedback_normalize: bool = setting(
+        True, "sgd: the step is divided by the batch's input energy, so one rate suits every layer",
+        group=FEEDBACK, label="Normalised SGD step (scale-free)", rule_specific=True, when=_sgd,
+        off="sgd: the plain step, not divided by the batch's input energy (by default it is, so "
+            "that one rate suits every layer)")
+    ridge_gamma: float = setting(0.1, "ridge regulariser γ", group=FEEDBACK, label="Ridge γ",
+                                 low=0.0, low_open=True, metavar="G", step=0.01,
+                                 rule_specific=True, when=_ridge)
+    ridge_relative: bool = setting(False, "ridge: γ relative to the Gram's mean eigenvalue tr(V)/n",
+                                   group=FEEDBACK, label="Ridge γ relative to tr(V)/n",
+                                   rule_specific=True, when=_ridge)
+    ridge_forget: float = setting(1.0, "ridge forgetting factor (1: cumulative, as in the paper; "
+                                  "< 1 tracks a moving W)", group=FEEDBACK, label="Ridge forgetting",
+                                  low=0.0, high=1.0, low_open=True, metavar="RHO", step=0.01,
+                                  rule_specific=True, when=_ridge)
+    antithetic: bool = setting(False, "antithetic noise pairs (ξ and −ξ)", group=FEEDBACK,
+                               label="Antithetic noise (ξ, −ξ)", rule_specific=True)
+    noise_draws: int = setting(1, "np: noisy passes per step, estimates averaged (variance ÷ K)",
+                               group=FEEDBACK, label="Noise draws per sample (K)", low=1,
+                               metavar="K", rule_specific=True)
+    perturb: str = setting("all", "np: perturb all hidden layers at once, or one per step in turn "
+                           "(cycle: no other layer's noise in its estimate)", group=FEEDBACK,
+                           label="Perturb layers (all / one per step)", choices=PERTURB,
+                           rule_specific=True)
+    control_variate: bool = setting(
+        True, "np with sgd B: subtract the change that B's errors predict (ξ·Bδ) before "
+        "correlating, so the estimate's variance falls as B learns", group=FEEDBACK,
+        label="Subtract B's predicted change (ξ·Bδ)", rule_specific=True, when=_sgd,
+        off="np with sgd B: the paper's plain estimate (L̃ − L) ξ/σ² (by default the change that "
+            "B's errors predict, ξ·Bδ, is subtracted first: the estimate's variance then falls as "
+            "B learns)")
+    train_on_noise: bool = setting(False, "noise-only ablation for fixed-feedback rules: train on "
+                                   "the noisy network", group=FEEDBACK,
+                                   label="Train on the noisy network", rule_specific=True)
+    weight_decay: float = setting(1e-3, "Kolen-Pollack weight decay (pulls B to Wᵀ)", group=FEEDBACK,
+                                  label="Weight decay (KP)", low=0.0, metavar="L", step=0.001,
+                                  rule_specific=True)
     # bookkeeping
-    seed: int = 0
-    device: str = "auto"
-    metric_interval: int = 50           # alignment metrics every k steps
-    eval_interval: int = 250            # test-set evaluation every k steps
-    teacher: str = "linear"             # for dataset="teacher": "linear" or "nonlinear"
+    seed: int = setting(0, "random seed", group=BOOKKEEPING, label="Seed", low=0, metavar="S")
+    device: str = setting("auto", "where to train", group=BOOKKEEPING, label="Device", choices=DEVICES)
+    metric_interval: int = setting(50, "log alignment metrics every K steps", group=BOOKKEEPING,
+                                   label="Metrics every k steps", low=1, metavar="K")
+    eval_interval: int = setting(250, "evaluate on the test set every K steps", group=BOOKKEEPING,
+                                 label="Test set every k steps", low=1, metavar="K")
 
     # ----------------------------------------------------------------- derived
     def widths(self) -> list[int]:
@@ -78,45 +185,16 @@ class RunConfig:
 
     # --------------------------------------------------------------- checking
     def validate(self) -> "RunConfig":
+        """Check every field against its Setting, then the settings that depend on each other."""
         from engine.data import DATASETS          # late imports: avoid import cycles
-        from engine.models import CONV_MODELS, INITS, MODELS
+        from engine.models import CONV_MODELS
         from engine.rules import RULES
 
-        _choice("rule", self.rule, sorted(RULES))
-        _choice("dataset", self.dataset, sorted(DATASETS))
-        _choice("model", self.model, sorted(MODELS))
-        _choice("activation", self.activation, ACTIVATIONS)
-        _choice("loss", self.loss, LOSSES)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("feedback_mode", self.feedback_mode, FEEDBACK_MODES)
-        _choice("perturb", self.perturb, PERTURB)
-        _choice("init", self.init, sorted(INITS))
-        _choice("device", self.device, DEVICES)
-        _choice("teacher", self.teacher, ("linear", "nonlinear"))
-        _integer("depth", self.depth, low=1)
-        if isinstance(self.width, (list, tuple)):
-            if len(self.width) != self.depth:
-                raise ConfigError(
-                    f"width has {len(self.width)} entries but depth is {self.depth}: "
-                    "give one width, or one per hidden layer")
-            for w in self.width:
-                _integer("width", w, low=1)
-        else:
-            _integer("width", self.width, low=1)
-        _integer("batch_size", self.batch_size, low=1)
-        _integer("steps", self.steps, low=1)
-        _integer("warmup_steps", self.warmup_steps, low=0)
-        _integer("noise_draws", self.noise_draws, low=1)
-        _integer("seed", self.seed, low=0)
-        _integer("metric_interval", self.metric_interval, low=1)
-        _integer("eval_interval", self.eval_interval, low=1)
-        _real("lr", self.lr, low=0.0)
-        _real("feedback_lr", self.feedback_lr, low=0.0)
-        _real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _real("weight_decay", self.weight_decay, low=0.0)
-        _real("ridge_gamma", self.ridge_gamma, low=0.0, low_open=True)
-        _real("ridge_forget", self.ridge_forget, low=0.0, high=1.0, low_open=True)
-        _real("sigma", self.sigma, low=0.0)
+        for f in dataclasses.fields(self):
+            _check(f.name, getattr(self, f.name), f.metadata["setting"], f.default)
+        if isinstance(self.width, (list, tuple)) and len(self.width) != self.depth:
+            raise ConfigError(f"width has {len(self.width)} entries but depth is {self.depth}: "
+                              "give one width, or one per hidden layer")
         if RULES[self.rule].uses_noise(self) and not self.sigma > 0:
             raise ConfigError(f"sigma={self.sigma!r} is not allowed for rule {self.rule!r}: "
                               "node perturbation needs sigma > 0")
@@ -165,6 +243,52 @@ class RunConfig:
         return cls.from_dict(json.loads(text))
 
 
+LIVE_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.metadata["setting"].live)
+
+
+def settings() -> dict[str, Setting]:
+    """Every RunConfig field's Setting, in declaration order (the order of the CLI and sidebar)."""
+    return {f.name: f.metadata["setting"] for f in dataclasses.fields(RunConfig)}
+
+
+def choices_of(name: str) -> dict[str, str] | None:
+    """A choice field's allowed values → a one-line description (may be empty); else None."""
+    choices = settings()[name].choices
+    if choices is None:
+        return None
+    return dict(choices()) if callable(choices) else {c: "" for c in choices}
+
+
+def applies(name: str, cfg: Any) -> bool:
+    """Whether setting `name` matters under `cfg` (anything with RunConfig's attributes): a rule
+    that reads it, and its own condition. Unknown values count as mattering."""
+    s = settings()[name]
+    try:
+        if s.rule_specific:
+            from engine.rules import RULES
+            rule = RULES.get(cfg.rule)
+            if rule is not None and name not in rule.reads:
+                return False
+        return s.when is None or bool(s.when(cfg))
+    except (AttributeError, TypeError, ValueError):
+        return True
+
+
+def _check(name: str, value: Any, s: Setting, default: Any) -> None:
+    if s.choices is not None:
+        _choice(name, value, list(choices_of(name)))
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} is not allowed; it must be true or false")
+    elif name == "width" and isinstance(value, (list, tuple)):
+        for w in value:
+            _integer(name, w, low=int(s.low))
+    elif isinstance(default, int):
+        _integer(name, value, low=int(s.low))
+    elif isinstance(default, float):
+        _real(name, value, s.low, s.high, s.low_open, s.high_open)
+
+
 def _choice(name: str, value: Any, allowed) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
@@ -189,5 +313,5 @@ def _real(name: str, value: Any, low: float | None = None, high: float | None = 
         raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number {rng}")
 
 
-__all__ = ["RunConfig", "ConfigError", "LIVE_FIELDS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS",
-           "FEEDBACK_MODES", "PERTURB"]
+__all__ = ["RunConfig", "ConfigError", "Setting", "settings", "choices_of", "applies", "LIVE_FIELDS",
+           "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS"]

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.grad import conv2d_input, conv2d_weight
 
+from engine.errors import ConfigError
+
 ACTIVATION_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
@@ -356,7 +358,6 @@ def _architecture(cfg, data) -> FeedbackNet:
         return autoencoder(data.n_in, cfg.widths(), cfg.activation)
     image_shape = getattr(data, "image_shape", None)
     if image_shape is None:
-        from engine.config import ConfigError
         raise ConfigError(f"model={cfg.model!r} is not allowed for dataset {data.name!r}: "
                           "a conv net needs an image dataset")
     if cfg.model == "conv-small":

@@ -259,3 +259,45 @@ def test_export_and_loading_saved_runs(tmp_path, monkeypatch):
         assert len(dash.frame()) == len(frame)
     finally:
         dash.close()
+
+
+# ------------------------------------------------------------ the sidebar, from the Settings
+def test_sidebar_shows_every_setting_under_its_group_with_its_label_and_doc():
+    from engine.config import settings
+
+    dash = Dashboard(sync_url=False)
+    try:
+        texts = [getattr(o, "object", None) for o in dash.sidebar.objects]
+        for name, s in settings().items():
+            widget = dash.inputs[name]
+            assert widget in dash.sidebar.objects and widget.label == s.label, name
+            assert getattr(widget, "description", s.doc) == s.doc, name     # a checkbox has none
+            heading = max(i for i, t in enumerate(texts) if isinstance(t, str) and t.startswith("####")
+                          and i < dash.sidebar.objects.index(widget))
+            assert texts[heading] == f"#### {s.group}", name
+        assert dash.inputs["rule"].options["NP-DFA: node perturbation (learned direct B)"] == "np-dfa"
+    finally:
+        dash.close()
+
+
+@pytest.mark.parametrize("changes, shown, hidden", [
+    ({"rule": "bp"}, ["lr", "train_on_noise"], ["sigma", "feedback_lr", "noise_draws", "weight_decay"]),
+    ({"rule": "bp", "train_on_noise": True}, ["sigma"], ["feedback_mode"]),
+    ({"rule": "np"}, ["sigma", "feedback_lr", "feedback_normalize", "control_variate", "perturb"],
+     ["ridge_gamma", "ridge_forget", "weight_decay", "train_on_noise", "teacher"]),
+    ({"rule": "np", "feedback_mode": "ridge"}, ["ridge_gamma", "ridge_relative", "ridge_forget"],
+     ["feedback_lr", "feedback_normalize", "control_variate"]),
+    ({"rule": "sg"}, ["feedback_lr", "train_on_noise"], ["sigma", "noise_draws", "antithetic"]),
+    ({"rule": "kp", "optimizer": "adam"}, ["weight_decay"], ["momentum", "feedback_lr"]),
+    ({"dataset": "teacher"}, ["teacher"], []),
+])
+def test_only_the_settings_that_matter_are_shown(changes, shown, hidden):
+    dash = Dashboard(sync_url=False)
+    try:
+        dash.state.param.update(**changes)
+        for name in shown:
+            assert dash.inputs[name].visible, name
+        for name in hidden:
+            assert not dash.inputs[name].visible, name
+    finally:
+        dash.close()

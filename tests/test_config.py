@@ -52,3 +52,39 @@ def test_json_round_trip_and_unknown_keys():
 def test_widths_expand_one_number_to_every_layer():
     assert RunConfig(depth=3, width=16).widths() == [16, 16, 16]
     assert RunConfig(depth=2, width=[50, 20]).widths() == [50, 20]
+
+
+# ------------------------------------------------------------ one declaration per setting
+def test_every_field_declares_its_setting_and_the_cli_is_derived_from_it():
+    from engine.cli import build_parser
+    from engine.config import LIVE_FIELDS, settings
+
+    table = settings()
+    assert list(table) == [f for f in RunConfig().to_dict()]
+    assert {s.group for s in table.values()} == {"Network", "Forward weights", "Noise and feedback",
+                                                 "Bookkeeping"}
+    assert LIVE_FIELDS == tuple(n for n, s in table.items() if s.live) == ("lr", "sigma", "feedback_lr")
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.values()
+                 if a.prog.endswith("train"))
+    helps = {a.dest: a.help for a in train._actions}
+    for name, s in table.items():
+        assert s.doc and s.label, name
+        on_by_default = getattr(RunConfig(), name) is True
+        assert (s.off if on_by_default else s.doc) in helps[name], name
+
+
+@pytest.mark.parametrize("name", [n for n in RunConfig().to_dict()])
+def test_validate_checks_every_field_from_its_setting(name):
+    from engine.config import choices_of, settings
+
+    s, default = settings()[name], getattr(RunConfig(), name)
+    if choices_of(name) is not None:
+        bad = "no-such-value"
+    elif isinstance(default, bool):
+        bad = "yes"
+    elif s.low is not None:
+        bad = type(default)(s.low) - 1
+    else:
+        bad = "abc"
+    with pytest.raises(ConfigError, match=f"^{name}="):
+        RunConfig(**{name: bad}).validate()

@@ -24,6 +24,7 @@ RULES: dict[str, type["LearningRule"]] = {}
 
 def register(cls: type["LearningRule"]) -> type["LearningRule"]:
     """Class decorator: make a rule available by its `name` to the CLI, trainer and app."""
+    cls.title = cls.title or cls.name
     RULES[cls.name] = cls
     return cls
 
@@ -64,9 +65,18 @@ def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator, devic
     return (torch.rand(shape, generator=generator, device=device) * 2 - 1) * bound
 
 
+# The settings that regress B (NP, NP-DFA and the SG oracle read them).
+REGRESSION_SETTINGS = ("feedback_lr", "feedback_mode", "feedback_normalize", "ridge_gamma",
+                       "ridge_relative", "ridge_forget")
+
+
 class LearningRule:
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""                     # the display name ("FA: feedback alignment")
     summary: ClassVar[str] = ""
+    # The rule-specific settings it reads (RunConfig fields marked rule_specific): the dashboard
+    # shows only these. Every rule trained by the base `compute_gradients` reads train_on_noise.
+    reads: ClassVar[tuple[str, ...]] = ("train_on_noise",)
     feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ) or "direct" (DFA-form)
     learns_feedback: ClassVar[bool] = False
 

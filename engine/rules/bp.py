@@ -6,6 +6,7 @@ from engine.rules.base import LearningRule, register
 @register
 class Backprop(LearningRule):
     name = "bp"
+    title = "BP: backprop"
     summary = "backprop: error sent down through the true Wᵀ"
 
     def __init__(self, model, cfg, generator):

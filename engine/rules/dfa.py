@@ -75,6 +75,7 @@ def direct_random_feedback(model, generator, device):
 @register
 class DirectFeedbackAlignment(LearningRule):
     name = "dfa"
+    title = "DFA: direct feedback alignment"
     summary = "direct feedback alignment: output error to every hidden layer through fixed random Bᵢ"
     feedback_kind = "direct"
 

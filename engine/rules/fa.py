@@ -16,6 +16,7 @@ def random_feedback(model, generator, device):
 @register
 class FeedbackAlignment(LearningRule):
     name = "fa"
+    title = "FA: feedback alignment"
     summary = "feedback alignment: fixed random B at W's init scale"
 
     def __init__(self, model, cfg, generator):

@@ -14,6 +14,8 @@ from engine.rules.fa import random_feedback
 @register
 class KolenPollack(LearningRule):
     name = "kp"
+    title = "KP: Kolen-Pollack"
+    reads = ("weight_decay", "train_on_noise")
     summary = "Kolen-Pollack: B gets W's update, weight decay pulls B to Wᵀ"
     learns_feedback = True
 

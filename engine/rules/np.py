@@ -21,7 +21,7 @@ Globally it is a prediction error: the loss change minus the change the feedback
 
 import torch
 
-from engine.rules.base import LearningRule, register
+from engine.rules.base import REGRESSION_SETTINGS, LearningRule, register
 from engine.rules.dfa import DirectFeedbackAlignment, DirectMap, DirectTaps, direct_random_feedback
 from engine.rules.fa import random_feedback
 from engine.rules.regression import FeedbackRegression
@@ -30,6 +30,8 @@ from engine.rules.regression import FeedbackRegression
 @register
 class NodePerturbation(LearningRule):
     name = "np"
+    title = "NP: node perturbation (learned B)"
+    reads = REGRESSION_SETTINGS + ("antithetic", "noise_draws", "perturb", "control_variate")
     summary = "node perturbation learns B (the paper): B δ regressed on (L̃ − L) ξ / σ²"
     learns_feedback = True
 
@@ -154,6 +156,7 @@ class NodePerturbationDirect(NodePerturbation):
     (DFA-shaped Bᵢ), learned by node perturbation: Bᵢ ← Bᵢ − β (Bᵢ e − λ̂ᵢ) eᵀ."""
 
     name = "np-dfa"
+    title = "NP-DFA: node perturbation (learned direct B)"
     summary = "node perturbation learns direct feedback Bᵢ from the output error (the paper's CIFAR form)"
     feedback_kind = "direct"
 

@@ -5,7 +5,7 @@ The ceiling of the method: what learned feedback reaches when its target is nois
 """
 
 from engine.reference import backprop_reference
-from engine.rules.base import LearningRule, register
+from engine.rules.base import REGRESSION_SETTINGS, LearningRule, register
 from engine.rules.fa import random_feedback
 from engine.rules.np import learned_feedback
 
@@ -13,6 +13,8 @@ from engine.rules.np import learned_feedback
 @register
 class SyntheticGradientOracle(LearningRule):
     name = "sg"
+    title = "SG: oracle-trained B"
+    reads = REGRESSION_SETTINGS + ("train_on_noise",)
     summary = "oracle: B regressed on the true ∂L/∂h (the ceiling of learned feedback)"
     learns_feedback = True
 

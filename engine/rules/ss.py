@@ -13,6 +13,7 @@ from engine.rules.fa import random_feedback
 @register
 class SignSymmetry(LearningRule):
     name = "ss"
+    title = "SS: sign symmetry"
     summary = "sign symmetry: B = |R| ⊙ sign(Wᵀ), R fixed random"
 
     def __init__(self, model, cfg, generator):
