@@ -1106,29 +1106,6 @@ def sweep_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m engine.sweep …` until `creditlab sweep` is wired in."""
-    from engine.cli import _Parser, UsageError
-
-    parser = add_sweep_arguments(_Parser(prog="creditlab sweep",
-                                         description="hyper-parameter sweeps on Dask"))
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 0
-    try:
-        return sweep_command(args)
-    except BrokenPipeError:                  # `… --dry-run | head`
-        return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 __all__ = ["SweepSpec", "Search", "Trial", "Distribution", "SweepError", "SweepResult",
            "load_sweep_file", "parse_sweep", "parse_distribution", "run_sweep", "run_trial",
            "finished_trials", "load_trials", "list_sweeps", "best_table", "format_best",

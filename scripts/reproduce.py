@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import experiments as ex  # noqa: E402
+from reports import figures, tables  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res = ex.run_experiment(args.experiment, args.quick, args.seeds, root=args.results,
                                 resume=not args.fresh, progress=True, device=args.device)
-    paths = ex.save_figures(ex.make_figures(res, args.quick, args.results), args.figures,
+    paths = figures.save_figures(figures.make_figures(res, args.quick, args.results), args.figures,
                             suffix="-quick" if args.quick else "")
     variants = sorted(set(zip(res.final["cfg_dataset"], res.final["data_variant"])))
     print(f"## {exp.title}\n")
     print(f"Budget: {exp.budget(args.quick)}. Data: " + ", ".join(f"{d} ({v})" for d, v in variants) + ".\n")
-    print(ex.to_markdown(ex.table(res)))
+    print(tables.to_markdown(tables.table(res)))
     print(f"\nresults: {res.path}\nfigures: " + ", ".join(str(q.relative_to(ROOT)) if q.is_relative_to(ROOT)
                                                      else str(q) for q in paths))
     bad = res.final[res.final["status"] != "finished"]

@@ -110,7 +110,8 @@ def test_run_conditions_saves_and_resumes(tmp_path):
     assert len(again.final) == 6                          # only seed 2 was new
     assert again.final.loc[again.final["seed"] < 2, "test_loss"].tolist() == \
         res.final["test_loss"].tolist()
-    table = ex.summarize(again.final, by=["condition"])
+    from reports.tables import summarize
+    table = summarize(again.final, by=["condition"])
     assert table["seeds"].tolist() == [3, 3] and " ± " in table["test_error"][0]
 
 

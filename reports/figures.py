@@ -1,0 +1,269 @@
+"""The report's figures, one function per experiment, drawn from its saved results.
+
+matplotlib is imported lazily: it is the notebooks' extra, not a core dependency, and the engine
+never imports it. `make_figures(res)` returns {name: Figure}; `save_figures` writes PNGs
+atomically (scripts/reproduce.py, docs/figures/).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from engine.experiments import Results, load_model
+
+METRIC_NAMES = {"test_error": "test error (%)", "test_accuracy": "test accuracy",
+                "test_loss": "test loss (per sample)", "signal_angle_deg": "signal angle (°)",
+                "weight_angle_deg": "weight angle ∠(B, Wᵀ) (°)", "sign_congruence": "sign congruence",
+                "relative_error": "‖Wᵀ − B‖/‖W‖", "update_angle_deg": "update angle (°)"}
+
+
+def _plt():
+    import matplotlib
+    if not os.environ.get("MPLBACKEND") and "ipykernel" not in __import__("sys").modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _history_band(ax, hist: pd.DataFrame, col: str, label: str, scale: float = 1.0, **kw):
+    """mean ± std over seeds of one history column against step."""
+    h = hist[["step", "seed", col]].dropna()
+    if h.empty:
+        return
+    g = h.groupby("step")[col]
+    m, s = g.mean() * scale, g.std(ddof=1).fillna(0) * scale
+    line, = ax.plot(m.index, m.values, label=label, **kw)
+    ax.fill_between(m.index, (m - s).values, (m + s).values, alpha=0.2, color=line.get_color())
+
+
+def _with_error(hist: pd.DataFrame) -> pd.DataFrame:
+    if "test_accuracy" in hist:
+        hist = hist.assign(test_error=100 * (1 - pd.to_numeric(hist["test_accuracy"])))
+    return hist
+
+
+def plot_curves(history: pd.DataFrame, metrics: list[str], conditions: list[str] | None = None,
+                title: str = "", layers: str = "mean"):
+    """One panel per metric, one line (mean ± std over seeds) per condition."""
+    plt = _plt()
+    history = _with_error(history)
+    conditions = conditions or list(dict.fromkeys(history["condition"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        col = m if m in history else f"{m}_{layers}"
+        for c in conditions:
+            h = history[history["condition"] == c]
+            if col in h:
+                _history_band(ax, h, col, c)
+        ax.set_xlabel("step")
+        ax.set_ylabel(METRIC_NAMES.get(m, m) + ("" if m in history else f" [{layers}]"))
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# The paper's frozen-W numbers (method.md §6, MNIST, 10⁶ steps), read off its Fig. 2.
+PAPER_FIG2 = {"signal_angle_deg_1": (1, 2), "signal_angle_deg_2": (0.1, 0.2),
+              "relative_error_1": (0.6, 0.6), "relative_error_2": (5e-3, 4e-2)}
+
+
+def fig_feedback(res: Results):
+    plt = _plt()
+    h, f = res.history, res.final
+    figs = {}
+    panels = [("signal_angle_deg_1", "signal angle, hidden layer (°)"),
+              ("signal_angle_deg_2", "signal angle, top layer (°)"),
+              ("relative_error_1", "‖Wᵀ − B‖/‖W‖, hidden layer"),
+              ("relative_error_2", "‖Wᵀ − B‖/‖W‖, top layer")]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    curves = [(f"{c} [{ds}]", h[(h["condition"] == c) & (h["dataset"] == ds)])
+              for c, ds in dict.fromkeys(zip(h["condition"], h["dataset"]))
+              if c in ("Fig. 2 set-up", "10⁶ steps", "PyTorch init", "normalised SGD B")]
+    for ax, (col, title) in zip(axes, panels):
+        for label, hc in curves:
+            _history_band(ax, hc, col, label)
+        lo, hi = PAPER_FIG2[col]
+        ax.axhspan(lo * 0.97, hi * 1.03, color="k", alpha=0.15, label="paper, 10⁶ steps (MNIST)")
+        ax.set_title(title, fontsize=9)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3, which="both")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle("Only B learns (forward weights frozen): 64/784-50-20-10 sigmoid, ridge γ = 0.1, σ = 0.01")
+    fig.tight_layout()
+    figs["feedback_setup"] = fig
+    fw = f[f["part"] == "width"] if "part" in f else f.iloc[:0]
+    if len(fw):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        for ax, col, paper, title in ((axes[0], "signal_angle_deg_1_last", [1, 2, 3.5, 6], "signal angle, hidden layer (°)"),
+                                      (axes[1], "relative_error_1_last", [1.5, 2.2, 3.5, 6], "‖Wᵀ − B‖/‖W‖, hidden layer")):
+            g = fw.groupby("width")[col].mean()
+            ax.plot(g.index, g.values, marker="o", label=f"ours ({int(fw['cfg_steps'].iloc[0]):,} steps)")
+            ax.plot([30, 100, 300, 1000], paper, "k--", marker="s", label="paper (≈, 10⁶ steps)")
+            ax.set_xscale("log")
+            ax.set_xlabel("hidden units (first layer)")
+            ax.set_title(title, fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle("Width sweep, forward weights frozen (784-W-20-10, MNIST)")
+        fig.tight_layout()
+        figs["feedback_width"] = fig
+    return figs
+
+
+def fig_mlp(res: Results):
+    figs = {}
+    for ds in dict.fromkeys(res.history["dataset"]):
+        h = res.history[res.history["dataset"] == ds]
+        variant = res.final[res.final["cfg_dataset"] == ds]["data_variant"].iloc[0]
+        fig = plot_curves(h, ["test_error", "signal_angle_deg", "weight_angle_deg", "sign_congruence"],
+                          title=f"784-50-20-10 on {ds} ({variant}); alignment: mean over the 2 hidden layers")
+        for ax in fig.axes[:1]:
+            ax.set_yscale("log")
+        figs[f"mlp_{ds}"] = fig
+    return figs
+
+
+def fig_autoencoder(res: Results, quick: bool = False, root=None):
+    plt = _plt()
+    import torch
+    figs = {"autoencoder_loss": plot_curves(res.history, ["test_loss"],
+                                            title="Autoencoder 784-200-2-200-784: clean test loss")}
+    labels = list(dict.fromkeys(res.final["condition"]))
+    models = {c: load_model(res.name, c, quick, root) for c in labels}
+    models = {c: m for c, m in models.items() if m is not None}
+    if not models:
+        return figs
+    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.3), squeeze=False)
+    fig2, axes2 = plt.subplots(len(models) + 1, 8, figsize=(8, 1.1 * (len(models) + 1)), squeeze=False)
+    for j, (c, (model, data)) in enumerate(models.items()):
+        x, y = data.x_test[:2000], data.y_test[:2000]
+        with torch.no_grad():
+            tr = model(x, use_feedback=False)
+        z = tr.hidden[1].numpy()
+        ax = axes[0][j]
+        sc = ax.scatter(z[:, 0], z[:, 1], c=y.numpy(), cmap="tab10", s=3)
+        ax.set_title(c, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        side = int(math.isqrt(x.shape[1]))
+        for k in range(8):
+            if j == 0:
+                axes2[0][k].imshow(x[k].reshape(side, side), cmap="gray")
+            axes2[j + 1][k].imshow(tr.out[k].reshape(side, side).clamp(0, 1), cmap="gray")
+        axes2[j + 1][0].set_ylabel(c, fontsize=6, rotation=0, ha="right")
+    axes2[0][0].set_ylabel("input", fontsize=6, rotation=0, ha="right")
+    for a in axes2.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.8, label="class")
+    fig.suptitle("2-D bottleneck of the test set, coloured by class (seed 0)")
+    fig2.suptitle("Reconstructions (seed 0)")
+    figs["autoencoder_latent"] = fig
+    figs["autoencoder_reconstructions"] = fig2
+    return figs
+
+
+def fig_conv(res: Results):
+    plt = _plt()
+    figs = {}
+    for net in dict.fromkeys(res.history.get("net", pd.Series(["conv-small"]))):
+        h = res.history[res.history["net"] == net] if "net" in res.history else res.history
+        h = _with_error(h)
+        n_layers = len([c for c in h.columns if c.startswith("signal_angle_deg_") and c != "signal_angle_deg_mean"])
+        fig, axes = plt.subplots(1, 1 + n_layers, figsize=(4 * (1 + n_layers), 3.4))
+        for c in dict.fromkeys(h["condition"]):
+            hc = h[h["condition"] == c]
+            _history_band(axes[0], hc, "test_error", c)
+            for i in range(n_layers):
+                _history_band(axes[i + 1], hc, f"signal_angle_deg_{i + 1}", c)
+        axes[0].set_ylabel("test error (%)")
+        for i in range(n_layers):
+            axes[i + 1].set_title(f"signal angle, hidden layer {i + 1}", fontsize=9)
+            axes[i + 1].axhline(90, color="k", lw=0.5, ls=":")
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"{net}: test error and per-layer signal angle (layers 1–2 conv, 3 FC)")
+        fig.tight_layout()
+        figs[f"conv_{net}"] = fig
+    return figs
+
+
+def fig_ablations(res: Results):
+    plt = _plt()
+    f = res.final[res.final["status"] == "finished"]
+    order = list(dict.fromkeys(res.final["condition"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, m, name in ((axes[0], "test_error", "test error (%)"),
+                        (axes[1], "signal_angle_deg_mean", "signal angle, mean of layers (°)")):
+        g = f.groupby("condition")[m]
+        mean, std = g.mean().reindex(order), g.std(ddof=1).reindex(order).fillna(0)
+        ax.barh(range(len(order)), mean.values, xerr=std.values, color="C0")
+        ax.set_yticks(range(len(order)))
+        ax.set_yticklabels(order, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("Ablations (784-50-20-10, σ=0.01), mean ± std over seeds")
+    fig.tight_layout()
+    return {"ablations": fig,
+            "ablations_curves": plot_curves(res.history, ["test_error", "signal_angle_deg"],
+                                            title="Ablations over training")}
+
+
+def fig_scaling(res: Results):
+    plt = _plt()
+    f = res.final[res.final["status"] == "finished"]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    for row, (part, x) in enumerate((("depth", "depth"), ("width", "width"))):
+        fp = f[f["part"] == part]
+        for j, m in enumerate(("test_error", "signal_angle_deg_mean", "weight_angle_deg_mean")):
+            ax = axes[row][j]
+            for r in dict.fromkeys(fp["rule_label"]):
+                g = fp[fp["rule_label"] == r].groupby(x)[m]
+                if g.mean().isna().all():
+                    continue
+                ax.errorbar(g.mean().index, g.mean().values, yerr=g.std(ddof=1).fillna(0).values,
+                            marker="o", label=r, capsize=3)
+            ax.set_xlabel(x + (" (hidden layers, width 50)" if x == "depth" else " (2 hidden layers)"))
+            ax.set_ylabel(METRIC_NAMES.get(m.replace("_mean", ""), m) + (" [mean]" if "mean" in m else ""))
+            if x == "width":
+                ax.set_xscale("log", base=2)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Depth and width scaling (end of run, mean ± std over seeds)")
+    fig.tight_layout()
+    return {"scaling": fig}
+
+
+FIGURES = {"feedback": fig_feedback, "mlp": fig_mlp, "autoencoder": fig_autoencoder,
+           "conv": fig_conv, "ablations": fig_ablations, "scaling": fig_scaling}
+
+
+def make_figures(res: Results, quick: bool = False, root=None) -> dict:
+    fn = FIGURES[res.name]
+    return fn(res, quick, root) if res.name == "autoencoder" else fn(res)
+
+
+def save_figures(figs: dict, out_dir: str | os.PathLike, suffix: str = "") -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in figs.items():
+        path = out_dir / f"{name}{suffix}.png"
+        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".png")
+        os.close(fd)
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
