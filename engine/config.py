@@ -195,9 +195,7 @@ class RunConfig:
         if isinstance(self.width, (list, tuple)) and len(self.width) != self.depth:
             raise ConfigError(f"width has {len(self.width)} entries but depth is {self.depth}: "
                               "give one width, or one per hidden layer")
-        if RULES[self.rule].uses_noise(self) and not self.sigma > 0:
-            raise ConfigError(f"sigma={self.sigma!r} is not allowed for rule {self.rule!r}: "
-                              "node perturbation needs sigma > 0")
+        RULES[self.rule].check(self)
         if self.model in CONV_MODELS and DATASETS[self.dataset].image_shape is None:
             raise ConfigError(f"model={self.model!r} is not allowed for dataset {self.dataset!r}: "
                               "a conv net needs an image dataset")

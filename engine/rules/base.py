@@ -19,6 +19,8 @@ from typing import ClassVar
 
 import torch
 
+from engine.errors import ConfigError
+
 RULES: dict[str, type["LearningRule"]] = {}
 
 
@@ -91,6 +93,14 @@ class LearningRule:
     def uses_noise(cls, cfg) -> bool:
         """Whether this rule, under cfg, perturbs the network (and so needs sigma > 0)."""
         return bool(cfg.train_on_noise)
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        """Refuse, with the one-line ConfigError, a set-up this rule cannot train (called by
+        RunConfig.validate(), so the dashboard shows it inline before Start)."""
+        if cls.uses_noise(cfg) and not cfg.sigma > 0:
+            raise ConfigError(f"sigma={cfg.sigma!r} is not allowed for rule {cls.name!r}: "
+                              "node perturbation needs sigma > 0")
 
     def feedback_matrices(self) -> list[torch.Tensor]:
         """The matrix that carries the error into each hidden layer, input side first."""

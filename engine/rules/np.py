@@ -21,33 +21,27 @@ Globally it is a prediction error: the loss change minus the change the feedback
 
 import torch
 
-from engine.rules.base import REGRESSION_SETTINGS, LearningRule, register
-from engine.rules.dfa import DirectFeedbackAlignment, DirectMap, DirectTaps, direct_random_feedback
-from engine.rules.fa import random_feedback
-from engine.rules.regression import FeedbackRegression
+from engine.rules.base import REGRESSION_SETTINGS, register
+from engine.rules.learned import LearnedFeedback
 
 
 @register
-class NodePerturbation(LearningRule):
+class NodePerturbation(LearnedFeedback):
     name = "np"
     title = "NP: node perturbation (learned B)"
     reads = REGRESSION_SETTINGS + ("antithetic", "noise_draws", "perturb", "control_variate")
     summary = "node perturbation learns B (the paper): B δ regressed on (L̃ − L) ξ / σ²"
-    learns_feedback = True
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
         self._cycle = 0
-        self.feedback = random_feedback(model, generator, self.device)
-        self.regression = learned_feedback(self.feedback, list(model.layers[1:]), cfg)
-        self.attach_feedback(self.feedback)
 
     @classmethod
     def uses_noise(cls, cfg):
         return True
 
     def compute_gradients(self, x, y, objective):
-        result = self.forward_backward(x, y, objective)      # clean pass: trains W, gives δ and L
+        result = self.forward_backward(x, y, objective, taps=self.taps())   # clean pass: W, δ, L
         result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
                                          result.first_hidden, self.predictions(result))
         return result
@@ -60,7 +54,8 @@ class NodePerturbation(LearningRule):
         return None
 
     def learn_feedback(self, x, y, objective, result):
-        self.regression.update(result.deltas[1:], result.estimates, result.site_errors,
+        self.regression.update(self.regression_inputs(result), result.estimates,
+                               None if self.direct else result.site_errors,
                                self.step_gain(result.estimates))
 
     def step_gain(self, estimates) -> float:
@@ -126,28 +121,10 @@ class NodePerturbation(LearningRule):
             return [site]
         return list(range(n))
 
-    def feedback_matrices(self):
-        return self.feedback
-
-    def state_dict(self):
-        return {**super().state_dict(), "regression": self.regression.state_dict()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.regression.load_state_dict(state.get("regression", {}))
-
 
 def _repeat(t: torch.Tensor, k: int) -> torch.Tensor:
     """k copies of a batch, stacked along the batch dimension."""
     return t if k == 1 else t.repeat(k, *[1] * (t.dim() - 1))
-
-
-def learned_feedback(feedback, maps, cfg) -> FeedbackRegression:
-    """The regression that learns `feedback`; ridge starts from B = 0, as in the paper."""
-    if cfg.feedback_mode == "ridge":
-        for b in feedback:
-            b.zero_()
-    return FeedbackRegression(feedback, maps, cfg)
 
 
 @register
@@ -159,23 +136,3 @@ class NodePerturbationDirect(NodePerturbation):
     title = "NP-DFA: node perturbation (learned direct B)"
     summary = "node perturbation learns direct feedback Bᵢ from the output error (the paper's CIFAR form)"
     feedback_kind = "direct"
-
-    def __init__(self, model, cfg, generator):
-        LearningRule.__init__(self, model, cfg, generator)
-        self._cycle = 0
-        self.feedback = direct_random_feedback(model, generator, self.device)
-        self.regression = learned_feedback(self.feedback, [DirectMap] * len(self.feedback), cfg)
-        self.attach_feedback(None)
-
-    def compute_gradients(self, x, y, objective):
-        result = self.forward_backward(x, y, objective, taps=DirectTaps(self.feedback))
-        result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
-                                         result.first_hidden, self.predictions(result))
-        return result
-
-    def learn_feedback(self, x, y, objective, result):
-        e = result.deltas[-1]
-        self.regression.update([e] * len(self.feedback), result.estimates, None,
-                               self.step_gain(result.estimates))
-
-    error_signals = DirectFeedbackAlignment.error_signals

@@ -1,0 +1,60 @@
+"""The shared skeleton of the rules that *learn* B by regression: node perturbation (layer-wise
+and DFA-form) and the SG oracle. It owns the feedback tensors, their regression and its saved
+state; a subclass says only what the target is (`learn_feedback`).
+
+Layer-wise feedback (`feedback_kind = "layerwise"`) stands for W_{i+1}ᵀ and carries δ_{i+1}
+down one layer; direct feedback (`"direct"`, DFA-shaped) sends the output error e straight to
+every hidden site. Under ridge, B starts from 0, as in the paper.
+"""
+
+from engine.rules.base import REGRESSION_SETTINGS, LearningRule
+from engine.rules.dfa import DirectFeedbackAlignment, DirectMap, DirectTaps, direct_random_feedback
+from engine.rules.fa import random_feedback
+from engine.rules.regression import FeedbackRegression
+
+
+class LearnedFeedback(LearningRule):
+    learns_feedback = True
+    reads = REGRESSION_SETTINGS
+
+    def __init__(self, model, cfg, generator):
+        super().__init__(model, cfg, generator)
+        if self.feedback_kind == "direct":
+            self.feedback = direct_random_feedback(model, generator, self.device)
+            maps = [DirectMap] * len(self.feedback)
+            self.attach_feedback(None)            # the backward taps carry e (see `taps`)
+        else:
+            self.feedback = random_feedback(model, generator, self.device)
+            maps = list(model.layers[1:])
+            self.attach_feedback(self.feedback)
+        if cfg.feedback_mode == "ridge":
+            for b in self.feedback:
+                b.zero_()
+        self.regression = FeedbackRegression(self.feedback, maps, cfg)
+
+    @property
+    def direct(self) -> bool:
+        return self.feedback_kind == "direct"
+
+    def taps(self):
+        """The backward pass's taps: direct feedback replaces each hidden site's error."""
+        return DirectTaps(self.feedback) if self.direct else None
+
+    def regression_inputs(self, result) -> list:
+        """What each B is applied to: δ_{i+1} (layer-wise) or the output error (direct)."""
+        return [result.deltas[-1]] * len(self.feedback) if self.direct else result.deltas[1:]
+
+    def error_signals(self, result):
+        if self.direct:
+            return DirectFeedbackAlignment.error_signals(self, result)
+        return super().error_signals(result)
+
+    def feedback_matrices(self):
+        return self.feedback
+
+    def state_dict(self):
+        return {**super().state_dict(), "regression": self.regression.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.regression.load_state_dict(state.get("regression", {}))
