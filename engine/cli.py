@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 from engine.config import DEVICES, ConfigError, RunConfig, choices_of, settings
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
             train.add_argument(flag, dest=name, metavar=metavar, default=None,
                                help=f"{help_text} (default: {shown})")
+    train.add_argument("--resume", metavar="RUN_DIR", default=None,
+                       help="continue a saved run from its checkpoint, exactly, in its own folder "
+                       "and with its own settings (only --steps may be given, to go further)")
     train.add_argument("--out", default="runs", metavar="DIR",
                        help="folder that run folders are written into (default: ./runs)")
     train.add_argument("--no-save", action="store_true", help="do not write the run to disk")
@@ -220,8 +224,43 @@ def _print_summary(result: dict, seconds: float) -> None:
 
 
 # ----------------------------------------------------------------- commands
+def _resumed(args: argparse.Namespace):
+    """(config, checkpoint) of the run folder --resume names; UsageError, one line, if unusable."""
+    import torch
+
+    given = [f.name for f in dataclasses.fields(RunConfig)
+             if getattr(args, f.name, None) is not None and f.name != "steps"]
+    if given:
+        raise UsageError(f"--resume continues a run with its own settings; drop "
+                         f"{', '.join('--' + n.replace('_', '-') for n in given)} (only --steps may be given)")
+    if args.no_save:
+        raise UsageError("--resume writes into the run's folder; drop --no-save")
+    from engine.runs import CHECKPOINT_FILE
+    path = Path(args.resume) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise UsageError(f"resume={args.resume!r} is not allowed: {path} does not exist "
+                         "(give a run folder written by creditlab train)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = RunConfig.from_dict(state["config"])
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+        raise UsageError(f"resume={args.resume!r} is not allowed: {path} cannot be read "
+                         f"({type(exc).__name__})") from None
+    done = int(state.get("step", 0))
+    if args.steps is not None:
+        cfg.steps = _parse_int("steps", args.steps)
+    if cfg.steps <= done:
+        raise UsageError(f"steps={cfg.steps} is not allowed with --resume: the run has done "
+                         f"{done} steps already; give --steps larger than {done}")
+    return cfg.validate(), state
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)                   # ConfigError → exit 2 in main()
+    state = None
+    if args.resume is not None:
+        cfg, state = _resumed(args)
+    else:
+        cfg = config_from_args(args)               # ConfigError → exit 2 in main()
     from engine.trainer import DivergedError, Trainer
 
     if args.data_dir is not None:
@@ -232,11 +271,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         DOWNLOAD_OPTIONS["progress"] = False
 
     trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)
+    if state is not None:
+        trainer.restore(state)
     writer = None
     if not args.no_save:
         from engine.runs import RunWriter
         try:
-            writer = RunWriter(args.out, trainer)
+            writer = RunWriter(args.out, trainer, resume=args.resume)
         except OSError as exc:
             raise UsageError(f"cannot save the run under out={args.out!r}: "
                              f"{exc.strerror or exc}; choose another --out or pass --no-save") from None
@@ -244,8 +285,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar = None
     if not args.quiet:
         from tqdm import tqdm
-        bar = tqdm(total=cfg.steps, file=sys.stderr, unit="step", dynamic_ncols=True,
-                   desc=cfg.rule, leave=True)
+        bar = tqdm(total=cfg.steps, initial=trainer.step_count, file=sys.stderr, unit="step",
+                   dynamic_ncols=True, desc=cfg.rule, leave=True)
 
     def on_record(record: dict) -> None:
         if bar is None:
@@ -258,15 +299,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.set_postfix(postfix, refresh=False)
         bar.update(record["step"] - bar.n)
 
-    # Ctrl-C: the first one asks the trainer to stop after the current step (and saves the
-    # run as "stopped"); a second one interrupts at once (still saved as "stopped").
-    previous = None
+    # Ctrl-C, SIGTERM or SIGHUP: the first asks the trainer to stop after the current step
+    # (the run is saved as "stopped", with its checkpoint); a second interrupts at once (still
+    # saved). The exit status is 128 + the signal's number (130 for Ctrl-C).
+    previous: dict = {}
+    received: list[int] = []
     if threading.current_thread() is threading.main_thread():
-        def on_sigint(signum, frame):
-            if trainer._stop.is_set():
+        def on_signal(signum, frame):
+            received.append(signum)
+            if trainer.stopping:
                 raise KeyboardInterrupt
             trainer.stop()
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, on_signal)
 
     started = time.perf_counter()
     error: BaseException | None = None
@@ -278,8 +324,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         status = "stopped"
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
@@ -305,9 +351,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_DIVERGED
     if status == "stopped":
         print(f"{PROG}: interrupted: the run was stopped at step {result['steps']}"
-              + (f" and saved to {result['run_dir']}" if result.get("run_dir") else ""),
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+              + (f" and saved to {result['run_dir']} (continue it with --resume)"
+                 if result.get("run_dir") else ""), file=sys.stderr)
+        return 128 + received[0] if received else EXIT_INTERRUPTED
     return EXIT_OK
 
 

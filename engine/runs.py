@@ -11,7 +11,10 @@ Layout of `<root>/<run id>/`:
                      run goes, and once more at the end, so a crash leaves the last complete file.
 - `summary.json`     status (running / finished / stopped / diverged), steps done and the final
                      test metrics; atomically rewritten with each flush and at the end.
-- `checkpoint.pt`    `Trainer.checkpoint()` at the end, saved through a temp file as well.
+- `checkpoint.pt`    `Trainer.checkpoint()`, saved through a temp file as well: at the end, and
+                     every `checkpoint_interval` seconds of wall time while the run goes, so
+                     `creditlab train --resume <run dir>` can continue it exactly (the metrics
+                     rows after the checkpoint's step are dropped then: they are retrained).
 
 Run ids sort by start time and are unique: `20261127-013012-np-s0-ab12` (UTC time, rule,
 seed, random suffix); the folder is created exclusively, so two runs never share one.
@@ -23,6 +26,7 @@ import json
 import math
 import os
 import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -136,11 +140,23 @@ class RunWriter:
     """
 
     def __init__(self, root: str | os.PathLike, trainer, run_id: str | None = None,
-                 flush_interval: float = 2.0):
+                 flush_interval: float = 2.0, checkpoint_interval: float = 60.0,
+                 resume: str | os.PathLike | None = None):
+        """`resume`: an existing run folder whose checkpoint the trainer was restored from;
+        its metrics are kept up to the trainer's step and the run goes on in the same folder."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         self.trainer = trainer
         self.cfg: RunConfig = trainer.cfg
-        self.run_id, self.path = _make_run_dir(Path(root), self.cfg, run_id)
+        if resume is None:
+            self.run_id, self.path = _make_run_dir(Path(root), self.cfg, run_id)
+        else:
+            self.path = Path(resume)
+            self.run_id = self.path.name
         self.flush_interval = flush_interval
+        self.checkpoint_interval = checkpoint_interval
+        self._last_checkpoint = -math.inf        # the first flush checkpoints: resumable at once
         # Which data the run really saw (e.g. full MNIST or the 5k subset) is part of its record.
         self._fixed = {"run_id": self.run_id, **hyperparameter_columns(self.cfg),
                        "dataset_variant": str(trainer.data.meta.get("variant", "full"))}
@@ -150,9 +166,16 @@ class RunWriter:
         self._lock = threading.Lock()
         self._closed = False
         self.started_at = time.time()
-        self.last_step = 0
+        self.last_step = trainer.step_count
+        if resume is not None and (self.path / METRICS_FILE).is_file():
+            done = pq.read_table(self.path / METRICS_FILE).to_pandas()
+            done = done[done["step"] <= trainer.step_count].copy()
+            for name, value in self._fixed.items():    # e.g. steps: the run's setting is now this
+                done[name] = value
+            self._tables = [pa.Table.from_pandas(done, preserve_index=False)]
         atomic_write_json(self.path / CONFIG_FILE, self.cfg.to_dict())
-        self._write_summary({"status": "running", "steps": 0, "dataset_meta": trainer.data.meta})
+        self._write_summary({"status": "running", "steps": self.last_step,
+                             "dataset_meta": trainer.data.meta})
         self._subscription = trainer.subscribe(self._on_record)
 
     # -------------------------------------------------------------- writing
@@ -189,10 +212,19 @@ class RunWriter:
             _atomic_write(self.path / METRICS_FILE, lambda tmp: pq.write_table(table, tmp))
             if not self._closed:
                 self._write_summary({"status": "running", "steps": self.last_step})
+                # Called between steps (from the trainer's record callback): a consistent state.
+                if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval:
+                    self.save_checkpoint()
+
+    def save_checkpoint(self) -> None:
+        import torch
+
+        _atomic_write(self.path / CHECKPOINT_FILE, lambda tmp: torch.save(self.trainer.checkpoint(), tmp))
+        self._last_checkpoint = time.monotonic()
 
     def _write_summary(self, data: dict) -> None:
         atomic_write_json(self.path / SUMMARY_FILE, {
-            "run_id": self.run_id, **data,
+            "run_id": self.run_id, **data, "pid": os.getpid(), "host": socket.gethostname(),
             "started_at": _iso(self.started_at), "updated_at": _iso(time.time()),
             "wall_seconds": time.time() - self.started_at})
 
@@ -200,8 +232,6 @@ class RunWriter:
         """Final flush, summary.json and checkpoint.pt. Returns the trainer's summary dict
         (plus run_id and run_dir). `status` defaults to the trainer's; `error` (e.g. the
         DivergedError) is recorded in summary.json, with the step it names."""
-        import torch
-
         self.trainer.unsubscribe(self._subscription)
         self.flush()
         with self._lock:
@@ -215,8 +245,7 @@ class RunWriter:
             if getattr(error, "step", None) is not None:
                 extra["diverged_step"] = int(error.step)
         self._write_summary({**summary, **extra})
-        _atomic_write(self.path / CHECKPOINT_FILE,
-                      lambda tmp: torch.save(self.trainer.checkpoint(), tmp))
+        self.save_checkpoint()
         return {**summary, **extra, "run_id": self.run_id, "run_dir": str(self.path)}
 
 
@@ -242,7 +271,7 @@ def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
             cfg = _read_json(path / CONFIG_FILE)
             if cfg is None:
                 continue
-            summary = _read_json(path / SUMMARY_FILE) or {}
+            summary = load_summary(path) or {}
             rows.append({
                 "id": path.name, "rule": cfg.get("rule"), "dataset": cfg.get("dataset"),
                 "depth": cfg.get("depth"), "width": width_label(cfg.get("width", 0)),
@@ -267,7 +296,33 @@ def load_run(path: str | os.PathLike) -> tuple[RunConfig, pd.DataFrame]:
 
 
 def load_summary(path: str | os.PathLike) -> dict | None:
-    return _read_json(Path(path) / SUMMARY_FILE)
+    """summary.json of a run folder. A run still marked "running" whose process has gone
+    (killed, or its machine crashed) is reported as "killed": it can be continued from its
+    last checkpoint with `creditlab train --resume <folder>`."""
+    summary = _read_json(Path(path) / SUMMARY_FILE)
+    if summary and summary.get("status") == "running" and _gone(summary):
+        summary["status"] = "killed"
+    return summary
+
+
+def _gone(summary: dict) -> bool:
+    """Whether the process that wrote a "running" summary no longer runs (on this host; a run
+    on another host cannot be checked and counts as alive)."""
+    pid = summary.get("pid")
+    if not isinstance(pid, int) or summary.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:                 # alive, another user's
+        return False
+    # A zombie (ended, not yet reaped by its parent) has not run since it ended either.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 __all__ = ["RunWriter", "list_runs", "load_run", "load_summary", "new_run_id", "json_safe",

@@ -131,6 +131,11 @@ class Trainer:
         self._running.set()          # a paused run must wake up to see the stop
 
     @property
+    def stopping(self) -> bool:
+        """Whether stop() has been asked for (the run ends after its current step)."""
+        return self._stop.is_set()
+
+    @property
     def forward_frozen(self) -> bool:
         return self.cfg.freeze_forward or self.step_count < self.cfg.warmup_steps
 
@@ -280,6 +285,28 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoint
     def checkpoint(self) -> dict[str, Any]:
+        """Everything `restore` needs to continue exactly where this run is (between steps):
+        weights, optimiser, the rule's feedback and solver state, both random generators and
+        the position in the epoch's batch order."""
         return {"config": self.cfg.to_dict(), "step": self.step_count,
                 "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(), "rule": self.rule.state_dict()}
+                "optimizer": self.optimizer.state_dict(), "rule": self.rule.state_dict(),
+                "generators": {"rule": self.generator.get_state(),
+                               "batch": self.batch_generator.get_state()},
+                "order": self._order.cpu(), "cursor": self._cursor,
+                "last_record": self._last_record}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from `checkpoint()`'s state: the next step is the one the saved run would
+        have taken (same batches, same noise), so a resumed run's history equals an
+        uninterrupted one's."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rule.load_state_dict(state["rule"])
+        self.step_count = int(state["step"])
+        self._step_on_device.fill_(self.step_count)
+        self.generator.set_state(state["generators"]["rule"])
+        self.batch_generator.set_state(state["generators"]["batch"])
+        self._order = state["order"].to(self.device)
+        self._cursor = int(state["cursor"])
+        self._last_record = state.get("last_record")

@@ -282,3 +282,87 @@ def test_ctrl_c_stops_gracefully_saves_and_exits_130(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "stopped" and 0 < summary["steps"] < 10000000
     assert (run_dir / "checkpoint.pt").exists()
+
+
+# ------------------------------------------------------------------ --resume
+def _metrics(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_parquet(run_dir / "metrics.parquet")
+    return df.drop(columns=[c for c in ("time", "run_id") if c in df]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("extra", [["--rule", "np", "--perturb", "cycle"],
+                                   ["--rule", "np", "--feedback-mode", "ridge", "--optimizer", "adam"]])
+def test_resume_continues_a_run_exactly(tmp_path, capsys, extra):
+    """75 steps, then --resume to 150, gives the history of one uninterrupted 150-step run:
+    same batches, same noise, same optimiser and feedback-solver state."""
+    common = ["train", "--metric-interval", "25", "--eval-interval", "75", "--quiet", "--json",
+              "--seed", "3", *extra]
+    assert main([*common, "--steps", "150", "--out", str(tmp_path / "whole")]) == 0
+    whole = Path(json.loads(capsys.readouterr().out)["run_dir"])
+    assert main([*common, "--steps", "75", "--out", str(tmp_path / "parts")]) == 0
+    part = Path(json.loads(capsys.readouterr().out)["run_dir"])
+    assert main(["train", "--resume", str(part), "--steps", "150", "--quiet", "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["run_dir"] == str(part) and resumed["steps"] == 150
+    pd.testing.assert_frame_equal(_metrics(part), _metrics(whole))
+    assert json.loads((part / "summary.json").read_text())["status"] == "finished"
+    assert json.loads((part / "config.json").read_text())["steps"] == 150
+
+
+def test_resume_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
+    assert main(["train", "--steps", "20", "--quiet", "--out", str(tmp_path)]) == 0
+    run = next(tmp_path.iterdir())
+    capsys.readouterr()
+    for argv, words in [(["--resume", str(run), "--sigma", "0.1"], "drop --sigma"),
+                        (["--resume", str(run), "--steps", "10"], "has done 20 steps"),
+                        (["--resume", str(tmp_path / "nothing")], "does not exist"),
+                        (["--resume", str(run), "--no-save"], "drop --no-save")]:
+        assert main(["train", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("creditlab: error:") and words in err and "\n" not in err, err
+
+
+def _start_long_run(tmp_path):
+    proc = subprocess.Popen(console_script() + ["train", "--steps", "10000000", "--metric-interval", "5",
+                                                "--quiet", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 90
+    while not list(tmp_path.glob("*/checkpoint.pt")):     # logging, and its first checkpoint
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+        time.sleep(0.1)
+    return proc
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_stops_gracefully_saves_and_exits_143(tmp_path):
+    proc = _start_long_run(tmp_path)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "--resume" in err
+    summary = json.loads((next(tmp_path.iterdir()) / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["steps"] > 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_killed_run_is_reported_killed_and_can_be_resumed(tmp_path, capsys):
+    proc = _start_long_run(tmp_path)
+    try:
+        proc.kill()                                   # SIGKILL: nothing gets to clean up
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run = next(tmp_path.iterdir())
+    assert main(["runs", "--out", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "killed"
+    done = torch.load(run / "checkpoint.pt", weights_only=False)["step"]
+    assert main(["train", "--resume", str(run), "--steps", str(done + 20), "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == done + 20
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+    assert pd.read_parquet(run / "metrics.parquet")["step"].max() == done + 20

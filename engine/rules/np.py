@@ -34,7 +34,14 @@ class NodePerturbation(LearnedFeedback):
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
-        self._cycle = 0
+        self._cycle = 0                     # perturb="cycle": the next site to perturb
+
+    def state_dict(self):
+        return {**super().state_dict(), "cycle": self._cycle}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._cycle = int(state.get("cycle", 0))
 
     @classmethod
     def uses_noise(cls, cfg):
