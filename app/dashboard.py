@@ -228,12 +228,13 @@ class Dashboard(pn.viewable.Viewer):
             self.preset.value = "(custom)"      # edited by hand: no longer the preset it was
         self._write_url()
 
-    def _on_live_setting(self, event) -> None:
+    def _on_live_setting(self, *events) -> None:
+        # A link or a preset sets several live fields in one batched update: one call, many events.
         run = self.session.current
         if run is None or not run.active:
             return
         try:
-            run.set(**{event.name: event.new})
+            run.set(**{event.name: event.new for event in events})
         except ConfigError as exc:
             self.config_alert.object = f"**Live change refused:** {exc}"
             self.config_alert.visible = True

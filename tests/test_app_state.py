@@ -236,6 +236,23 @@ def test_dashboard_live_sigma_change_is_marked_on_the_plots():
         run.join(5)
 
 
+def test_several_live_settings_at_once_reach_the_run():
+    """A link or a preset sets σ, lr and feedback_lr in one batched update (one callback with
+    several events): every one of them reaches the running run."""
+    dash = Dashboard(sync_url=False)
+    dash.state.set_config(RunConfig(**{**TINY, "rule": "np", "steps": 10_000_000}))
+    run = dash._on_start()
+    try:
+        wait_for(lambda: run.ready)
+        dash.state.param.update(sigma=0.02, lr=0.03, feedback_lr=0.7)
+        assert (run.cfg.sigma, run.cfg.lr, run.cfg.feedback_lr) == (0.02, 0.03, 0.7)
+        assert {c["name"] for c in run.changes} == {"sigma", "lr", "feedback_lr"}
+        assert not dash.config_alert.visible
+    finally:
+        dash.close()
+        run.join(5)
+
+
 def test_export_and_loading_saved_runs(tmp_path, monkeypatch):
     run = RunHandle(RunConfig(**TINY)).start()
     assert run.join(30)
