@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import signal
 import sys
 import threading
@@ -61,25 +62,24 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
     return options
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")          # ASCII digits only: no "٣", "1_0" or "1e3"
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)", re.I)
+
+
 def _parse_int(name: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if math.isfinite(value) and value.is_integer():
-        return int(value)
-    raise ConfigError(f"{name}={text!r} is not allowed; it must be an integer")
+    if not _INTEGER.fullmatch(text.strip()):
+        raise ConfigError(f"{name}={text!r} is not allowed; it must be an integer, in digits")
+    return int(text)
 
 
 def _parse_float(name: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number") from None
+    if not _NUMBER.fullmatch(text.strip()):
+        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number")
+    value = float(text)
+    if value == 0.0 and re.search(r"[1-9]", text.split("e")[0].split("E")[0]):
+        raise ConfigError(f"{name}={text!r} is not allowed; it is too small to represent "
+                          "(it would be 0)")
+    return value
 
 
 def _parse_width(text: str) -> int | list[int]:
@@ -433,9 +433,25 @@ COMMANDS = {"train": cmd_train, "runs": cmd_runs, "serve": cmd_serve, "bench": c
             "sweep": cmd_sweep}
 
 
+def _negative_values(argv: Sequence[str]) -> list[str]:
+    """argparse takes '-1e-3' after a flag for another option ("expected one argument"); joined
+    as '--lr=-1e-3' it is the value, which validate() then names and refuses."""
+    out, i = [], 0
+    while i < len(argv):
+        flag = argv[i]
+        if (flag.startswith("--") and "=" not in flag and i + 1 < len(argv)
+                and argv[i + 1].startswith("-") and _NUMBER.fullmatch(argv[i + 1])):
+            out.append(f"{flag}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(flag)
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
         return COMMANDS[args.command](args)
     except (UsageError, ConfigError, DataError) as exc:   # DataError: a dataset cannot be had
         _err(str(exc))

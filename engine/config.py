@@ -24,6 +24,8 @@ FEEDBACK_MODES = ("sgd", "ridge")
 PERTURB = ("all", "cycle")
 DEVICES = ("auto", "cpu", "cuda")
 TEACHERS = ("linear", "nonlinear")
+# Weights, B, gradients and optimiser state together stay under a few GB at this size.
+MAX_WEIGHTS = 100_000_000
 
 
 
@@ -92,11 +94,11 @@ class RunConfig:
     model: str = setting("mlp", "network family", group=NETWORK, label="Model",
                          choices=_registry("engine.models", "MODELS", lambda m: ""))
     depth: int = setting(2, "number of hidden layers", group=NETWORK, label="Hidden layers (depth)",
-                         low=1, metavar="D")
+                         low=1, high=64, metavar="D")
     width: int | list[int] = setting(
         50, "hidden width: one integer, or one per hidden layer, comma-separated (e.g. 50,20; "
         "then --depth may be left out)", group=NETWORK, label="Width (one, or per layer: 50,20)",
-        low=1, metavar="W")
+        low=1, high=65536, metavar="W")
     activation: str = setting("sigmoid", "hidden nonlinearity", group=NETWORK, label="Activation",
                               choices=ACTIVATIONS)
     init: str = setting("torch", "weight init", group=NETWORK,
@@ -109,25 +111,26 @@ class RunConfig:
                              label="Optimizer", choices=OPTIMIZERS)
     # with momentum 0.9 an effective step of 0.5: 1.0 made the SG oracle diverge
     lr: float = setting(0.05, "forward learning rate", group=FORWARD, label="Learning rate (live)",
-                        low=0.0, live=True, metavar="LR", step=0.01)
+                        low=0.0, high=1e6, live=True, metavar="LR", step=0.01)
     momentum: float = setting(0.9, "SGD momentum", group=FORWARD, label="Momentum", low=0.0,
                               high=1.0, high_open=True, metavar="M", step=0.1,
                               when=lambda cfg: cfg.optimizer == "sgd")
     batch_size: int = setting(32, "mini-batch size", group=FORWARD, label="Batch size", low=1,
-                              metavar="B")
-    steps: int = setting(2000, "training steps", group=FORWARD, label="Steps", low=1, metavar="N",
+                              high=65536, metavar="B")
+    steps: int = setting(2000, "training steps", group=FORWARD, label="Steps", low=1, high=10**12, metavar="N",
                          step=1000)
     warmup_steps: int = setting(0, "forward weights frozen for the first K steps", group=FORWARD,
-                                label="Warm-up steps (W frozen)", low=0, metavar="K", step=100)
+                                label="Warm-up steps (W frozen)", low=0, high=10**12, metavar="K",
+                                step=100)
     freeze_forward: bool = setting(False, "only the feedback learns (the paper's Fig. 2 set-up)",
                                    group=FORWARD, label="Freeze W (only B learns)")
     # node perturbation and feedback learning
     sigma: float = setting(0.01, "node-perturbation noise std on every hidden output (np needs > 0)",
-                           group=FEEDBACK, label="σ: noise std (live)", low=0.0, live=True,
+                           group=FEEDBACK, label="σ: noise std (live)", low=0.0, high=1e3, live=True,
                            metavar="S", step=0.001, when=_noisy)
     feedback_lr: float = setting(1.0, "learning rate of the feedback weights B (sgd: a normalised "
                                  "step; NP divides it by its noise)", group=FEEDBACK,
-                                 label="Feedback learning rate (live)", low=0.0, live=True,
+                                 label="Feedback learning rate (live)", low=0.0, high=1e6, live=True,
                                  metavar="LRB", step=0.1, rule_specific=True, when=_sgd)
     feedback_mode: str = setting("sgd", "how B is regressed: sgd steps or exact ridge (float64 sums, "
                                  "Cholesky solve)", group=FEEDBACK, label="Feedback learning",
@@ -138,7 +141,7 @@ class RunConfig:
         off="sgd: the plain step, not divided by the batch's input energy (by default it is, so "
             "that one rate suits every layer)")
     ridge_gamma: float = setting(0.1, "ridge regulariser γ", group=FEEDBACK, label="Ridge γ",
-                                 low=0.0, low_open=True, metavar="G", step=0.01,
+                                 low=1e-12, high=1e12, metavar="G", step=0.01,
                                  rule_specific=True, when=_ridge)
     ridge_relative: bool = setting(False, "ridge: γ relative to the Gram's mean eigenvalue tr(V)/n",
                                    group=FEEDBACK, label="Ridge γ relative to tr(V)/n",
@@ -150,7 +153,7 @@ class RunConfig:
     antithetic: bool = setting(False, "antithetic noise pairs (ξ and −ξ)", group=FEEDBACK,
                                label="Antithetic noise (ξ, −ξ)", rule_specific=True)
     noise_draws: int = setting(1, "np: noisy passes per step, estimates averaged (variance ÷ K)",
-                               group=FEEDBACK, label="Noise draws per sample (K)", low=1,
+                               group=FEEDBACK, label="Noise draws per sample (K)", low=1, high=1024,
                                metavar="K", rule_specific=True)
     perturb: str = setting("all", "np: perturb all hidden layers at once, or one per step in turn "
                            "(cycle: no other layer's noise in its estimate)", group=FEEDBACK,
@@ -167,15 +170,18 @@ class RunConfig:
                                    "the noisy network", group=FEEDBACK,
                                    label="Train on the noisy network", rule_specific=True)
     weight_decay: float = setting(1e-3, "Kolen-Pollack weight decay (pulls B to Wᵀ)", group=FEEDBACK,
-                                  label="Weight decay (KP)", low=0.0, metavar="L", step=0.001,
+                                  label="Weight decay (KP)", low=0.0, high=1e3, metavar="L", step=0.001,
                                   rule_specific=True)
     # bookkeeping
-    seed: int = setting(0, "random seed", group=BOOKKEEPING, label="Seed", low=0, metavar="S")
+    seed: int = setting(0, "random seed", group=BOOKKEEPING, label="Seed", low=0,
+                    high=2**63 - 1, metavar="S")
     device: str = setting("auto", "where to train", group=BOOKKEEPING, label="Device", choices=DEVICES)
     metric_interval: int = setting(50, "log alignment metrics every K steps", group=BOOKKEEPING,
-                                   label="Metrics every k steps", low=1, metavar="K")
+                                   label="Metrics every k steps", low=1, high=10**12,
+                                   metavar="K")
     eval_interval: int = setting(250, "evaluate on the test set every K steps", group=BOOKKEEPING,
-                                 label="Test set every k steps", low=1, metavar="K")
+                                 label="Test set every k steps", low=1, high=10**12,
+                                 metavar="K")
 
     # ----------------------------------------------------------------- derived
     def widths(self) -> list[int]:
@@ -196,6 +202,16 @@ class RunConfig:
             raise ConfigError(f"width has {len(self.width)} entries but depth is {self.depth}: "
                               "give one width, or one per hidden layer")
         RULES[self.rule].check(self)
+        if self.model in ("mlp", "autoencoder"):
+            shape = DATASETS[self.dataset].image_shape
+            n_in = math.prod(shape) if shape else 64
+            sizes = [n_in, *self.widths(), n_in if self.model == "autoencoder" else 10]
+            weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+            if weights > MAX_WEIGHTS:
+                raise ConfigError(f"width={self.width!r} is not allowed with depth {self.depth}: the "
+                                  f"network would have {weights:,} weights (at most {MAX_WEIGHTS:,} "
+                                  "fit in memory with their feedback and optimiser state); lower "
+                                  "the width or the depth")
         if self.model in CONV_MODELS and DATASETS[self.dataset].image_shape is None:
             raise ConfigError(f"model={self.model!r} is not allowed for dataset {self.dataset!r}: "
                               "a conv net needs an image dataset")
@@ -280,9 +296,9 @@ def _check(name: str, value: Any, s: Setting, default: Any) -> None:
             raise ConfigError(f"{name}={value!r} is not allowed; it must be true or false")
     elif name == "width" and isinstance(value, (list, tuple)):
         for w in value:
-            _integer(name, w, low=int(s.low))
+            _integer(name, w, int(s.low), None if s.high is None else int(s.high))
     elif isinstance(default, int):
-        _integer(name, value, low=int(s.low))
+        _integer(name, value, int(s.low), None if s.high is None else int(s.high))
     elif isinstance(default, float):
         _real(name, value, s.low, s.high, s.low_open, s.high_open)
 
@@ -292,9 +308,11 @@ def _choice(name: str, value: Any, allowed) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
 
 
-def _integer(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name}={value!r} is not allowed; it must be an integer >= {low}")
+def _integer(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+            high is not None and value > high):
+        rng = f">= {low}" if high is None else f"from {low} to {high:,}"
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be an integer {rng}")
 
 
 def _real(name: str, value: Any, low: float | None = None, high: float | None = None,

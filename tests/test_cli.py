@@ -110,6 +110,22 @@ BAD = [
     (["--depth", "2", "--width", "50,20,10"], "width has 3 entries but depth is 2"),
     (["--activation", "swish"], "activation='swish'"),
     (["--depth"], "--depth"),                          # argparse: missing value
+    # values that used to pass validation and then crash, hang or be silently changed
+    (["--lr", "1e308"], "lr=1e+308"),
+    (["--feedback-lr", "1e308"], "feedback_lr=1e+308"),
+    (["--rule", "kp", "--weight-decay", "1e308"], "weight_decay=1e+308"),
+    (["--sigma", "1e308"], "sigma=1e+308"),
+    (["--rule", "np", "--feedback-mode", "ridge", "--ridge-gamma", "1e-50"], "ridge_gamma=1e-50"),
+    (["--seed", "18446744073709551615"], "seed=18446744073709551615"),
+    (["--steps", "9223372036854775808"], "steps=9223372036854775808"),
+    (["--width", "99999999999999999999"], "width=99999999999999999999"),
+    (["--width", "60000", "--depth", "5"], "weights"),
+    (["--batch-size", "1000000000"], "batch_size=1000000000"),
+    (["--depth", "٣"], "depth='٣'"),
+    (["--depth", "1_0"], "depth='1_0'"),
+    (["--steps", "1e3"], "steps='1e3'"),
+    (["--lr", "1e-400"], "lr='1e-400'"),
+    (["--lr", "-1e-3"], "lr=-0.001"),
 ]
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from engine.config import ConfigError, RunConfig
+from engine.config import ConfigError, RunConfig, settings
 
 
 @pytest.mark.parametrize("change, fragment", [
@@ -88,3 +88,22 @@ def test_validate_checks_every_field_from_its_setting(name):
         bad = "abc"
     with pytest.raises(ConfigError, match=f"^{name}="):
         RunConfig(**{name: bad}).validate()
+
+
+BOUNDED = [name for name, s in settings().items() if s.high is not None]
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_validate_refuses_values_above_each_settings_bound(name):
+    s, default = settings()[name], getattr(RunConfig(), name)
+    too_big = int(s.high) + 1 if isinstance(default, int) else s.high * 10
+    with pytest.raises(ConfigError, match=f"^{name}="):
+        RunConfig(**{name: too_big}).validate()
+    if name != "width" and not s.high_open:  # the widest layer alone is past the size bound
+        RunConfig(**{name: type(default)(s.high)}).validate()
+
+
+def test_a_network_too_big_for_memory_is_refused_before_it_is_built():
+    with pytest.raises(ConfigError, match="weights"):
+        RunConfig(width=60000, depth=5).validate()
+    RunConfig(width=1024, depth=6).validate()                # the UI's largest MLP is fine
