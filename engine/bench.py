@@ -113,8 +113,9 @@ def _trainer_step(rule: str, net: dict, batch: int, data: Dataset, device: str,
         shape = dict(model="mlp", depth=len(net["widths"]), width=list(net["widths"]))
     else:
         shape = dict(model=net["model"], activation="tanh")
+    # SGD, as the baseline: the ratio is then the rule's work, not the optimiser's
     cfg = RunConfig(dataset="digits", batch_size=batch, steps=OFF, device=device,
-                    lr=BENCH_LR, **shape, **overrides)
+                    optimizer="sgd", lr=BENCH_LR, **shape, **overrides)
     if not metrics:
         cfg = dataclasses.replace(cfg, metric_interval=OFF, eval_interval=OFF)
     state = {"trainer": Trainer(cfg, dataset=data)}

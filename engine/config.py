@@ -107,11 +107,13 @@ class RunConfig:
     loss: str = setting("mse", "mse: ½‖ŷ − y‖² (the paper's); ce: cross-entropy", group=NETWORK,
                         label="Loss", choices=LOSSES)
     # how the forward weights learn
-    optimizer: str = setting("sgd", "optimiser of the forward weights", group=FORWARD,
+    # Adam by default: its per-weight normalised step does not grow with a layer's fan-in, so
+    # one lr trains widths 8–1,024 and depths 1–6 with every rule; SGD with momentum at any
+    # one lr diverges for the wide nets (the output layer's curvature grows with its width).
+    optimizer: str = setting("adam", "optimiser of the forward weights", group=FORWARD,
                              label="Optimizer", choices=OPTIMIZERS)
-    # with momentum 0.9 an effective step of 0.5: 1.0 made the SG oracle diverge
-    lr: float = setting(0.05, "forward learning rate", group=FORWARD, label="Learning rate (live)",
-                        low=0.0, high=1e6, live=True, metavar="LR", step=0.01)
+    lr: float = setting(1e-3, "forward learning rate", group=FORWARD, label="Learning rate (live)",
+                        low=0.0, high=1e6, live=True, metavar="LR", step=0.0005)
     momentum: float = setting(0.9, "SGD momentum", group=FORWARD, label="Momentum", low=0.0,
                               high=1.0, high_open=True, metavar="M", step=0.1,
                               when=lambda cfg: cfg.optimizer == "sgd")
@@ -311,7 +313,7 @@ def _choice(name: str, value: Any, allowed) -> None:
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
             high is not None and value > high):
-        rng = f">= {low}" if high is None else f"from {low} to {high:,}"
+        rng = f">= {low}" + ("" if high is None else f" and <= {high:,}")
         raise ConfigError(f"{name}={value!r} is not allowed; it must be an integer {rng}")
 
 

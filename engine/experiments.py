@@ -129,7 +129,9 @@ def fig2(**kw) -> RunConfig:
     """The paper's Fig. 2 set-up: 784-50-20-10 sigmoid, forward weights frozen, the reference
     code's init N(0, 2/fan_in), B learned by cumulative ridge (γ = 0.1, from B = 0), σ = 0.01,
     batch 32."""
+    # W is frozen, so the forward optimiser never acts; pinned so the stored runs keep their keys
     base = dict(model="mlp", depth=2, width=[50, 20], activation="sigmoid", loss="mse",
+                optimizer="sgd", lr=0.05, momentum=0.9,
                 batch_size=32, freeze_forward=True, init="paper", feedback_mode="ridge",
                 ridge_gamma=0.1, ridge_forget=1.0, sigma=0.01, rule="np")
     base.update(kw)

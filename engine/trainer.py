@@ -35,8 +35,9 @@ EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
 class DivergedError(RuntimeError):
     """The loss became NaN or infinite; `step` is the first step where it did."""
 
-    def __init__(self, step: int):
-        super().__init__(f"the run diverged: the training loss became NaN or infinite at step {step}")
+    def __init__(self, step: int, hint: str = ""):
+        super().__init__(f"the run diverged: the training loss became NaN or infinite at step {step}"
+                         + (f"; {hint}" if hint else ""))
         self.step = step
 
 
@@ -181,11 +182,21 @@ class Trainer:
         first_bad = int(self._first_bad_step)
         if first_bad >= 0:
             self.status = "diverged"
-            raise DivergedError(first_bad)
+            raise DivergedError(first_bad, self._divergence_hint())
         record = self._record(y, result, metrics,
                               evaluate=(s % self.cfg.eval_interval == 0 or s == self.cfg.steps))
         self._publish(record)
         return record
+
+    def _divergence_hint(self) -> str:
+        """What to lower: the forward step, and the feedback step where B is learnt by SGD."""
+        cfg, sgd = self.cfg, self.cfg.optimizer == "sgd"
+        lower = [f"lr (now {cfg.lr:g})"]
+        if "feedback_lr" in self.rule.reads and cfg.feedback_mode == "sgd":
+            lower.append(f"feedback_lr (now {cfg.feedback_lr:g})")
+        if sgd and cfg.momentum > 0:
+            lower.append(f"momentum (now {cfg.momentum:g})")
+        return "lower " + " or ".join(lower) + (", or use optimizer adam" if sgd else "")
 
     def run(self, steps: int | None = None, on_record: Callable[[dict], None] | None = None) -> str:
         """Train until `steps` more steps are done (default: up to cfg.steps) or stop() is called.

@@ -114,7 +114,7 @@ def test_parse_width():
 
 def test_run_label_says_what_differs():
     assert run_label(RunConfig(rule="np", sigma=0.01, depth=2, width=50, seed=0)) == \
-        "np σ=0.01 d2 w50 lr=0.05 seed0"
+        "np σ=0.01 d2 w50 lr=0.001 seed0"
     assert "σ" not in run_label(RunConfig(rule="fa"))
     assert "w50-20" in run_label(RunConfig(width=[50, 20]))
 
@@ -165,7 +165,8 @@ def test_live_change_is_validated_recorded_and_applied():
 
 
 def test_diverging_run_says_so_and_stops():
-    cfg = RunConfig(**{**TINY, "rule": "bp", "lr": 1e6, "activation": "linear", "steps": 100_000})
+    cfg = RunConfig(**{**TINY, "rule": "bp", "optimizer": "sgd", "lr": 1e6, "activation": "linear",
+                       "steps": 100_000})
     run = RunHandle(cfg).start()
     assert run.join(30)
     assert run.status == "diverged"

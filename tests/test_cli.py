@@ -159,12 +159,12 @@ def test_help_exits_0(capsys):
 
 # ----------------------------------------------------------------- divergence
 def test_diverging_run_exits_3_naming_the_step_and_is_saved(capsys, tmp_path):
-    rc, out, err = run_cli(capsys, "train", "--lr", "1e6", "--steps", "50", "--quiet",
-                           "--out", str(tmp_path), "--json")
+    rc, out, err = run_cli(capsys, "train", "--optimizer", "sgd", "--lr", "1e6", "--steps", "50",
+                           "--quiet", "--out", str(tmp_path), "--json")
     assert rc == 3
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
-    assert re.search(r"diverged.*at step \d+$", lines[0]), lines[0]
+    assert re.search(r"diverged.*at step \d+; lower lr \(now 1e\+06\)", lines[0]), lines[0]
     data = strict_json(out)
     assert data["status"] == "diverged" and data["test_loss"] is None
     summary = json.loads((Path(data["run_dir"]) / "summary.json").read_text())
@@ -267,7 +267,7 @@ def console_script() -> list[str]:
 
 def test_console_script_errors_without_traceback(tmp_path):
     for argv, rc in [(["train", "--rule", "nope"], 2), (["train", "--nope"], 2),
-                     (["train", "--lr", "1e6", "--steps", "30", "--quiet"], 3)]:
+                     (["train", "--optimizer", "sgd", "--lr", "1e6", "--steps", "30", "--quiet"], 3)]:
         proc = subprocess.run(console_script() + argv + ["--out", str(tmp_path)],
                               capture_output=True, text=True, timeout=120,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -200,7 +200,7 @@ def test_control_variate_estimate_is_its_formula():
     try:
         guess = [torch.randn_like(t) for t in true]
         state = rule.generator.get_state()
-        lam = rule.estimate(x, y, obj, clean, predictions=guess)
+        lam = rule.estimate(x, y, obj, clean, predictions=guess, weight=1.0)
         rule.generator.set_state(state)
         noise = rule.sample_noise(x)
         noisy = obj.per_sample(rule.model(x, noise=noise, use_feedback=False).out, y)
@@ -219,7 +219,7 @@ def test_control_variate_variance_is_that_of_the_residual_g_minus_its_prediction
     half = [t / 2 for t in true]
     torch.set_default_dtype(torch.float64)
     try:
-        samples = torch.stack([rule.estimate(x, y, obj, clean, predictions=half)[0]
+        samples = torch.stack([rule.estimate(x, y, obj, clean, predictions=half, weight=1.0)[0]
                                for _ in range(3000)])
     finally:
         torch.set_default_dtype(torch.float32)
@@ -229,6 +229,22 @@ def test_control_variate_variance_is_that_of_the_residual_g_minus_its_prediction
     torch.testing.assert_close(var, n0 * r_all + half[0].pow(2).sum(1), rtol=0.15, atol=0)
     err = samples.mean(0) - true[0]                   # unbiased: the mean error is the noise's
     assert (err.pow(2).sum(-1) < 5 * var / 3000).all()
+
+
+def test_control_variate_weight_is_the_regression_of_the_change_on_its_prediction():
+    """c = Σ ΔL·p / Σ p² over earlier batches, clipped to [0, 1]: 0 before any batch, ≈ 1 for
+    an exact prediction, ≈ 0 for one unrelated to the change."""
+    from engine.rules.np import ControlVariateWeight
+
+    torch.manual_seed(0)
+    exact, junk = ControlVariateWeight("cpu"), ControlVariateWeight("cpu")
+    assert exact.value().item() == 0.0
+    for _ in range(50):
+        p = torch.randn(32)
+        exact.observe(p + 0.01 * torch.randn(32), p)
+        junk.observe(torch.randn(32), 10 * torch.randn(32))
+    assert exact.value().item() == pytest.approx(1.0, abs=0.01)
+    assert junk.value().item() < 0.02
 
 
 def test_np_uses_the_error_b_sends_as_its_control_variate_with_sgd_only():

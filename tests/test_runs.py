@@ -108,7 +108,7 @@ def test_list_runs_and_load_run_round_trip(tmp_path):
 
 
 def test_a_diverged_run_is_saved_with_status_diverged(tmp_path):
-    trainer = Trainer(small(dataset="digits", lr=1e6, steps=100, metric_interval=1))
+    trainer = Trainer(small(dataset="digits", optimizer="sgd", lr=1e6, steps=100, metric_interval=1))
     writer = RunWriter(tmp_path, trainer)
     with pytest.raises(DivergedError) as info:
         trainer.run()

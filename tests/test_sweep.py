@@ -255,7 +255,7 @@ def test_a_config_that_fails_validation_at_trial_time_is_a_failed_run(tmp_path):
 
 
 def test_a_diverging_trial_is_recorded_as_diverged(tmp_path):
-    s = sw.parse_sweep({"base": {**TINY, "rule": "bp", "metric_interval": 1},
+    s = sw.parse_sweep({"base": {**TINY, "rule": "bp", "optimizer": "sgd", "metric_interval": 1},
                         "grid": {"lr": [1e6, 0.1]}})
     result = sw.run_sweep(s, tmp_path, serial=True, progress=False)
     t = result.table.set_index("lr")

@@ -140,12 +140,12 @@ def test_bad_live_changes_are_refused_with_one_line(change, message):
 
 
 def test_a_diverging_run_stops_and_names_the_step():
-    t = Trainer(RunConfig(rule="bp", lr=1e4, momentum=0.0, steps=500, metric_interval=50))
+    t = Trainer(RunConfig(rule="bp", optimizer="sgd", lr=1e4, momentum=0.0, steps=500, metric_interval=50))
     with pytest.raises(DivergedError) as err:
         t.run()
     assert t.status == "diverged"
     assert 1 <= err.value.step <= t.step_count <= 50
-    assert f"at step {err.value.step}" in str(err.value)
+    assert f"at step {err.value.step}; lower lr (now 10000)" in str(err.value)   # says what to lower
 
 
 def test_warmup_freezes_forward_weights_then_releases_them():

@@ -35,13 +35,15 @@ class NodePerturbation(LearnedFeedback):
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
         self._cycle = 0                     # perturb="cycle": the next site to perturb
+        self.cv_weight = ControlVariateWeight(self.device)
 
     def state_dict(self):
-        return {**super().state_dict(), "cycle": self._cycle}
+        return {**super().state_dict(), "cycle": self._cycle, "cv_weight": self.cv_weight.state_dict()}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self._cycle = int(state.get("cycle", 0))
+        self.cv_weight.load_state_dict(state.get("cv_weight", {}))
 
     @classmethod
     def uses_noise(cls, cfg):
@@ -78,9 +80,14 @@ class NodePerturbation(LearnedFeedback):
         return k / (k + perturbed)
 
     @torch.no_grad()
-    def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None, predictions=None):
+    def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None, predictions=None,
+                 weight=None):
         """λ̂ᵢ for every hidden site from the step's noisy passes (None for a site left
         unperturbed this step, under perturb="cycle").
+
+        `predictions` ĝᵢ make it the control-variate estimate, with `weight` c:
+        λ̂ᵢ = (L̃ − L − c Σⱼ ξⱼ·ĝⱼ) ξᵢ/σ² + c ĝᵢ. By default c is the variance-minimising weight
+        learnt from the earlier batches (see ControlVariateWeight).
 
         With noise_draws K > 1 the batch is repeated K times in one noisy pass and λ̂ is the
         mean of the K estimates per sample (variance ÷ K). The noisy pass reuses the clean
@@ -104,8 +111,13 @@ class NodePerturbation(LearnedFeedback):
         if predictions is not None:             # the change that B's errors ĝ predict: ξ·ĝ
             predictions = [None if xi is None else _repeat(g.reshape(batch, *xi.shape[1:]), k)
                            for xi, g in zip(noise, predictions)]
-            change = change - sum((xi * g).flatten(1).sum(1)
-                                  for xi, g in zip(noise, predictions) if xi is not None)
+            predicted = sum((xi * g).flatten(1).sum(1)
+                            for xi, g in zip(noise, predictions) if xi is not None)
+            if weight is None:
+                weight = self.cv_weight.value()
+                self.cv_weight.observe(change, predicted)      # after: c uses earlier batches only
+            change = change - weight * predicted
+            predictions = [None if g is None else weight * g for g in predictions]
         scale = change / self.cfg.sigma ** 2
         estimates = []
         for i, xi in enumerate(noise):
@@ -127,6 +139,36 @@ class NodePerturbation(LearnedFeedback):
             self._cycle += 1
             return [site]
         return list(range(n))
+
+
+class ControlVariateWeight:
+    """The weight c ∈ [0, 1] of the control variate ξ·ĝ that minimises the estimate's variance:
+    the regression coefficient of the loss change on the predicted change, c* = E[ΔL p]/E[p²],
+    from exponentially weighted sums over earlier batches (so c does not depend on this
+    batch's ξ and λ̂ stays unbiased). While B's errors are junk, c ≈ 0 and the estimate is the
+    paper's; as B learns, c → 1. A full weight on a wrong early ĝ would instead multiply the
+    estimate's noise with B's error, which made deep narrow nets diverge."""
+
+    DECAY = 0.99                 # about the last 100 batches
+
+    def __init__(self, device):
+        self.cross = torch.zeros((), dtype=torch.float64, device=device)
+        self.power = torch.zeros((), dtype=torch.float64, device=device)
+
+    def value(self) -> torch.Tensor:
+        return (self.cross / self.power.clamp_min(1e-300)).clamp(0.0, 1.0).float()
+
+    def observe(self, change: torch.Tensor, predicted: torch.Tensor) -> None:
+        self.cross.mul_(self.DECAY).add_((change.double() * predicted.double()).sum())
+        self.power.mul_(self.DECAY).add_(predicted.double().pow(2).sum())
+
+    def state_dict(self) -> dict:
+        return {"cross": self.cross.cpu(), "power": self.power.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self.cross.copy_(state["cross"])
+            self.power.copy_(state["power"])
 
 
 def _repeat(t: torch.Tensor, k: int) -> torch.Tensor:
