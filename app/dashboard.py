@@ -435,11 +435,13 @@ class Dashboard(pn.viewable.Viewer):
                 self.curves.replace(run.id, [flatten_record(r) for r in run.buffer.records()])
             else:
                 self.curves.stream(run.id, [flatten_record(r) for r in new])
+        # Markers where the records show a live change applied, not where the UI asked for it.
         seen = self._changes_seen.get(run.id, 0)
-        for change in run.changes[seen:]:
+        applied = list(run.applied)
+        for change in applied[seen:]:
             self.curves.mark_change(run.id, change["step"],
                                     f"{change['name']}: {change['old']:g} → {change['new']:g}")
-        self._changes_seen[run.id] = len(run.changes)
+        self._changes_seen[run.id] = len(applied)
 
     def _refresh_heatmaps(self, force: bool = False) -> None:
         run = self.session.current

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from engine.config import RunConfig
+from engine.config import LIVE_FIELDS, RunConfig
 from engine.stream import RecordBuffer
 
 from app import run_worker
@@ -53,7 +53,11 @@ class RunHandle:
         self.step_count = 0
         self.ready = False          # the run's process has built its trainer
         self.started_at: float | None = None
-        self.changes: list[dict[str, Any]] = []      # live setting changes: step, name, old, new
+        self.changes: list[dict[str, Any]] = []      # live changes asked for: step, name, old, new
+        # ... and as the records show them applied: the first record that carries a new value
+        # (at most one metric interval after the step it took effect at, never before it).
+        self.applied: list[dict[str, Any]] = []
+        self._live_seen = {name: getattr(self.cfg, name) for name in LIVE_FIELDS}   # as it starts
         self._lock = threading.Lock()
         self._paused = False
         self._step_target: int | None = None
@@ -149,6 +153,7 @@ class RunHandle:
                 continue
             kind = event[0]
             if kind == "record":
+                self._note_applied(event[1])
                 self.buffer.push(event[1])
                 self.step_count = max(self.step_count, event[1]["step"])
             elif kind == "progress":
@@ -161,6 +166,17 @@ class RunHandle:
                 self.status = status
                 if status in FINAL:
                     return
+
+    def _note_applied(self, record: dict) -> None:
+        for name in LIVE_FIELDS:
+            if name not in record:
+                continue
+            old = self._live_seen.get(name, record[name])
+            if record[name] != old:
+                with self._lock:
+                    self.applied.append({"step": record["step"], "name": name, "old": old,
+                                         "new": record[name]})
+            self._live_seen[name] = record[name]
 
     def __repr__(self) -> str:
         return f"RunHandle({self.id}, {self.label!r}, {self.status}, step {self.step_count})"

@@ -225,11 +225,18 @@ def test_dashboard_live_sigma_change_is_marked_on_the_plots():
     dash.state.set_config(RunConfig(**{**TINY, "rule": "np", "steps": 10_000_000}))
     run = dash._on_start()
     try:
-        wait_for(lambda: run.ready)
+        wait_for(lambda: run.ready and run.step_count > 0)
+        asked_at = run.step_count
         dash.state.sigma = 0.05
-        dash._pull()
+        # The marker comes from the records: at the first one that carries the new σ.
+        wait_for(lambda: dash._pull() or dash.curves.changes.data["step"])
         assert dash.curves.changes.data["step"]            # a vertical marker where it changed
         assert "sigma" in dash.curves.changes.data["what"][0]
+        step = dash.curves.changes.data["step"][0]
+        assert step >= asked_at and run.buffer.records()[-1]["step"] >= step
+        records = run.buffer.records()                     # (thinned when long: compare around)
+        assert all(r["sigma"] == 0.05 for r in records if r["step"] >= step)
+        assert all(r["sigma"] == 0.01 for r in records if r["step"] < step)
         dash.state.sigma = -1.0                            # refused live, with the message
         assert dash.config_alert.visible and "sigma" in dash.config_alert.object
     finally:
