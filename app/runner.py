@@ -64,23 +64,30 @@ class RunHandle:
         self._process = None
         self._commands = None
         self._pump: threading.Thread | None = None
+        self._stop_requested = False
 
     # ------------------------------------------------------------------ control
     def start(self, paused: bool = False) -> "RunHandle":
-        if self._process is not None:
-            return self
-        ctx = run_worker.context()
-        self._paused = paused
-        self._commands, events = ctx.Queue(), ctx.Queue()
-        self.status = "starting"
-        self.started_at = time.time()
-        self._process = ctx.Process(
-            target=run_worker.train, name=f"creditlab-run-{self.id}", daemon=True,
-            args=(self.cfg.to_dict(), self._commands, events, paused, TORCH_THREADS, self.label))
-        self._process.start()
-        self._pump = threading.Thread(target=self._receive, args=(events,),
-                                      name=f"creditlab-run-{self.id}-pump", daemon=True)
-        self._pump.start()
+        # Under the lock: a stop() that races with the start is either seen here (the run never
+        # starts) or finds the command queue and reaches the process. It is never lost.
+        with self._lock:
+            if self._process is not None or self.status == "stopped":
+                return self
+            if self._stop_requested:
+                self.status = "stopped"
+                return self
+            ctx = run_worker.context()
+            self._paused = paused
+            self._commands, events = ctx.Queue(), ctx.Queue()
+            self.status = "starting"
+            self.started_at = time.time()
+            self._process = ctx.Process(
+                target=run_worker.train, name=f"creditlab-run-{self.id}", daemon=True,
+                args=(self.cfg.to_dict(), self._commands, events, paused, TORCH_THREADS, self.label))
+            self._process.start()
+            self._pump = threading.Thread(target=self._receive, args=(events,),
+                                          name=f"creditlab-run-{self.id}-pump", daemon=True)
+            self._pump.start()
         return self
 
     def _send(self, kind: str, arg: Any = None) -> None:
@@ -107,6 +114,8 @@ class RunHandle:
         self._send("step", target)
 
     def stop(self) -> None:
+        with self._lock:
+            self._stop_requested = True
         self._send("stop")
 
     def join(self, timeout: float | None = None) -> bool:

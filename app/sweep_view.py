@@ -129,9 +129,11 @@ def small_sweep_spec(rules: list[str], samples: int, steps: int, seeds: int = 1,
     data = {"sweep": {"name": name, "seed": int(seed), "samples": int(samples),
                       "seeds_per_point": int(seeds)},
             "base": base, "grid": {"rule": list(rules)},
+            # lr around Adam's 1e-3 (the default optimiser); feedback_lr around the normalised
+            # step's 1.0 (NP scales it down by its own noise)
             "random": {"sigma": {"log_uniform": [1e-4, 1e-1]},
-                       "lr": {"log_uniform": [1e-3, 1.0]},
-                       "feedback_lr": {"log_uniform": [1e-4, 1e-1]}}}
+                       "lr": {"log_uniform": [1e-4, 1e-2]},
+                       "feedback_lr": {"log_uniform": [0.05, 2.0]}}}
     return sw.parse_sweep(data)
 
 
@@ -187,7 +189,7 @@ class SweepView(pn.viewable.Viewer):
     def __panel__(self):
         form = pn.Column(
             pn.pane.Markdown("#### Start a small sweep\nRandom search over σ ∈ [1e-4, 1e-1], "
-                             "lr ∈ [1e-3, 1], feedback_lr ∈ [1e-4, 1e-1] (log-uniform), on the "
+                             "lr ∈ [1e-4, 1e-2] (Adam), feedback_lr ∈ [0.05, 2] (log-uniform), on the "
                              "local cluster."),
             self.form_rules, self.form_dataset, self.form_samples, self.form_seeds,
             self.form_steps, self.form_workers, self.form_seed,

@@ -28,7 +28,6 @@ TEACHERS = ("linear", "nonlinear")
 MAX_WEIGHTS = 100_000_000
 
 
-
 @dataclass(frozen=True)
 class Setting:
     """Everything a front end needs to know about one RunConfig field, declared once beside it.
@@ -119,8 +118,8 @@ class RunConfig:
                               when=lambda cfg: cfg.optimizer == "sgd")
     batch_size: int = setting(32, "mini-batch size", group=FORWARD, label="Batch size", low=1,
                               high=65536, metavar="B")
-    steps: int = setting(2000, "training steps", group=FORWARD, label="Steps", low=1, high=10**12, metavar="N",
-                         step=1000)
+    steps: int = setting(2000, "training steps", group=FORWARD, label="Steps", low=1, high=10**12,
+                         metavar="N", step=1000)
     warmup_steps: int = setting(0, "forward weights frozen for the first K steps", group=FORWARD,
                                 label="Warm-up steps (W frozen)", low=0, high=10**12, metavar="K",
                                 step=100)

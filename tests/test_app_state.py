@@ -184,6 +184,15 @@ def test_session_cleanup_stops_every_run_process():
     assert not any(run.alive for run in runs)
 
 
+def test_a_stop_that_comes_before_the_start_is_not_lost():
+    """A session's stop_all() can reach a run between its creation and its start (a tab closed
+    as Start was pressed): the run must then never train."""
+    run = RunHandle(RunConfig(**{**TINY, "steps": 10_000_000}))
+    run.stop()
+    run.start()
+    assert run.status == "stopped" and not run.alive and run.join(1)
+
+
 def test_comparison_is_bounded():
     session = SessionRuns(max_runs=2)
     runs = [session.launch(RunConfig(**TINY))[0] for _ in range(3)]

@@ -12,10 +12,12 @@ B_{i+1} δ_{i+1} predicts λ̂ᵢ. Loss and accuracy are those of the clean pass
 With `control_variate` (SGD B), the errors ĝᵢ = B_{i+1} δ_{i+1} that B already sends predict
 the change ξ·ĝ, and only the rest is correlated with the noise:
 
-    λ̂ᵢ = (L̃ − L − Σⱼ ξⱼ·ĝⱼ) ξᵢ / σ² + ĝᵢ
+    λ̂ᵢ = (L̃ − L − c Σⱼ ξⱼ·ĝⱼ) ξᵢ / σ² + c ĝᵢ
 
-still unbiased (ĝ does not depend on ξ), with the variance of g − ĝ in place of g's: it falls
-as B learns, so the regression converges instead of stalling at the estimate's noise floor.
+still unbiased (ĝ and c do not depend on this step's ξ). At c = 1 its variance is that of
+g − ĝ in place of g's: it falls as B learns, so the regression converges instead of stalling
+at the estimate's noise floor. c ∈ [0, 1] is the variance-minimising weight, learnt from the
+earlier batches (ControlVariateWeight): ≈ 0 while B's errors are junk, → 1 as B learns.
 Globally it is a prediction error: the loss change minus the change the feedback expected.
 """
 
