@@ -58,6 +58,7 @@ class Dashboard(pn.viewable.Viewer):
         self._orphan_since: float | None = None
         self._closed = False
         self._applying_preset = False
+        self._url_problem = ""                      # a link's unreadable values, until an edit
         self._legend_signature: tuple = ()
         self._build_widgets()
         self._build_layout()
@@ -215,8 +216,11 @@ class Dashboard(pn.viewable.Viewer):
         for name, widget in self.inputs.items():     # only the settings that matter here
             widget.visible = applies(name, self.state)
         error = self.state.error()
-        self.config_alert.object = f"**Setting not allowed:** {error}" if error else ""
-        self.config_alert.visible = bool(error)
+        if events:
+            self._url_problem = ""
+        lines = [self._url_problem] + ([f"**Setting not allowed:** {error}"] if error else [])
+        self.config_alert.object = "\n\n".join(line for line in lines if line)
+        self.config_alert.visible = bool(self.config_alert.object)
         self.start_button.disabled = False        # Start re-checks and explains; never a dead button
         run = self.session.current
         if run is not None and run.active:
@@ -246,10 +250,9 @@ class Dashboard(pn.viewable.Viewer):
         if not query:
             return
         bad = self.state.update_from_query(query)
-        if bad:
-            self.config_alert.object = ("**The link has settings that cannot be read:** "
-                                        + ", ".join(f"{n}={_first(args[n])!r}" for n in bad))
-            self.config_alert.visible = True
+        if bad:       # kept above any setting message until the user edits a setting
+            self._url_problem = ("**The link has settings that cannot be read** (defaults used): "
+                                 + ", ".join(f"{n}={_first(args[n])!r}" for n in bad))
 
     def _write_url(self) -> None:
         if not getattr(self, "_sync_url", False):

@@ -11,6 +11,8 @@ refused by a widget.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from typing import Any
 
 import param
@@ -192,9 +194,18 @@ def _from_query(p: param.Parameter, raw: Any) -> Any:
             return False
         raise ValueError(raw)
     if isinstance(p, param.Integer):
+        if not re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
+            raise ValueError(raw)
         return int(raw)
     if isinstance(p, param.Number):
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):          # a widget cannot show it (and JSON cannot carry it)
+            raise ValueError(raw)
+        return value
+    if isinstance(p, param.Selector) and raw not in p.objects:
+        raise ValueError(raw)                 # a choice the widget does not have (e.g. "%00")
+    if not raw.isprintable():
+        raise ValueError(raw)
     return raw
 
 

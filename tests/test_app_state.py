@@ -62,6 +62,13 @@ def test_unreadable_url_values_are_reported_not_applied():
     bad = state.update_from_query({"depth": "abc", "freeze_forward": "maybe", "seed": "3"})
     assert sorted(bad) == ["depth", "freeze_forward"]
     assert state.seed == 3 and state.depth == 2
+    # garbage a widget cannot show is refused too: an unknown choice, a control character,
+    # a number that overflows; a readable but bad value (steps=-1) is applied, then named
+    bad = state.update_from_query({"width": "abc", "rule": "%00", "model": "\x00", "steps": "-1",
+                                   "sigma": "1e999", "depth": "٣"})
+    assert sorted(bad) == ["depth", "model", "rule", "sigma"]
+    assert state.rule == "np" and state.sigma == 0.01 and state.steps == -1
+    assert "steps=-1" in state.error() or "width='abc'" in state.error()
 
 
 def test_rule_choices_come_from_the_registry():

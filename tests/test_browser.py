@@ -177,6 +177,16 @@ def test_url_restores_configuration(server, page):
     assert "rule=fa" in href() and "width=30%2C20%2C10" in href()
 
 
+def test_a_link_with_garbage_values_shows_the_page_and_names_them(server, page):
+    url, _ = server
+    open_dashboard(page, url, "?width=abc&rule=%00&steps=-1&sigma=1e999")   # controls render
+    page.get_by_text("cannot be read").first.wait_for(timeout=10_000)
+    page.get_by_text("sigma='1e999'").first.wait_for(timeout=10_000)     # each named
+    page.get_by_text("rule='\\x00'").first.wait_for(timeout=10_000)
+    page.get_by_text("width='abc' is not allowed").first.wait_for(timeout=10_000)
+    assert page.get_by_label("Learning rule").count() == 1
+
+
 def test_closing_the_tab_stops_its_run_within_seconds(server, browser):
     url, dashboards = server
     page = browser.new_page()
