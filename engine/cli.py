@@ -235,8 +235,11 @@ def _resumed(args: argparse.Namespace):
                          f"{', '.join('--' + n.replace('_', '-') for n in given)} (only --steps may be given)")
     if args.no_save:
         raise UsageError("--resume writes into the run's folder; drop --no-save")
-    from engine.runs import CHECKPOINT_FILE
+    from engine.runs import CHECKPOINT_FILE, load_summary
     path = Path(args.resume) / CHECKPOINT_FILE
+    if (load_summary(args.resume) or {}).get("status") == "running":
+        raise UsageError(f"resume={args.resume!r} is not allowed: that run is still running; "
+                         "stop it first (or wait for it to end)")
     if not path.is_file():
         raise UsageError(f"resume={args.resume!r} is not allowed: {path} does not exist "
                          "(give a run folder written by creditlab train)")

@@ -369,6 +369,9 @@ def test_sigterm_stops_gracefully_saves_and_exits_143(tmp_path):
 def test_a_killed_run_is_reported_killed_and_can_be_resumed(tmp_path, capsys):
     proc = _start_long_run(tmp_path)
     try:
+        # while it runs, it is not resumed a second time into the same folder
+        assert main(["train", "--resume", str(next(tmp_path.iterdir())), "--quiet"]) == 2
+        assert "still running" in capsys.readouterr().err
         proc.kill()                                   # SIGKILL: nothing gets to clean up
         proc.wait(timeout=60)
     finally:
