@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from typing import Any
 
 import param
 
-from engine.config import LIVE_FIELDS, ConfigError, RunConfig, choices_of, settings
+from engine.config import (LIVE_FIELDS, ConfigError, RunConfig, choices_of, parse_float,
+                           parse_int, settings)
 from engine.rules import RULES
 
 # The dashboard's starting point: the paper's MLP shape, long enough to watch for a while.
@@ -193,12 +193,11 @@ def _from_query(p: param.Parameter, raw: Any) -> Any:
         if raw.lower() in ("false", "0", "no", "off"):
             return False
         raise ValueError(raw)
+    # The CLI's strict parsing (ConfigError is a ValueError): the same text means the same number.
     if isinstance(p, param.Integer):
-        if not re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
-            raise ValueError(raw)
-        return int(raw)
+        return parse_int(p.name, raw)
     if isinstance(p, param.Number):
-        value = float(raw)
+        value = parse_float(p.name, raw)
         if not math.isfinite(value):          # a widget cannot show it (and JSON cannot carry it)
             raise ValueError(raw)
         return value

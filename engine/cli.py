@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import math
-import re
 import signal
 import sys
 import threading
@@ -22,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.config import DEVICES, ConfigError, RunConfig, choices_of, settings
+from engine.config import (DEVICES, NUMBER, ConfigError, RunConfig, choices_of, parse_float,
+                           parse_int, settings)
 from engine.argtypes import int_at_least
 from engine.download import DataError
 
@@ -62,26 +62,6 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
     return options
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")          # ASCII digits only: no "٣", "1_0" or "1e3"
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)", re.I)
-
-
-def _parse_int(name: str, text: str) -> int:
-    if not _INTEGER.fullmatch(text.strip()):
-        raise ConfigError(f"{name}={text!r} is not allowed; it must be an integer, in digits")
-    return int(text)
-
-
-def _parse_float(name: str, text: str) -> float:
-    if not _NUMBER.fullmatch(text.strip()):
-        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number")
-    value = float(text)
-    if value == 0.0 and re.search(r"[1-9]", text.split("e")[0].split("E")[0]):
-        raise ConfigError(f"{name}={text!r} is not allowed; it is too small to represent "
-                          "(it would be 0)")
-    return value
-
-
 def _parse_width(text: str) -> int | list[int]:
     parts = [p.strip() for p in text.split(",")]
     try:
@@ -105,9 +85,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         elif isinstance(default, bool):
             changes[f.name] = text
         elif isinstance(default, int):
-            changes[f.name] = _parse_int(f.name, text)
+            changes[f.name] = parse_int(f.name, text)
         elif isinstance(default, float):
-            changes[f.name] = _parse_float(f.name, text)
+            changes[f.name] = parse_float(f.name, text)
         else:
             changes[f.name] = text
     if isinstance(changes.get("width"), list) and "depth" not in changes:
@@ -251,7 +231,7 @@ def _resumed(args: argparse.Namespace):
                          f"({type(exc).__name__})") from None
     done = int(state.get("step", 0))
     if args.steps is not None:
-        cfg.steps = _parse_int("steps", args.steps)
+        cfg.steps = parse_int("steps", args.steps)
     if cfg.steps <= done:
         raise UsageError(f"steps={cfg.steps} is not allowed with --resume: the run has done "
                          f"{done} steps already; give --steps larger than {done}")
@@ -443,7 +423,7 @@ def _negative_values(argv: Sequence[str]) -> list[str]:
     while i < len(argv):
         flag = argv[i]
         if (flag.startswith("--") and "=" not in flag and i + 1 < len(argv)
-                and argv[i + 1].startswith("-") and _NUMBER.fullmatch(argv[i + 1])):
+                and argv[i + 1].startswith("-") and NUMBER.fullmatch(argv[i + 1])):
             out.append(f"{flag}={argv[i + 1]}")
             i += 2
         else:

@@ -10,8 +10,10 @@ raises `ConfigError` with a one-line message that names the bad value and what i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -204,9 +206,9 @@ class RunConfig:
                               "give one width, or one per hidden layer")
         RULES[self.rule].check(self)
         if self.model in ("mlp", "autoencoder"):
-            shape = DATASETS[self.dataset].image_shape
-            n_in = math.prod(shape) if shape else 64
-            sizes = [n_in, *self.widths(), n_in if self.model == "autoencoder" else 10]
+            spec = DATASETS[self.dataset]
+            n_in = math.prod(spec.image_shape) if spec.image_shape else 64
+            sizes = [n_in, *self.widths(), n_in if self.model == "autoencoder" else spec.n_out or 10]
             weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
             if weights > MAX_WEIGHTS:
                 raise ConfigError(f"width={self.width!r} is not allowed with depth {self.depth}: the "
@@ -261,8 +263,10 @@ class RunConfig:
 LIVE_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.metadata["setting"].live)
 
 
+@functools.cache
 def settings() -> dict[str, Setting]:
-    """Every RunConfig field's Setting, in declaration order (the order of the CLI and sidebar)."""
+    """Every RunConfig field's Setting, in declaration order (the order of the CLI and sidebar).
+    Built once (the dashboard asks for it per widget on every edit); do not modify it."""
     return {f.name: f.metadata["setting"] for f in dataclasses.fields(RunConfig)}
 
 
@@ -287,6 +291,28 @@ def applies(name: str, cfg: Any) -> bool:
         return s.when is None or bool(s.when(cfg))
     except (AttributeError, TypeError, ValueError):
         return True
+
+
+# Numbers as text (the CLI, a URL): ASCII digits only, so "٣", "1_0" or "1e3" for an integer
+# and "1_0.5" for a number are refused instead of read as something else.
+INTEGER = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)", re.I)
+
+
+def parse_int(name: str, text: str) -> int:
+    if not INTEGER.fullmatch(text.strip()):
+        raise ConfigError(f"{name}={text!r} is not allowed; it must be an integer, in digits")
+    return int(text)
+
+
+def parse_float(name: str, text: str) -> float:
+    if not NUMBER.fullmatch(text.strip()):
+        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number")
+    value = float(text)
+    if value == 0.0 and re.search(r"[1-9]", text.split("e")[0].split("E")[0]):
+        raise ConfigError(f"{name}={text!r} is not allowed; it is too small to represent "
+                          "(it would be 0)")
+    return value
 
 
 def _check(name: str, value: Any, s: Setting, default: Any) -> None:
@@ -331,4 +357,5 @@ def _real(name: str, value: Any, low: float | None = None, high: float | None = 
 
 
 __all__ = ["RunConfig", "ConfigError", "Setting", "settings", "choices_of", "applies", "LIVE_FIELDS",
-           "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS"]
+           "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS",
+           "parse_int", "parse_float", "NUMBER"]

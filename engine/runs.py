@@ -144,9 +144,6 @@ class RunWriter:
                  resume: str | os.PathLike | None = None):
         """`resume`: an existing run folder whose checkpoint the trainer was restored from;
         its metrics are kept up to the trainer's step and the run goes on in the same folder."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         self.trainer = trainer
         self.cfg: RunConfig = trainer.cfg
         if resume is None:
@@ -168,6 +165,9 @@ class RunWriter:
         self.started_at = time.time()
         self.last_step = trainer.step_count
         if resume is not None and (self.path / METRICS_FILE).is_file():
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
             done = pq.read_table(self.path / METRICS_FILE).to_pandas()
             done = done[done["step"] <= trainer.step_count].copy()
             for name, value in self._fixed.items():    # e.g. steps: the run's setting is now this

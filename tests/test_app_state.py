@@ -65,8 +65,8 @@ def test_unreadable_url_values_are_reported_not_applied():
     # garbage a widget cannot show is refused too: an unknown choice, a control character,
     # a number that overflows; a readable but bad value (steps=-1) is applied, then named
     bad = state.update_from_query({"width": "abc", "rule": "%00", "model": "\x00", "steps": "-1",
-                                   "sigma": "1e999", "depth": "٣"})
-    assert sorted(bad) == ["depth", "model", "rule", "sigma"]
+                                   "sigma": "1e999", "depth": "٣", "lr": "1_0"})
+    assert sorted(bad) == ["depth", "lr", "model", "rule", "sigma"]   # read as the CLI reads them
     assert state.rule == "np" and state.sigma == 0.01 and state.steps == -1
     assert "steps=-1" in state.error() or "width='abc'" in state.error()
 
