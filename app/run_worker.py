@@ -4,7 +4,8 @@ A run trains in its own process, not a thread of the server: the training loop's
 the server's (Bokeh serialisation, websocket writes) would otherwise take turns on one GIL, and a
 small network's step is mostly Python glue. The process talks to its `RunHandle` through two
 queues: commands in (pause, resume, step, stop, set), events out (ready, record, progress,
-status).
+status), and holds the read end of a pipe that only the server writes to: when the server ends,
+however it ends, the pipe closes and the run ends with it.
 
 Processes come from a forkserver that imported torch and the engine once and built one optimiser
 (the first `torch.optim` in a process costs seconds), so a Start is answered in milliseconds.
@@ -13,7 +14,9 @@ Processes come from a forkserver that imported torch and the engine once and bui
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
+import threading
 import time
 from typing import Any
 
@@ -48,9 +51,27 @@ def _noop() -> None:
     pass
 
 
+# Exit status of a run whose server went away (128 + SIGTERM, as if it had been terminated).
+EXIT_SERVER_GONE = 143
+
+
+def _end_with_server(lifeline) -> None:
+    """Block until the server's end of the pipe closes (the server exited, crashed or was killed:
+    nobody can see or stop this run any more), then end the process at once, even mid-step.
+    Dashboard runs keep their records in the server, so nothing that could be saved is lost."""
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(EXIT_SERVER_GONE)
+
+
 def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int | None,
-          label: str) -> None:
+          label: str, lifeline=None) -> None:
     """The child's main: build the trainer, then step it, obeying commands between steps."""
+    if lifeline is not None:
+        threading.Thread(target=_end_with_server, args=(lifeline,), name="server-watch",
+                         daemon=True).start()
     import torch
 
     from engine.trainer import DivergedError, Trainer

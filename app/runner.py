@@ -33,6 +33,11 @@ BUFFER_CAPACITY = 2000
 ACTIVE = ("starting", "running", "paused")
 FINAL = ("finished", "stopped", "diverged", "error")
 
+# A run that has not ended this long after Stop (it is inside one long step, which Stop cannot
+# interrupt) is ended: SIGTERM, then SIGKILL if it is still there after KILL_GRACE.
+STOP_GRACE = 5.0
+KILL_GRACE = 3.0
+
 # Torch's intra-op threads for dashboard runs. The dashboard's networks are small (digits MLPs), and
 # several sessions, the server and other processes share the cores: with OpenMP teams spin-waiting
 # for a descheduled thread, 2 threads on a busy 2-core machine ran 3–500 steps/s against ~1,900
@@ -65,6 +70,8 @@ class RunHandle:
         self._commands = None
         self._pump: threading.Thread | None = None
         self._stop_requested = False
+        self._ended_by_us = False
+        self._lifeline = None     # the pipe end whose closing tells the run the server is gone
 
     # ------------------------------------------------------------------ control
     def start(self, paused: bool = False) -> "RunHandle":
@@ -79,12 +86,15 @@ class RunHandle:
             ctx = run_worker.context()
             self._paused = paused
             self._commands, events = ctx.Queue(), ctx.Queue()
+            link, self._lifeline = ctx.Pipe(duplex=False)
             self.status = "starting"
             self.started_at = time.time()
             self._process = ctx.Process(
                 target=run_worker.train, name=f"creditlab-run-{self.id}", daemon=True,
-                args=(self.cfg.to_dict(), self._commands, events, paused, TORCH_THREADS, self.label))
+                args=(self.cfg.to_dict(), self._commands, events, paused, TORCH_THREADS, self.label,
+                      link))
             self._process.start()
+            link.close()
             self._pump = threading.Thread(target=self._receive, args=(events,),
                                           name=f"creditlab-run-{self.id}-pump", daemon=True)
             self._pump.start()
@@ -115,8 +125,27 @@ class RunHandle:
 
     def stop(self) -> None:
         with self._lock:
+            first = not self._stop_requested
             self._stop_requested = True
+            started = self._process is not None
         self._send("stop")
+        if first and started:
+            threading.Thread(target=self._end_if_deaf, name=f"creditlab-run-{self.id}-stop",
+                             daemon=True).start()
+
+    def _end_if_deaf(self) -> None:
+        """Stop is read between steps; a run inside one long step gets STOP_GRACE seconds, then
+        its process is ended, so that a Stop (or a closed tab) always frees the core."""
+        if self._pump is None:
+            return
+        self._pump.join(STOP_GRACE)
+        if not self._pump.is_alive() or not self._process.is_alive():
+            return
+        self._ended_by_us = True
+        self._process.terminate()
+        self._process.join(KILL_GRACE)
+        if self._process.is_alive():
+            self._process.kill()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the run to end (tests and shutdown); True when it has."""
@@ -155,9 +184,15 @@ class RunHandle:
                 event = events.get(timeout=1.0)
             except Exception:                 # queue.Empty: is the process still there?
                 if not self._process.is_alive():
-                    if self.status not in FINAL:
+                    if self._ended_by_us:
+                        self.error = (f"{self.label}: stopped at step {self.step_count}; it did not "
+                                      f"answer Stop within {STOP_GRACE:g} s (one step was still "
+                                      "running), so its process was ended")
+                        self.status = "stopped"
+                    elif self.status not in FINAL:
                         self.error = f"{self.label}: the run's process ended unexpectedly"
                         self.status = "error"
+                    self._close_lifeline()
                     return
                 continue
             kind = event[0]
@@ -174,7 +209,13 @@ class RunHandle:
                 self.step_count, self.error = step, error
                 self.status = status
                 if status in FINAL:
+                    self._close_lifeline()
                     return
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None
 
     def _note_applied(self, record: dict) -> None:
         for name in LIVE_FIELDS:

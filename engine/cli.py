@@ -386,10 +386,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         command.append("--show")
     print(f"serving the dashboard at http://{args.address}:{args.port}/ (Ctrl-C stops it)",
           file=sys.stderr, flush=True)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    server = subprocess.Popen(command, preexec_fn=_die_with_parent)
+    # SIGTERM or SIGHUP to us ends the server too (its run processes end with it); Ctrl-C reaches
+    # both already, as one process group.
+    received: list[int] = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        server.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            code = server.wait()
+            break
+        except KeyboardInterrupt:           # the server got it too: wait for it to end
+            received.append(signal.SIGINT)
+    if received:                            # ended by signal N: exit 128 + N, as a shell reports it
+        return 128 + received[0]
+    return 128 - code if code < 0 else code
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: Linux sends it SIGTERM if we are killed (even by SIGKILL), so a
+    server is never left listening without the command that started it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
