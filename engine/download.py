@@ -10,6 +10,9 @@ Range request (starting afresh when the server ignores the range), is retried wi
 transient errors, is checked against its published checksum, and only then is renamed into place
 with ``os.replace``. A file under its final name has therefore always passed its checksum; a broken
 download never leaves anything that later loads as data. ``CREDITLAB_OFFLINE=1`` forbids downloads.
+Files that were already there (copied in by hand, left by an older version, installed by a system
+package) are checked by the loaders in engine.data, with `cached_digest` so that each is hashed
+once per process.
 
 Nothing here touches the network at import time. Errors are `DataError`, with a one-line message.
 """
@@ -110,6 +113,40 @@ def file_digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
+# (path, size, mtime_ns, algorithm, of the decompressed content?) -> hex digest
+_DIGESTS: dict[tuple[str, int, int, str, bool], str] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
+
+
+def cached_digest(path: Path, algorithm: str = "md5", content: bytes | None = None) -> str:
+    """file_digest(path, algorithm), or with `content` (the file's bytes once decompressed) the
+    digest of those, computed once per process for the file as it is now.
+
+    The cache is keyed by path, size and modification time, so a replaced or touched file is
+    hashed afresh, while repeated loads of the same 30 MB dataset (tests, sweeps) cost a stat
+    instead of ~50 ms of hashing. Raises OSError when the file cannot be read.
+    """
+    key = (*_file_key(path), algorithm, content is not None)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = (file_digest(path, algorithm) if content is None
+                         else hashlib.new(algorithm, content).hexdigest())
+    return _DIGESTS[key]
+
+
+def _remember(path: Path, remote: Remote) -> None:
+    # `path` was just checked (as its .part; os.replace keeps size and mtime): a loader that
+    # checks it again finds the digests cached instead of hashing 160 MB a second time.
+    key = _file_key(path)
+    for algorithm in ("sha256", "md5"):
+        expected = getattr(remote, algorithm)
+        if expected:
+            _DIGESTS[(*key, algorithm, False)] = expected.lower()
+
+
 def _check(path: Path, remote: Remote) -> tuple[str, str, str] | None:
     """None when `path` matches every checksum given, else (algorithm, expected, got)."""
     for algorithm in ("sha256", "md5"):
@@ -180,6 +217,7 @@ def _fetch_url(url: str, dest: Path, remote: Remote, *, retries: int, backoff: f
         if bad is None:
             os.replace(part, dest)
             _fsync_dir(dest.parent)
+            _remember(dest, remote)
             return
         part.unlink(missing_ok=True)
         if resumed and not fresh_retry_used:

