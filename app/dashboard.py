@@ -30,7 +30,7 @@ from app.library import (SavedRun, list_saved_runs, runs_frame, runs_root, to_cs
                          to_parquet_bytes)
 from app.plots import CurvePlots, Heatmaps
 from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
-from app.state import PRESETS, ConfigState, format_width
+from app.state import PRESETS, ConfigState, format_width, read_number
 
 CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
 SLOW_EVERY = 5                 # heatmaps, status and the closed-tab check: every 5th pull (1 Hz)
@@ -62,7 +62,8 @@ class Dashboard(pn.viewable.Viewer):
         self._legend_signature: tuple = ()
         self._build_widgets()
         self._build_layout()
-        self.state.param.watch(self._on_setting, ConfigState.fields())
+        # `unreadable`: a number box whose text is not a number (the value kept, Start refused).
+        self.state.param.watch(self._on_setting, ConfigState.fields() + ["unreadable"])
         self.state.param.watch(self._on_live_setting, list(LIVE_FIELDS))
         served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
         self._served = served
@@ -529,22 +530,56 @@ class Dashboard(pn.viewable.Viewer):
 
 
 def _widget(state: ConfigState, name: str):
-    """The sidebar control of one setting: its kind from the field's type, its label, step and
-    tooltip (the setting's doc) from its Setting."""
+    """The sidebar control of one setting: its kind from the field's type, its label and tooltip
+    (the setting's doc) from its Setting."""
     w, p, s = pn.widgets, state.param[name], settings()[name]
     wide = dict(sizing_mode="stretch_width")
-    step = {} if s.step is None else {"step": s.step}
     if name == "rule":
         return w.Select.from_param(p, label=s.label, options={RULES[r].title: r for r in RULES}, **wide)
     if isinstance(p, param.Selector):
         return w.Select.from_param(p, label=s.label, **wide)
     if isinstance(p, param.Boolean):
         return w.Checkbox.from_param(p, label=s.label)
-    if isinstance(p, param.Integer):
-        return w.IntInput.from_param(p, label=s.label, **step, **wide)
-    if isinstance(p, param.Number):
-        return w.FloatInput.from_param(p, label=s.label, **step, **wide)
+    if isinstance(p, param.Number):           # param.Integer too
+        return number_box(state, name, label=s.label, description=s.doc, **wide)
     return w.TextInput.from_param(p, label=s.label, **wide)
+
+
+def number_box(state: ConfigState, name: str, **params) -> pn.widgets.TextInput:
+    """A text box bound to number setting `name` of `state`, read on the server.
+
+    Bokeh's number inputs drop what they cannot read ("nan", "inf", "1e999", "abc") in the browser
+    and send nothing, so the old value stayed while the box seemed to take the new one. Here every
+    entry (on Enter or leaving the box) goes to `state.set_text`: a number (the CLI's strict
+    parsers, finite) sets the setting as a typed value always did, live ones reaching a running
+    run; anything else keeps the value, is named in `state.unreadable` (the one-line message) and
+    makes Start refuse, while the box keeps what was typed. A value set from code (a preset, a
+    link) shows in the box and replaces what was typed."""
+    box = pn.widgets.TextInput(value=state.text(name), **params)
+    showing = False
+
+    def typed(event) -> None:
+        if not showing:
+            state.set_text(name, event.new)
+
+    def show(*_events) -> None:
+        nonlocal showing
+        if name in state.unreadable:          # keep the text the message names
+            return
+        try:
+            if read_number(state.param[name], box.value) == getattr(state, name):
+                return                        # "1e-3" for 0.001: leave the user's spelling
+        except ConfigError:
+            pass
+        showing = True
+        try:
+            box.value = state.text(name)
+        finally:
+            showing = False
+
+    box.param.watch(typed, "value")
+    state.param.watch(show, [name, "unreadable"])
+    return box
 
 
 def _display(run) -> str:

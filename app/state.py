@@ -5,7 +5,9 @@
 parameters are deliberately permissive (width is free text, numbers are unbounded, selectors do not
 check on set): checking is RunConfig.validate()'s job, so a bad value reaches `to_config()` and
 comes back as the engine's one-line ConfigError message, shown inline, instead of being silently
-refused by a widget.
+refused by a widget. A number typed as text (`set_text`) is read by the CLI's strict parsers; what
+they cannot read ("nan", "1e999", "abc") leaves the value as it was, is named in `unreadable`, and
+`to_config()` refuses with its message until it is fixed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import param
 
-from engine.config import (LIVE_FIELDS, ConfigError, RunConfig, choices_of, parse_float,
+from engine.config import (LIVE_FIELDS, NUMBER, ConfigError, RunConfig, choices_of, parse_float,
                            parse_int, settings)
 from engine.rules import RULES
 
@@ -119,6 +121,21 @@ def _parameter(name: str, default: Any) -> param.Parameter:
 class _ConfigStateBase(param.Parameterized):
     """Every RunConfig field as a parameter. The URL and the sidebar widgets mirror this object."""
 
+    unreadable = param.Dict(default={}, doc="setting → the one-line message of text typed for it "
+                            "that is not a number it can take; its value is kept, and to_config() "
+                            "refuses until the text is fixed or the value is set otherwise")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        # A value set from code (a preset, a link, an assignment) replaces what was typed.
+        self.param.watch(lambda *events: self._forget_unreadable(e.name for e in events),
+                         self.fields())
+
+    def _forget_unreadable(self, names) -> None:
+        names = set(names) & set(self.unreadable)
+        if names:
+            self.unreadable = {k: v for k, v in self.unreadable.items() if k not in names}
+
     # ------------------------------------------------------------------ mapping
     @classmethod
     def fields(cls) -> list[str]:
@@ -127,6 +144,8 @@ class _ConfigStateBase(param.Parameterized):
 
     def to_config(self) -> RunConfig:
         """The validated RunConfig; raises ConfigError (one line) on any bad value."""
+        if self.unreadable:             # a box shows text that is not the value held: say so
+            raise ConfigError(next(iter(self.unreadable.values())))
         values = {name: getattr(self, name) for name in self.fields()}
         values["width"] = parse_width(values["width"])
         return RunConfig(**values).validate()
@@ -145,10 +164,32 @@ class _ConfigStateBase(param.Parameterized):
         """Show a RunConfig in the widgets (and so in the URL), in one batched update."""
         values = (cfg if isinstance(cfg, dict) else cfg.to_dict()).copy()
         values["width"] = format_width(values.get("width", self.width))
-        self.param.update(**{k: v for k, v in values.items() if k in self.fields()})
+        values = {k: v for k, v in values.items() if k in self.fields()}
+        self.param.update(unreadable=self._unreadable_without(values), **values)
 
     def apply_preset(self, name: str) -> None:
         self.set_config(preset_config(name))
+
+    # ------------------------------------------------------------------ a number's box
+    def text(self, name: str) -> str:
+        """A setting's value as its box (and the URL) shows it."""
+        return _query_value(getattr(self, name))
+
+    def set_text(self, name: str, text: str) -> str | None:
+        """Text typed for number setting `name`: applied when `read_number` reads it; otherwise
+        the setting keeps its value and the one-line message is kept in `unreadable` (and
+        returned), so that error() shows it and to_config() refuses with it."""
+        try:
+            value = read_number(self.param[name], text)
+        except ConfigError as exc:
+            self.unreadable = {**self.unreadable, name: str(exc)}
+            return str(exc)
+        self.param.update(unreadable=self._unreadable_without([name]), **{name: value})
+        return None
+
+    def _unreadable_without(self, names) -> dict[str, str]:
+        names = set(names)
+        return {k: v for k, v in self.unreadable.items() if k not in names}
 
     # ------------------------------------------------------------------ the URL
     def to_query(self) -> dict[str, str]:
@@ -165,7 +206,7 @@ class _ConfigStateBase(param.Parameterized):
                 values[name] = _from_query(self.param[name], raw)
             except (TypeError, ValueError):
                 bad.append(name)
-        self.param.update(**values)
+        self.param.update(unreadable=self._unreadable_without(values), **values)
         return bad
 
 
@@ -193,14 +234,8 @@ def _from_query(p: param.Parameter, raw: Any) -> Any:
         if raw.lower() in ("false", "0", "no", "off"):
             return False
         raise ValueError(raw)
-    # The CLI's strict parsing (ConfigError is a ValueError): the same text means the same number.
-    if isinstance(p, param.Integer):
-        return parse_int(p.name, raw)
-    if isinstance(p, param.Number):
-        value = parse_float(p.name, raw)
-        if not math.isfinite(value):          # a widget cannot show it (and JSON cannot carry it)
-            raise ValueError(raw)
-        return value
+    if isinstance(p, param.Number):           # (ConfigError is a ValueError)
+        return read_number(p, raw)
     if isinstance(p, param.Selector) and raw not in p.objects:
         raise ValueError(raw)                 # a choice the widget does not have (e.g. "%00")
     if not raw.isprintable():
@@ -208,5 +243,24 @@ def _from_query(p: param.Parameter, raw: Any) -> Any:
     return raw
 
 
+def read_number(p: param.Parameter, text: str) -> int | float:
+    """The number that text typed for an Integer or Number parameter stands for, read as the CLI
+    reads it (so the same text means the same number in a box, a link and a command line), and
+    finite: a box cannot show nan or inf, and JSON cannot carry them. Anything else raises
+    ConfigError with the one-line message: the setting, the text, and what is allowed."""
+    if isinstance(p, param.Integer):
+        return parse_int(p.name, text)
+    if not isinstance(p, param.Number):
+        raise TypeError(f"{p.name} is not a number setting")
+    if NUMBER.fullmatch(text.strip()) and math.isfinite(value := parse_float(p.name, text)):
+        return value                          # (parse_float refuses what would underflow to 0)
+    s = settings()[p.name]
+    bounds = [f"{'>' if s.low_open else '>='} {s.low:g}" if s.low is not None else "",
+              f"{'<' if s.high_open else '<='} {s.high:g}" if s.high is not None else ""]
+    allowed = " and ".join(b for b in bounds if b)
+    raise ConfigError(f"{p.name}={text!r} is not allowed; it must be a finite number"
+                      + (f" {allowed}" if allowed else ""))
+
+
 __all__ = ["ConfigState", "PRESETS", "DASHBOARD_DEFAULTS", "preset_config", "parse_width",
-           "format_width", "run_label", "LIVE_FIELDS"]
+           "format_width", "read_number", "run_label", "LIVE_FIELDS"]
