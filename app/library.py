@@ -1,21 +1,20 @@
 """Runs on disk (for the comparison) and the session's runs as a table (for export).
 
 A finished run is a folder `runs/<id>/` holding `config.json` (RunConfig.to_dict()) and
-`metrics.parquet` (one flatten_record row per record, plus hyperparameter columns). The two files
-are read directly with json and pandas, so the dashboard needs nothing from engine/runs.py.
+`metrics.parquet` (one flatten_record row per record, plus hyperparameter columns), read with
+engine/runs.py's readers, which name any file that cannot be read instead of raising.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from engine.config import RunConfig
+from engine.runs import METRICS_FILE, UnreadableRun, load_run, read_config
 from engine.stream import flatten_record
 
 from app.state import format_width, run_label
@@ -27,21 +26,21 @@ def runs_root() -> Path:
 
 
 def list_saved_runs(root: Path | None = None) -> dict[str, str]:
-    """{display name: folder} of the complete run folders under root, newest first."""
+    """{display name: folder} of the run folders under root that have metrics, newest first;
+    one that cannot be read is listed as "<id>: unreadable: <why>" (loading it says so too)."""
     root = Path(root or runs_root())
     if not root.is_dir():
         return {}
     found = []
     for folder in root.iterdir():
-        if (folder / "config.json").is_file() and (folder / "metrics.parquet").is_file():
+        if (folder / METRICS_FILE).is_file():
             found.append((folder.stat().st_mtime, folder))
     out = {}
     for _, folder in sorted(found, reverse=True):
         try:
-            cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-            out[f"{folder.name}: {run_label(cfg)}"] = str(folder)
-        except Exception:           # a half-written or foreign folder: list it by name only
-            out[folder.name] = str(folder)
+            out[f"{folder.name}: {run_label(read_config(folder))}"] = str(folder)
+        except UnreadableRun as exc:
+            out[f"{folder.name}: unreadable: {exc}"] = str(folder)
     return out
 
 
@@ -56,8 +55,7 @@ class SavedRun:
     def __init__(self, folder: str | Path):
         folder = Path(folder)
         self.id = f"saved-{folder.name}"
-        self.cfg = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-        self.frame = pd.read_parquet(folder / "metrics.parquet")
+        self.cfg, self.frame = load_run(folder)
         self.label = f"{run_label(self.cfg)} [{folder.name}]"
         self.step_count = int(self.frame["step"].max()) if len(self.frame) else 0
 

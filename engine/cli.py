@@ -184,6 +184,12 @@ def _fmt(value: Any, spec: str = ".3g", scale: float = 1.0) -> str:
     return format(value * scale, spec)
 
 
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _print_summary(result: dict, seconds: float) -> None:
     acc = result.get("test_accuracy")
     print(f"{result['rule']} on {result['dataset']}: {result['status']} after {result['steps']} steps "
@@ -355,6 +361,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     shown["test_loss"] = [_fmt(v, ".4g") for v in shown["test_loss"]]
     shown["steps"] = ["-" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
                       for v in shown["steps"]]
+    for col in ("rule", "dataset", "depth", "width", "seed"):     # blank in unreadable rows
+        shown[col] = [_cell(v) for v in shown[col]]
     shown = shown.rename(columns={"test_accuracy": "test_acc_%"})
     print(shown.to_string(index=False))
     print(f"{len(df)} run{'s' if len(df) != 1 else ''} in {args.out}")
@@ -395,14 +403,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         received.append(signum)
         server.send_signal(signum)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
-    while True:
-        try:
-            code = server.wait()
-            break
-        except KeyboardInterrupt:           # the server got it too: wait for it to end
-            received.append(signal.SIGINT)
+    before = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                code = server.wait()
+                break
+            except KeyboardInterrupt:       # the server got it too: wait for it to end
+                received.append(signal.SIGINT)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     if received:                            # ended by signal N: exit 128 + N, as a shell reports it
         return 128 + received[0]
     return 128 - code if code < 0 else code

@@ -239,6 +239,9 @@ def load_sweep_file(path: str | os.PathLike) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SweepError(f"cannot read the sweep file {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"sweep file {path.name!r} is not UTF-8 text (byte {exc.start}); save it "
+                         "as UTF-8") from None
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         try:
@@ -550,10 +553,9 @@ def sweep_dir(runs_root: str | os.PathLike, sweep_id: str) -> Path:
 
 
 def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """A JSON object, or None for a file that is absent or not one (readers skip it)."""
+    from engine.runs import try_read_json_object
+    return try_read_json_object(path)
 
 
 def sweep_runs(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, list[Path]]:
@@ -579,7 +581,10 @@ def finished_trials(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, di
             summary = _read_json(path / SUMMARY_FILE) or {}
             config = _read_json(path / CONFIG_FILE)
             if summary.get("status") in DONE and config is not None:
-                done[tid] = make_row(config, _read_json(path / SWEEP_FILE), summary, path)
+                try:
+                    done[tid] = make_row(config, _read_json(path / SWEEP_FILE), summary, path)
+                except (KeyError, TypeError, ValueError):    # edited or damaged: run it again
+                    continue
                 break
     return done
 
@@ -789,6 +794,17 @@ def run_sweep(spec: SweepSpec, runs_root: str | os.PathLike = "runs", *,
     trials = spec.trials() if trials is None else trials
     sdir = sweep_dir(root, sid)
     sdir.mkdir(parents=True, exist_ok=True)
+    lock = _hold_sweep_lock(sdir)
+    try:
+        return _run_locked(spec, root, sid, sdir, trials, started, workers=workers,
+                           scheduler=scheduler, serial=serial, progress=progress, stop=stop,
+                           on_row=on_row, on_update=on_update, cluster_kwargs=cluster_kwargs)
+    finally:
+        lock.close()
+
+
+def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, serial, progress,
+                stop, on_row, on_update, cluster_kwargs) -> SweepResult:
     from engine.runs import atomic_write_json
     atomic_write_json(sdir / SWEEP_FILE, {**spec.to_json(), "n_trials": len(trials),
                                           "varied": spec.varied, "trials_file": TRIALS_FILE})
@@ -924,6 +940,34 @@ WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 class SweepUnavailable(RuntimeError):
     """The scheduler cannot be reached (exit 1, not a usage error)."""
+
+
+class SweepBusy(RuntimeError):
+    """The same sweep is already running: a second copy would train every trial twice."""
+
+
+LOCK_FILE = "running.lock"
+
+
+def _hold_sweep_lock(sdir: Path):
+    """An exclusive lock on the sweep's folder while it runs, or SweepBusy. The kernel drops it
+    when its process ends however it ends, so a killed sweep never leaves a stale lock."""
+    import fcntl
+
+    f = open(sdir / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise SweepBusy(f"sweep {sdir.name} is already running ({holder}); wait for it to finish "
+                        "or stop it, then run this again to pick up what it has not done") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    f.flush()
+    return f
 
 
 # ============================================================== the command line
@@ -1083,7 +1127,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         print(f"creditlab: interrupted: finished trials are saved; run the same command again "
               f"to resume sweep {sid}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except SweepUnavailable as exc:
+    except (SweepUnavailable, SweepBusy) as exc:
         _err(str(exc))
         return EXIT_FAILURE
     except OSError as exc:

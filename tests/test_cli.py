@@ -213,9 +213,19 @@ def test_serve_runs_panel_on_the_app_package(capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: object() if name == "panel" else _app_spec())
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+
+    class Server:
+        def __init__(self, cmd, preexec_fn=None):
+            calls.append(cmd)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Server)
+    before = signal.getsignal(signal.SIGTERM)
     rc, _, _ = run_cli(capsys, "serve", "--port", "5111", "--address", "127.0.0.1", "--show")
     assert rc == 0
+    assert signal.getsignal(signal.SIGTERM) is before        # our forwarding handler is gone
     cmd = calls[0]
     assert cmd[1:4] == ["-m", "panel", "serve"] and os.path.basename(cmd[4]) == "app"
     assert cmd[5:] == ["--address", "127.0.0.1", "--port", "5111",

@@ -144,3 +144,63 @@ def test_empty_and_missing_roots_list_nothing(tmp_path):
 def test_json_safe_turns_non_finite_numbers_into_null():
     data = {"a": math.nan, "b": [1.0, math.inf, {"c": -math.inf}], "d": torch.tensor(2.5)}
     assert json.dumps(json_safe(data), allow_nan=False) == '{"a": null, "b": [1.0, null, {"c": null}], "d": 2.5}'
+
+
+# ------------------------------------------------------------------ damaged folders
+DAMAGE = {   # file, contents, what the listing must say
+    "truncated config": ("config.json", b'{"rule": "np"', "config.json: not valid JSON"),
+    "config not an object": ("config.json", b"[]", "config.json: holds an array"),
+    "config not UTF-8": ("config.json", b"\xff\xfe{}", "config.json: not UTF-8 text"),
+    "config wrong type": ("config.json", b'{"depth": "abc"}', "depth='abc' is not an integer"),
+    "config unknown key": ("config.json", b'{"colour": 1}', "unknown setting 'colour'"),
+    "summary null": ("summary.json", b"null", "summary.json: holds null"),
+    "summary bad steps": ("summary.json", b'{"steps": "abc"}', "steps='abc' is not a step count"),
+    "summary bad accuracy": ("summary.json", b'{"test_accuracy": "high"}', "is not a number"),
+    "summary bad status": ("summary.json", b'{"status": [1]}', "status=[1] is not a status"),
+}
+
+
+@pytest.fixture
+def one_good_run(tmp_path):
+    writer = RunWriter(tmp_path, Trainer(small(steps=5)))
+    writer.close("finished")
+    return writer.path
+
+
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_damaged_run_folder_is_listed_as_unreadable_and_the_rest_still_list(one_good_run, case):
+    name, contents, says = DAMAGE[case]
+    bad = one_good_run.parent / "zz-damaged"
+    bad.mkdir()
+    for f in one_good_run.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / name).write_bytes(contents)
+    (one_good_run.parent / "not-a-run").mkdir()               # no run files: not listed
+    listed = list_runs(one_good_run.parent).set_index("id")
+    assert list(listed.index) == [one_good_run.name, "zz-damaged"]
+    assert listed.loc[one_good_run.name, "status"] == "finished"
+    status = listed.loc["zz-damaged", "status"]
+    assert status.startswith("unreadable: ") and says in status and "\n" not in status
+
+
+def test_the_runs_command_lists_damaged_folders_without_a_traceback(one_good_run, capsys):
+    from engine.cli import main
+
+    for case, (name, contents, _) in DAMAGE.items():
+        bad = one_good_run.parent / case.replace(" ", "-")
+        bad.mkdir()
+        (bad / name).write_bytes(contents)
+    assert main(["runs", "--out", str(one_good_run.parent)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("unreadable: ") == len(DAMAGE) and f"{len(DAMAGE) + 1} runs in" in out
+    assert main(["runs", "--out", str(one_good_run.parent), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["depth"] == 2 and isinstance(rows[0]["steps"], int)   # integers stay integers
+
+
+def test_damaged_metrics_are_named_when_a_run_is_loaded(one_good_run):
+    from engine.runs import UnreadableRun
+
+    (one_good_run / "metrics.parquet").write_bytes(b"garbage")
+    with pytest.raises(UnreadableRun, match="^metrics.parquet: "):
+        load_run(one_good_run)

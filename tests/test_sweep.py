@@ -387,3 +387,36 @@ def test_the_sweep_view_starts_a_sweep_in_a_thread_and_stops_it_on_close(tmp_pat
     finally:
         view.close()
     assert view.handle._stop.is_set()                         # closing the session stops it
+
+
+# ------------------------------------------------------------------ damaged input, two at once
+def test_a_sweep_file_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_bytes(b'[sweep]\nname = "\xff"\n')
+    with pytest.raises(sw.SweepError, match="not UTF-8 text"):
+        sw.load_sweep_file(path)
+
+
+def test_resume_runs_again_the_trials_whose_folders_are_damaged(tmp_path):
+    s = spec(samples=1, seeds=2, rules=("bp",))
+    first = sw.run_sweep(s, tmp_path, serial=True, progress=False)
+    assert first.ran == 2
+    damaged = sorted(p for p in tmp_path.iterdir() if (p / "sweep.json").exists())
+    (damaged[0] / "sweep.json").write_text("[1, 2]")            # valid JSON, not an object
+    (damaged[1] / "summary.json").write_text('{"status": "finished", "steps": "abc"}')
+    again = sw.run_sweep(s, tmp_path, serial=True, progress=False)
+    assert (again.ran, again.skipped) == (2, 0) and set(again.table["status"]) == {"finished"}
+
+
+def test_the_same_sweep_twice_at_once_is_refused_not_run_twice(tmp_path):
+    s = spec(samples=1, seeds=1, rules=("bp",))
+    sdir = sw.sweep_dir(tmp_path, s.sweep_id)
+    sdir.mkdir(parents=True)
+    held = sw._hold_sweep_lock(sdir)             # as the first sweep holds it while it runs
+    try:
+        with pytest.raises(sw.SweepBusy, match=f"sweep {s.sweep_id} is already running \\(pid"):
+            sw.run_sweep(s, tmp_path, serial=True, progress=False)
+        assert list_runs(tmp_path).empty
+    finally:
+        held.close()
+    assert sw.run_sweep(s, tmp_path, serial=True, progress=False).ran == 1    # free again
