@@ -132,4 +132,4 @@ def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int
     except ConfigError as exc:
         report("error", str(exc))
     except Exception as exc:                  # the server keeps serving; the page says what happened
-        report("error", f"{label}: {type(exc).__name__}: {exc}")
+        report("error", f"{label}: {type(exc).__name__}: {' '.join(str(exc).split())}")

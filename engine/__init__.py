@@ -1,6 +1,16 @@
-"""creditlab's engine: learning rules, metrics and a streaming trainer. Pure PyTorch; no UI."""
+"""creditlab's engine: learning rules, metrics and a streaming trainer. Pure PyTorch; no UI.
+
+`from engine import Trainer` works as usual, but torch is imported only when the trainer is first
+asked for: `creditlab --help` and `creditlab runs` never load it.
+"""
 
 from engine.config import ConfigError, RunConfig
-from engine.trainer import DivergedError, Trainer
 
 __all__ = ["RunConfig", "ConfigError", "Trainer", "DivergedError"]
+
+
+def __getattr__(name: str):
+    if name in ("Trainer", "DivergedError"):
+        from engine import trainer
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

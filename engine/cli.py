@@ -24,10 +24,10 @@ from typing import Any, Sequence
 from engine.config import (DEVICES, NUMBER, ConfigError, RunConfig, choices_of, parse_float,
                            parse_int, settings)
 from engine.argtypes import int_at_least
-from engine.download import DataError
+from engine.download import DataError, one_line
 
 PROG = "creditlab"
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 APP_EXTRA_MESSAGE = "the dashboard needs the app extra: pip install 'creditlab[app]'"
 
 
@@ -96,14 +96,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 # ----------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, the options of that command alone (main passes the
+    command being run: the rule and dataset registries behind train's and sweep's options import
+    torch, which `creditlab --help` or `creditlab runs` should not wait for)."""
+    def wanted(command: str) -> bool:
+        return only is None or only == command
+
     parser = _Parser(prog=PROG, description="Learning feedback weights by node perturbation "
                      "(Lansdell, Prakash & Kording, ICLR 2020), with BP/FA/DFA/KP/SG/SS baselines.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     train = sub.add_parser("train", help="train one network and save the run")
-    for name, flag, metavar, help_text in _train_options():
+    for name, flag, metavar, help_text in (_train_options() if wanted("train") else []):
         default = getattr(_DEFAULTS, name)
         if isinstance(default, bool):
             # A switch that is on by default is turned off by --no-<name>.
@@ -139,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.sweep import add_sweep_arguments
     sweep = sub.add_parser("sweep", help="hyper-parameter sweeps: grid, random search and seeds, "
                            "on Dask (needs the sweep extra) or --serial")
-    add_sweep_arguments(sweep)
+    if wanted("sweep"):
+        add_sweep_arguments(sweep)
 
     bench = sub.add_parser("bench", help="time a training step of every rule against backprop")
     bench.add_argument("--device", default="cpu", metavar=_choices(DEVICES),
@@ -303,6 +310,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if sig is not None:
                 previous[sig] = signal.signal(sig, on_signal)
 
+    from engine.runs import SaveError
+
     started = time.perf_counter()
     error: BaseException | None = None
     status = "finished"
@@ -312,6 +321,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         status, error = "diverged", exc
     except KeyboardInterrupt:
         status = "stopped"
+    except SaveError as exc:                       # writer.broken says it below
+        status, error = "failed", exc
+    except Exception as exc:                       # noqa: BLE001  whatever it is, the run is saved
+        status, error = "failed", RuntimeError(f"the run failed at step {trainer.step_count}: "
+                                               f"{type(exc).__name__}: {one_line(exc)}")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -330,20 +344,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.json:
         print(_dumps(result), flush=True)
-    elif status == "diverged":
-        if result.get("run_dir"):
+    elif status in ("diverged", "failed"):
+        if result.get("run_dir") and not result.get("save_error"):
             print(f"saved to {result['run_dir']}")
     else:
         _print_summary(result, seconds)
+    if result.get("save_error"):                   # the outcome below keeps its own exit status
+        _err(result["save_error"])
+    if status == "failed":
+        if not isinstance(error, SaveError):
+            _err(str(error))
+        return EXIT_FAILURE
     if status == "diverged":
         _err(str(error))
         return EXIT_DIVERGED
     if status == "stopped":
         print(f"{PROG}: interrupted: the run was stopped at step {result['steps']}"
               + (f" and saved to {result['run_dir']} (continue it with --resume)"
-                 if result.get("run_dir") else ""), file=sys.stderr)
+                 if result.get("run_dir") and not result.get("save_error") else ""),
+              file=sys.stderr)
         return 128 + received[0] if received else EXIT_INTERRUPTED
-    return EXIT_OK
+    return EXIT_FAILURE if result.get("save_error") else EXIT_OK
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -470,7 +491,9 @@ def _negative_values(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
+        argv = _negative_values(sys.argv[1:] if argv is None else list(argv))
+        command = next((a for a in argv if not a.startswith("-")), "")
+        args = build_parser(only=command).parse_args(argv)
         return COMMANDS[args.command](args)
     except (UsageError, ConfigError, DataError) as exc:   # DataError: a dataset cannot be had
         _err(str(exc))

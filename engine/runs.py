@@ -85,13 +85,17 @@ def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
     _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _text_writer(text: str):
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-    _atomic_write(Path(path), write)
+    return write
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(Path(path), _text_writer(text))
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -132,11 +136,21 @@ def _make_run_dir(root: Path, cfg: RunConfig, run_id: str | None) -> tuple[str, 
 
 
 # ------------------------------------------------------------------ writer
+class SaveError(OSError):
+    """A run's file could not be written (disk full, read-only, gone); one line naming the file.
+    What was written before stays: every file is replaced atomically, so the last good metrics,
+    summary and checkpoint survive the failed write."""
+
+
 class RunWriter:
     """Saves one trainer's run under `root`. Subscribes itself; call `close(status)` at the end.
 
     `flush_interval` (seconds of wall time) bounds how often metrics.parquet is rewritten; the
     first logged record is written at once, and `close` always writes the rest.
+
+    A write that fails raises SaveError out of the record callback (so the run stops: training
+    on without saving would lose it silently), and the writer writes nothing more except, at
+    `close`, a best-effort summary saying why; `broken` keeps the error.
     """
 
     def __init__(self, root: str | os.PathLike, trainer, run_id: str | None = None,
@@ -162,6 +176,8 @@ class RunWriter:
         self._last_flush = -math.inf
         self._lock = threading.Lock()
         self._closed = False
+        self.broken: SaveError | None = None
+        self.checkpoint_step: int | None = None     # the step of the last checkpoint written
         self.started_at = time.time()
         self.last_step = trainer.step_count
         if resume is not None and (self.path / METRICS_FILE).is_file():
@@ -209,7 +225,7 @@ class RunWriter:
             if len(self._tables) > 1:
                 self._tables = [pa.concat_tables(self._tables, promote_options="permissive")]
             table = self._tables[0]
-            _atomic_write(self.path / METRICS_FILE, lambda tmp: pq.write_table(table, tmp))
+            self._save(METRICS_FILE, lambda tmp: pq.write_table(table, tmp))
             if not self._closed:
                 self._write_summary({"status": "running", "steps": self.last_step})
                 # Called between steps (from the trainer's record callback): a consistent state.
@@ -219,21 +235,43 @@ class RunWriter:
     def save_checkpoint(self) -> None:
         import torch
 
-        _atomic_write(self.path / CHECKPOINT_FILE, lambda tmp: torch.save(self.trainer.checkpoint(), tmp))
-        self._last_checkpoint = time.monotonic()
+        step = self.trainer.step_count
+        self._save(CHECKPOINT_FILE, lambda tmp: torch.save(self.trainer.checkpoint(), tmp))
+        self._last_checkpoint, self.checkpoint_step = time.monotonic(), step
 
-    def _write_summary(self, data: dict) -> None:
-        atomic_write_json(self.path / SUMMARY_FILE, {
+    def _save(self, name: str, write) -> None:
+        """Write one of the run's files atomically; the first failure makes the writer broken."""
+        if self.broken is not None:
+            raise self.broken
+        try:
+            _atomic_write(self.path / name, write)
+        except OSError as exc:
+            kept = ("nothing before it" if self.checkpoint_step is None else
+                    f"its checkpoint at step {self.checkpoint_step}")
+            reason = exc.strerror or " ".join(str(exc).split())
+            self.broken = SaveError(f"cannot write {self.path / name}: {reason}; the run folder "
+                                    f"keeps what was saved before, with {kept}")
+            self.broken.errno = exc.errno
+            raise self.broken from None
+
+    def _summary_text(self, data: dict) -> str:
+        return json.dumps(json_safe({
             "run_id": self.run_id, **data, "pid": os.getpid(), "host": socket.gethostname(),
             "started_at": _iso(self.started_at), "updated_at": _iso(time.time()),
-            "wall_seconds": time.time() - self.started_at})
+            "wall_seconds": time.time() - self.started_at}), indent=2, allow_nan=False) + "\n"
+
+    def _write_summary(self, data: dict) -> None:
+        self._save(SUMMARY_FILE, _text_writer(self._summary_text(data)))
 
     def close(self, status: str | None = None, error: BaseException | str | None = None) -> dict:
         """Final flush, summary.json and checkpoint.pt. Returns the trainer's summary dict
         (plus run_id and run_dir). `status` defaults to the trainer's; `error` (e.g. the
         DivergedError) is recorded in summary.json, with the step it names."""
         self.trainer.unsubscribe(self._subscription)
-        self.flush()
+        try:
+            self.flush()
+        except SaveError:
+            pass
         with self._lock:
             self._closed = True
         status = status or self.trainer.status
@@ -244,9 +282,23 @@ class RunWriter:
             extra["error"] = str(error)
             if getattr(error, "step", None) is not None:
                 extra["diverged_step"] = int(error.step)
-        self._write_summary({**summary, **extra})
-        self.save_checkpoint()
+        try:
+            self._write_summary({**summary, **extra})
+            self.save_checkpoint()
+        except SaveError:
+            pass
+        if self.broken is not None:
+            extra["save_error"] = str(self.broken)
+            self._last_word({**summary, **extra})
         return {**summary, **extra, "run_id": self.run_id, "run_dir": str(self.path)}
+
+    def _last_word(self, data: dict) -> None:
+        """After a failed write: try once to leave a summary that says so (a small file may
+        still fit where the metrics did not); the earlier summary stays if this fails too."""
+        try:
+            atomic_write_text(self.path / SUMMARY_FILE, self._summary_text(data))
+        except OSError:
+            pass
 
 
 def _iso(t: float) -> str:
@@ -420,6 +472,6 @@ def _gone(summary: dict) -> bool:
         return False
 
 
-__all__ = ["RunWriter", "UnreadableRun", "list_runs", "load_run", "load_summary", "read_config",
+__all__ = ["RunWriter", "SaveError", "UnreadableRun", "list_runs", "load_run", "load_summary", "read_config",
            "read_json_object", "try_read_json_object", "new_run_id", "json_safe",
            "hyperparameter_columns", "width_label"]

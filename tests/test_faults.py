@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -187,3 +188,114 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
         serve.kill()
         serve.wait(10)
         kill_all(family)
+
+
+# --------------------------------------------------------------------------- write errors
+def _fail_writes_after(monkeypatch, n: int, err: int = errno.EROFS):
+    """Every atomic write of a run file after the first n raises OSError(err)."""
+    from engine import runs
+
+    real, calls = runs._atomic_write, []
+
+    def write(path, fn):
+        calls.append(path)
+        if len(calls) > n:
+            raise OSError(err, os.strerror(err), str(path))
+        return real(path, fn)
+
+    monkeypatch.setattr(runs, "_atomic_write", write)
+
+
+def _cli(capsys, *argv):
+    from engine.cli import main
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("extra,rc_expected,outcome", [
+    ([], 1, "failed"),                                               # it ends the run
+    (["--optimizer", "sgd", "--lr", "1e6"], 3, "diverged"),           # 3 stays 3
+])
+def test_a_write_error_ends_the_run_in_one_line_and_keeps_its_exit_status(
+        capsys, monkeypatch, tmp_path, extra, rc_expected, outcome):
+    # config, summary, then the first flush (metrics, summary, checkpoint) succeed
+    _fail_writes_after(monkeypatch, 5)
+    rc, out, err = _cli(capsys, "train", "--steps", "100000", "--metric-interval", "1",
+                        "--quiet", "--out", str(tmp_path), "--json", *extra)
+    assert rc == rc_expected and "Traceback" not in err
+    lines = [line for line in err.splitlines() if "cannot write" in line]
+    assert len(lines) == 1 and "Read-only file system" in lines[0], err
+    result = json.loads(out)
+    assert result["status"] == outcome and result["steps"] < 100000
+    run_dir = Path(result["run_dir"])
+    assert str(run_dir) in lines[0] and "its checkpoint at step 1" in lines[0]
+    # What was written before the failure is intact and readable.
+    from engine.runs import list_runs, load_run
+    cfg, metrics = load_run(run_dir)
+    assert cfg.steps == 100000 and list(metrics["step"]) == [1]
+    import torch
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 1
+    # The final summary could not be written either: the folder still says "running" (and
+    # "killed" once this process has gone), which --resume continues from the checkpoint.
+    assert list(list_runs(tmp_path)["status"]) == ["running"]
+
+
+def test_an_unexpected_error_during_a_run_is_one_line_and_the_run_says_failed(
+        capsys, monkeypatch, tmp_path):
+    from engine.trainer import Trainer
+
+    real, count = Trainer.step, []
+
+    def step(self):
+        count.append(1)
+        if len(count) == 30:
+            raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    rc, out, err = _cli(capsys, "train", "--steps", "100", "--quiet", "--out", str(tmp_path))
+    assert rc == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "creditlab: error: the run failed at step 29: RuntimeError: CUDA out of memory. Tried "
+        "to allocate 2 GiB"]
+    run_dir = next(tmp_path.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["steps"] == 29
+    assert "CUDA out of memory" in summary["error"]
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "400k"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_the_checkpoint_survives(small_disk):
+    """A real full disk: a 400 kB tmpfs that the metrics outgrow."""
+    proc = subprocess.run([sys.executable, "-m", "engine", "train", "--steps", "1000000",
+                           "--metric-interval", "1", "--quiet", "--out", str(small_disk)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], proc.stderr
+    run_dir = next(small_disk.iterdir())
+    import torch
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert state["step"] >= 1 and f"checkpoint at step {state['step']}" in lines[0]
+    from engine.runs import list_runs
+    listed = list_runs(small_disk)
+    assert len(listed) == 1 and not listed["status"][0].startswith("unreadable")
