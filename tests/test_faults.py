@@ -299,3 +299,28 @@ def test_a_full_disk_ends_the_run_with_one_line_and_the_checkpoint_survives(smal
     from engine.runs import list_runs
     listed = list_runs(small_disk)
     assert len(listed) == 1 and not listed["status"][0].startswith("unreadable")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent")
+def test_stop_in_the_page_ends_a_run_inside_one_long_step(tmp_path):
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    from browser_helpers import serve_dashboard
+
+    query = "?" + "&".join(f"{k}={v}" for k, v in LONG_STEP.items() if k != "device")
+    with serve_dashboard() as (url, dashboards), chromium_context(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(url + query)
+        wait_for_bokeh(page, 60)
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text("— running").first.wait_for(timeout=120_000)
+        run = dashboards[-1].session.current
+        try:
+            time.sleep(0.5)                           # inside the first step
+            page.get_by_role("button", name="Stop").click()
+            assert run.join(runner.STOP_GRACE + runner.KILL_GRACE + 30), "Stop did not end it"
+            assert gone(run._process.pid) and "did not answer Stop" in run.error
+            page.get_by_text("— stopped").first.wait_for(timeout=10_000)
+        finally:
+            run.stop()
+            run.join(30)
