@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.runs import METRICS_FILE, UnreadableRun, load_run, read_config
+from engine.runs import METRICS_FILE, UnreadableRun, load_run, load_summary, read_config
 from engine.stream import flatten_record
 
 from app.state import format_width, run_label
@@ -38,9 +38,16 @@ def list_saved_runs(root: Path | None = None) -> dict[str, str]:
     out = {}
     for _, folder in sorted(found, reverse=True):
         try:
-            out[f"{folder.name}: {run_label(read_config(folder))}"] = str(folder)
+            name = f"{folder.name}: {run_label(read_config(folder))}"
         except UnreadableRun as exc:
             out[f"{folder.name}: unreadable: {exc}"] = str(folder)
+            continue
+        summary = load_summary(folder) or {}
+        status = summary.get("status", "unknown")
+        if status != "finished":              # e.g. "interrupted at step 1,200": its process died
+            steps = summary.get("steps")
+            name += f" ({status}" + (f" at step {steps:,})" if isinstance(steps, int) else ")")
+        out[name] = str(folder)
     return out
 
 

@@ -443,12 +443,12 @@ def load_run(path: str | os.PathLike) -> tuple[RunConfig, pd.DataFrame]:
 def load_summary(path: str | os.PathLike, strict: bool = False) -> dict | None:
     """summary.json of a run folder (None when absent, or when unreadable unless `strict`). A
     run still marked "running" whose process has gone (killed, or its machine crashed) is
-    reported as "killed": it can be continued from its last checkpoint with
+    reported as "interrupted": it can be continued from its last checkpoint with
     `creditlab train --resume <folder>`."""
     file = Path(path) / SUMMARY_FILE
     summary = read_json_object(file) if strict else try_read_json_object(file)
     if summary and summary.get("status") == "running" and _gone(summary):
-        summary["status"] = "killed"
+        summary["status"] = "interrupted"
     return summary
 
 

@@ -406,3 +406,22 @@ def test_a_number_typed_into_a_live_box_reaches_the_running_run():
     finally:
         dash.close()
         run.join(5)
+
+
+def test_saved_run_list_names_interrupted_and_unreadable_runs(tmp_path):
+    import socket
+
+    good = tmp_path / "20260101-000000-np-s0-aaaa"
+    good.mkdir()
+    (good / "config.json").write_text(json.dumps(RunConfig(**TINY).to_dict()))
+    (good / "metrics.parquet").write_bytes(b"")
+    # written by a process that has gone (pid 2**22 + 1 is above Linux's pid limit)
+    (good / "summary.json").write_text(json.dumps({"status": "running", "steps": 1200,
+                                                   "pid": 2**22 + 1, "host": socket.gethostname()}))
+    bad = tmp_path / "20260101-000001-np-s0-bbbb"
+    bad.mkdir()
+    (bad / "config.json").write_text("[]")
+    (bad / "metrics.parquet").write_bytes(b"")
+    names = list(list_saved_runs(tmp_path))
+    assert any(n.startswith(good.name) and n.endswith("(interrupted at step 1,200)") for n in names)
+    assert f"{bad.name}: unreadable: config.json: holds an array, not a JSON object" in names

@@ -376,7 +376,7 @@ def test_sigterm_stops_gracefully_saves_and_exits_143(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_a_killed_run_is_reported_killed_and_can_be_resumed(tmp_path, capsys):
+def test_a_killed_run_is_reported_interrupted_and_can_be_resumed(tmp_path, capsys):
     proc = _start_long_run(tmp_path)
     try:
         # while it runs, it is not resumed a second time into the same folder
@@ -389,7 +389,7 @@ def test_a_killed_run_is_reported_killed_and_can_be_resumed(tmp_path, capsys):
             proc.kill()
     run = next(tmp_path.iterdir())
     assert main(["runs", "--out", str(tmp_path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["status"] == "killed"
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "interrupted"
     done = torch.load(run / "checkpoint.pt", weights_only=False)["step"]
     assert main(["train", "--resume", str(run), "--steps", str(done + 20), "--quiet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == done + 20

@@ -237,7 +237,7 @@ def test_a_write_error_ends_the_run_in_one_line_and_keeps_its_exit_status(
     import torch
     assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 1
     # The final summary could not be written either: the folder still says "running" (and
-    # "killed" once this process has gone), which --resume continues from the checkpoint.
+    # "interrupted" once this process has gone), which --resume continues from its checkpoint.
     assert list(list_runs(tmp_path)["status"]) == ["running"]
 
 
