@@ -7,8 +7,8 @@ queues: commands in (pause, resume, step, stop, set), events out (ready, record,
 status), and holds the read end of a pipe that only the server writes to: when the server ends,
 however it ends, the pipe closes and the run ends with it.
 
-Processes come from a forkserver that imported torch and the engine once and built one optimiser
-(the first `torch.optim` in a process costs seconds), so a Start is answered in milliseconds.
+Processes come from a forkserver that imported torch and the engine once, so a Start is
+answered in milliseconds.
 """
 
 from __future__ import annotations

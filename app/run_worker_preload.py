@@ -1,12 +1,12 @@
 """Imported once by the run processes' forkserver, so that every run starts warm.
 
-Importing torch and the engine, and building one optimiser (whose first construction imports
-torch._dynamo, seconds of work), happens here once instead of at every Start.
+Importing torch and the engine happens here once instead of at every Start. No optimiser is
+built here any more: the trainer's (engine.optim) do not import torch._dynamo, which is what
+made torch.optim's first construction and step cost seconds; their own first step takes
+milliseconds.
 """
 
-import torch
+import torch  # noqa: F401
 
 import engine.trainer  # noqa: F401
 from app import run_worker  # noqa: F401
-
-torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)

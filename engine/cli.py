@@ -310,7 +310,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if sig is not None:
                 previous[sig] = signal.signal(sig, on_signal)
 
-    from engine.runs import SaveError
+    from engine.errors import SaveError
 
     started = time.perf_counter()
     error: BaseException | None = None

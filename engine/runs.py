@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from engine.config import LIVE_FIELDS, RunConfig
+from engine.errors import SaveError
 from engine.stream import flatten_record
 
 CONFIG_FILE = "config.json"
@@ -136,12 +137,6 @@ def _make_run_dir(root: Path, cfg: RunConfig, run_id: str | None) -> tuple[str, 
 
 
 # ------------------------------------------------------------------ writer
-class SaveError(OSError):
-    """A run's file could not be written (disk full, read-only, gone); one line naming the file.
-    What was written before stays: every file is replaced atomically, so the last good metrics,
-    summary and checkpoint survive the failed write."""
-
-
 class RunWriter:
     """Saves one trainer's run under `root`. Subscribes itself; call `close(status)` at the end.
 

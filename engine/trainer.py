@@ -23,9 +23,11 @@ import torch
 
 from engine.config import LIVE_FIELDS, ConfigError, RunConfig
 from engine.data import Dataset, load_dataset
+from engine.memory import check_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
 from engine.models import build_model
 from engine.objective import Objective
+from engine.optim import SGD, Adam
 from engine.rules import RULES
 
 
@@ -73,6 +75,11 @@ class Trainer:
         task = "regression" if self.autoencoding else self.data.task
         self.objective = Objective(cfg.loss, task, self.data.n_out)
         self.rule = RULES[cfg.rule](self.model, cfg, self.generator)
+        # Before the first step: a batch or network the device cannot hold is one line now,
+        # not an out-of-memory kill (or a swapping machine) later. NP's K draws widen the batch.
+        draws = cfg.noise_draws if "noise_draws" in self.rule.reads else 1
+        check_fits(self.model, cfg.batch_size * draws, self.device, cfg.batch_size,
+                   eval_rows=min(EVAL_CHUNK, len(self.data.x_test)))
         self.optimizer = self._make_optimizer()
         self.step_count = 0
         self._order = torch.empty(0, dtype=torch.long, device=self.device)
@@ -91,10 +98,12 @@ class Trainer:
 
     # ------------------------------------------------------------ set-up
     def _make_optimizer(self) -> torch.optim.Optimizer:
+        # engine.optim's classes are torch.optim's, bit for bit and with interchangeable state
+        # dicts, but do not import torch._dynamo (seconds) on their first use.
         params = list(self.model.parameters())
         if self.cfg.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.cfg.lr)
-        return torch.optim.SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum)
+            return Adam(params, lr=self.cfg.lr)
+        return SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum)
 
     def subscribe(self, callback: Callable[[dict], None], matrices: bool = False) -> Subscriber:
         sub = Subscriber(callback, matrices)

@@ -396,3 +396,39 @@ def test_run_processes_share_their_memory_and_stay_bounded():
         for r in runs:
             r.stop()
         assert all(r.join(30) for r in runs)
+
+
+# --------------------------------------------------------------------------- will it fit?
+def test_a_step_too_big_for_the_memory_is_refused_in_one_line(capsys, monkeypatch):
+    """A batch the machine cannot hold: one line naming batch_size, before any step."""
+    from engine import memory
+
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 512 * 2**20)     # 512 MB free
+    rc, out, err = _cli(capsys, "train", "--width", "4096", "--depth", "1", "--batch-size",
+                        "8192", "--steps", "1", "--no-save", "--quiet")
+    assert rc == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "batch_size=8192 is not allowed with this network on cpu" in lines[0]
+    assert "and 512 MB is free; lower batch_size or the width" in lines[0]
+
+
+def test_the_estimate_bounds_a_measured_step():
+    """step_bytes is above what a step really adds (measured with ru_maxrss in a fresh
+    process) and not wildly so: the pre-flight must neither pass OOMs nor refuse real runs."""
+    script = textwrap.dedent("""
+        import resource, torch
+        from engine.config import RunConfig
+        from engine.memory import step_bytes
+        from engine.trainer import Trainer
+        torch.set_num_threads(1)
+        t = Trainer(RunConfig(rule="np", width=512, depth=3, batch_size=8192, device="cpu"))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        t.step(); t.step()
+        used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        print(used, step_bytes(t.model, 8192))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    used, estimate = map(int, out.split())
+    print(f"\nstep used {used / 2**20:.0f} MB, estimated {estimate / 2**20:.0f} MB")
+    assert used < estimate < 3 * used
