@@ -85,7 +85,8 @@ def fig_feedback(res: Results):
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     curves = [(f"{c} [{ds}]", h[(h["condition"] == c) & (h["dataset"] == ds)])
               for c, ds in dict.fromkeys(zip(h["condition"], h["dataset"]))
-              if c in ("Fig. 2 set-up", "10⁶ steps", "PyTorch init", "normalised SGD B")]
+              if c in ("Fig. 2 set-up", "Fig. 2 set-up, K=4 draws", "10⁶ steps", "PyTorch init",
+                       "normalised SGD B")]
     for ax, (col, title) in zip(axes, panels):
         for label, hc in curves:
             _history_band(ax, hc, col, label)
