@@ -126,6 +126,7 @@ BAD = [
     (["--steps", "1e3"], "steps='1e3'"),
     (["--lr", "1e-400"], "lr='1e-400'"),
     (["--lr", "-1e-3"], "lr=-0.001"),
+    (["--rule", "np", "--sigma", "1e-30"], "sigma=1e-30"),     # σ² would overflow λ̂ in float32
 ]
 
 

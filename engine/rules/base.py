@@ -72,6 +72,11 @@ REGRESSION_SETTINGS = ("feedback_lr", "feedback_mode", "feedback_normalize", "ri
                        "ridge_relative", "ridge_forget")
 
 
+# The loss change node noise causes is about σ·‖g‖; a float32 loss of order 1 is resolved to
+# ~1e-7, so below σ ≈ 1e-6 the change is rounding noise, and near 1e-19 σ² underflows to 0.
+MIN_SIGMA = 1e-6
+
+
 class LearningRule:
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""                     # the display name ("FA: feedback alignment")
@@ -98,9 +103,10 @@ class LearningRule:
     def check(cls, cfg) -> None:
         """Refuse, with the one-line ConfigError, a set-up this rule cannot train (called by
         RunConfig.validate(), so the dashboard shows it inline before Start)."""
-        if cls.uses_noise(cfg) and not cfg.sigma > 0:
+        if cls.uses_noise(cfg) and not cfg.sigma >= MIN_SIGMA:
             raise ConfigError(f"sigma={cfg.sigma!r} is not allowed for rule {cls.name!r}: "
-                              "node perturbation needs sigma > 0")
+                              f"node perturbation needs sigma >= {MIN_SIGMA:g} (below it the loss "
+                              "change the noise causes is lost in float32 rounding)")
 
     def feedback_matrices(self) -> list[torch.Tensor]:
         """The matrix that carries the error into each hidden layer, input side first."""
