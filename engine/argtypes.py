@@ -1,4 +1,4 @@
-"""argparse value types shared by the command-line front ends (cli.py, sweep.py)."""
+"""argparse value types shared by the command-line front ends (cli.py, sweep/cli.py)."""
 
 from __future__ import annotations
 

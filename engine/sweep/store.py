@@ -1,0 +1,167 @@
+"""A sweep's state on disk (the run folders tagged with it, trials.parquet, sweep.json) and
+the summary table of the best configuration per rule."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+from engine.sweep.spec import DONE, SWEEPS_DIR, SWEEP_FILE, TRIALS_FILE
+from engine.sweep.trial import make_row
+
+def sweep_dir(runs_root: str | os.PathLike, sweep_id: str) -> Path:
+    return Path(runs_root) / SWEEPS_DIR / sweep_id
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON object, or None for a file that is absent or not one (readers skip it)."""
+    from engine.runs import try_read_json_object
+    return try_read_json_object(path)
+
+
+def sweep_runs(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, list[Path]]:
+    """trial id → run folders tagged with this sweep (oldest first)."""
+    root = Path(runs_root)
+    out: dict[str, list[Path]] = {}
+    if not root.is_dir():
+        return out
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and p.name != SWEEPS_DIR):
+        tag = _read_json(path / SWEEP_FILE)
+        if tag and tag.get("sweep_id") == sweep_id and tag.get("trial_id"):
+            out.setdefault(tag["trial_id"], []).append(path)
+    return out
+
+
+def finished_trials(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, dict]:
+    """trial id → table row, for trials of this sweep already finished, diverged or failed."""
+    from engine.runs import CONFIG_FILE, SUMMARY_FILE
+
+    done: dict[str, dict] = {}
+    for tid, paths in sweep_runs(runs_root, sweep_id).items():
+        for path in reversed(paths):                           # the newest that is done
+            summary = _read_json(path / SUMMARY_FILE) or {}
+            config = _read_json(path / CONFIG_FILE)
+            if summary.get("status") in DONE and config is not None:
+                try:
+                    done[tid] = make_row(config, _read_json(path / SWEEP_FILE), summary, path)
+                except (KeyError, TypeError, ValueError):    # edited or damaged: run it again
+                    continue
+                break
+    return done
+
+
+def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterable[str]) -> None:
+    """Runs of interrupted trials whose folder still says "running" are saved as "stopped"."""
+    from engine.runs import SUMMARY_FILE, atomic_write_json
+
+    wanted = set(trial_ids)
+    for tid, paths in sweep_runs(runs_root, sweep_id).items():
+        if tid not in wanted:
+            continue
+        for path in paths:
+            summary = _read_json(path / SUMMARY_FILE)
+            if summary and summary.get("status") == "running":
+                summary.update(status="stopped", error="the sweep was interrupted")
+                try:
+                    atomic_write_json(path / SUMMARY_FILE, summary)
+                except OSError:
+                    pass
+
+
+def _atomic_parquet(df, path: Path) -> None:
+    from engine.runs import atomic_write_parquet
+    atomic_write_parquet(df, path)
+
+
+def trials_frame(rows: Iterable[dict]):
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows))
+    if not df.empty:
+        df = df.sort_values(["finished_at", "trial_id"], kind="stable").reset_index(drop=True)
+        for col in ("error", "diverged_step"):
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
+        df["diverged_step"] = df["diverged_step"].astype("Int64")
+    return df
+
+
+def load_trials(path: str | os.PathLike):
+    """trials.parquet of a sweep folder (or a trials.parquet path); an empty frame if none yet."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / TRIALS_FILE
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError):
+        return pd.DataFrame()
+
+
+def list_sweeps(runs_root: str | os.PathLike = "runs") -> list[dict]:
+    """The sweep.json of every sweep under runs_root/sweeps, newest first."""
+    base = Path(runs_root) / SWEEPS_DIR
+    out = []
+    if base.is_dir():
+        for d in base.iterdir():
+            info = _read_json(d / SWEEP_FILE)
+            if info:
+                info["path"] = str(d)
+                info["mtime"] = max((d / f).stat().st_mtime for f in (SWEEP_FILE, TRIALS_FILE)
+                                    if (d / f).exists())
+                out.append(info)
+    return sorted(out, key=lambda i: -i["mtime"])
+
+
+# ============================================================== the summary
+def best_table(df, metric: str = "test_accuracy", mode: str = "max", per: str = "rule"):
+    """Best configuration per `per` value: settings averaged over seeds. A configuration counts
+    only if all of its seeds finished (a diverged or failed seed rules it out)."""
+    import pandas as pd
+
+    if df is None or df.empty:
+        return pd.DataFrame()
+    d = df.copy()
+    d["_ok"] = d["status"] == "finished"
+    d["_m"] = d[metric].where(d["_ok"])
+    g = d.groupby("point_id", sort=False)
+    agg = g.agg(**{f"{metric}_mean": ("_m", "mean"), f"{metric}_std": ("_m", "std"),
+                   "seeds": ("_m", "size"), "ok": ("_ok", "sum")})
+    agg.loc[agg["ok"] < agg["seeds"], f"{metric}_mean"] = math.nan
+    first = g.head(1).set_index("point_id")
+    agg = agg.join(first)
+    agg = agg[agg[f"{metric}_mean"].notna()]
+    if agg.empty:
+        return pd.DataFrame()
+    varied = [v for v in dict.fromkeys(",".join(df["varied"].dropna()).split(",")) if v and v != per]
+    rows = []
+    for key, part in agg.groupby(per, sort=True):
+        best = part.sort_values(f"{metric}_mean", ascending=(mode == "min")).iloc[0]
+        mine = set(str(best["varied"]).split(","))
+        row = {per: key}
+        for v in varied:
+            row[v] = best[v] if v in mine else None
+        row.update({f"{metric}_mean": best[f"{metric}_mean"], f"{metric}_std": best[f"{metric}_std"],
+                    "seeds": int(best["seeds"]), "configs": int(len(part)),
+                    "trials": int((df[per] == key).sum()), "point_id": best.name})
+
+
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.sort_values(f"{metric}_mean", ascending=(mode == "min")).reset_index(drop=True)
+
+
+def format_best(table, metric: str) -> str:
+    if table is None or table.empty:
+        return "no configuration finished on all of its seeds"
+    shown = table.drop(columns=["point_id"]).copy()
+    for col in shown.columns:
+        if col in ("seeds", "configs", "trials"):
+            continue
+        digits = ".4f" if col in (f"{metric}_mean", f"{metric}_std") else ".3g"
+        shown[col] = [("-" if v is None or (isinstance(v, float) and v != v)
+                       else (format(v, digits) if isinstance(v, float) else str(v)))
+                      for v in shown[col]]
+    return shown.to_string(index=False)
