@@ -28,7 +28,7 @@ from engine.stream import flatten_record
 from app.address_bar import AddressBar
 from app.library import (SavedRun, list_saved_runs, runs_frame, runs_root, to_csv_bytes,
                          to_parquet_bytes)
-from app.plots import CurvePlots, Heatmaps
+from app.plots import CURVE_MIN_WIDTH, HEATMAP_KEYS, HEATMAP_MIN_WIDTH, CurvePlots, Heatmaps
 from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
 from app.state import PRESETS, ConfigState, format_width, read_number
 
@@ -37,6 +37,13 @@ SLOW_EVERY = 5                 # heatmaps, status and the closed-tab check: ever
 ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
 
 LIVE_NOTE = "σ and the learning rates change the running run at once; other settings apply at the next Start."
+
+HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
+             "feedback. Each map has its own colour scale (written under its title), so compare "
+             "patterns, not shades; in the right-hand map white = the same colour in both.")
+CURVES_HELP = ("Colour = run; solid = layer 1 (input side), dashed = layer 2, dotted = layer 3. "
+               "Under each title: what a good value is.")
+
 
 class Dashboard(pn.viewable.Viewer):
     """One session's lab bench: the controls, its runs, and the live plots."""
@@ -115,7 +122,11 @@ class Dashboard(pn.viewable.Viewer):
 
         self.run_legend = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width",
                                        styles={"font-size": "1.0em"})
-        self.layer_select = w.Select(label="Heatmap layer", options={"layer 1": 1}, value=1, width=160)
+        # 0 = the top layer, whatever the depth; Start lists the run's layers, top first.
+        self.layer_select = w.Select(label="Heatmap layer", options={"top (last hidden ← output)": 0},
+                                     value=0, width=230)
+        self.heat_heading = pn.pane.Markdown(self._heat_heading(""), margin=(0, 10),
+                                             sizing_mode="stretch_width")
         self.layer_select.param.watch(
             lambda e: self._bokeh(lambda: self._refresh_heatmaps(force=True)), "value")
 
@@ -149,9 +160,12 @@ class Dashboard(pn.viewable.Viewer):
                                  scroll=True, max_height=1400)
         buttons = pn.Row(self.start_button, self.pause_button, self.resume_button, self.step_button,
                          self.stop_button, self.reset_button)
-        curve_panes = [pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self.curves.figures.values()]
-        heat_panes = [pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width")
-                      for k in ("B", "WT", "diff")]
+        # Plot grids that reflow: as many columns as fit at the plots' minimum widths (4 curve
+        # plots a row at 1920 px, 3 at 1600, 2 at 1280), never wider than the page.
+        curve_panes = [pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH)
+                       for fig in self.curves.figures.values()]
+        heat_panes = [pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
+                                    min_width=HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
         compare = pn.Card(
             pn.Row(
                 pn.Column(pn.pane.Markdown("**Runs in the comparison** (untick to hide)"), self.run_list,
@@ -165,14 +179,17 @@ class Dashboard(pn.viewable.Viewer):
         header = pn.pane.Markdown(
             "# creditlab: learning feedback weights by node perturbation\n"
             "Hidden layers learn the feedback B that carries their error; backprop would use Wᵀ. "
-            "Lines: colour = run, solid = layer 1 (input side), dashed = layer 2, dotted = layer 3.",
+            "The question: does B come to look like Wᵀ?",
             sizing_mode="stretch_width", margin=(0, 10), css_classes=["creditlab-header"])
         self.main = pn.Column(
             header, self.address_bar, buttons, self.status, self.note, self.config_alert, self.run_alert,
             self.run_legend,
-            pn.GridBox(*curve_panes, ncols=4, sizing_mode="stretch_width"),
-            pn.Row(pn.pane.Markdown("### B vs Wᵀ", margin=(0, 10)), self.layer_select),
-            pn.Row(*heat_panes, sizing_mode="stretch_width"),
+            # The central picture first: it is in view at 1280×720 without scrolling.
+            pn.Row(self.heat_heading, self.layer_select, sizing_mode="stretch_width"),
+            _plot_grid(heat_panes, HEATMAP_MIN_WIDTH, "creditlab-heatmaps"),
+            pn.pane.Markdown(f"### Learning curves\n{CURVES_HELP}", margin=(0, 10),
+                             sizing_mode="stretch_width"),
+            _plot_grid(curve_panes, CURVE_MIN_WIDTH, "creditlab-curves"),
             compare,
             sizing_mode="stretch_width",
         )
@@ -283,10 +300,10 @@ class Dashboard(pn.viewable.Viewer):
             self._refresh_legend()
 
         self._bokeh(plot_it)
-        layers = {f"layer {i}": i for i in range(1, len(cfg.widths()) + 1)}
-        self.layer_select.options = layers
+        self.heat_heading.object = self._heat_heading("")
+        self.layer_select.options = layer_options(len(cfg.widths()))
         # Open on the top layer: its B is the first to become Wᵀ (the hidden layers' follow).
-        self.layer_select.value = len(layers)
+        self.layer_select.value = len(cfg.widths())
         self._rate = (time.time(), 0, 0.0)
         self._refresh_run_list()
         self._refresh_status()
@@ -322,6 +339,7 @@ class Dashboard(pn.viewable.Viewer):
             self.heatmaps.clear()
 
         self._bokeh(clear_plots)
+        self.heat_heading.object = self._heat_heading("")
         self.run_alert.visible = False
         self.note.visible = False
         self._refresh_run_list()
@@ -454,7 +472,17 @@ class Dashboard(pn.viewable.Viewer):
         version, matrices = run.buffer.latest_matrices()
         if matrices is None or (version == self.heatmaps.version and not force):
             return
-        self.heatmaps.show(matrices, self.layer_select.value or 1, version, run_label="")
+        first_step, first_matrices = run.buffer.first_matrices()
+        self.heatmaps.show(matrices, self.layer_select.value or None, version,
+                           step=_record_step(run, version), first=first_matrices,
+                           first_step=first_step)
+        heading = self._heat_heading(self.heatmaps.where)
+        if self.heat_heading.object != heading:
+            self.heat_heading.object = heading
+
+    @staticmethod
+    def _heat_heading(where: str) -> str:
+        return f"### Is B learning to look like Wᵀ?{' — ' + where if where else ''}\n{HEAT_HELP}"
 
     def _refresh_status(self, expect: str | None = None) -> None:
         run = self.session.current
@@ -527,6 +555,39 @@ class Dashboard(pn.viewable.Viewer):
             self._callback.stop()
         except Exception:
             pass
+
+
+def layer_options(n_layers: int) -> dict[str, int]:
+    """The heatmap layer menu, top layer first (the one whose B is fed by the output)."""
+    options = {}
+    for i in range(n_layers, 0, -1):
+        above = "output" if i == n_layers else f"layer {i + 1}"
+        note = " (top)" if i == n_layers else (" (input side)" if i == 1 else "")
+        options[f"layer {i} ← {above}{note}"] = i
+    return options
+
+
+def _plot_grid(panes: list, min_width: int, css_class: str) -> pn.Column:
+    """Plots side by side in equal columns, wrapping onto new rows: as many columns as fit at
+    `min_width` each (never more than there are plots, nor than 4), so a narrow page gets fewer
+    columns instead of plots drawn over each other or past its edge. A CSS grid on the layout's
+    element, whose grid items are the plots' own elements."""
+    most = min(4, len(panes))
+    grid = {"display": "grid", "gap": "0px", "grid-template-columns":
+            f"repeat(auto-fill, minmax(max({min_width}px, {100 / most:.4g}%), 1fr))"}
+    return pn.Column(*panes, sizing_mode="stretch_width", styles=grid, css_classes=[css_class],
+                     margin=(0, 12, 0, 0))
+
+
+def _record_step(run, version: int) -> int | None:
+    """The step of the record that brought matrix snapshot `version` (records and snapshots are
+    counted alike when every record carries matrices, as the dashboard's subscription asks)."""
+    for record in reversed(run.buffer.records()[-64:]):
+        if record.get("_seq") == version:
+            return record.get("step")
+        if record.get("_seq", 0) < version:
+            break
+    return None
 
 
 def _widget(state: ConfigState, name: str):

@@ -23,6 +23,7 @@ class RecordBuffer:
         self._count = 0                      # records ever pushed: cursors count these
         self._matrices: list[dict] | None = None
         self._matrix_version = 0
+        self._first: tuple[Any, list[dict]] | None = None    # (step, matrices) of the first snapshot
         self._lock = threading.Lock()
 
     def push(self, record: dict[str, Any]) -> None:
@@ -38,6 +39,8 @@ class RecordBuffer:
             if matrices is not None:
                 self._matrices = matrices
                 self._matrix_version += 1
+                if self._first is None:
+                    self._first = (record.get("step"), matrices)
 
     def since(self, cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Records pushed after `cursor` (still held), and the cursor to pass next time."""
@@ -54,6 +57,12 @@ class RecordBuffer:
         """(version, matrices): the version grows by one with every new snapshot."""
         with self._lock:
             return self._matrix_version, self._matrices
+
+    def first_matrices(self) -> tuple[Any, list[dict] | None]:
+        """(step, matrices) of the first snapshot pushed, kept for the run's whole life (a
+        short run's "B at the start"); (None, None) before it."""
+        with self._lock:
+            return self._first or (None, None)
 
     def __len__(self) -> int:
         with self._lock:

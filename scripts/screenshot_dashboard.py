@@ -3,7 +3,7 @@
 Scene "compare" (docs/dashboard.png): at a projector-like 1920 px width, the paper's FA preset
 runs briefly, then NP, so the comparison shows two runs overlaid, shot while NP still learns.
 Scene "learn-b" (docs/learn_b.png): the "Learn B only (frozen W)" preset (the paper's Fig. 2)
-after `--seconds` (default 30), down to the B-vs-Wᵀ heatmaps of the top layer.
+after `--seconds` (default 30): the top layer's heatmaps, first on the page.
 
     .venv/bin/python scripts/screenshot_dashboard.py [--scene compare|learn-b] [--out PATH] [--seconds S]
 """
@@ -54,9 +54,8 @@ def main(argv=None) -> int:
         page.get_by_role("button", name="Start").click()
         time.sleep(args.seconds)
         if learn_b:
-            # The top of the page down to the heatmaps (they sit below a 1080 px fold).
-            page.screenshot(path=str(out), full_page=True,
-                            clip={"x": 0, "y": 0, "width": 1920, "height": 1200})
+            # The top of the page: the heatmaps come first, above the curves.
+            page.screenshot(path=str(out), full_page=False)
         else:
             # Second run: NP, chosen through the preset menu like a user would.
             page.get_by_label("Preset (the paper's set-ups)").select_option("Paper MLP: NP")

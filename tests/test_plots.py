@@ -1,0 +1,225 @@
+"""The dashboard's plot objects without a browser: what the heatmaps show (the top layer first,
+each map on its own colour range, B at the run's first record kept fixed), and the plain-words
+titles of every plot. Cheap: no server, no chromium; one test starts a tiny run process."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from bokeh.models import Title
+
+from engine.config import RunConfig
+from engine.stream import RecordBuffer
+
+from app.dashboard import Dashboard, _plot_grid, layer_options
+from app.plots import (DIFF_RANGE, HEATMAP_KEYS, LAYER_PLOTS, SCALAR_PLOTS, CurvePlots, Heatmaps,
+                       pattern_difference, symmetric_range)
+
+RNG = np.random.default_rng(0)
+
+
+def snapshot(scale_b: float = 0.1, shapes=((20, 10), (10, 5), (5, 3)), b_like_wt: bool = False):
+    """A published matrix snapshot: one entry per hidden layer, input side first."""
+    out = []
+    for i, shape in enumerate(shapes, start=1):
+        wt = RNG.normal(size=shape).astype(np.float32)
+        b = (0.07 * wt) if b_like_wt else (scale_b * RNG.normal(size=shape)).astype(np.float32)
+        out.append({"layer": i, "B": b, "WT": wt})
+    return out
+
+
+def image(heatmaps: Heatmaps, key: str) -> np.ndarray:
+    return np.flipud(np.asarray(heatmaps.sources[key].data["image"][0]))
+
+
+def mapper_range(heatmaps: Heatmaps, key: str) -> tuple[float, float]:
+    m = heatmaps.mappers[key]
+    return m.low, m.high
+
+
+# ------------------------------------------------------------------------------------ heatmaps
+def test_heatmaps_open_on_the_top_layer():
+    h, mats = Heatmaps(), snapshot()
+    assert Heatmaps.top_layer(mats) == 3
+    assert h.show(mats, None, version=1)
+    assert h.layer == 3 and h.where.startswith("layer 3 ← output")
+    np.testing.assert_array_equal(image(h, "B"), mats[2]["B"])
+    np.testing.assert_array_equal(image(h, "WT"), mats[2]["WT"])
+    assert h.figures["B"].xaxis.axis_label == "output unit"
+    # 0 means "top" too (the layer menu's value before a run lists its layers).
+    assert h.show(mats, 0, version=2) and h.layer == 3
+
+
+def test_an_asked_for_layer_is_shown_and_a_missing_one_is_refused():
+    h, mats = Heatmaps(), snapshot()
+    assert h.show(mats, 1, version=1)
+    assert h.layer == 1 and h.where == "layer 1 ← layer 2 (20×10)"
+    np.testing.assert_array_equal(image(h, "B"), mats[0]["B"])
+    assert not h.show(mats, 7, version=2)
+    assert not h.show(None, None, version=3) and not h.show([], None, version=3)
+
+
+def test_b_and_wt_each_get_their_own_symmetric_colour_range():
+    h, mats = Heatmaps(), snapshot(scale_b=0.01)
+    h.show(mats, None, version=1, first=mats, first_step=50)
+    top = mats[-1]
+    b_max, wt_max = float(np.abs(top["B"]).max()), float(np.abs(top["WT"]).max())
+    assert b_max < wt_max / 10                              # FA-like: B far smaller than Wᵀ
+    assert mapper_range(h, "B") == pytest.approx((-b_max, b_max))
+    assert mapper_range(h, "WT") == pytest.approx((-wt_max, wt_max))
+    assert mapper_range(h, "start") == pytest.approx((-b_max, b_max))
+    assert mapper_range(h, "diff") == (-DIFF_RANGE, DIFF_RANGE)
+    # Each map says its range on the plot.
+    assert f"±{b_max:.3g}" in h.subtitles["B"].text
+    assert f"±{wt_max:.3g}" in h.subtitles["WT"].text
+    assert "max|B|" in h.subtitles["diff"].text
+    # Every map has its own mapper and colour bar.
+    mappers = {id(h.figures[k].renderers[0].glyph.color_mapper) for k in HEATMAP_KEYS}
+    assert len(mappers) == len(HEATMAP_KEYS)
+    for key in HEATMAP_KEYS:
+        bars = [r for r in h.figures[key].below if type(r).__name__ == "ColorBar"]
+        assert len(bars) == 1 and bars[0].color_mapper is h.mappers[key]
+
+
+def test_the_difference_map_compares_patterns_not_sizes():
+    h, mats = Heatmaps(), snapshot(b_like_wt=True)          # B = 0.07·Wᵀ: the same pattern
+    h.show(mats, None, version=1)
+    assert np.abs(image(h, "diff")).max() < 1e-5            # white: nothing differs but the size
+    top = mats[-1]
+    assert np.abs(top["B"] - top["WT"]).max() > 0.5         # which B − Wᵀ would have shown
+    # Unrelated patterns are far from white, and the values stay within [−2, 2].
+    b, wt = RNG.normal(size=(30, 20)), RNG.normal(size=(30, 20))
+    d = pattern_difference(b, wt)
+    assert np.abs(d).max() <= 2 + 1e-9 and np.abs(d).mean() > 0.2
+
+
+def test_symmetric_range_never_collapses():
+    assert symmetric_range(np.zeros((3, 3))) == 1.0
+    assert symmetric_range(np.full((2, 2), np.nan)) == 1.0
+    assert symmetric_range(np.zeros((0, 3))) == 1.0
+    assert symmetric_range(None) == 1.0
+    assert symmetric_range(np.array([[np.nan, -0.5], [0.25, np.inf]])) == 0.5
+
+
+def test_b_at_the_start_stays_fixed_while_b_now_changes():
+    h = Heatmaps()
+    first, later = snapshot(), snapshot()
+    h.show(first, None, version=1, step=50, first=first, first_step=50)
+    b0_data = h.sources["start"].data
+    np.testing.assert_array_equal(image(h, "start"), first[-1]["B"])
+    assert h.figures["start"].title.text == "B at the start (step 50)"
+    assert h.figures["B"].title.text == "B now (step 50)"
+    for version in (2, 3):
+        h.show(later, None, version=version, step=50 * version, first=first, first_step=50)
+    assert h.sources["start"].data is b0_data                 # not even resent
+    assert h.sources["start"].data["version"] == [1]
+    np.testing.assert_array_equal(image(h, "B"), later[-1]["B"])
+    assert h.sources["B"].data["version"] == [3]
+    assert h.figures["B"].title.text == "B now (step 150)"
+    # Another layer: the start map follows it (that layer's first B).
+    h.show(later, 1, version=4, first=first, first_step=50)
+    np.testing.assert_array_equal(image(h, "start"), first[0]["B"])
+    # No first snapshot yet: an empty map that says so.
+    h.clear()
+    h.show(later, None, version=5, first=None)
+    assert np.isnan(image(h, "start")).all() and "waiting" in h.figures["start"].title.text
+
+
+def test_direct_feedback_has_no_wt_and_says_so():
+    h = Heatmaps()
+    mats = [{"layer": 1, "B": RNG.normal(size=(8, 10)).astype(np.float32), "WT": None}]
+    assert h.show(mats, None, version=1, first=mats)
+    assert np.isnan(image(h, "WT")).all() and np.isnan(image(h, "diff")).all()
+    assert "none" in h.figures["WT"].title.text and "direct feedback" in h.subtitles["diff"].text
+    b_max = float(np.abs(mats[0]["B"]).max())
+    assert mapper_range(h, "B") == pytest.approx((-b_max, b_max))
+
+
+def test_clear_forgets_the_run():
+    h, mats = Heatmaps(), snapshot()
+    h.show(mats, None, version=4, first=mats)
+    h.clear()
+    assert h.version == -1 and h.layer is None and h.where == ""
+    assert all(np.isnan(image(h, k)).all() for k in HEATMAP_KEYS)
+    assert all(h.subtitles[k].text == "" for k in HEATMAP_KEYS)
+
+
+# --------------------------------------------------------------------------------- curve titles
+def subtitles(fig) -> list[str]:
+    return [r.text for r in fig.above if isinstance(r, Title)]
+
+
+def test_every_curve_plot_says_in_words_what_it_shows_and_what_is_good():
+    curves = CurvePlots()
+    for key, title, good, _ in SCALAR_PLOTS + LAYER_PLOTS:
+        fig = curves.figures[key]
+        assert fig.title.text == title
+        assert subtitles(fig) == [good]
+    angles = [k for k, *_ in LAYER_PLOTS if k.endswith("_angle_deg")]
+    for key in angles:
+        good = subtitles(curves.figures[key])[0]
+        assert "0° =" in good and "90° =" in good
+    assert "0.5 = chance" in subtitles(curves.figures["sign_congruence"])[0]
+    assert "higher is better" in subtitles(curves.figures["estimator_snr_db"])[0]
+    assert "lower is better" in subtitles(curves.figures["loss"])[0]
+    assert "higher is better" in subtitles(curves.figures["accuracy"])[0]
+    # Plain words first: "Error signal vs backprop's", not "∠(δ, δ_BP)".
+    assert curves.figures["signal_angle_deg"].title.text.startswith("Error signal vs backprop")
+
+
+# ------------------------------------------------------------------------- dashboard plumbing
+def test_layer_menu_lists_the_top_layer_first():
+    assert layer_options(1) == {"layer 1 ← output (top)": 1}
+    assert list(layer_options(3).items()) == [("layer 3 ← output (top)", 3),
+                                             ("layer 2 ← layer 3", 2),
+                                             ("layer 1 ← layer 2 (input side)", 1)]
+
+
+def test_plot_grid_reflows_instead_of_fixing_four_columns():
+    import panel as pn
+    grid = _plot_grid([pn.pane.Markdown("a") for _ in range(8)], 360, "x")
+    assert grid.styles["display"] == "grid"
+    assert grid.styles["grid-template-columns"] == "repeat(auto-fill, minmax(max(360px, 25%), 1fr))"
+    assert "33.33%" in _plot_grid([pn.pane.Markdown("a")] * 3, 200, "y").styles["grid-template-columns"]
+
+
+def test_the_buffer_keeps_the_first_snapshot_for_the_start_map():
+    buffer = RecordBuffer(capacity=8)
+    assert buffer.first_matrices() == (None, None)
+    mats = [snapshot() for _ in range(3)]
+    buffer.push({"step": 10})                                   # no matrices: not a snapshot
+    for i, m in enumerate(mats, start=1):
+        buffer.push({"step": 10 + 10 * i, "matrices": m})
+    step, first = buffer.first_matrices()
+    assert step == 20 and first is mats[0]
+    assert len(buffer) == 4 and buffer.latest_matrices() == (3, mats[2])
+
+
+def test_dashboard_opens_on_the_top_layer_and_keeps_the_first_b():
+    dash = Dashboard(sync_url=False)
+    assert dash.layer_select.value == 0                         # "top" before any run
+    cfg = dict(dataset="digits", rule="np", depth=2, width=[12, 8], steps=10_000_000,
+               metric_interval=10, eval_interval=1000, device="cpu")
+    dash.state.set_config(RunConfig(**cfg))
+    run = dash._on_start()
+    try:
+        assert run is not None
+        assert dash.layer_select.value == 2
+        assert list(dash.layer_select.options)[0] == "layer 2 ← output (top)"
+        deadline = time.time() + 60
+        while time.time() < deadline and not (dash.heatmaps.version > 3):
+            time.sleep(0.1)
+            for _ in range(5):                                  # the slow path: heatmaps
+                dash._pull()
+        assert dash.heatmaps.version > 3 and dash.heatmaps.layer == 2
+        step, first = run.buffer.first_matrices()
+        assert step == 10                                       # the run's first record
+        np.testing.assert_array_equal(image(dash.heatmaps, "start"), first[1]["B"])
+        assert dash.heatmaps.figures["start"].title.text == "B at the start (step 10)"
+        assert "layer 2 ← output (8×10)" in dash.heat_heading.object
+        assert dash.heatmaps.figures["B"].title.text.startswith("B now (step ")
+    finally:
+        dash.close()
+        run.join(10)
