@@ -396,3 +396,21 @@ def test_a_killed_run_is_reported_interrupted_and_can_be_resumed(tmp_path, capsy
     assert json.loads(capsys.readouterr().out)["steps"] == done + 20
     assert json.loads((run / "summary.json").read_text())["status"] == "finished"
     assert pd.read_parquet(run / "metrics.parquet")["step"].max() == done + 20
+
+
+def test_the_program_ends_at_once_and_keeps_its_output_and_exit_status(tmp_path):
+    """`creditlab train` skips Python's slow shutdown with torch loaded (os._exit): what it
+    printed and saved, and its exit status, must all survive that."""
+    done = subprocess.run([sys.executable, "-m", "engine", "train", "--steps", "5", "--quiet",
+                           "--json", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["steps"] == 5
+    run_dir = Path(result["run_dir"])
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+    assert len(pd.read_parquet(run_dir / "metrics.parquet")) >= 1
+    diverged = subprocess.run([sys.executable, "-m", "engine", "train", "--optimizer", "sgd",
+                               "--lr", "1e6", "--steps", "50", "--no-save", "--quiet"],
+                              capture_output=True, text=True, timeout=300)
+    assert diverged.returncode == 3 and "diverged" in diverged.stderr
