@@ -264,7 +264,7 @@ def test_bench_quick_json(capsys):
         assert net["baseline_ms"] > 0
         assert [r["rule"] for r in net["rules"]] == list(RULES) + ["np-ridge"]
         assert all(r["ratio"] > 0 and r["ratio_metrics_off"] > 0 for r in net["rules"])
-    assert {g["rule"] for g in data["goals"]} == {"np", "fa"}
+    assert {g["rule"] for g in data["goals"]} == {"np", "np-dfa", "sg", "fa"}
     ridge = data["ridge_goal"]
     assert (ridge["rule"], ridge["against"], ridge["network"]) == ("np-ridge", "np", "784-50-20-10")
     assert ridge["ratio"] > 0
