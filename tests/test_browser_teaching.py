@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import (CHROMIUM, chromium_context, serve_dashboard,  # noqa: E402
-                             source_info, wait_for_bokeh)
+from browser_helpers import CHROMIUM, source_info, wait_for_bokeh  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -76,16 +75,9 @@ JS_HEATMAPS = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve_dashboard() as (url, dashboards):
-        yield url, dashboards
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium_context(tmp_path_factory.mktemp("chromium-profile-teaching")) as context:
-        yield context
+# The served app and the browser, each stopped in its fixture's teardown: the same as the other
+# browser tests (this module's `page` also stops the runs a test leaves).
+from test_browser import browser, server  # noqa: E402,F401
 
 
 @pytest.fixture
