@@ -21,6 +21,7 @@ import panel as pn
 import param
 
 from engine.config import LIVE_FIELDS, ConfigError, applies, settings
+from engine.control import ACTIVE, Status
 from engine.data import DATASETS
 from engine.rules import RULES
 from engine.stream import flatten_record
@@ -312,22 +313,22 @@ class Dashboard(pn.viewable.Viewer):
     def _on_pause(self, _event=None) -> None:
         if (run := self.session.current) is not None and run.active:
             run.pause()
-            self._refresh_status(expect="paused")
+            self._refresh_status(expect=Status.PAUSED)
 
     def _on_resume(self, _event=None) -> None:
         if (run := self.session.current) is not None and run.active:
             run.resume()
-            self._refresh_status(expect="running")
+            self._refresh_status(expect=Status.RUNNING)
 
     def _on_step(self, _event=None) -> None:
         if (run := self.session.current) is not None and run.active:
             run.step_once()
-            self._refresh_status(expect="paused")
+            self._refresh_status(expect=Status.PAUSED)
 
     def _on_stop(self, _event=None) -> None:
         if (run := self.session.current) is not None and run.active:
             run.stop()
-            self._refresh_status(expect="stopped")
+            self._refresh_status(expect=Status.STOPPED)
 
     def _on_reset(self, _event=None) -> None:
         runs = self.session.clear()
@@ -502,7 +503,7 @@ class Dashboard(pn.viewable.Viewer):
             acc = rec.get("train_accuracy")
             if acc is not None and acc == acc:
                 extra = f" · train accuracy {acc:.1%}"
-        speed = f" · {rate:,.0f} steps/s" if status == "running" else ""
+        speed = f" · {rate:,.0f} steps/s" if status == Status.RUNNING else ""
         self.status.object = (f"**{_display(run)}** — {status}, step {run.step_count:,} / "
                               f"{run.cfg.steps:,}{speed}{extra}")
         self._set_buttons(status)
@@ -512,16 +513,16 @@ class Dashboard(pn.viewable.Viewer):
             self._refresh_legend()
         if self._status_seen.get(run.id) != run.status:
             self._status_seen[run.id] = run.status
-            if run.status in ("diverged", "error"):
+            if run.status in (Status.DIVERGED, Status.FAILED, Status.INTERRUPTED):
                 self.run_alert.object = f"**Run stopped:** {run.error}"
                 self.run_alert.visible = True
             if not run.active:
                 self.note.visible = False
 
     def _set_buttons(self, status: str | None) -> None:
-        active = status in ("starting", "running", "paused")
-        self.pause_button.disabled = status not in ("starting", "running")
-        self.resume_button.disabled = status != "paused"
+        active = status in ACTIVE
+        self.pause_button.disabled = status not in (Status.STARTING, Status.RUNNING)
+        self.resume_button.disabled = status != Status.PAUSED
         self.step_button.disabled = not active
         self.stop_button.disabled = not active
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.control import Status
 from engine.runs import METRICS_FILE, UnreadableRun, load_run, load_summary, read_config
 from engine.stream import flatten_record
 
@@ -44,7 +45,7 @@ def list_saved_runs(root: Path | None = None) -> dict[str, str]:
             continue
         summary = load_summary(folder) or {}
         status = summary.get("status", "unknown")
-        if status != "finished":              # e.g. "interrupted at step 1,200": its process died
+        if status != Status.FINISHED:              # e.g. "interrupted at step 1,200": its process died
             steps = summary.get("steps")
             name += f" ({status}" + (f" at step {steps:,})" if isinstance(steps, int) else ")")
         out[name] = str(folder)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import threading
 import time
 from typing import Any
@@ -68,68 +67,42 @@ def _end_with_server(lifeline) -> None:
 
 def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int | None,
           label: str, lifeline=None) -> None:
-    """The child's main: build the trainer, then step it, obeying commands between steps."""
+    """The child's main: build the trainer, then run engine/control.py's loop on the commands."""
     if lifeline is not None:
         threading.Thread(target=_end_with_server, args=(lifeline,), name="server-watch",
                          daemon=True).start()
     import torch
 
+    from engine.control import Status, drive
     from engine.trainer import DivergedError, Trainer
 
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    stop, target, status, reported_at, last_progress = False, None, None, -1, 0.0
     trainer = None
+    last_progress = 0.0
 
-    def report(new_status: str, error: str | None = None) -> None:
-        nonlocal status, reported_at
-        status, reported_at = new_status, trainer.step_count if trainer else 0
-        events.put(("status", new_status, reported_at, error))
+    def report(status: Status, step: int, error: str | None = None) -> None:
+        events.put(("status", str(status), step, error))
 
-    def obey(block: bool) -> None:
-        nonlocal paused, target, stop
-        while True:
-            try:
-                kind, arg = commands.get(block=block) if block else commands.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "pause":
-                paused, target = True, None
-            elif kind == "resume":
-                paused, target = False, None
-            elif kind == "step":
-                paused, target = True, arg
-            elif kind == "stop":
-                stop = True
-            elif kind == "set":
-                trainer.set(**arg)
-            block = False
+    def progress() -> None:
+        nonlocal last_progress
+        now = time.monotonic()
+        if now - last_progress >= PROGRESS_SECONDS:
+            last_progress = now
+            events.put(("progress", trainer.step_count))
+
+    def step_now() -> int:
+        return trainer.step_count if trainer is not None else 0
 
     try:
         trainer = Trainer(RunConfig.from_dict(cfg_dict))
         trainer.subscribe(lambda record: events.put(("record", record)), matrices=True)
         events.put(("ready", None))
-        while True:
-            if trainer.step_count % COMMAND_POLL_STEPS == 0 or paused:
-                obey(block=False)
-            while not stop and paused and (target is None or trainer.step_count >= target):
-                if status != "paused" or reported_at != trainer.step_count:
-                    report("paused")
-                obey(block=True)
-            if stop:
-                return report("stopped")
-            if trainer.step_count >= trainer.cfg.steps:
-                return report("finished")
-            if not paused and status != "running":
-                report("running")
-            trainer.step()
-            now = time.monotonic()
-            if now - last_progress >= PROGRESS_SECONDS:
-                last_progress = now
-                events.put(("progress", trainer.step_count))
+        drive(trainer, commands, paused=paused, poll_every=COMMAND_POLL_STEPS, report=report,
+              on_step=progress)
     except DivergedError as exc:
-        report("diverged", f"{label}: {exc}")
+        report(Status.DIVERGED, step_now(), f"{label}: {exc}")
     except ConfigError as exc:
-        report("error", str(exc))
+        report(Status.FAILED, step_now(), str(exc))
     except Exception as exc:                  # the server keeps serving; the page says what happened
-        report("error", f"{label}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        report(Status.FAILED, step_now(), f"{label}: {type(exc).__name__}: {' '.join(str(exc).split())}")

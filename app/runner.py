@@ -4,7 +4,7 @@ The UI never waits on training. `RunHandle` methods only queue a command and ret
 run's process (app/run_worker.py) builds the Trainer, steps it and sends its records back; a
 small pump thread here moves them into a bounded `RecordBuffer` that the dashboard's periodic
 callback pulls from. Nothing in the run touches a Panel, Bokeh or HoloViews object; its outcome
-(finished, stopped, diverged, error) is plain state the UI reads.
+(a `Status`: finished, stopped, diverged, failed …) is plain state the UI reads.
 
 Why a process and not a thread: a small network's step is mostly Python, and in a thread of the
 server it would take turns on one GIL with the server's own Python work (serialising and sending
@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from engine.config import LIVE_FIELDS, RunConfig
+from engine.control import ACTIVE, FINAL, Status
 from engine.stream import RecordBuffer
 
 from app import run_worker
@@ -29,9 +30,6 @@ _ids = itertools.count(1)
 # Records kept per run. The buffer thins its older half once full, so a one-hour run keeps its
 # whole history at decreasing resolution in bounded memory.
 BUFFER_CAPACITY = 2000
-
-ACTIVE = ("starting", "running", "paused")
-FINAL = ("finished", "stopped", "diverged", "error")
 
 # A run that has not ended this long after Stop (it is inside one long step, which Stop cannot
 # interrupt) is ended: SIGTERM, then SIGKILL if it is still there after KILL_GRACE.
@@ -53,7 +51,7 @@ class RunHandle:
         self.id = next(_ids)
         self.label = label or run_label(self.cfg)
         self.buffer = RecordBuffer(capacity)
-        self.status = "ready"       # ready, starting, running, paused, finished, stopped, diverged, error
+        self.status = Status.READY
         self.error: str | None = None
         self.step_count = 0
         self.ready = False          # the run's process has built its trainer
@@ -78,16 +76,16 @@ class RunHandle:
         # Under the lock: a stop() that races with the start is either seen here (the run never
         # starts) or finds the command queue and reaches the process. It is never lost.
         with self._lock:
-            if self._process is not None or self.status == "stopped":
+            if self._process is not None or self.status == Status.STOPPED:
                 return self
             if self._stop_requested:
-                self.status = "stopped"
+                self.status = Status.STOPPED
                 return self
             ctx = run_worker.context()
             self._paused = paused
             self._commands, events = ctx.Queue(), ctx.Queue()
             link, self._lifeline = ctx.Pipe(duplex=False)
-            self.status = "starting"
+            self.status = Status.STARTING
             self.started_at = time.time()
             self._process = ctx.Process(
                 target=run_worker.train, name=f"creditlab-run-{self.id}", daemon=True,
@@ -188,10 +186,10 @@ class RunHandle:
                         self.error = (f"{self.label}: stopped at step {self.step_count}; it did not "
                                       f"answer Stop within {STOP_GRACE:g} s (one step was still "
                                       "running), so its process was ended")
-                        self.status = "stopped"
+                        self.status = Status.STOPPED
                     elif self.status not in FINAL:
                         self.error = f"{self.label}: the run's process ended unexpectedly"
-                        self.status = "error"
+                        self.status = Status.INTERRUPTED
                     self._close_lifeline()
                     return
                 continue
@@ -207,7 +205,7 @@ class RunHandle:
             elif kind == "status":
                 _, status, step, error = event
                 self.step_count, self.error = step, error
-                self.status = status
+                self.status = Status(status)
                 if status in FINAL:
                     self._close_lifeline()
                     return

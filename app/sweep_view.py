@@ -27,6 +27,8 @@ import panel as pn
 import param
 
 from engine import sweep as sw
+from engine.control import ACTIVE, Status
+from engine.download import one_line
 
 LOG_X = ("sigma", "lr", "feedback_lr", "ridge_gamma", "weight_decay")
 X_CHOICES = ("sigma", "lr", "feedback_lr", "width", "depth", "steps", "batch_size", "momentum",
@@ -36,7 +38,6 @@ MAX_TRIALS = 96               # "a small sweep": the form refuses more
 MIN_PERIOD_MS = 500
 RULE_COLORS = {"bp": "#1f77b4", "fa": "#ff7f0e", "np": "#2ca02c", "dfa": "#d62728",
                "np-dfa": "#9467bd", "kp": "#8c564b", "sg": "#e377c2", "ss": "#7f7f7f"}
-ACTIVE = ("starting", "running", "stopping")
 
 
 class SweepHandle:
@@ -49,9 +50,9 @@ class SweepHandle:
         self.runs_dir = str(runs_dir)
         self.workers, self.serial = workers, serial
         self.total = len(spec.trials())
-        self.status = "ready"       # ready, starting, running, stopping, finished, stopped, error
+        self.status = Status.READY
         self.error: str | None = None
-        self.counts: dict[str, int] = {"finished": 0, "diverged": 0, "failed": 0}
+        self.counts: dict[str, int] = {Status.FINISHED: 0, Status.DIVERGED: 0, Status.FAILED: 0}
         self.running = 0
         self.result: sw.SweepResult | None = None
         self._stop = threading.Event()
@@ -62,7 +63,7 @@ class SweepHandle:
         with self._lock:
             if self._thread is not None:
                 return self
-            self.status = "starting"
+            self.status = Status.STARTING
             self._thread = threading.Thread(target=self._work, name=f"sweep-{self.sweep_id}",
                                             daemon=True)
         self._thread.start()
@@ -71,14 +72,14 @@ class SweepHandle:
     def _on_update(self, counts: dict, running: int) -> None:
         with self._lock:
             self.counts, self.running = dict(counts), running
-            if self.status == "starting":
-                self.status = "running"
+            if self.status == Status.STARTING:
+                self.status = Status.RUNNING
 
     def _work(self) -> None:
         try:
             with self._lock:
-                if self.status == "starting":
-                    self.status = "running"
+                if self.status == Status.STARTING:
+                    self.status = Status.RUNNING
             result = sw.run_sweep(self.spec, self.runs_dir, workers=self.workers,
                                   serial=self.serial, progress=False, stop=self._stop,
                                   on_update=self._on_update)
@@ -86,16 +87,16 @@ class SweepHandle:
                 self.result = result
                 self.counts = dict(result.counts)
                 self.running = 0
-                self.status = "stopped" if result.interrupted else "finished"
+                self.status = Status.STOPPED if result.interrupted else Status.FINISHED
         except BaseException as exc:          # never let the thread die silently
             with self._lock:
-                self.status, self.running = "error", 0
-                self.error = sw._one_line(exc) or traceback.format_exc(limit=1)
+                self.status, self.running = Status.FAILED, 0
+                self.error = one_line(exc) or traceback.format_exc(limit=1)
 
     def stop(self) -> None:
         with self._lock:
             if self.status in ACTIVE:
-                self.status = "stopping"
+                self.status = Status.STOPPING
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -160,8 +161,8 @@ class SweepView(pn.viewable.Viewer):
         self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.plot = pn.pane.HoloViews(self._empty(), sizing_mode="stretch_width", height=380)
         # the form
-        from engine.rules import RULES
         from engine.data import DATASETS
+        from engine.rules import RULES
         self.form_rules = w.MultiChoice(label="Rules", options=list(RULES), value=["np", "fa", "bp"])
         self.form_dataset = w.Select(label="Dataset", options=list(DATASETS), value="digits")
         self.form_samples = w.IntInput(label="Samples (random draws)", value=6, start=1, end=48)

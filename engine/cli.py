@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from engine.config import (DEVICES, NUMBER, ConfigError, RunConfig, choices_of, parse_float,
                            parse_int, settings)
+from engine.control import Control, Status, drive
 from engine.argtypes import int_at_least
 from engine.download import DataError, one_line
 
@@ -231,7 +232,7 @@ def _resumed(args: argparse.Namespace):
         raise UsageError("--resume writes into the run's folder; drop --no-save")
     from engine.runs import CHECKPOINT_FILE, load_summary
     path = Path(args.resume) / CHECKPOINT_FILE
-    if (load_summary(args.resume) or {}).get("status") == "running":
+    if (load_summary(args.resume) or {}).get("status") == Status.RUNNING:
         raise UsageError(f"resume={args.resume!r} is not allowed: that run is still running; "
                          "stop it first (or wait for it to end)")
     if not path.is_file():
@@ -296,17 +297,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.set_postfix(postfix, refresh=False)
         bar.update(record["step"] - bar.n)
 
-    # Ctrl-C, SIGTERM or SIGHUP: the first asks the trainer to stop after the current step
+    # Ctrl-C, SIGTERM or SIGHUP: the first asks the run loop to stop after the current step
     # (the run is saved as "stopped", with its checkpoint); a second interrupts at once (still
     # saved). The exit status is 128 + the signal's number (130 for Ctrl-C).
     previous: dict = {}
     received: list[int] = []
+    control = Control()
     if threading.current_thread() is threading.main_thread():
         def on_signal(signum, frame):
             received.append(signum)
-            if trainer.stopping:
+            if control.stop_asked:
                 raise KeyboardInterrupt
-            trainer.stop()
+            control.stop()
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if sig is not None:
                 previous[sig] = signal.signal(sig, on_signal)
@@ -315,17 +317,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     error: BaseException | None = None
-    status = "finished"
+    status = Status.FINISHED
     try:
-        status = trainer.run(on_record=on_record)
+        status = drive(trainer, control, on_record=on_record)
     except DivergedError as exc:
-        status, error = "diverged", exc
+        status, error = Status.DIVERGED, exc
     except KeyboardInterrupt:
-        status = "stopped"
+        status = Status.STOPPED
     except SaveError as exc:                       # writer.broken says it below
-        status, error = "failed", exc
+        status, error = Status.FAILED, exc
     except Exception as exc:                       # noqa: BLE001  whatever it is, the run is saved
-        status, error = "failed", RuntimeError(f"the run failed at step {trainer.step_count}: "
+        status, error = Status.FAILED, RuntimeError(f"the run failed at step {trainer.step_count}: "
                                                f"{type(exc).__name__}: {one_line(exc)}")
     finally:
         for sig, handler in previous.items():
@@ -345,21 +347,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.json:
         print(_dumps(result), flush=True)
-    elif status in ("diverged", "failed"):
+    elif status in (Status.DIVERGED, Status.FAILED):
         if result.get("run_dir") and not result.get("save_error"):
             print(f"saved to {result['run_dir']}")
     else:
         _print_summary(result, seconds)
     if result.get("save_error"):                   # the outcome below keeps its own exit status
         _err(result["save_error"])
-    if status == "failed":
+    if status == Status.FAILED:
         if not isinstance(error, SaveError):
             _err(str(error))
         return EXIT_FAILURE
-    if status == "diverged":
+    if status == Status.DIVERGED:
         _err(str(error))
         return EXIT_DIVERGED
-    if status == "stopped":
+    if status == Status.STOPPED:
         print(f"{PROG}: interrupted: the run was stopped at step {result['steps']}"
               + (f" and saved to {result['run_dir']} (continue it with --resume)"
                  if result.get("run_dir") and not result.get("save_error") else ""),

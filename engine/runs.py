@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from engine.config import LIVE_FIELDS, RunConfig
+from engine.control import Status
 from engine.errors import SaveError
 from engine.stream import flatten_record
 
@@ -185,7 +186,7 @@ class RunWriter:
                 done[name] = value
             self._tables = [pa.Table.from_pandas(done, preserve_index=False)]
         atomic_write_json(self.path / CONFIG_FILE, self.cfg.to_dict())
-        self._write_summary({"status": "running", "steps": self.last_step,
+        self._write_summary({"status": Status.RUNNING, "steps": self.last_step,
                              "dataset_meta": trainer.data.meta})
         self._subscription = trainer.subscribe(self._on_record)
 
@@ -222,7 +223,7 @@ class RunWriter:
             table = self._tables[0]
             self._save(METRICS_FILE, lambda tmp: pq.write_table(table, tmp))
             if not self._closed:
-                self._write_summary({"status": "running", "steps": self.last_step})
+                self._write_summary({"status": Status.RUNNING, "steps": self.last_step})
                 # Called between steps (from the trainer's record callback): a consistent state.
                 if time.monotonic() - self._last_checkpoint >= self.checkpoint_interval:
                     self.save_checkpoint()
@@ -442,8 +443,8 @@ def load_summary(path: str | os.PathLike, strict: bool = False) -> dict | None:
     `creditlab train --resume <folder>`."""
     file = Path(path) / SUMMARY_FILE
     summary = read_json_object(file) if strict else try_read_json_object(file)
-    if summary and summary.get("status") == "running" and _gone(summary):
-        summary["status"] = "interrupted"
+    if summary and summary.get("status") == Status.RUNNING and _gone(summary):
+        summary["status"] = Status.INTERRUPTED
     return summary
 
 

@@ -1,8 +1,9 @@
 """The training loop, step by step, and the training-state records it publishes.
 
-`Trainer` owns the data, model, rule and optimiser of one run. It is driven either step by
-step (`step()`), or by `run()` in any thread, which a `pause()`/`resume()`/`stop()` from another
-thread controls. σ and the learning rates may be changed with `set()` between steps.
+`Trainer` owns the data, model, rule and optimiser of one run and takes one step at a time
+(`step()`); the run loop that pauses, resumes and stops it is engine/control.py's `drive`
+(`run()` is that loop with no commands). σ and the learning rates may be changed with `set()`;
+a change takes effect before the next step.
 
 Every `metric_interval` steps it computes the alignment metrics and publishes a compact
 record (a plain dict of floats) to its subscribers; every `eval_interval` steps the record
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 import time
 from typing import Any, Callable
 
 import torch
 
 from engine.config import LIVE_FIELDS, ConfigError, RunConfig
+from engine.control import Status, drive
 from engine.data import Dataset, load_dataset
 from engine.memory import check_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
@@ -29,7 +30,6 @@ from engine.models import build_model
 from engine.objective import Objective
 from engine.optim import SGD, Adam
 from engine.rules import RULES
-
 
 EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
 
@@ -88,12 +88,8 @@ class Trainer:
         self._step_on_device = torch.tensor(0, device=self.device)   # no host→device copy per step
         self._last_record: dict | None = None
         self._pending: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
         self._subscribers: list[Subscriber] = []
-        self.status = "ready"           # ready, running, paused, finished, stopped, diverged
+        self.status = Status.READY      # kept by the run loop (engine/control.py)
         self.started_at = time.time()
 
     # ------------------------------------------------------------ set-up
@@ -118,32 +114,16 @@ class Trainer:
     def set(self, **changes: Any) -> None:
         """Change live settings (σ, lr, feedback_lr); they take effect before the next step."""
         checked = {name: self.cfg.check_live_change(name, value) for name, value in changes.items()}
-        with self._lock:
-            self._pending.update(checked)
+        # One assignment, so a set() from another thread is never half seen by the next step.
+        self._pending = {**self._pending, **checked}
 
     def _apply_pending(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, {}
+        pending, self._pending = self._pending, {}
         for name, value in pending.items():
             setattr(self.cfg, name, value)
             if name == "lr":
                 for group in self.optimizer.param_groups:
                     group["lr"] = value
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()          # a paused run must wake up to see the stop
-
-    @property
-    def stopping(self) -> bool:
-        """Whether stop() has been asked for (the run ends after its current step)."""
-        return self._stop.is_set()
 
     @property
     def forward_frozen(self) -> bool:
@@ -190,7 +170,7 @@ class Trainer:
             return None
         first_bad = int(self._first_bad_step)
         if first_bad >= 0:
-            self.status = "diverged"
+            self.status = Status.DIVERGED
             raise DivergedError(first_bad, self._divergence_hint())
         record = self._record(y, result, metrics,
                               evaluate=(s % self.cfg.eval_interval == 0 or s == self.cfg.steps))
@@ -207,29 +187,11 @@ class Trainer:
             lower.append(f"momentum (now {cfg.momentum:g})")
         return "lower " + " or ".join(lower) + (", or use optimizer adam" if sgd else "")
 
-    def run(self, steps: int | None = None, on_record: Callable[[dict], None] | None = None) -> str:
-        """Train until `steps` more steps are done (default: up to cfg.steps) or stop() is called.
-
-        Returns the final status: "finished", "stopped" or raises DivergedError ("diverged").
-        """
-        target = self.cfg.steps if steps is None else self.step_count + steps
-        self._stop.clear()
-        try:
-            while self.step_count < target and not self._stop.is_set():
-                if not self._running.is_set():
-                    self.status = "paused"
-                    self._running.wait()
-                    continue
-                self.status = "running"
-                record = self.step()
-                if record is not None and on_record is not None:
-                    on_record(record)
-        except DivergedError:
-            self.status = "diverged"
-            raise
-        self.status = "stopped" if self._stop.is_set() else (
-            "finished" if self.step_count >= self.cfg.steps else "paused")
-        return self.status
+    def run(self, steps: int | None = None, on_record: Callable[[dict], None] | None = None) -> Status:
+        """Train until `steps` more steps are done (default: up to cfg.steps), with no commands:
+        `drive(self, control)` is the same loop under a `Control`. Returns FINISHED (or PAUSED
+        when `steps` ended before the budget); raises DivergedError."""
+        return drive(self, steps=steps, on_record=on_record)
 
     # ------------------------------------------------------------ records
     @torch.no_grad()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from engine import sweep as sw
+from engine.sweep.run import _hold_sweep_lock
 from engine.runs import list_runs, load_run, load_summary
 
 TINY = {"dataset": "digits", "steps": 50, "metric_interval": 25, "eval_interval": 50,
@@ -412,7 +413,7 @@ def test_the_same_sweep_twice_at_once_is_refused_not_run_twice(tmp_path):
     s = spec(samples=1, seeds=1, rules=("bp",))
     sdir = sw.sweep_dir(tmp_path, s.sweep_id)
     sdir.mkdir(parents=True)
-    held = sw._hold_sweep_lock(sdir)             # as the first sweep holds it while it runs
+    held = _hold_sweep_lock(sdir)             # as the first sweep holds it while it runs
     try:
         with pytest.raises(sw.SweepBusy, match=f"sweep {s.sweep_id} is already running \\(pid"):
             sw.run_sweep(s, tmp_path, serial=True, progress=False)

@@ -5,8 +5,6 @@ assertion with the value we saw, so a regression shows up as a clear margin chan
 """
 
 import math
-import threading
-import time
 
 import pytest
 import torch
@@ -158,24 +156,6 @@ def test_warmup_freezes_forward_weights_then_releases_them():
     assert not torch.equal(t.rule.feedback_matrices()[0], b0)        # B learns meanwhile
     t.step()
     assert not torch.equal(t.model.layers[0].weight, w0)
-
-
-def test_run_can_be_paused_resumed_and_stopped_from_another_thread():
-    t = Trainer(RunConfig(rule="fa", steps=10**6, metric_interval=50))
-    worker = threading.Thread(target=t.run, daemon=True)
-    worker.start()
-    time.sleep(0.3)
-    t.pause()
-    time.sleep(0.2)
-    paused_at = t.step_count
-    time.sleep(0.3)
-    assert t.status == "paused" and t.step_count == paused_at
-    t.resume()
-    time.sleep(0.3)
-    assert t.step_count > paused_at
-    t.stop()
-    worker.join(timeout=5)
-    assert not worker.is_alive() and t.status == "stopped"
 
 
 def test_records_and_matrices_reach_every_subscriber():

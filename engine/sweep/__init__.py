@@ -38,12 +38,12 @@ Layout: spec.py (the description and its parsing), trial.py (one trial, anywhere
 """
 
 from engine.sweep.spec import (DISTRIBUTIONS, DONE, METRICS, SWEEP_FILE, SWEEPS_DIR, TRIALS_FILE,
-                               Distribution, Search, SweepError, SweepSpec, Trial, _one_line,
+                               Distribution, Search, SweepError, SweepSpec, Trial,
                                check_trials, load_sweep_file, parse_distribution, parse_sweep)
 from engine.sweep.trial import make_row, run_trial
 from engine.sweep.store import (best_table, finished_trials, format_best, list_sweeps, load_trials,
                                 sweep_dir, sweep_runs, trials_frame)
-from engine.sweep.run import (SweepBusy, SweepResult, SweepUnavailable, _hold_sweep_lock,
+from engine.sweep.run import (SweepBusy, SweepResult, SweepUnavailable,
                               default_workers, import_dask, run_sweep)
 from engine.sweep.cli import add_sweep_arguments, spec_from_args, sweep_command
 
@@ -52,4 +52,5 @@ __all__ = ["SweepSpec", "Search", "Trial", "Distribution", "SweepError", "SweepR
            "finished_trials", "load_trials", "list_sweeps", "best_table", "format_best",
            "add_sweep_arguments", "sweep_command", "sweep_dir", "TRIALS_FILE",
            "SweepBusy", "SweepUnavailable", "check_trials", "default_workers", "import_dask",
-           "make_row", "spec_from_args", "sweep_runs", "trials_frame", "METRICS"]
+           "make_row", "spec_from_args", "sweep_runs", "trials_frame", "METRICS",
+           "DISTRIBUTIONS", "DONE", "SWEEP_FILE", "SWEEPS_DIR"]

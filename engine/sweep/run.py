@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.control import Status
 from engine.sweep.spec import (DASK_MISSING, DONE, SWEEP_FILE, SweepError, SweepSpec, TRIALS_FILE,
                                Trial, _one_line)
 from engine.sweep.trial import _tag, make_row, run_trial
 from engine.sweep.store import (_atomic_parquet, _mark_stopped, _read_json, best_table,
                                 finished_trials, sweep_dir, sweep_runs, trials_frame)
+
 
 @dataclass
 class SweepResult:
@@ -38,7 +40,7 @@ class _Progress:
     """done / failed / diverged / running, on a tqdm bar (stderr) or silently."""
 
     def __init__(self, total: int, desc: str, show: bool, on_update: Callable | None = None):
-        self.counts = {"finished": 0, "failed": 0, "diverged": 0}
+        self.counts = {Status.FINISHED: 0, Status.FAILED: 0, Status.DIVERGED: 0}
         self.running = 0
         self.on_update = on_update
         self.bar = None
@@ -50,8 +52,8 @@ class _Progress:
 
     def _postfix(self):
         if self.bar is not None:
-            self.bar.set_postfix({"done": self.counts["finished"], "failed": self.counts["failed"],
-                                  "diverged": self.counts["diverged"], "running": self.running},
+            self.bar.set_postfix({"done": self.counts[Status.FINISHED], "failed": self.counts[Status.FAILED],
+                                  "diverged": self.counts[Status.DIVERGED], "running": self.running},
                                  refresh=False)
 
     def set_running(self, n: int):
@@ -62,7 +64,7 @@ class _Progress:
                 self.bar.refresh()
 
     def add(self, row: dict):
-        status = row["status"] if row["status"] in self.counts else "failed"
+        status = row["status"] if row["status"] in self.counts else Status.FAILED
         self.counts[status] += 1
         self._postfix()
         if self.bar is not None:
@@ -170,9 +172,9 @@ def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, s
         bar.close()
     if interrupted:
         _mark_stopped(root, sid, pending)
-    counts = {"finished": 0, "diverged": 0, "failed": 0}
+    counts = {Status.FINISHED: 0, Status.DIVERGED: 0, Status.FAILED: 0}
     for r in rows.values():
-        counts[r["status"] if r["status"] in counts else "failed"] += 1
+        counts[r["status"] if r["status"] in counts else Status.FAILED] += 1
     return SweepResult(sid, sdir, trials_frame(rows.values()), len(trials), len(done),
                        len(rows) - len(done), counts, time.perf_counter() - started, interrupted)
 
@@ -243,7 +245,7 @@ def _lost_row(t: Trial, root: Path, sid: str, exc: BaseException) -> dict:
     tag = _tag(t.to_json(), sid)
     runs = sweep_runs(root, sid).get(t.trial_id, [])
     path = runs[-1] if runs else None
-    summary = {"status": "failed", "error": f"the trial's task failed: {_one_line(exc)}"}
+    summary = {"status": Status.FAILED, "error": f"the trial's task failed: {_one_line(exc)}"}
     if runs:
         from engine.runs import SUMMARY_FILE, atomic_write_json
         old = _read_json(path / SUMMARY_FILE) or {}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine.config import ConfigError, RunConfig
+from engine.control import Status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DASK_MISSING = ("the sweep runs on Dask, which is not installed: pip install 'creditlab[sweep]', "
@@ -24,7 +25,7 @@ DASK_MISSING = ("the sweep runs on Dask, which is not installed: pip install 'cr
 SWEEPS_DIR = "sweeps"                 # <runs root>/sweeps/<sweep id>/
 TRIALS_FILE = "trials.parquet"
 SWEEP_FILE = "sweep.json"             # the spec (in the sweep folder), the tag (in a run folder)
-DONE = ("finished", "diverged", "failed")
+DONE = (Status.FINISHED, Status.DIVERGED, Status.FAILED)
 METRICS = {"test_accuracy": "max", "test_loss": "min", "train_loss": "min"}
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
 SWEEP_KEYS = ("name", "seed", "samples", "seeds_per_point", "metric", "mode")

@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from engine.control import Status
 from engine.sweep.spec import DONE, SWEEPS_DIR, SWEEP_FILE, TRIALS_FILE
 from engine.sweep.trial import make_row
+
 
 def sweep_dir(runs_root: str | os.PathLike, sweep_id: str) -> Path:
     return Path(runs_root) / SWEEPS_DIR / sweep_id
@@ -62,8 +64,8 @@ def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterab
             continue
         for path in paths:
             summary = _read_json(path / SUMMARY_FILE)
-            if summary and summary.get("status") == "running":
-                summary.update(status="stopped", error="the sweep was interrupted")
+            if summary and summary.get("status") == Status.RUNNING:
+                summary.update(status=Status.STOPPED, error="the sweep was interrupted")
                 try:
                     atomic_write_json(path / SUMMARY_FILE, summary)
                 except OSError:
@@ -124,7 +126,7 @@ def best_table(df, metric: str = "test_accuracy", mode: str = "max", per: str = 
     if df is None or df.empty:
         return pd.DataFrame()
     d = df.copy()
-    d["_ok"] = d["status"] == "finished"
+    d["_ok"] = d["status"] == Status.FINISHED
     d["_m"] = d[metric].where(d["_ok"])
     g = d.groupby("point_id", sort=False)
     agg = g.agg(**{f"{metric}_mean": ("_m", "mean"), f"{metric}_std": ("_m", "std"),

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 from engine.config import RunConfig
+from engine.control import Status
 from engine.sweep.spec import SWEEP_FILE, _one_line, _slug
+
 
 def _run_id(cfg: dict, trial_id: str, attempt: int = 1) -> str:
     """Like engine.runs.new_run_id (UTC time, rule, seed) with the trial id as the suffix."""
@@ -61,7 +63,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
         run_id, path = _run_dir_for(root, trial["config"], trial["trial_id"])
         atomic_write_json(path / CONFIG_FILE, trial["config"])
         atomic_write_json(path / SWEEP_FILE, tag)
-        summary = {"run_id": run_id, "status": "failed", "steps": 0, "error": _one_line(exc),
+        summary = {"run_id": run_id, "status": Status.FAILED, "steps": 0, "error": _one_line(exc),
                    "wall_seconds": time.time() - started}
         atomic_write_json(path / SUMMARY_FILE, summary)
         return make_row(trial["config"], tag, summary, path)
@@ -77,22 +79,22 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
     if writer is None:
         raise RuntimeError(f"could not create a unique run folder in {root}")
     atomic_write_json(writer.path / SWEEP_FILE, tag)
-    status, error = "finished", None
+    status, error = Status.FINISHED, None
     try:
         status = trainer.run()
     except DivergedError as exc:
-        status, error = "diverged", exc
+        status, error = Status.DIVERGED, exc
     except Exception as exc:
-        status, error = "failed", _one_line(exc)
+        status, error = Status.FAILED, _one_line(exc)
     except BaseException:                     # Ctrl-C, worker shutdown: keep what was done
         try:
-            writer.close("stopped")
+            writer.close(Status.STOPPED)
         finally:
             raise
     try:
         result = writer.close(status, error)
     except Exception as exc:                  # e.g. the summary's evaluation fails
-        result = {"status": "failed", "steps": trainer.step_count,
+        result = {"status": Status.FAILED, "steps": trainer.step_count,
                   "error": _one_line(f"{error}; then saving failed: {exc}" if error else exc)}
         atomic_write_json(writer.path / SUMMARY_FILE, {"run_id": writer.run_id, **result})
     result["wall_seconds"] = time.time() - started
