@@ -229,7 +229,8 @@ def _load() -> list[float] | None:
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"creditlab bench: torch {report['torch']}, device {report['device']}, "
-             f"{report['threads']} thread{'s' if report['threads'] != 1 else ''}; {report['rounds']} interleaved rounds × "
+             f"{report['threads']} thread{'s' if report['threads'] != 1 else ''}; "
+             f"{report['rounds']} interleaved rounds × "
              f"{report['steps_per_round']} steps after {report['warmup_steps']} warm-up steps, "
              "median per step" + (" (QUICK: not a real timing)" if report["quick"] else ""),
              f"BP baseline = {report['baseline']}",

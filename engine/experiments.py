@@ -334,7 +334,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                        "the noise-only rows), NP: 600 warm-up steps before them",
                        "400 steps on MNIST")),
     Experiment("scaling", "6. Depth and width", build_scaling,
-               _budget("1,500 steps of batch 32 on Fashion-MNIST, tanh, Adam lr 1e-3, NP σ 1e-3, SGD B η_B 0.05, 150 warm-up steps", "200 steps on MNIST")),
+               _budget("1,500 steps of batch 32 on Fashion-MNIST, tanh, Adam lr 1e-3, NP σ 1e-3, "
+                       "SGD B η_B 0.05, 150 warm-up steps", "200 steps on MNIST")),
 ]}
 
 
@@ -421,7 +422,8 @@ def run_conditions(conditions: list[Condition], seeds: Iterable[int], *, out_dir
     final_old, hist_old = (pd.DataFrame(), pd.DataFrame())
     if out_dir is not None and resume and (out_dir / "final.parquet").is_file():
         final_old = pd.read_parquet(out_dir / "final.parquet")
-        hist_old = pd.read_parquet(out_dir / "history.parquet") if (out_dir / "history.parquet").is_file() else pd.DataFrame()
+        hist_path = out_dir / "history.parquet"
+        hist_old = pd.read_parquet(hist_path) if hist_path.is_file() else pd.DataFrame()
     if len(final_old):                 # results from another data variant are stale
         current = final_old["cfg_dataset"].map(expected_variant) if "cfg_dataset" in final_old else None
         if current is not None:

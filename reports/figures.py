@@ -104,8 +104,9 @@ def fig_feedback(res: Results):
     fw = f[f["part"] == "width"] if "part" in f else f.iloc[:0]
     if len(fw):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-        for ax, col, paper, title in ((axes[0], "signal_angle_deg_1_last", [1, 2, 3.5, 6], "signal angle, hidden layer (°)"),
-                                      (axes[1], "relative_error_1_last", [1.5, 2.2, 3.5, 6], "‖Wᵀ − B‖/‖W‖, hidden layer")):
+        panels = ((axes[0], "signal_angle_deg_1_last", [1, 2, 3.5, 6], "signal angle, hidden layer (°)"),
+                  (axes[1], "relative_error_1_last", [1.5, 2.2, 3.5, 6], "‖Wᵀ − B‖/‖W‖, hidden layer"))
+        for ax, col, paper, title in panels:
             g = fw.groupby("width")[col].mean()
             ax.plot(g.index, g.values, marker="o", label=f"ours ({int(fw['cfg_steps'].iloc[0]):,} steps)")
             ax.plot([30, 100, 300, 1000], paper, "k--", marker="s", label="paper (≈, 10⁶ steps)")

@@ -22,7 +22,8 @@ def summarize(final: pd.DataFrame, metrics: Iterable[str] = ("test_error", "sign
         row = dict(zip(by, keys))
         for m in metrics:
             v = pd.to_numeric(g[m], errors="coerce").dropna()
-            row[m] = "n/a" if v.empty else (fmt.format(v.mean()) + " ± " + fmt.format(v.std(ddof=1) if len(v) > 1 else 0.0))
+            spread = v.std(ddof=1) if len(v) > 1 else 0.0
+            row[m] = "n/a" if v.empty else fmt.format(v.mean()) + " ± " + fmt.format(spread)
         row["seeds"] = len(g)
         rows.append(row)
     out = pd.DataFrame(rows)

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      else str(q) for q in paths))
     bad = res.final[res.final["status"] != "finished"]
     if len(bad):
-        print(f"\n{len(bad)} run(s) diverged: " + ", ".join(f"{c} seed {s}" for c, s in zip(bad["condition"], bad["seed"])))
+        which = ", ".join(f"{c} seed {s}" for c, s in zip(bad["condition"], bad["seed"]))
+        print(f"\n{len(bad)} run(s) diverged: " + which)
     return 0
 
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "app", "reports")
@@ -66,3 +71,13 @@ def test_engine_imports_no_ui_or_plotting_library():
 
 def test_errors_module_is_a_leaf():
     assert not {n for n in _imports(ROOT / "engine" / "errors.py") if n.startswith("engine")}
+
+
+def test_the_code_passes_ruff():
+    """The lint settings in pyproject.toml hold for the whole tree (ruff is in the dev extra)."""
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    done = subprocess.run([ruff, "check", "--output-format", "concise", "."], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -2,7 +2,6 @@
 theory, and convergence measured with scale-sensitive quantities (relative error ‖Wᵀ − B‖/‖W‖),
 not only angles, which a B of the wrong scale passes."""
 
-import dataclasses
 
 import pytest
 import torch

@@ -148,15 +148,15 @@ def test_kp_feedback_receives_W_update_and_decays_to_W_transposed():
 def test_kp_gap_shrinks_geometrically_under_adam_too():
     model, rule, cfg, x, y, obj = setup("kp", optimizer="adam", lr=0.01, weight_decay=0.5)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    gap0 = [b - l.weight.T for b, l in zip(rule.feedback_matrices(), model.layers[1:])]
+    gap0 = [b - layer.weight.T for b, layer in zip(rule.feedback_matrices(), model.layers[1:])]
     for _ in range(3):
         rule.train_step(x, y, obj)
         rule.before_optimizer_step()
         opt.step()
         rule.after_optimizer_step()
     factor = (1 - cfg.lr * cfg.weight_decay) ** 3
-    for g0, b, l in zip(gap0, rule.feedback_matrices(), model.layers[1:]):
-        torch.testing.assert_close(b - l.weight.T, factor * g0.detach())
+    for g0, b, layer in zip(gap0, rule.feedback_matrices(), model.layers[1:]):
+        torch.testing.assert_close(b - layer.weight.T, factor * g0.detach())
 
 
 def test_sign_symmetry_feedback_has_the_sign_of_W_transposed():
