@@ -308,9 +308,10 @@ def build_scaling(quick: bool) -> list[Condition]:
         for v in values:
             for r in rules:
                 extra = {"warmup_steps": steps // 10} if r == "np" else {}
-                d, wd = (v, 50) if part == "depth" else (2, v)
-                out.append(Condition(f"{r.upper()} {part} {v}", _mlp(rule=r, depth=d, width=wd, **common, **extra),
-                                     {"part": part, "rule_label": r.upper(), "depth": d, "width": wd}))
+                depth, width = (v, 50) if part == "depth" else (2, v)
+                out.append(Condition(f"{r.upper()} {part} {v}",
+                                     _mlp(rule=r, depth=depth, width=width, **common, **extra),
+                                     {"part": part, "rule_label": r.upper(), "depth": depth, "width": width}))
     return out
 
 
@@ -332,7 +333,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                        "300 steps on MNIST, BP/FA/NP")),
     Experiment("conv", "4. Conv nets", build_conv,
                _budget("2,000 steps of batch 32 (1.1 epochs) of Fashion-MNIST, conv-small, tanh, "
-                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, normalised SGD B (η_B 0.5), plain λ̂",
+                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, default feedback settings (normalised SGD B, "
+                       "η_B 1, control variate); NP also with K = 8 noise draws",
                        "60 steps on digits")),
     Experiment("ablations", "5. Ablations", build_ablations,
                _budget("6,000 forward steps of batch 32 on Fashion-MNIST, σ 0.01 (and the paper's 0.1 for "
