@@ -1,0 +1,116 @@
+"""The small commands: `creditlab runs`, `serve`, `bench` and `sweep` (whose work is in
+engine/sweep/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+
+from engine.cli_common import EXIT_OK, UsageError, _cell, _dumps, _fmt
+from engine.config import DEVICES, ConfigError
+
+APP_EXTRA_MESSAGE = "the dashboard needs the app extra: pip install 'creditlab[app]'"
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.runs import list_runs
+
+    df = list_runs(args.out)
+    if args.json:
+        print(_dumps(df.to_dict(orient="records")))
+        return EXIT_OK
+    if df.empty:
+        print(f"no runs in {args.out}")
+        return EXIT_OK
+    shown = df.drop(columns=["path"]).copy()
+    shown["test_accuracy"] = [_fmt(v, ".1f", 100.0) for v in shown["test_accuracy"]]
+    shown["test_loss"] = [_fmt(v, ".4g") for v in shown["test_loss"]]
+    shown["steps"] = ["-" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+                      for v in shown["steps"]]
+    for col in ("rule", "dataset", "depth", "width", "seed"):     # blank in unreadable rows
+        shown[col] = [_cell(v) for v in shown[col]]
+    shown = shown.rename(columns={"test_accuracy": "test_acc_%"})
+    print(shown.to_string(index=False))
+    print(f"{len(df)} run{'s' if len(df) != 1 else ''} in {args.out}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("panel") is None:
+        raise UsageError(APP_EXTRA_MESSAGE)
+    spec = importlib.util.find_spec("app")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("the dashboard package 'app' is not installed; reinstall creditlab "
+                         "with pip install 'creditlab[app]'")
+    app_dir = os.path.abspath(list(spec.submodule_search_locations)[0])
+    # localhost and 127.0.0.1 are the same server: accept the page from either spelling.
+    loopback = {"localhost", "127.0.0.1"}
+    hosts = sorted(loopback) if args.address in loopback else [args.address]
+    command = [sys.executable, "-m", "panel", "serve", app_dir, "--address", args.address,
+               "--port", str(args.port),
+               # a closed tab's session (and so its runs) is cleaned up within seconds
+               "--check-unused-sessions", "1000", "--unused-session-lifetime", "3000"]
+    for host in hosts:
+        command += ["--allow-websocket-origin", f"{host}:{args.port}"]
+    if args.show:
+        command.append("--show")
+    print(f"serving the dashboard at http://{args.address}:{args.port}/ (Ctrl-C stops it)",
+          file=sys.stderr, flush=True)
+    server = subprocess.Popen(command, preexec_fn=_die_with_parent)
+    # SIGTERM or SIGHUP to us ends the server too (its run processes end with it); Ctrl-C reaches
+    # both already, as one process group.
+    received: list[int] = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        server.send_signal(signum)
+
+    before = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                code = server.wait()
+                break
+            except KeyboardInterrupt:       # the server got it too: wait for it to end
+                received.append(signal.SIGINT)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if received:                            # ended by signal N: exit 128 + N, as a shell reports it
+        return 128 + received[0]
+    return 128 - code if code < 0 else code
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: Linux sends it SIGTERM if we are killed (even by SIGKILL), so a
+    server is never left listening without the command that started it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine import bench
+
+    if args.device not in DEVICES:
+        raise ConfigError(f"device={args.device!r} is not allowed; choose one of {', '.join(DEVICES)}")
+    report = bench.run_benchmark(device=args.device, quick=args.quick, threads=args.threads,
+                                 rounds=args.rounds, steps=args.steps,
+                                 progress=None if args.json else sys.stderr)
+    if args.json:
+        print(_dumps(report))
+    else:
+        print(bench.format_report(report))
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from engine.sweep import sweep_command
+    return sweep_command(args)

@@ -1,0 +1,189 @@
+"""`creditlab train`: one run, with its progress bar, resume, signals and exit statuses."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.cli_common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError,
+                               _dumps, _err, _fmt)
+from engine.cli_parser import config_from_args
+from engine.config import RunConfig, parse_int
+from engine.control import Control, Status, drive
+from engine.download import one_line
+
+
+def _print_summary(result: dict, seconds: float) -> None:
+    acc = result.get("test_accuracy")
+    print(f"{result['rule']} on {result['dataset']}: {result['status']} after {result['steps']} steps "
+          f"in {seconds:.1f} s")
+    print(f"test accuracy {_fmt(acc, '.1f', 100.0)} %, test loss {_fmt(result.get('test_loss'), '.4g')}, "
+          f"train loss {_fmt(result.get('train_loss'), '.4g')}")
+    layers = result.get("layers") or []
+    if layers:
+        print("layer  weight°  signal°  update°  sign agree  rel. error")
+        for layer in layers:
+            print(f"{layer['layer']:>5}  {_fmt(layer['weight_angle_deg'], '7.1f'):>7}  "
+                  f"{_fmt(layer['signal_angle_deg'], '7.1f'):>7}  "
+                  f"{_fmt(layer['update_angle_deg'], '7.1f'):>7}  "
+                  f"{_fmt(layer['sign_congruence'], '9.1f', 100.0):>9} %  "
+                  f"{_fmt(layer['relative_error'], '10.3f'):>10}")
+    if result.get("run_dir"):
+        print(f"saved to {result['run_dir']}")
+
+
+# ----------------------------------------------------------------- commands
+def _resumed(args: argparse.Namespace):
+    """(config, checkpoint) of the run folder --resume names; UsageError, one line, if unusable."""
+    import torch
+
+    given = [f.name for f in dataclasses.fields(RunConfig)
+             if getattr(args, f.name, None) is not None and f.name != "steps"]
+    if given:
+        raise UsageError(f"--resume continues a run with its own settings; drop "
+                         f"{', '.join('--' + n.replace('_', '-') for n in given)} (only --steps may be given)")
+    if args.no_save:
+        raise UsageError("--resume writes into the run's folder; drop --no-save")
+    from engine.runs import CHECKPOINT_FILE, load_summary
+    path = Path(args.resume) / CHECKPOINT_FILE
+    if (load_summary(args.resume) or {}).get("status") == Status.RUNNING:
+        raise UsageError(f"resume={args.resume!r} is not allowed: that run is still running; "
+                         "stop it first (or wait for it to end)")
+    if not path.is_file():
+        raise UsageError(f"resume={args.resume!r} is not allowed: {path} does not exist "
+                         "(give a run folder written by creditlab train)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = RunConfig.from_dict(state["config"])
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+        raise UsageError(f"resume={args.resume!r} is not allowed: {path} cannot be read "
+                         f"({type(exc).__name__})") from None
+    done = int(state.get("step", 0))
+    if args.steps is not None:
+        cfg.steps = parse_int("steps", args.steps)
+    if cfg.steps <= done:
+        raise UsageError(f"steps={cfg.steps} is not allowed with --resume: the run has done "
+                         f"{done} steps already; give --steps larger than {done}")
+    return cfg.validate(), state
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    state = None
+    if args.resume is not None:
+        cfg, state = _resumed(args)
+    else:
+        cfg = config_from_args(args)               # ConfigError → exit 2 in main()
+    from engine.trainer import DivergedError, Trainer
+
+    if args.data_dir is not None:
+        from engine.download import set_data_dir
+        set_data_dir(args.data_dir)
+    if args.quiet:
+        from engine.data import DOWNLOAD_OPTIONS
+        DOWNLOAD_OPTIONS["progress"] = False
+
+    trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)
+    if state is not None:
+        trainer.restore(state)
+    writer = None
+    if not args.no_save:
+        from engine.runs import RunWriter
+        try:
+            writer = RunWriter(args.out, trainer, resume=args.resume)
+        except OSError as exc:
+            raise UsageError(f"cannot save the run under out={args.out!r}: "
+                             f"{exc.strerror or exc}; choose another --out or pass --no-save") from None
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=trainer.step_count, file=sys.stderr, unit="step",
+                   dynamic_ncols=True, desc=cfg.rule, leave=True)
+
+    def on_record(record: dict) -> None:
+        if bar is None:
+            return
+        from engine.stream import flatten_record
+        row = flatten_record(record)
+        postfix = {"loss": _fmt(row["train_loss"], ".4f"),
+                   "acc": _fmt(row["train_accuracy"], ".3f"),
+                   "signal°": _fmt(row.get("signal_angle_deg_mean"), ".1f")}
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(record["step"] - bar.n)
+
+    # Ctrl-C, SIGTERM or SIGHUP: the first asks the run loop to stop after the current step
+    # (the run is saved as "stopped", with its checkpoint); a second interrupts at once (still
+    # saved). The exit status is 128 + the signal's number (130 for Ctrl-C).
+    previous: dict = {}
+    received: list[int] = []
+    control = Control()
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum, frame):
+            received.append(signum)
+            if control.stop_asked:
+                raise KeyboardInterrupt
+            control.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                previous[sig] = signal.signal(sig, on_signal)
+
+    from engine.errors import SaveError
+
+    started = time.perf_counter()
+    error: BaseException | None = None
+    status = Status.FINISHED
+    try:
+        status = drive(trainer, control, on_record=on_record)
+    except DivergedError as exc:
+        status, error = Status.DIVERGED, exc
+    except KeyboardInterrupt:
+        status = Status.STOPPED
+    except SaveError as exc:                       # writer.broken says it below
+        status, error = Status.FAILED, exc
+    except Exception as exc:                       # noqa: BLE001  whatever it is, the run is saved
+        status, error = Status.FAILED, RuntimeError(f"the run failed at step {trainer.step_count}: "
+                                               f"{type(exc).__name__}: {one_line(exc)}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+
+    if writer is not None:
+        result = writer.close(status, error)
+    else:
+        result = {**trainer.summary(), "status": status, "run_id": None, "run_dir": None}
+        if error is not None:
+            result["diverged_step"] = error.step
+    result["seconds"] = seconds
+    result["config"] = cfg.to_dict()
+
+    if args.json:
+        print(_dumps(result), flush=True)
+    elif status in (Status.DIVERGED, Status.FAILED):
+        if result.get("run_dir") and not result.get("save_error"):
+            print(f"saved to {result['run_dir']}")
+    else:
+        _print_summary(result, seconds)
+    if result.get("save_error"):                   # the outcome below keeps its own exit status
+        _err(result["save_error"])
+    if status == Status.FAILED:
+        if not isinstance(error, SaveError):
+            _err(str(error))
+        return EXIT_FAILURE
+    if status == Status.DIVERGED:
+        _err(str(error))
+        return EXIT_DIVERGED
+    if status == Status.STOPPED:
+        print(f"{PROG}: interrupted: the run was stopped at step {result['steps']}"
+              + (f" and saved to {result['run_dir']} (continue it with --resume)"
+                 if result.get("run_dir") and not result.get("save_error") else ""),
+              file=sys.stderr)
+        return 128 + received[0] if received else EXIT_INTERRUPTED
+    return EXIT_FAILURE if result.get("save_error") else EXIT_OK
