@@ -21,7 +21,8 @@ from engine.errors import ConfigError
 # values times the batch on 64-1024-1024-1024-10 at batch 16,384, and at 2.9× on 784-512×3-10 at
 # batch 8,192 (allocator slack weighs more on smaller tensors); backprop at 1.4×. 4 leaves room.
 STEP_FACTOR = 4.0
-PER_PARAMETER = 6          # W, its gradient, B (or its transport), and up to three optimiser slots
+# W, its gradient, B (or the tensor backprop sends the error through), up to three optimiser slots
+PER_PARAMETER = 6
 
 
 def values_per_sample(model) -> int:

@@ -72,7 +72,7 @@ def layer_metrics(model, rule, result, x, y, objective) -> dict[str, torch.Tenso
     for i, b in enumerate(rule.feedback_matrices()):
         above = layers[i + 1]
         if rule.feedback_kind == "layerwise":
-            wt = above.transport()
+            wt = above.backprop_feedback()
             rows["weight_angle_deg"].append(angle_deg(b, wt))
             rows["relative_error"].append(relative_error(b, wt))
             rows["sign_congruence"].append(sign_congruence(b, wt))

@@ -68,8 +68,9 @@ class FeedbackLinear(nn.Linear):
     def fan_in(self) -> int:
         return self.in_features
 
-    def transport(self) -> torch.Tensor:
-        """The tensor B stands in for: Wᵀ."""
+    def backprop_feedback(self) -> torch.Tensor:
+        """The tensor backprop sends this layer's error back through, shaped like the rule's
+        feedback tensor B: Wᵀ here (for a convolution, the kernel itself)."""
         return self.weight.T
 
     def input_grad(self, g: torch.Tensor, feedback: torch.Tensor, input_shape) -> torch.Tensor:
@@ -135,8 +136,10 @@ class FeedbackConv2d(nn.Conv2d):
     def fan_in(self) -> int:
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
 
-    def transport(self) -> torch.Tensor:
-        """The tensor B stands in for: the kernel itself, used transposed by the backward."""
+    def backprop_feedback(self) -> torch.Tensor:
+        """The tensor backprop sends this layer's error back through, shaped like the rule's
+        feedback tensor B: the kernel itself here, which the backward uses transposed (for a
+        linear layer, Wᵀ)."""
         return self.weight
 
     def input_grad(self, g, feedback, input_shape):

@@ -245,7 +245,7 @@ class Trainer:
 
         layerwise = self.rule.feedback_kind == "layerwise"
         return [{"layer": i + 1, "B": as_matrix(b),
-                 "WT": as_matrix(self.model.layers[i + 1].transport()) if layerwise else None}
+                 "WT": as_matrix(self.model.layers[i + 1].backprop_feedback()) if layerwise else None}
                 for i, b in enumerate(self.rule.feedback_matrices())]
 
     def _publish(self, record: dict) -> None:

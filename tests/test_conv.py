@@ -53,7 +53,7 @@ def test_conv_fa_input_gradient_is_the_transposed_convolution_with_B():
 def test_conv_fa_with_B_equal_to_W_is_backprop():
     model, rule, cfg, x, y, obj = setup("fa")
     for b, layer in zip(rule.feedback_matrices(), model.layers[1:]):
-        b.copy_(layer.transport())
+        b.copy_(layer.backprop_feedback())
     res = rule.compute_gradients(x, y, obj)
     for mine, true in zip(res.weight_grads, backprop_reference(model, x, y, obj).weight_grads):
         torch.testing.assert_close(mine, true)

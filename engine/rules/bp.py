@@ -16,7 +16,7 @@ class Backprop(LearningRule):
     def feedback_matrices(self):
         # Views, not copies: backprop's "feedback" is Wᵀ itself (the kernel, for a conv),
         # so its angles are 0 by definition.
-        return [layer.transport() for layer in self.model.layers[1:]]
+        return [layer.backprop_feedback() for layer in self.model.layers[1:]]
 
     def state_dict(self):
         return {"feedback": []}

@@ -9,7 +9,7 @@ from engine.rules.base import LearningRule, init_like, register
 def random_feedback(model, generator, device):
     """One random tensor per layer above the first, shaped like what it stands for (Wᵀ, or the
     kernel of a convolution), at the forward weights' init scale."""
-    return [init_like(model.init, layer.fan_in(), layer.transport().shape, generator, device)
+    return [init_like(model.init, layer.fan_in(), layer.backprop_feedback().shape, generator, device)
             for layer in model.layers[1:]]
 
 

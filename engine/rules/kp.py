@@ -33,7 +33,7 @@ class KolenPollack(LearningRule):
         return result
 
     def before_optimizer_step(self):
-        self._before = [layer.transport().detach().clone() for layer in self.model.layers[1:]]
+        self._before = [layer.backprop_feedback().detach().clone() for layer in self.model.layers[1:]]
 
     @torch.no_grad()
     def after_optimizer_step(self):
@@ -41,7 +41,7 @@ class KolenPollack(LearningRule):
         for b, old, layer in zip(self.feedback, self._before, self.model.layers[1:]):
             # B += ΔWᵀ − ηλ(B − W_oldᵀ): equals −η(∇Wᵀ + λB) under plain SGD.
             drift = b - old
-            b.add_(layer.transport() - old).sub_(drift, alpha=decay)
+            b.add_(layer.backprop_feedback() - old).sub_(drift, alpha=decay)
 
     def feedback_matrices(self):
         return self.feedback

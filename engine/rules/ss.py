@@ -26,7 +26,7 @@ class SignSymmetry(LearningRule):
     @torch.no_grad()
     def refresh(self):
         for b, m, layer in zip(self.feedback, self.magnitude, self.model.layers[1:]):
-            torch.mul(m, layer.transport().sign(), out=b)
+            torch.mul(m, layer.backprop_feedback().sign(), out=b)
 
     def compute_gradients(self, x, y, objective):
         self.refresh()

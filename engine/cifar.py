@@ -1,0 +1,165 @@
+"""CIFAR-10 and CIFAR-100 from their python-pickle release: the extracted folder or the tar.gz.
+
+The batches are unpickled by an unpickler that builds only dicts, lists, bytes and numpy arrays,
+so a tampered file cannot run code; each file or the archive is held to its published md5 first.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from engine.datafiles import _DELETE, DOWNLOAD_OPTIONS, _require_md5
+from engine.download import ENV_DATA_DIR, DataError, Remote, fetch, one_line
+
+# Checksums: the md5s on Krizhevsky's CIFAR page (the same as torchvision.datasets uses).
+CIFAR = {
+    "cifar10": {"archive": "cifar-10-python.tar.gz", "folder": "cifar-10-batches-py",
+                "urls": ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"],
+                "md5": "c58f30108f718f92721af3b95e74349a", "release": "CIFAR-10",
+                "train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"],
+                "meta": "batches.meta", "label_key": b"labels", "names_key": b"label_names",
+                "n_out": 10, "n_train": 50000, "n_test": 10000,
+                # each file of the extracted folder (the same list as torchvision's)
+                "files_md5": {"data_batch_1": "c99cafc152244af753f735de768cd75f",
+                              "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+                              "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+                              "data_batch_4": "634d18415352ddfa80567beed471001a",
+                              "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+                              "test_batch": "40351d587109b95175f43aff81a1287e",
+                              "batches.meta": "5ff9c542aee3614f3951f8cda6e48888"}},
+    "cifar100": {"archive": "cifar-100-python.tar.gz", "folder": "cifar-100-python",
+                 "urls": ["https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"],
+                 "md5": "eb9058c3a382ffc7106e4002c42a8d85", "release": "CIFAR-100",
+                 "train": ["train"], "test": ["test"],
+                 "meta": "meta", "label_key": b"fine_labels", "names_key": b"fine_label_names",
+                 "n_out": 100, "n_train": 50000, "n_test": 10000,
+                 "files_md5": {"train": "16019d7e3df5f24257cddd939b257f8d",
+                               "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+                               "meta": "7973b15100ade9c7d40fb424638fde48"}},
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR batches: dicts, lists, bytes and numpy arrays only, no other code."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("copy_reg", "_reconstructor"),
+                ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"),
+                ("_codecs", "encode")}       # how Python 3 writes bytes at protocol 2
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a CIFAR batch")
+        if module.startswith("numpy") and module.endswith("multiarray"):
+            try:
+                import numpy._core.multiarray as multiarray
+            except ImportError:                                   # numpy < 2
+                import numpy.core.multiarray as multiarray
+            return getattr(multiarray, name)
+        if module == "numpy":
+            return getattr(np, name)
+        return super().find_class({"copy_reg": "copyreg", "__builtin__": "builtins"}.get(module, module), name)
+
+
+def _unpickle(data: bytes, where: str) -> dict:
+    try:
+        out = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - any failure here means a broken file
+        raise DataError(f"{where}: not a readable CIFAR pickle ({one_line(e) or type(e).__name__})") from None
+    if not isinstance(out, dict):
+        raise DataError(f"{where}: not a CIFAR batch (a {type(out).__name__}, not a dict)")
+    return out
+
+
+def _cifar_members_from_dir(folder: Path, names: list[str], info: dict) -> dict[str, bytes] | None:
+    if not all((folder / n).is_file() for n in names):
+        return None
+    for n in names:
+        _require_md5(folder / n, info["files_md5"][n], f"official {info['release']} release", _DELETE)
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def _cifar_members_from_tar(archive: Path, folder: str, names: list[str]) -> dict[str, bytes]:
+    wanted = {f"{folder}/{n}": n for n in names}
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, "r|gz") as tar:
+            for member in tar:
+                key = wanted.get(member.name.lstrip("./"))
+                if key is not None and member.isfile():
+                    f = tar.extractfile(member)
+                    out[key] = f.read() if f else b""
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{archive}: cannot read the archive ({one_line(e) or type(e).__name__}); "
+                        "it is truncated or corrupt — delete it and retry") from None
+    missing = sorted(set(names) - set(out))
+    if missing:
+        raise DataError(f"{archive}: the archive lacks {folder}/{missing[0]}")
+    return out
+
+
+def _cifar_arrays(name: str, root: Path):
+    info = CIFAR[name]
+    names = info["train"] + info["test"] + [info["meta"]]
+    members = None
+    where = ""
+    for base in (root / name, root):
+        members = _cifar_members_from_dir(base / info["folder"], names, info)
+        if members is not None:
+            where, source = str(base / info["folder"]), "local files"
+            break
+    if members is None:
+        archive = next((b / info["archive"] for b in (root / name, root) if (b / info["archive"]).is_file()),
+                       None)
+        source = "local files"
+        if archive is None:
+            target = root / name
+            remote = Remote(info["archive"], tuple(info["urls"]), md5=info["md5"])
+            try:
+                archive = fetch(remote, target, **DOWNLOAD_OPTIONS)
+            except DataError as e:
+                raise DataError(
+                    f"{name}: not found in {target} and the download failed ({e.reason}); download "
+                    f"{info['archive']} from {info['urls'][0]} into {target} (or its extracted "
+                    f"{info['folder']}/), or set {ENV_DATA_DIR}") from None
+            source = "downloaded"
+        # Found or just downloaded: either way its digest is checked (cached after a download).
+        _require_md5(archive, info["md5"], f"official {info['release']} release", _DELETE)
+        members = _cifar_members_from_tar(archive, info["folder"], names)
+        where = str(archive)
+
+    def split(batch_names):
+        xs, ys = [], []
+        for n in batch_names:
+            batch = _unpickle(members[n], f"{where}:{n}")
+            x, y = batch.get(b"data"), batch.get(info["label_key"])
+            if x is None or y is None:
+                raise DataError(f"{where}:{n}: no b'data' or {info['label_key']!r} in the batch")
+            x = np.asarray(x)
+            y = np.asarray(y, dtype=np.int64)
+            if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or len(y) != len(x):
+                raise DataError(f"{where}:{n}: data {x.shape} {x.dtype} with {len(y)} labels, "
+                                "expected (n, 3072) uint8 and n labels")
+            if len(y) and (y.min() < 0 or y.max() >= info["n_out"]):
+                raise DataError(f"{where}:{n}: labels outside 0–{info['n_out'] - 1}")
+            xs.append(x)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys)
+
+    x_tr, y_tr = split(info["train"])
+    x_te, y_te = split(info["test"])
+    for x, n, part in ((x_tr, info["n_train"], "train"), (x_te, info["n_test"], "test")):
+        if len(x) != n:                   # a second line of defence, as for the IDX files
+            raise DataError(f"{where}: {len(x)} {part} images, the official {info['release']} "
+                            f"release has {n}: {_DELETE}")
+    meta_batch = _unpickle(members[info["meta"]], f"{where}:{info['meta']}")
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta_batch.get(info["names_key"], [])]
+    return x_tr, y_tr, x_te, y_te, {"source": source, "path": where, "variant": "full",
+                                     "split": "official train/test", "classes": classes}

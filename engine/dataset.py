@@ -1,0 +1,37 @@
+"""What a loaded dataset is (`Dataset`), and what the registry knows of one before loading it
+(`DatasetSpec`). The datasets themselves, by name, are in engine.data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: torch.Tensor            # (n, features) float32
+    y_train: torch.Tensor            # (n,) int64 labels, or (n, outputs) float32 targets
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_in: int
+    n_out: int
+    task: str                        # "classification" or "regression"
+    meta: dict = field(default_factory=dict)
+    image_shape: tuple[int, int, int] | None = None   # (C, H, W) of image datasets; x stays flat
+
+    def to(self, device: torch.device) -> "Dataset":
+        moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
+        return Dataset(self.name, n_in=self.n_in, n_out=self.n_out, task=self.task,
+                       meta=self.meta, image_shape=self.image_shape, **moved)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    load: Callable[..., Dataset]     # load(cfg=None, data_dir=None) -> Dataset
+    task: str
+    description: str
+    image_shape: tuple[int, int, int] | None = None   # known without loading (for validation)
+    n_out: int | None = None

@@ -1,0 +1,54 @@
+"""The IDX format of MNIST and Fashion-MNIST: finding the four files and reading one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from engine.datafiles import _DELETE, _unpacked
+from engine.download import DataError, one_line
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """An IDX file (gzipped or not) as an array of its stated shape; DataError when broken."""
+    path = Path(path)
+    return _parse_idx(_unpacked(path, _DELETE), path)
+
+
+def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    expected = header + int(np.prod(shape, dtype=object)) * dtype.itemsize   # no int64 overflow
+    if len(raw) != expected:
+        raise DataError(f"{path}: IDX file has {len(raw)} bytes, its header says {expected}; "
+                        "the file is truncated or corrupt")
+    try:
+        return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    except ValueError as e:
+        raise DataError(f"{path}: not a readable IDX file ({one_line(e)})") from None
+
+
+def _find_idx(directory: Path) -> dict[str, Path] | None:
+    """The four IDX files in `directory` (.gz or uncompressed; '-idx' or '.idx'), or None."""
+    found = {}
+    for stem in IDX_FILES:
+        dotted = stem.replace("-idx", ".idx")
+        for candidate in (stem + ".gz", stem, dotted + ".gz", dotted):
+            if (directory / candidate).is_file():
+                found[stem] = directory / candidate
+                break
+        else:
+            return None
+    return found
