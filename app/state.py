@@ -12,7 +12,6 @@ they cannot read ("nan", "1e999", "abc") leaves the value as it was, is named in
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -60,7 +59,7 @@ def preset_config(name: str) -> RunConfig:
     """The RunConfig a preset stands for (dashboard defaults, then the preset's overrides)."""
     if name not in PRESETS:
         raise ConfigError(f"preset={name!r} is not allowed; choose one of {', '.join(PRESETS)}")
-    return RunConfig(**{**DASHBOARD_DEFAULTS, **PRESETS[name]})
+    return RunConfig.from_dict({**DASHBOARD_DEFAULTS, **PRESETS[name]})
 
 
 def format_width(width: int | list[int]) -> str:
@@ -100,7 +99,7 @@ def run_label(cfg: RunConfig) -> str:
     return " ".join(parts)
 
 
-_START = RunConfig(**DASHBOARD_DEFAULTS)
+_START = RunConfig.from_dict(DASHBOARD_DEFAULTS)
 
 
 def _parameter(name: str, default: Any) -> param.Parameter:
@@ -139,8 +138,9 @@ class _ConfigStateBase(param.Parameterized):
     # ------------------------------------------------------------------ mapping
     @classmethod
     def fields(cls) -> list[str]:
-        """The synced parameters: exactly RunConfig's fields, in its order."""
-        return [f.name for f in dataclasses.fields(RunConfig)]
+        """The synced parameters: exactly RunConfig's settings (the rules' own included), in its
+        order."""
+        return list(settings())
 
     def to_config(self) -> RunConfig:
         """The validated RunConfig; raises ConfigError (one line) on any bad value."""
@@ -148,7 +148,7 @@ class _ConfigStateBase(param.Parameterized):
             raise ConfigError(next(iter(self.unreadable.values())))
         values = {name: getattr(self, name) for name in self.fields()}
         values["width"] = parse_width(values["width"])
-        return RunConfig(**values).validate()
+        return RunConfig.from_dict(values).validate()
 
     def error(self) -> str | None:
         """The ConfigError message of the current values, or None when they are valid."""
@@ -210,10 +210,11 @@ class _ConfigStateBase(param.Parameterized):
         return bad
 
 
-# The parameters are derived from RunConfig's Settings: a new setting needs no edit here.
+# The parameters are derived from the Settings (RunConfig's fields and the rules' own): a new
+# setting needs no edit here.
 ConfigState = type("ConfigState", (_ConfigStateBase,), {
     "__doc__": _ConfigStateBase.__doc__, "__module__": __name__,
-    **{f.name: _parameter(f.name, getattr(_START, f.name)) for f in dataclasses.fields(RunConfig)}})
+    **{name: _parameter(name, getattr(_START, name)) for name in settings()}})
 
 
 def _query_value(value: Any) -> str:

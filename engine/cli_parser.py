@@ -4,7 +4,6 @@ per RunConfig field, with its doc, choices and default."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from engine.argtypes import int_at_least
@@ -53,24 +52,24 @@ def _parse_width(text: str) -> int | list[int]:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A validated RunConfig: RunConfig's defaults, overridden by the flags that were given."""
     changes: dict[str, Any] = {}
-    for f in dataclasses.fields(RunConfig):
-        text = getattr(args, f.name, None)
+    for name in settings():
+        text = getattr(args, name, None)
         if text is None:
             continue
-        default = getattr(_DEFAULTS, f.name)
-        if f.name == "width":
+        default = getattr(_DEFAULTS, name)
+        if name == "width":
             changes["width"] = _parse_width(text)
         elif isinstance(default, bool):
-            changes[f.name] = text
+            changes[name] = text
         elif isinstance(default, int):
-            changes[f.name] = parse_int(f.name, text)
+            changes[name] = parse_int(name, text)
         elif isinstance(default, float):
-            changes[f.name] = parse_float(f.name, text)
+            changes[name] = parse_float(name, text)
         else:
-            changes[f.name] = text
+            changes[name] = text
     if isinstance(changes.get("width"), list) and "depth" not in changes:
         changes["depth"] = len(changes["width"])
-    return dataclasses.replace(_DEFAULTS, **changes).validate()
+    return RunConfig.from_dict({**_DEFAULTS.to_dict(), **changes}).validate()
 
 
 # ----------------------------------------------------------------- parser

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import signal
 import sys
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 from engine.cli_common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError,
                                _dumps, _err, _fmt)
 from engine.cli_parser import config_from_args
-from engine.config import RunConfig, parse_int
+from engine.config import RunConfig, parse_int, settings
 from engine.control import Control, Status, drive
 from engine.download import one_line
 
@@ -42,8 +41,7 @@ def _resumed(args: argparse.Namespace):
     """(config, checkpoint) of the run folder --resume names; UsageError, one line, if unusable."""
     import torch
 
-    given = [f.name for f in dataclasses.fields(RunConfig)
-             if getattr(args, f.name, None) is not None and f.name != "steps"]
+    given = [name for name in settings() if getattr(args, name, None) is not None and name != "steps"]
     if given:
         raise UsageError(f"--resume continues a run with its own settings; drop "
                          f"{', '.join('--' + n.replace('_', '-') for n in given)} (only --steps may be given)")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from engine.errors import ConfigError
+from engine.settings import BOOKKEEPING, FEEDBACK, FORWARD, NETWORK, Setting, setting
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
@@ -28,32 +29,6 @@ DEVICES = ("auto", "cpu", "cuda")
 TEACHERS = ("linear", "nonlinear")
 # Weights, B, gradients and optimiser state together stay under a few GB at this size.
 MAX_WEIGHTS = 100_000_000
-
-
-@dataclass(frozen=True)
-class Setting:
-    """Everything a front end needs to know about one RunConfig field, declared once beside it.
-
-    The CLI's flags, `validate()`'s checks, the dashboard's state, widgets and sidebar, and the
-    URL are all derived from these (see `settings()`)."""
-    doc: str                            # one line for a user: the CLI help and the tooltip
-    group: str                          # the dashboard's sidebar section
-    label: str                          # the widget's label
-    choices: Any = None                 # allowed values: a tuple, or a function → {value: description}
-    low: float | None = None            # numbers: bounds (open or closed)
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    live: bool = False                  # may change while a run trains
-    metavar: str | None = None          # the CLI's placeholder for the value
-    off: str | None = None              # a switch on by default: what its --no- flag does
-    rule_specific: bool = False         # shown only for rules that list it in their `reads`
-    when: Callable[[Any], bool] | None = None   # shown only where it matters (a cfg-like → bool)
-    step: float | None = None           # the widget's increment
-
-
-def setting(default: Any, doc: str, **meta: Any) -> Any:
-    return field(default=default, metadata={"setting": Setting(doc=doc, **meta)})
 
 
 def _registry(module: str, name: str, describe: Callable[[Any], str] = str) -> Callable[[], dict[str, str]]:
@@ -77,9 +52,6 @@ def _noisy(cfg) -> bool:
     from engine.rules import RULES
     rule = RULES.get(cfg.rule)
     return rule is None or rule.uses_noise(cfg)
-
-
-NETWORK, FORWARD, FEEDBACK, BOOKKEEPING = "Network", "Forward weights", "Noise and feedback", "Bookkeeping"
 
 
 @dataclass
@@ -185,6 +157,21 @@ class RunConfig:
     eval_interval: int = setting(250, "evaluate on the test set every K steps", group=BOOKKEEPING,
                                  label="Test set every k steps", low=1, high=10**12,
                                  metavar="K")
+    # the settings rules declare in their own modules (LearningRule.options), by name; read
+    # them as cfg.<name>. Serialised flat, beside the fields.
+    options: dict[str, Any] = field(default_factory=dict, repr=False, metadata={"setting": None})
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: a rule's own setting, stored or at its default.
+        if name.startswith("_") or name == "options":
+            raise AttributeError(name)
+        stored = self.__dict__.get("options") or {}
+        if name in stored:
+            return stored[name]
+        declared = rule_options().get(name)
+        if declared is None:
+            raise AttributeError(f"RunConfig has no setting {name!r}")
+        return declared.default
 
     # ----------------------------------------------------------------- derived
     def widths(self) -> list[int]:
@@ -199,8 +186,15 @@ class RunConfig:
         from engine.models import CONV_MODELS
         from engine.rules import RULES
 
-        for f in dataclasses.fields(self):
-            _check(f.name, getattr(self, f.name), f.metadata["setting"], f.default)
+        declared = rule_options()
+        for name in sorted(set(self.options) - set(declared)):
+            raise ConfigError(f"unknown setting {name!r}; known settings are "
+                              f"{', '.join(sorted(settings()))}")
+        for name, s in settings().items():
+            _check(name, getattr(self, name), s, _defaults()[name])
+        # Record the chosen rule's own settings, so that a saved config names every value used.
+        for name in RULES[self.rule].options:
+            self.options.setdefault(name, declared[name].default)
         if isinstance(self.width, (list, tuple)) and len(self.width) != self.depth:
             raise ConfigError(f"width has {len(self.width)} entries but depth is {self.depth}: "
                               "give one width, or one per hidden layer")
@@ -241,33 +235,90 @@ class RunConfig:
 
     # ----------------------------------------------------------- serialising
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, and the rule settings stored in `options`, in one flat dict."""
+        data = dataclasses.asdict(self)
+        options = data.pop("options")
+        return {**data, **options}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting {unknown[0]!r}; known settings are "
-                              f"{', '.join(sorted(known))}")
-        return cls(**data)
+        """The inverse of `to_dict` (missing settings take their defaults); a name that is
+        neither a field nor a rule's own setting is a ConfigError."""
+        data = dict(data)
+        opts = dict(data.pop("options", None) or {})
+        fields = {f.name for f in dataclasses.fields(cls)}
+        rest = sorted(set(data) - fields)
+        if rest:                            # rules are imported only when a name needs them
+            declared = rule_options()
+            unknown = [name for name in rest if name not in declared]
+            if unknown:
+                raise ConfigError(f"unknown setting {unknown[0]!r}; known settings are "
+                                  f"{', '.join(sorted(settings()))}")
+            opts.update((name, data.pop(name)) for name in rest)
+        return cls(**data, options=opts)
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
         return cls.from_dict(json.loads(text))
 
 
-LIVE_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.metadata["setting"].live)
+_FIELDS = [f for f in dataclasses.fields(RunConfig) if f.metadata["setting"] is not None]
+LIVE_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["setting"].live)
+
+
+def rule_options() -> dict[str, Any]:
+    """The settings rules declare in their own modules, by name → `RuleOption` (imports the
+    rules, and so torch: only what trains or shows a rule's settings asks for them)."""
+    from engine.rules import RULES
+    return _rule_options(tuple(RULES.values()))
 
 
 @functools.cache
+def _rule_options(rules: tuple) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    fields = {f.name for f in _FIELDS}
+    for rule in rules:
+        for name, opt in rule.options.items():
+            if name in fields or (name in out and out[name] is not opt):
+                raise ValueError(f"rule {rule.name!r} declares setting {name!r}, which is taken")
+            out[name] = opt
+    return out
+
+
 def settings() -> dict[str, Setting]:
-    """Every RunConfig field's Setting, in declaration order (the order of the CLI and sidebar).
-    Built once (the dashboard asks for it per widget on every edit); do not modify it."""
-    return {f.name: f.metadata["setting"] for f in dataclasses.fields(RunConfig)}
+    """Every setting: RunConfig's fields in declaration order (the order of the CLI and
+    sidebar), then the rules' own settings. Cached per set of registered rules (the dashboard
+    asks for it per widget on every edit); do not modify it."""
+    from engine.rules import RULES
+    return _settings(tuple(RULES.values()))
+
+
+@functools.cache
+def _settings(rules: tuple) -> dict[str, Setting]:
+    out = {f.name: f.metadata["setting"] for f in _FIELDS}
+    out.update((name, opt.setting) for name, opt in _rule_options(rules).items())
+    return out
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting's default, by name (fields and the rules' own settings)."""
+    return dict(_defaults())
+
+
+def _defaults() -> dict[str, Any]:
+    from engine.rules import RULES
+    return _defaults_for(tuple(RULES.values()))
+
+
+@functools.cache
+def _defaults_for(rules: tuple) -> dict[str, Any]:
+    out = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+           for f in _FIELDS}
+    out.update((name, opt.default) for name, opt in _rule_options(rules).items())
+    return out
 
 
 def choices_of(name: str) -> dict[str, str] | None:
@@ -286,7 +337,7 @@ def applies(name: str, cfg: Any) -> bool:
         if s.rule_specific:
             from engine.rules import RULES
             rule = RULES.get(cfg.rule)
-            if rule is not None and name not in rule.reads:
+            if rule is not None and name not in rule.reads and name not in rule.options:
                 return False
         return s.when is None or bool(s.when(cfg))
     except (AttributeError, TypeError, ValueError):
@@ -356,6 +407,7 @@ def _real(name: str, value: Any, low: float | None = None, high: float | None = 
         raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number {rng}")
 
 
-__all__ = ["RunConfig", "ConfigError", "Setting", "settings", "choices_of", "applies", "LIVE_FIELDS",
+__all__ = ["RunConfig", "ConfigError", "Setting", "settings", "defaults", "rule_options", "choices_of",
+           "applies", "LIVE_FIELDS",
            "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS",
            "parse_int", "parse_float", "NUMBER"]

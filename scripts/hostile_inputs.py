@@ -11,7 +11,6 @@ traceback (an exception escaped), multi-line (exit 2 but more than one line), ha
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import signal
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.cli import main  # noqa: E402
-from engine.config import RunConfig  # noqa: E402
+from engine.config import defaults  # noqa: E402
 
 NUMBERS = ["nan", "inf", "-inf", "1e308", "1e999", "-1", "0", "1e-400", "abc", "", " ", "٣",
            "1_0", "1e3", "0x10", "9223372036854775808", "18446744073709551616", "-1e-3", "1.5"]
@@ -36,15 +35,14 @@ class Hang(Exception):
 
 def cases() -> list[list[str]]:
     out = []
-    for f in dataclasses.fields(RunConfig):
-        if f.name in SKIP:
+    for name, default in defaults().items():
+        if name in SKIP:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(RunConfig(), f.name)
+        flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):
             out.append([flag, "yes"])             # a switch takes no value
             continue
-        values = WIDTHS if f.name == "width" else CHOICES if isinstance(default, str) else NUMBERS
+        values = WIDTHS if name == "width" else CHOICES if isinstance(default, str) else NUMBERS
         out += [[flag, v] for v in values]
     out += [["--batch-size", "65536", "--width", "65536", "--depth", "1"],
             ["--width", "60000", "--depth", "5"], ["--rule", "np", "--sigma", "1e-30"]]

@@ -84,6 +84,9 @@ class LearningRule:
     # The rule-specific settings it reads (RunConfig fields marked rule_specific): the dashboard
     # shows only these. Every rule trained by the base `compute_gradients` reads train_on_noise.
     reads: ClassVar[tuple[str, ...]] = ("train_on_noise",)
+    # Settings only this rule has, declared here with engine.settings.option(): each becomes a
+    # CLI flag, a sidebar widget shown for this rule and a URL key, read as cfg.<name>.
+    options: ClassVar[dict] = {}
     feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ) or "direct" (DFA-form)
     learns_feedback: ClassVar[bool] = False
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.config import ConfigError, RunConfig
+from engine.config import ConfigError, RunConfig, defaults, settings
 from engine.control import Status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -32,7 +32,6 @@ SWEEP_KEYS = ("name", "seed", "samples", "seeds_per_point", "metric", "mode")
 SEARCH_KEYS = ("name", "grid", "random", "samples", "base")
 TOP_KEYS = ("sweep", "base", "grid", "random", "search")
 MAX_TRIALS = 100_000
-_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _DEFAULTS = RunConfig().to_dict()
 
 
@@ -184,7 +183,7 @@ def _slug(text: str) -> str:
 
 def _coerce(name: str, value: Any) -> Any:
     """TOML's 1 for a float field becomes 1.0, so equal configs hash equally."""
-    default = _DEFAULTS.get(name)
+    default = defaults().get(name)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, tuple):
@@ -254,9 +253,9 @@ def _known(data: dict, allowed: Iterable[str], where: str) -> None:
 
 
 def _field(name: str, where: str) -> None:
-    if name not in _FIELDS:
-        raise SweepError(f"unknown setting {name!r} in {where}; settings are RunConfig fields: "
-                         f"{', '.join(sorted(_FIELDS))}")
+    if name not in settings():
+        raise SweepError(f"unknown setting {name!r} in {where}; settings are RunConfig's: "
+                         f"{', '.join(sorted(settings()))}")
     if name == "seed" and where != "[base]":
         raise SweepError(f"seed cannot be varied in {where}: set base seed (the first seed) and "
                          "seeds_per_point instead")
