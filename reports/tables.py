@@ -54,6 +54,7 @@ TABLES = {
     "autoencoder": dict(metrics=["test_loss", "min_test_loss", "signal_angle_deg_mean",
                                  "weight_angle_deg_mean"], by=["cfg_dataset", "condition"]),
     "conv": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2",
+                          "signal_angle_deg_1_last", "signal_angle_deg_2_last",
                           "signal_angle_deg_3", "update_angle_deg_2", "update_angle_deg_3"],
                  by=["cfg_dataset", "condition"]),
     "ablations": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2",
