@@ -13,12 +13,12 @@ import dataclasses
 import functools
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from engine.errors import ConfigError
 from engine.settings import BOOKKEEPING, FEEDBACK, FORWARD, NETWORK, Setting, setting
+from engine.values import NUMBER, check_choice, check_integer, check_real, parse_float, parse_int
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
@@ -344,67 +344,19 @@ def applies(name: str, cfg: Any) -> bool:
         return True
 
 
-# Numbers as text (the CLI, a URL): ASCII digits only, so "٣", "1_0" or "1e3" for an integer
-# and "1_0.5" for a number are refused instead of read as something else.
-INTEGER = re.compile(r"[+-]?[0-9]+")
-NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)", re.I)
-
-
-def parse_int(name: str, text: str) -> int:
-    if not INTEGER.fullmatch(text.strip()):
-        raise ConfigError(f"{name}={text!r} is not allowed; it must be an integer, in digits")
-    return int(text)
-
-
-def parse_float(name: str, text: str) -> float:
-    if not NUMBER.fullmatch(text.strip()):
-        raise ConfigError(f"{name}={text!r} is not allowed; it must be a number")
-    value = float(text)
-    if value == 0.0 and re.search(r"[1-9]", text.split("e")[0].split("E")[0]):
-        raise ConfigError(f"{name}={text!r} is not allowed; it is too small to represent "
-                          "(it would be 0)")
-    return value
-
-
 def _check(name: str, value: Any, s: Setting, default: Any) -> None:
     if s.choices is not None:
-        _choice(name, value, list(choices_of(name)))
+        check_choice(name, value, list(choices_of(name)))
     elif isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{name}={value!r} is not allowed; it must be true or false")
     elif name == "width" and isinstance(value, (list, tuple)):
         for w in value:
-            _integer(name, w, int(s.low), None if s.high is None else int(s.high))
+            check_integer(name, w, int(s.low), None if s.high is None else int(s.high))
     elif isinstance(default, int):
-        _integer(name, value, int(s.low), None if s.high is None else int(s.high))
+        check_integer(name, value, int(s.low), None if s.high is None else int(s.high))
     elif isinstance(default, float):
-        _real(name, value, s.low, s.high, s.low_open, s.high_open)
-
-
-def _choice(name: str, value: Any, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
-
-
-def _integer(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-            high is not None and value > high):
-        rng = f">= {low}" + ("" if high is None else f" and <= {high:,}")
-        raise ConfigError(f"{name}={value!r} is not allowed; it must be an integer {rng}")
-
-
-def _real(name: str, value: Any, low: float | None = None, high: float | None = None,
-          low_open: bool = False, high_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-        rng = " and ".join(s for s in (lo, hi) if s)
-        raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number {rng}")
+        check_real(name, value, s.low, s.high, s.low_open, s.high_open)
 
 
 __all__ = ["RunConfig", "ConfigError", "Setting", "settings", "defaults", "rule_options", "choices_of",
