@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/reproduce.py <experiment> [--quick] [--seeds N] [--no-train]
 
-Experiments: feedback, mlp, autoencoder, conv, ablations, scaling (see engine/experiments.py).
+Experiments: feedback, mlp, autoencoder, conv, ablations, scaling (see engine/paper.py).
 Results go to results/<experiment>[-quick]/{final,history}.parquet (rewritten atomically after
 every run; rerunning resumes and skips the runs already there), figures to docs/figures/ as PNG
 (quick runs get a "-quick" suffix so they never overwrite the report's figures), and the table

