@@ -112,7 +112,7 @@ class RunHandle:
             self._paused, self._step_target = False, None
         self._send("resume")
 
-    def step_once(self, steps: int | None = None) -> None:
+    def step_interval(self, steps: int | None = None) -> None:
         """Pause, then advance one logging interval (the smallest advance the plots can show)."""
         n = steps or self.cfg.metric_interval
         with self._lock:

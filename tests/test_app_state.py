@@ -135,7 +135,7 @@ def test_run_handle_lifecycle_start_pause_step_resume_stop():
     paused_at = run.step_count
     time.sleep(0.2)
     assert run.step_count == paused_at                         # paused means paused
-    run.step_once()                                            # one logging interval
+    run.step_interval()                                        # one logging interval
     wait_for(lambda: run.step_count >= paused_at + run.cfg.metric_interval)
     time.sleep(0.2)
     assert run.step_count == paused_at + run.cfg.metric_interval

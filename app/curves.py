@@ -1,0 +1,237 @@
+"""The learning curves: loss, accuracy and the per-layer alignment curves, every run overlaid.
+
+Every run gets its own data sources, named `curves-<run>` and `evals-<run>`, and the figures'
+elements carry the CSS class `creditlab-curve`: the browser tests find them by these names (the
+sources through `Bokeh.documents[0]`). The curves plot the engine's records as they come; nothing
+here computes a learning quantity.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, NumeralTickFormatter, Range1d
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+
+from app.plot_style import FONT, style_figure, subtitle
+
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"      # `save` writes the plot as PNG in the browser
+RUN_COLORS = Category10_10
+LAYER_DASHES = ("solid", "dashed", "dotted", "dotdash", "dashdot")
+
+# (record metric, title in plain words, what a good value is (+ the paper's notation), y label);
+# one line per hidden layer, input side first.
+LAYER_PLOTS: tuple[tuple[str, str, str, str], ...] = (
+    ("weight_angle_deg", "Feedback B vs Wᵀ: angle",
+     "0° = B points like Wᵀ, 90° = unrelated · ∠(B, Wᵀ)", "degrees"),
+    ("signal_angle_deg", "Error signal vs backprop's: angle",
+     "0° = same as backprop, 90° = unrelated · ∠(δ, δ_BP)", "degrees"),
+    ("update_angle_deg", "Weight change vs backprop's: angle",
+     "0° = same as backprop, 90° = unrelated · ∠(ΔW, ΔW_BP)", "degrees"),
+    ("sign_congruence", "Signs of B that agree with Wᵀ",
+     "1 = every sign agrees, 0.5 = chance (coin flips)", "fraction of equal signs"),
+    ("estimator_angle_deg", "NP's error estimate vs the true error",
+     "0° = exact, 90° = no information · ∠(λ̂, ∂L/∂h)", "degrees"),
+    ("estimator_snr_db", "NP's error estimate: signal vs noise",
+     "higher is better; 0 dB = noise as large as the signal (SNR)", "dB"),
+)
+SCALAR_PLOTS: tuple[tuple[str, str, str, str], ...] = (
+    ("loss", "Loss (line: train, ●: test)", "lower is better", "loss"),
+    ("accuracy", "Accuracy (line: train, ●: test)", "higher is better; 1 = every example right",
+     "accuracy"),
+)
+LEGEND_PLOTS = ("loss",)       # run labels are long: one legend, the page lists the runs too
+CURVE_MIN_WIDTH = 360          # the plot grid puts as many of these side by side as fit
+
+
+def _new_figure(title: str, good: str, y_label: str, y_axis_type: str = "linear", x_range=None):
+    shared = {"x_range": x_range} if x_range is not None else {}
+    fig = figure(title=title, height=270, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH,
+                 tools=TOOLS, y_axis_type=y_axis_type, x_axis_label="step", y_axis_label=y_label,
+                 output_backend="canvas", css_classes=["creditlab-curve"], **shared)
+    style_figure(fig)
+    subtitle(fig, good)
+    legend = Legend(items=[], location="top_right", label_text_font_size=FONT["legend"],
+                    background_fill_alpha=0.7, click_policy="hide", spacing=0, padding=4,
+                    glyph_height=12, label_height=12)
+    fig.add_layout(legend)
+    return fig
+
+
+def columns_for(n_layers: int) -> list[str]:
+    """The columns of a run's curve source (flatten_record names, per layer)."""
+    cols = ["step", "train_loss", "train_accuracy"]
+    for metric, *_ in LAYER_PLOTS:
+        cols += [f"{metric}_{i}" for i in range(1, n_layers + 1)]
+    return cols
+
+
+def rows_to_columns(rows: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, np.ndarray]:
+    """Flat records → column arrays; a metric a record lacks (or holds as None) becomes NaN."""
+    out = {}
+    for col in columns:
+        values = [row.get(col, math.nan) for row in rows]
+        out[col] = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    return out
+
+
+class CurvePlots:
+    """Loss, accuracy and the per-layer alignment curves; every run overlaid, coloured by run."""
+
+    def __init__(self):
+        # One shared step axis (zoom one plot, all follow), spanning the runs' planned steps. A
+        # fixed range, not a DataRange1d: the browser recomputes a data range on every update and
+        # sends it back, which costs the server (and so the training thread) a message per pull.
+        self.steps_axis = Range1d(0, 1)
+        self.figures: dict[str, Any] = {}
+        for key, title, good, ylabel in SCALAR_PLOTS + LAYER_PLOTS:
+            axis_type = "log" if key == "loss" else "linear"
+            self.figures[key] = _new_figure(title, good, ylabel, axis_type, x_range=self.steps_axis)
+        self.figures["accuracy"].y_range = Range1d(0, 1.02)
+        self.figures["sign_congruence"].y_range = Range1d(0, 1.02)
+        for key in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg", "estimator_angle_deg"):
+            self.figures[key].y_range = Range1d(0, 95)
+        # The two open-ended axes are fitted by fit_y_ranges() (once a second), for the same
+        # reason as the step axis.
+        self.figures["loss"].y_range = Range1d(1e-3, 1)
+        self.figures["estimator_snr_db"].y_range = Range1d(-40, 0)
+        for fig in self.figures.values():
+            fig.xaxis.formatter = NumeralTickFormatter(format="0.[0]a")     # 12k, not 12000
+        # Where σ or a learning rate changed during a run: one vertical line per change.
+        self.changes = ColumnDataSource({"step": [], "color": [], "what": []}, name="changes")
+        for fig in self.figures.values():
+            span = fig.vspan(x="step", source=self.changes, line_color="color", line_width=2,
+                             line_dash="dashed", line_alpha=0.8)
+            fig.add_tools(HoverTool(renderers=[span], tooltips=[("change", "@what")],
+                                    mode="vline"))
+        self._runs: dict[Any, dict[str, Any]] = {}
+        self._color_index = 0
+
+    # -------------------------------------------------------------- runs
+    def next_color(self) -> str:
+        color = RUN_COLORS[self._color_index % len(RUN_COLORS)]
+        self._color_index += 1
+        return color
+
+    def add_run(self, key: Any, label: str, n_layers: int, color: str | None = None,
+                steps: int = 0) -> str:
+        """Add a run's curves; `steps`, its planned length, widens the step axis to fit."""
+        color = color or self.next_color()
+        if steps > self.steps_axis.end:
+            self.steps_axis.end = steps
+        curves = ColumnDataSource(rows_to_columns([], columns_for(n_layers)), name=f"curves-{key}")
+        evals = ColumnDataSource({"step": np.zeros(0), "test_loss": np.zeros(0),
+                                  "test_accuracy": np.zeros(0)}, name=f"evals-{key}")
+        renderers, items = [], []
+
+        def add(fig, r, key):
+            renderers.append((fig, r))
+            if key not in LEGEND_PLOTS:
+                return
+            legend = fig.legend[0]
+            for item in legend.items:
+                if getattr(item.label, "value", item.label) == label:
+                    item.renderers = item.renderers + [r]
+                    return
+            new = LegendItem(label=label, renderers=[r])
+            legend.items = legend.items + [new]
+            items.append((legend, new))
+
+        for key_, column in (("loss", "train_loss"), ("accuracy", "train_accuracy")):
+            fig = self.figures[key_]
+            add(fig, fig.line("step", column, source=curves, color=color, line_width=1.5,
+                              line_alpha=0.55), key_)
+            test = "test_loss" if key_ == "loss" else "test_accuracy"
+            add(fig, fig.line("step", test, source=evals, color=color, line_width=2.5), key_)
+            add(fig, fig.scatter("step", test, source=evals, color=color, size=7), key_)
+        for metric, *_ in LAYER_PLOTS:
+            fig = self.figures[metric]
+            for i in range(1, n_layers + 1):
+                dash = LAYER_DASHES[(i - 1) % len(LAYER_DASHES)]
+                add(fig, fig.line("step", f"{metric}_{i}", source=curves, color=color,
+                                  line_width=2, line_dash=dash), metric)
+        self._runs[key] = {"curves": curves, "evals": evals, "renderers": renderers,
+                           "items": items, "color": color, "n_layers": n_layers, "label": label}
+        return color
+
+    def color(self, key: Any) -> str | None:
+        return self._runs[key]["color"] if key in self._runs else None
+
+    def has_run(self, key: Any) -> bool:
+        return key in self._runs
+
+    def length(self, key: Any) -> int:
+        return len(self._runs[key]["curves"].data["step"])
+
+    def stream(self, key: Any, rows: list[dict[str, Any]]) -> None:
+        """Append flat records (flatten_record rows) to a run's curves, as one message."""
+        if not rows:
+            return
+        run = self._runs[key]
+        run["curves"].stream(rows_to_columns(rows, run["curves"].data.keys()))
+        evals = [r for r in rows if _finite(r.get("test_loss"))]
+        if evals:
+            run["evals"].stream(rows_to_columns(evals, ("step", "test_loss", "test_accuracy")))
+
+    def replace(self, key: Any, rows: list[dict[str, Any]]) -> None:
+        """Replace a run's curves (after the buffer thinned its history, or for a loaded run)."""
+        run = self._runs[key]
+        run["curves"].data = rows_to_columns(rows, run["curves"].data.keys())
+        evals = [r for r in rows if _finite(r.get("test_loss"))]
+        run["evals"].data = rows_to_columns(evals, ("step", "test_loss", "test_accuracy"))
+
+    def fit_y_ranges(self) -> None:
+        """Fit the loss (log) and SNR axes to the data of every run, with a little margin."""
+        fits = (("loss", ("train_loss",), ("test_loss",), True),
+                ("estimator_snr_db", None, (), False))
+        for fig_key, curve_cols, eval_cols, log in fits:
+            values = []
+            for run in self._runs.values():
+                cols = curve_cols or [c for c in run["curves"].data if c.startswith("estimator_snr_db_")]
+                values += [np.asarray(run["curves"].data[c], dtype=float) for c in cols]
+                values += [np.asarray(run["evals"].data[c], dtype=float) for c in eval_cols]
+            data = np.concatenate(values) if values else np.zeros(0)
+            data = data[np.isfinite(data) & ((data > 0) if log else True)]
+            if data.size == 0:
+                continue
+            lo, hi = float(data.min()), float(data.max())
+            if log:
+                lo, hi = lo / 1.3, hi * 1.3
+            else:
+                pad = max(1.0, 0.05 * (hi - lo))
+                lo, hi = lo - pad, hi + pad
+            rng = self.figures[fig_key].y_range
+            if (rng.start, rng.end) != (lo, hi):
+                rng.update(start=lo, end=hi)
+
+    def mark_change(self, key: Any, step: int, what: str) -> None:
+        color = self._runs[key]["color"] if key in self._runs else "#555555"
+        self.changes.stream({"step": [step], "color": [color], "what": [what]})
+
+    def set_visible(self, key: Any, visible: bool) -> None:
+        for _, r in self._runs.get(key, {}).get("renderers", []):
+            r.visible = visible
+
+    def remove_run(self, key: Any) -> None:
+        run = self._runs.pop(key, None)
+        if run is None:
+            return
+        gone = {id(r) for _, r in run["renderers"]}
+        for fig in self.figures.values():
+            fig.renderers = [r for r in fig.renderers if id(r) not in gone]
+            legend = fig.legend[0]
+            legend.items = [it for it in legend.items
+                            if not any(id(r) in gone for r in it.renderers)]
+
+    def clear(self) -> None:
+        for key in list(self._runs):
+            self.remove_run(key)
+        self.changes.data = {"step": [], "color": [], "what": []}
+        self._color_index = 0
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,169 @@
+"""The session's live plots (the heatmaps first, then the learning curves) and the pull that feeds them.
+
+A run's worker fills its bounded RecordBuffer; `LivePlots.pull`, called from the dashboard's
+periodic callback, takes what is new since the run's cursor and streams it into its curves, and
+once a second redraws the heatmaps of the current run from the matrices it published last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+
+from engine.stream import flatten_record
+
+from app.curves import CURVE_MIN_WIDTH, CurvePlots
+from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, Heatmaps
+from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
+
+HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
+             "feedback. Each map has its own colour scale (written under its title), so compare "
+             "patterns, not shades; in the right-hand map white = the same colour in both.")
+CURVES_HELP = ("Colour = run; solid = layer 1 (input side), dashed = layer 2, dotted = layer 3. "
+               "Under each title: what a good value is.")
+
+
+class LivePlots:
+    """The curves of every run of `session`, the heatmaps of its current run, and their headings."""
+
+    def __init__(self, session: SessionRuns, served: bool):
+        self.session = session
+        self._served = served
+        self.curves = CurvePlots()
+        self.heatmaps = Heatmaps()
+        self._cursors: dict[Any, int] = {}          # run id → RecordBuffer cursor
+        self._changes_seen: dict[Any, int] = {}     # run id → live changes already drawn
+        # 0 = the top layer, whatever the depth; Start lists the run's layers, top first.
+        self.layer_select = pn.widgets.Select(label="Heatmap layer",
+                                              options={"top (last hidden ← output)": 0}, value=0, width=230)
+        self.heat_heading = pn.pane.Markdown(heat_heading(""), margin=(0, 10), sizing_mode="stretch_width")
+        self.layer_select.param.watch(lambda e: self.edit(lambda: self.refresh_heatmaps(force=True)), "value")
+        # Plot grids that reflow: as many columns as fit at the plots' minimum widths (4 curve
+        # plots a row at 1920 px, 3 at 1600, 2 at 1280), never wider than the page.
+        curve_panes = [pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH)
+                       for fig in self.curves.figures.values()]
+        heat_panes = [pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
+                                    min_width=HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
+        self.heatmap_grid = _plot_grid(heat_panes, HEATMAP_MIN_WIDTH, "creditlab-heatmaps")
+        self.curves_heading = pn.pane.Markdown(f"### Learning curves\n{CURVES_HELP}", margin=(0, 10),
+                                               sizing_mode="stretch_width")
+        self.curve_grid = _plot_grid(curve_panes, CURVE_MIN_WIDTH, "creditlab-curves")
+
+    def edit(self, fn) -> None:
+        """Run a change to the raw Bokeh figures with the document lock held.
+
+        Panel runs widget callbacks outside Bokeh's document lock; Panel's own models cope, but
+        editing a Bokeh figure there raised "_pending_writes should be non-None …" and the edit
+        never reached the page (seen with five sessions at once). The next-tick callback holds it.
+        """
+        doc = pn.state.curdoc
+        if self._served and doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(fn)
+        else:
+            fn()
+
+    # ================================================================ runs
+    def add_run(self, run: RunHandle, label: str, n_layers: int, steps: int) -> None:
+        """Give a new run its curves; from now on the pull streams its records into them."""
+        self.curves.add_run(run.id, label, n_layers, steps=steps)
+        self._cursors[run.id] = 0
+        self._changes_seen[run.id] = 0
+
+    def show_layers(self, n_layers: int) -> None:
+        """List a new run's layers in the heatmap menu, and clear the heading until its first map."""
+        self.clear_heading()
+        self.layer_select.options = layer_options(n_layers)
+        # Open on the top layer: its B is the first to become Wᵀ (the hidden layers' follow).
+        self.layer_select.value = n_layers
+
+    def clear_heading(self) -> None:
+        self.heat_heading.object = heat_heading("")
+
+    def forget(self, run) -> None:
+        self.curves.remove_run(run.id)
+        for table in (self._cursors, self._changes_seen):
+            table.pop(run.id, None)
+
+    # ================================================================ the pull
+    def pull(self, slow: bool) -> None:
+        """Stream every run's new records into the curves; when `slow`, redraw the heatmaps and fit
+        the open-ended y axes too."""
+        for run in list(self.session.runs):
+            if isinstance(run, RunHandle):
+                self._pull_run(run)
+        if slow:
+            self.refresh_heatmaps()
+            self.curves.fit_y_ranges()
+
+    def _pull_run(self, run: RunHandle) -> None:
+        cursor = self._cursors.get(run.id)
+        if cursor is None:
+            return
+        new, cursor = run.buffer.since(cursor)
+        self._cursors[run.id] = cursor
+        if new:
+            if self.curves.length(run.id) + len(new) > BUFFER_CAPACITY:
+                # The buffer has thinned its history: resend it whole, so the page stays bounded too.
+                self.curves.replace(run.id, [flatten_record(r) for r in run.buffer.records()])
+            else:
+                self.curves.stream(run.id, [flatten_record(r) for r in new])
+        # Markers where the records show a live change applied, not where the UI asked for it.
+        seen = self._changes_seen.get(run.id, 0)
+        applied = list(run.applied)
+        for change in applied[seen:]:
+            self.curves.mark_change(run.id, change["step"],
+                                    f"{change['name']}: {change['old']:g} → {change['new']:g}")
+        self._changes_seen[run.id] = len(applied)
+
+    def refresh_heatmaps(self, force: bool = False) -> None:
+        run = self.session.current
+        if run is None:
+            return
+        version, matrices = run.buffer.latest_matrices()
+        if matrices is None or (version == self.heatmaps.version and not force):
+            return
+        first_step, first_matrices = run.buffer.first_matrices()
+        self.heatmaps.show(matrices, self.layer_select.value or None, version,
+                           step=_record_step(run, version), first=first_matrices,
+                           first_step=first_step)
+        heading = heat_heading(self.heatmaps.where)
+        if self.heat_heading.object != heading:
+            self.heat_heading.object = heading
+
+
+def heat_heading(where: str) -> str:
+    return f"### Is B learning to look like Wᵀ?{' — ' + where if where else ''}\n{HEAT_HELP}"
+
+
+def layer_options(n_layers: int) -> dict[str, int]:
+    """The heatmap layer menu, top layer first (the one whose B is fed by the output)."""
+    options = {}
+    for i in range(n_layers, 0, -1):
+        above = "output" if i == n_layers else f"layer {i + 1}"
+        note = " (top)" if i == n_layers else (" (input side)" if i == 1 else "")
+        options[f"layer {i} ← {above}{note}"] = i
+    return options
+
+
+def _plot_grid(panes: list, min_width: int, css_class: str) -> pn.Column:
+    """Plots side by side in equal columns, wrapping onto new rows: as many columns as fit at
+    `min_width` each (never more than there are plots, nor than 4), so a narrow page gets fewer
+    columns instead of plots drawn over each other or past its edge. A CSS grid on the layout's
+    element, whose grid items are the plots' own elements."""
+    most = min(4, len(panes))
+    grid = {"display": "grid", "gap": "0px", "grid-template-columns":
+            f"repeat(auto-fill, minmax(max({min_width}px, {100 / most:.4g}%), 1fr))"}
+    return pn.Column(*panes, sizing_mode="stretch_width", styles=grid, css_classes=[css_class],
+                     margin=(0, 12, 0, 0))
+
+
+def _record_step(run, version: int) -> int | None:
+    """The step of the record that brought matrix snapshot `version` (records and snapshots are
+    counted alike when every record carries matrices, as the dashboard's subscription asks)."""
+    for record in reversed(run.buffer.records()[-64:]):
+        if record.get("_seq") == version:
+            return record.get("step")
+        if record.get("_seq", 0) < version:
+            break
+    return None

@@ -1,0 +1,133 @@
+"""What the page says about the session's runs: which of Start … Reset apply, the current run's
+status line, the alerts, and a coloured key per run above the plots.
+
+The dashboard's handlers decide what the buttons do; this only shows where things stand. Its
+`refresh` runs once a second from the dashboard's pull, at once when a button was pressed, and
+between two of those when the current run's status changed (finished, diverged).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+import panel as pn
+
+from engine.control import ACTIVE, Status
+
+from app.curves import CurvePlots
+from app.runner import RunHandle, SessionRuns
+
+READY = "**Ready.** Pick a rule or a preset and press Start."
+
+
+class RunStatus:
+    """The run buttons, the status line, the alerts and the run legend of one session."""
+
+    def __init__(self, session: SessionRuns, curves: CurvePlots):
+        self.session = session
+        self.curves = curves                       # the runs' colours, for the legend
+        self._status_seen: dict[Any, str] = {}
+        self._rate = (0.0, 0, 0.0)                  # (time, step, steps/s) for the status line
+        self._legend_signature: tuple = ()
+        w = pn.widgets
+        self.start_button = w.Button(label="Start", color="primary", width=95)
+        self.pause_button = w.Button(label="Pause", width=95, disabled=True)
+        self.resume_button = w.Button(label="Resume", width=100, disabled=True)
+        self.step_button = w.Button(label="Step", width=90, disabled=True,
+                                    description="advance one logging interval (metric_interval steps)")
+        self.stop_button = w.Button(label="Stop", color="danger", width=90, disabled=True)
+        self.reset_button = w.Button(label="Reset", width=95,
+                                     description="stop every run and clear the plots")
+        self.buttons = pn.Row(self.start_button, self.pause_button, self.resume_button, self.step_button,
+                              self.stop_button, self.reset_button)
+        self.status = pn.pane.Markdown(READY, styles={"font-size": "1.1em"}, margin=(0, 10),
+                                       sizing_mode="stretch_width")
+        self.config_alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
+                                          sizing_mode="stretch_width")
+        self.run_alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
+                                       sizing_mode="stretch_width")
+        self.note = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#7a5b00"},
+                                     margin=(0, 10), visible=False)
+        self.run_legend = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width",
+                                       styles={"font-size": "1.0em"})
+
+    def refresh(self, expect: str | None = None) -> None:
+        """The current run's status line and buttons; `expect`: the status a button just asked
+        for, shown while the run is still active (its process answers a moment later)."""
+        run = self.session.current
+        if run is None:
+            self.set_buttons(None)
+            return
+        status = expect if expect and run.active else run.status
+        now = time.time()
+        t0, s0, rate = self._rate
+        if now - t0 >= 0.9:
+            rate = (run.step_count - s0) / (now - t0) if run.step_count >= s0 else 0.0
+            self._rate = (now, run.step_count, rate)
+        latest = run.buffer.records()[-1:] if status != "starting" else []
+        extra = ""
+        if latest:
+            rec = latest[-1]
+            acc = rec.get("train_accuracy")
+            if acc is not None and acc == acc:
+                extra = f" · train accuracy {acc:.1%}"
+        speed = f" · {rate:,.0f} steps/s" if status == Status.RUNNING else ""
+        self.status.object = (f"**{display_name(run)}** — {status}, step {run.step_count:,} / "
+                              f"{run.cfg.steps:,}{speed}{extra}")
+        self.set_buttons(status)
+        signature = tuple((r.id, r.status) for r in self.session.runs)
+        if signature != self._legend_signature:
+            self._legend_signature = signature
+            self.refresh_legend()
+        if self._status_seen.get(run.id) != run.status:
+            self._status_seen[run.id] = run.status
+            if run.status in (Status.DIVERGED, Status.FAILED, Status.INTERRUPTED):
+                self.run_alert.object = f"**Run stopped:** {run.error}"
+                self.run_alert.visible = True
+            if not run.active:
+                self.note.visible = False
+
+    def refresh_if_changed(self) -> None:
+        """Refresh now if the current run's status changed since it was last shown."""
+        run = self.session.current
+        if run is not None and self._status_seen.get(run.id) != run.status:
+            self.refresh()      # finished / diverged: say so without waiting
+
+    def set_buttons(self, status: str | None) -> None:
+        active = status in ACTIVE
+        self.pause_button.disabled = status not in (Status.STARTING, Status.RUNNING)
+        self.resume_button.disabled = status != Status.PAUSED
+        self.step_button.disabled = not active
+        self.stop_button.disabled = not active
+
+    def restart_rate(self) -> None:
+        """Count steps/s from now (a run was just started)."""
+        self._rate = (time.time(), 0, 0.0)
+
+    def ready(self) -> None:
+        """No run: the opening line; Pause, Resume, Step and Stop disabled."""
+        self.status.object = READY
+        self.set_buttons(None)
+
+    def forget(self, run) -> None:
+        self._status_seen.pop(run.id, None)
+
+    def refresh_legend(self) -> None:
+        """The runs as coloured keys above the plots (legible from the back of a lecture room)."""
+        keys = []
+        for run in self.session.runs:
+            color = self.curves.color(run.id)
+            if color is None:
+                continue
+            swatch = (f'<span style="display:inline-block;width:26px;height:5px;background:{color};'
+                      f'vertical-align:middle;margin-right:6px"></span>')
+            keys.append(f'<span style="margin-right:22px;white-space:nowrap">{swatch}'
+                        f'{html.escape(display_name(run))} <i style="color:#666">{run.status}</i></span>')
+        self.run_legend.object = " ".join(keys)
+
+
+def display_name(run) -> str:
+    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …")."""
+    return f"#{run.id} {run.label}" if isinstance(run, RunHandle) else run.label
