@@ -17,31 +17,26 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from app.plot_style import FONT, style_figure, subtitle
+from engine.metric_names import METRICS
 
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"      # `save` writes the plot as PNG in the browser
 RUN_COLORS = Category10_10
 LAYER_DASHES = ("solid", "dashed", "dotted", "dotdash", "dashdot")
 
-# (record metric, title in plain words, what a good value is (+ the paper's notation), y label);
-# one line per hidden layer, input side first.
-LAYER_PLOTS: tuple[tuple[str, str, str, str], ...] = (
-    ("weight_angle_deg", "Feedback B vs Wᵀ: angle",
-     "0° = B points like Wᵀ, 90° = unrelated · ∠(B, Wᵀ)", "degrees"),
-    ("signal_angle_deg", "Error signal vs backprop's: angle",
-     "0° = same as backprop, 90° = unrelated · ∠(δ, δ_BP)", "degrees"),
-    ("update_angle_deg", "Weight change vs backprop's: angle",
-     "0° = same as backprop, 90° = unrelated · ∠(ΔW, ΔW_BP)", "degrees"),
-    ("sign_congruence", "Signs of B that agree with Wᵀ",
-     "1 = every sign agrees, 0.5 = chance (coin flips)", "fraction of equal signs"),
-    ("estimator_angle_deg", "NP's error estimate vs the true error",
-     "0° = exact, 90° = no information · ∠(λ̂, ∂L/∂h)", "degrees"),
-    ("estimator_snr_db", "NP's error estimate: signal vs noise",
-     "higher is better; 0 dB = noise as large as the signal (SNR)", "dB"),
-)
+# (record metric, title in plain words, what a good value is (+ the paper's notation), y label),
+# from the metric registry; one line per hidden layer, input side first.
+def _plot(name: str, title: str | None = None, notation: bool = True) -> tuple[str, str, str, str]:
+    m = METRICS[name]
+    good = f"{m.good} · {m.notation}" if notation and m.notation not in m.title else m.good
+    return (name, title or m.title, good, m.unit)
+
+
+LAYER_PLOTS: tuple[tuple[str, str, str, str], ...] = tuple(_plot(name) for name in (
+    "weight_angle_deg", "signal_angle_deg", "update_angle_deg", "sign_congruence",
+    "estimator_angle_deg", "estimator_snr_db"))
 SCALAR_PLOTS: tuple[tuple[str, str, str, str], ...] = (
-    ("loss", "Loss (line: train, ●: test)", "lower is better", "loss"),
-    ("accuracy", "Accuracy (line: train, ●: test)", "higher is better; 1 = every example right",
-     "accuracy"),
+    _plot("loss", "Loss (line: train, ●: test)", notation=False),
+    _plot("accuracy", "Accuracy (line: train, ●: test)", notation=False),
 )
 LEGEND_PLOTS = ("loss",)       # run labels are long: one legend, the page lists the runs too
 CURVE_MIN_WIDTH = 360          # the plot grid puts as many of these side by side as fit

@@ -13,6 +13,7 @@ from engine.cli_common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EX
                                _dumps, _err, _fmt)
 from engine.cli_parser import config_from_args
 from engine.config import RunConfig, parse_int, settings
+from engine.metric_names import METRICS
 from engine.control import Control, Status, drive
 from engine.download import one_line
 
@@ -25,7 +26,9 @@ def _print_summary(result: dict, seconds: float) -> None:
           f"train loss {_fmt(result.get('train_loss'), '.4g')}")
     layers = result.get("layers") or []
     if layers:
-        print("layer  weight°  signal°  update°  sign agree  rel. error")
+        heads = [METRICS[m].short for m in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg",
+                                           "sign_congruence", "relative_error")]
+        print("layer  {:>7}  {:>7}  {:>7}  {:>10}  {:>10}".format(*heads))
         for layer in layers:
             print(f"{layer['layer']:>5}  {_fmt(layer['weight_angle_deg'], '7.1f'):>7}  "
                   f"{_fmt(layer['signal_angle_deg'], '7.1f'):>7}  "

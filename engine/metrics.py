@@ -28,8 +28,7 @@ import torch
 
 from engine.reference import backprop_reference
 
-LAYER_METRICS = ("weight_angle_deg", "relative_error", "sign_congruence", "signal_angle_deg",
-                 "update_angle_deg", "estimator_angle_deg", "estimator_snr_db")
+from engine.metric_names import LAYER_METRICS  # noqa: F401  (the registry's order)
 _EPS = 1e-12
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from engine.experiments import Results, load_model
+from engine.metric_names import METRICS, axis_label
 
-METRIC_NAMES = {"test_error": "test error (%)", "test_accuracy": "test accuracy",
-                "test_loss": "test loss (per sample)", "signal_angle_deg": "signal angle (°)",
-                "weight_angle_deg": "weight angle ∠(B, Wᵀ) (°)", "sign_congruence": "sign congruence",
-                "relative_error": "‖Wᵀ − B‖/‖W‖", "update_angle_deg": "update angle (°)"}
+# Axis labels from the metric registry (engine/metric_names.py), and the report's own columns.
+METRIC_NAMES = {"test_accuracy": "test accuracy", "test_loss": "test loss (per sample)",
+                **{name: axis_label(name) for name in METRICS}}
 
 
 def _plt():

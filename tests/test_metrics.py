@@ -36,3 +36,18 @@ def test_relative_error_and_sign_congruence():
 def test_snr_in_decibels():
     truth = torch.tensor([3.0, 4.0])                    # power 25
     assert snr_db(truth + torch.tensor([1.0, 0.0]), truth).item() == pytest.approx(10 * math.log10(25))
+
+
+def test_every_recorded_metric_is_named_once_in_the_registry():
+    from app.curves import LAYER_PLOTS
+    from engine import RunConfig, Trainer
+    from engine.metric_names import METRICS
+    from reports.figures import METRIC_NAMES
+
+    t = Trainer(RunConfig(rule="np", steps=10, metric_interval=5))
+    while (record := t.step()) is None:
+        pass
+    assert set(record["layers"][0]) == {m for m, info in METRICS.items() if info.per_layer}
+    for key, title, good, unit in LAYER_PLOTS:             # the dashboard's titles are the registry's
+        assert (title, unit) == (METRICS[key].title, METRICS[key].unit) and METRICS[key].good in good
+    assert all(METRICS[k].notation in METRIC_NAMES[k] for k in METRICS)
