@@ -32,18 +32,29 @@ from engine.metric_names import LAYER_METRICS  # noqa: F401  (the registry's ord
 _EPS = 1e-12
 
 
+def _rowwise_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle in degrees between matching rows of two (rows × n) tensors; NaN where either row is
+    zero (no direction, so no angle). Each row is first divided by its largest entry: the angle
+    does not depend on scale, and tiny errors (saturated units) would otherwise underflow when
+    squared and read as 90°."""
+    def unit_scale(t):
+        return t / t.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
+    a, b = unit_scale(a), unit_scale(b)
+    norms = a.norm(dim=1) * b.norm(dim=1)
+    cos = (a * b).sum(1) / norms
+    angle = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+    return torch.where(norms > 0, angle, torch.full_like(angle, math.nan))
+
+
 def angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Angle in degrees between two tensors seen as flat vectors."""
-    a, b = a.reshape(-1), b.reshape(-1)
-    cos = (a @ b) / (a.norm() * b.norm()).clamp_min(_EPS)
-    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+    """Angle in degrees between two tensors seen as flat vectors; NaN if either is zero."""
+    return _rowwise_angle_deg(a.reshape(1, -1), b.reshape(1, -1))[0]
 
 
 def mean_rowwise_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean over rows (samples) of the angle between matching rows, unfolded."""
-    a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
-    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(_EPS)
-    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0))).mean()
+    """Mean over rows (samples) of the angle between matching rows, unfolded; rows without an
+    angle (a zero error) are left out, and NaN when no row has one."""
+    return torch.nanmean(_rowwise_angle_deg(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)))
 
 
 def relative_error(b: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:

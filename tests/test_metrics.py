@@ -51,3 +51,27 @@ def test_every_recorded_metric_is_named_once_in_the_registry():
     for key, title, good, unit in LAYER_PLOTS:             # the dashboard's titles are the registry's
         assert (title, unit) == (METRICS[key].title, METRICS[key].unit) and METRICS[key].good in good
     assert all(METRICS[k].notation in METRIC_NAMES[k] for k in METRICS)
+
+
+def test_a_vanishing_vector_has_no_angle_and_a_tiny_one_keeps_its_own():
+    e1, e2 = torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])
+    assert math.isnan(angle_deg(torch.zeros(2), e1).item())             # undefined, not 90°
+    tiny = 1e-30                                                        # squares underflow float32
+    assert angle_deg(tiny * e1, tiny * e2).item() == pytest.approx(45.0, abs=1e-3)
+    rows_a = torch.stack([e1, torch.zeros(2), tiny * e2])
+    rows_b = torch.stack([e2, e1, tiny * e2])
+    assert mean_rowwise_angle_deg(rows_a, rows_b).item() == pytest.approx(22.5, abs=1e-3)
+    assert math.isnan(mean_rowwise_angle_deg(torch.zeros(3, 2), rows_b).item())
+
+
+def test_an_error_that_vanishes_is_reported_undefined_not_as_90_degrees():
+    """Output weights at zero send no error back: backprop's signal angle to itself has no
+    value (NaN: a gap in the curve), where a clamped cosine used to report 90° ("unrelated")."""
+    from engine import RunConfig, Trainer
+    t = Trainer(RunConfig(rule="bp", steps=10, metric_interval=10, freeze_forward=True))
+    with torch.no_grad():
+        t.model.layers[-1].weight.zero_()
+    record = None
+    while record is None:
+        record = t.step()
+    assert all(math.isnan(layer["signal_angle_deg"]) for layer in record["layers"]), record["layers"]
