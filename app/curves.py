@@ -155,6 +155,15 @@ class CurvePlots:
     def color(self, key: Any) -> str | None:
         return self._runs[key]["color"] if key in self._runs else None
 
+    def relabel(self, key: Any, label: str) -> None:
+        """A run's legend entry now reads `label` (its live σ, lr or η_B changed)."""
+        run = self._runs.get(key)
+        if run is None or run["label"] == label:
+            return
+        run["label"] = label
+        for _legend, item in run["items"]:
+            item.label = label
+
     def has_run(self, key: Any) -> bool:
         return key in self._runs
 

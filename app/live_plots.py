@@ -15,6 +15,7 @@ from engine.stream import flatten_record
 
 from app.curves import CURVE_MIN_WIDTH, CurvePlots
 from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, Heatmaps
+from app.run_status import display_name
 from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
 
 HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
@@ -114,6 +115,8 @@ class LivePlots:
         for change in applied[seen:]:
             self.curves.mark_change(run.id, change["step"],
                                     f"{change['name']}: {change['old']:g} → {change['new']:g}")
+        if len(applied) > seen:              # the legend names the values the run now uses
+            self.curves.relabel(run.id, display_name(run))
         self._changes_seen[run.id] = len(applied)
 
     def refresh_heatmaps(self, force: bool = False) -> None:

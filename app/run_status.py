@@ -20,6 +20,7 @@ from app.curves import CurvePlots
 from app.runner import RunHandle, SessionRuns
 
 READY = "**Ready.** Pick a rule or a preset and press Start."
+RECENT_BATCHES = 10          # train accuracy in the status line: the mean of this many logged batches
 
 
 class RunStatus:
@@ -66,18 +67,22 @@ class RunStatus:
         if now - t0 >= 0.9:
             rate = (run.step_count - s0) / (now - t0) if run.step_count >= s0 else 0.0
             self._rate = (now, run.step_count, rate)
-        latest = run.buffer.records()[-1:] if status != "starting" else []
         extra = ""
-        if latest:
-            rec = latest[-1]
-            acc = rec.get("train_accuracy")
-            if acc is not None and acc == acc:
-                extra = f" · train accuracy {acc:.1%}"
+        if status != Status.STARTING:
+            # One batch of 32 swings by several points: the mean of the recent batches, and the
+            # newest test-set accuracy, which is the figure to trust.
+            recent = [r["train_accuracy"] for r in run.buffer.tail(RECENT_BATCHES)
+                      if r.get("train_accuracy") is not None and r["train_accuracy"] == r["train_accuracy"]]
+            if recent:
+                extra = f" · train accuracy {sum(recent) / len(recent):.1%} (last {len(recent)} logged batches)"
+            test = run.buffer.last_eval()
+            if test is not None and test.get("test_accuracy") == test.get("test_accuracy"):
+                extra += f" · **test accuracy {test['test_accuracy']:.1%}** (step {test['step']:,})"
         speed = f" · {rate:,.0f} steps/s" if status == Status.RUNNING else ""
         self.status.object = (f"**{display_name(run)}** — {status}, step {run.step_count:,} / "
                               f"{run.cfg.steps:,}{speed}{extra}")
         self.set_buttons(status)
-        signature = tuple((r.id, r.status) for r in self.session.runs)
+        signature = tuple((r.id, r.status, r.label) for r in self.session.runs)
         if signature != self._legend_signature:
             self._legend_signature = signature
             self.refresh_legend()

@@ -50,6 +50,7 @@ class RunHandle:
         self.cfg = RunConfig.from_dict(cfg.to_dict()).validate()   # our own copy, checked
         self.id = next(_ids)
         self.label = label or run_label(self.cfg)
+        self._auto_label = label is None      # then it follows the live values the run applies
         self.buffer = RecordBuffer(capacity)
         self.status = Status.READY
         self.error: str | None = None
@@ -216,15 +217,19 @@ class RunHandle:
             self._lifeline = None
 
     def _note_applied(self, record: dict) -> None:
+        changed = False
         for name in LIVE_FIELDS:
             if name not in record:
                 continue
             old = self._live_seen.get(name, record[name])
             if record[name] != old:
+                changed = True
                 with self._lock:
                     self.applied.append({"step": record["step"], "name": name, "old": old,
                                          "new": record[name]})
             self._live_seen[name] = record[name]
+        if changed and self._auto_label:      # the label says the σ (lr, η_B) the run now uses
+            self.label = run_label(RunConfig.from_dict({**self.cfg.to_dict(), **self._live_seen}))
 
     def __repr__(self) -> str:
         return f"RunHandle({self.id}, {self.label!r}, {self.status}, step {self.step_count})"

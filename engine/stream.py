@@ -24,6 +24,7 @@ class RecordBuffer:
         self._matrices: list[dict] | None = None
         self._matrix_version = 0
         self._first: tuple[Any, list[dict]] | None = None    # (step, matrices) of the first snapshot
+        self._last_eval: dict[str, Any] | None = None        # the newest record with test metrics
         self._lock = threading.Lock()
 
     def push(self, record: dict[str, Any]) -> None:
@@ -33,6 +34,8 @@ class RecordBuffer:
             self._count += 1
             scalars["_seq"] = self._count
             self._records.append(scalars)
+            if scalars.get("test_accuracy") is not None or scalars.get("test_loss") is not None:
+                self._last_eval = scalars
             if len(self._records) > self.capacity:
                 half = len(self._records) // 2
                 self._records = self._records[:half:2] + self._records[half:]
@@ -52,6 +55,16 @@ class RecordBuffer:
     def records(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._records)
+
+    def tail(self, n: int = 1) -> list[dict[str, Any]]:
+        """The newest `n` records held (a bounded copy, for a status line)."""
+        with self._lock:
+            return self._records[-n:] if n > 0 else []
+
+    def last_eval(self) -> dict[str, Any] | None:
+        """The newest record that carries the test-set loss and accuracy, or None."""
+        with self._lock:
+            return self._last_eval
 
     def latest_matrices(self) -> tuple[int, list[dict] | None]:
         """(version, matrices): the version grows by one with every new snapshot."""

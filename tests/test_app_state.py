@@ -124,6 +124,13 @@ def test_run_label_says_what_differs():
         "np σ=0.01 d2 w50 lr=0.001 seed0"
     assert "σ" not in run_label(RunConfig(rule="fa"))
     assert "w50-20" in run_label(RunConfig(width=[50, 20]))
+    # every setting that applies and differs from its default is named; the rest are not
+    paper = run_label(preset_config("Paper MLP: NP"))
+    assert all(part in paper for part in ("ridge B", "warm-up 1,000", "paper init", " sgd "))
+    assert paper != run_label(RunConfig(rule="np"))
+    assert run_label(RunConfig(rule="np", noise_draws=4, ridge_gamma=0.5)) == \
+        "np σ=0.01 d2 w50 lr=0.001 K=4 seed0"             # ridge_gamma does not apply to sgd B
+    assert "ridge_gamma=0.5" in run_label(RunConfig(rule="np", feedback_mode="ridge", ridge_gamma=0.5))
 
 
 # --------------------------------------------------------------------------- the run handle
@@ -253,6 +260,10 @@ def test_dashboard_live_sigma_change_is_marked_on_the_plots():
         records = run.buffer.records()                     # (thinned when long: compare around)
         assert all(r["sigma"] == 0.05 for r in records if r["step"] >= step)
         assert all(r["sigma"] == 0.01 for r in records if r["step"] < step)
+        assert "σ=0.05" in run.label and "σ=0.01" not in run.label   # the σ the run now uses
+        wait_for(lambda: dash._pull() or "σ=0.05" in dash.run_status.run_legend.object)
+        legend = dash.curves.figures["loss"].legend[0].items
+        assert any("σ=0.05" in str(getattr(item.label, "value", item.label)) for item in legend)
         dash.state.sigma = -1.0                            # refused live, with the message
         assert dash.config_alert.visible and "sigma" in dash.config_alert.object
     finally:
@@ -425,3 +436,19 @@ def test_saved_run_list_names_interrupted_and_unreadable_runs(tmp_path):
     names = list(list_saved_runs(tmp_path))
     assert any(n.startswith(good.name) and n.endswith("(interrupted at step 1,200)") for n in names)
     assert f"{bad.name}: unreadable: config.json: holds an array, not a JSON object" in names
+
+
+def test_status_line_shows_test_accuracy_and_a_steadier_train_accuracy():
+    dash = Dashboard(sync_url=False)
+    dash.state.set_config(RunConfig(**{**TINY, "steps": 300, "eval_interval": 100}))
+    run = dash._on_start()
+    try:
+        assert run.join(120)
+        dash._pull()
+        dash.run_status.refresh()
+        line = dash.status.object
+        test = run.buffer.last_eval()
+        assert test["step"] == 300 and f"test accuracy {test['test_accuracy']:.1%}" in line, line
+        assert "(last 10 logged batches)" in line, line
+    finally:
+        dash.close()
