@@ -161,6 +161,9 @@ class RunConfig:
     # them as cfg.<name>. Serialised flat, beside the fields.
     options: dict[str, Any] = field(default_factory=dict, repr=False, metadata={"setting": None})
 
+    def __post_init__(self) -> None:
+        self.options = dict(self.options)     # its own copy: replace() must not share it
+
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: a rule's own setting, stored or at its default.
         if name.startswith("_") or name == "options":
