@@ -13,7 +13,8 @@ buttons, status line and alerts (app/run_status.py), the plots and the pull that
 them out and wires them: what a changed setting does, what each button does to the session's
 runs, the link in the address bar, the periodic pull, and the cleanup.
 
-The same object renders in a notebook (`pn.extension(inline=True); Dashboard()`).
+The same object renders in a notebook (`pn.extension(inline=True); Dashboard()`); what Panel's
+notebook path needs beyond that is in app/notebook.py.
 """
 
 from __future__ import annotations
@@ -30,15 +31,18 @@ from engine.control import Status
 
 from app.address_bar import AddressBar
 from app.compare_view import CompareView
+from app.curves import CURVE_MIN_WIDTH
 from app.library import SavedRun, runs_root
 from app.live_plots import LivePlots, _plot_grid, layer_options  # noqa: F401  (the tests import the two from here)
-from app.run_status import RunStatus, display_name
+from app.notebook import EchoFilter, FollowingPull, inline_markup
+from app.run_status import RunStatus, display_name, wrapping_row
 from app.runner import RunHandle, SessionRuns
 from app.sidebar import SettingsSidebar
 from app.state import ConfigState, format_width
 
 CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
 SLOW_EVERY = 5                 # heatmaps, status and the closed-tab check: every 5th pull (1 Hz)
+MAIN_MIN_WIDTH = CURVE_MIN_WIDTH + 24    # one curve plot and the grid's margins
 ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
 
 LIVE_NOTE = "σ and the learning rates change the running run at once; other settings apply at the next Start."
@@ -63,9 +67,11 @@ class Dashboard(pn.viewable.Viewer):
         r = self.run_status
         for button, handler in ((r.start_button, self._on_start), (r.pause_button, self._on_pause),
                                 (r.resume_button, self._on_resume), (r.step_button, self._on_step),
-                                (r.stop_button, self._on_stop), (r.reset_button, self._on_reset)):
+                                (r.stop_button, self._on_stop), (r.reset_button, self._on_reset),
+                                (self.compare.saved_load, self._on_load_saved)):
+            if not served:       # notebook: the pull moves to the thread of the click (app/notebook.py)
+                button.on_click(lambda _event: self._callback.follow())
             button.on_click(handler)
-        self.compare.saved_load.on_click(self._on_load_saved)
         # The parts' widgets and plots under this object's names (notebooks and tests use them).
         self.preset, self.inputs, self.sidebar = self.controls.preset, self.controls.inputs, self.controls.layout
         self.curves, self.heatmaps = self.plots.curves, self.plots.heatmaps
@@ -89,7 +95,9 @@ class Dashboard(pn.viewable.Viewer):
         if served:
             # Cleanup lives on this object: Bokeh clears main.py's globals when a session ends.
             pn.state.on_session_destroyed(self._on_session_destroyed)
-        self._callback = pn.state.add_periodic_callback(self._pull, period=curve_period_ms)
+            self._callback = pn.state.add_periodic_callback(self._pull, period=curve_period_ms)
+        else:
+            self._callback = FollowingPull(self._pull, curve_period_ms)
 
     def _build_layout(self) -> None:
         header = pn.pane.Markdown(
@@ -107,13 +115,20 @@ class Dashboard(pn.viewable.Viewer):
             p.curves_heading,
             p.curve_grid,
             self.compare,
-            sizing_mode="stretch_width",
+            # Beside the sidebar while one plot column fits, else below it (`live` wraps): a
+            # notebook cell next to JupyterLab's file browser is narrower than the sidebar and a plot.
+            sizing_mode="stretch_width", min_width=MAIN_MIN_WIDTH,
+            styles={"flex": f"1 1 {MAIN_MIN_WIDTH}px", "width": "auto"},
         )
         # The sweep page lives in its own module (app/sweep_view.py); it reads runs/sweeps/.
         from app.sweep_view import SweepView
         self.sweep_view = SweepView(runs_root())
-        self.layout = pn.Tabs(("Live run", pn.Row(self.sidebar, self.main, sizing_mode="stretch_width")),
+        live = wrapping_row(self.sidebar, self.main)
+        self.layout = pn.Tabs(("Live run", live),
                               ("Sweeps", self.sweep_view), dynamic=True, sizing_mode="stretch_width")
+        if not self._served:     # Panel's notebook comm path needs these two (app/notebook.py)
+            self.main.append(EchoFilter())
+            inline_markup(self.layout)
 
     def __panel__(self):
         return self.layout

@@ -41,8 +41,8 @@ class RunStatus:
         self.stop_button = w.Button(label="Stop", color="danger", width=90, disabled=True)
         self.reset_button = w.Button(label="Reset", width=95,
                                      description="stop every run and clear the plots")
-        self.buttons = pn.Row(self.start_button, self.pause_button, self.resume_button, self.step_button,
-                              self.stop_button, self.reset_button)
+        self.buttons = wrapping_row(self.start_button, self.pause_button, self.resume_button,
+                                    self.step_button, self.stop_button, self.reset_button)
         self.status = pn.pane.Markdown(READY, styles={"font-size": "1.1em"}, margin=(0, 10),
                                        sizing_mode="stretch_width")
         self.config_alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
@@ -131,6 +131,19 @@ class RunStatus:
             keys.append(f'<span style="margin-right:22px;white-space:nowrap">{swatch}'
                         f'{html.escape(display_name(run))} <i style="color:#666">{run.status}</i></span>')
         self.run_legend.object = " ".join(keys)
+
+
+def wrapping_row(*objects, **params) -> pn.Column:
+    """Objects side by side that wrap onto the next line when the page is too narrow for them.
+
+    A Column laid out as a wrapping flex row, because a `pn.Row` asks for the sum of its
+    children's widths as its minimum width. A Column asks for the widest child's width, so a
+    narrow notebook cell gets the children stacked instead of cut off at its edge."""
+    params.setdefault("sizing_mode", "stretch_width")
+    styles = {"display": "flex", "flex-direction": "row", "flex-wrap": "wrap", **params.pop("styles", {})}
+    # A Column's scroll-to-bottom button is a flex item here too: hide it, this never scrolls.
+    sheets = [".scroll-button { display: none; }", *params.pop("stylesheets", [])]
+    return pn.Column(*objects, styles=styles, stylesheets=sheets, **params)
 
 
 def display_name(run) -> str:

@@ -102,3 +102,109 @@ def source_info(page, prefix: str, column: str) -> list[dict]:
 def wait_for_bokeh(page, timeout: float = 30.0) -> None:
     page.wait_for_function("() => window.Bokeh && Bokeh.documents && Bokeh.documents.length > 0",
                            timeout=timeout * 1000)
+
+
+# ---------------------------------------------------------------- JupyterLab
+JUPYTERLAB_TOKEN = "creditlab-test"
+
+
+@contextlib.contextmanager
+def serve_jupyterlab(workdir: Path, notebooks: dict[str, Path], timeout: float = 120.0):
+    """Run `python -m jupyterlab` headless on 127.0.0.1 with everything it writes under `workdir`.
+
+    `notebooks` maps a path under the root folder to the notebook copied there. Kernels import
+    the repository's `app` and `engine` through PYTHONPATH. Yields (base URL, token, log path).
+    On exit the server, its kernels and their run processes are ended by process group.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import urllib.request
+
+    repo = Path(__file__).resolve().parent.parent
+    root = workdir / "root"
+    dirs = {name: workdir / name for name in ("config", "data", "runtime", "ipython", "settings",
+                                              "workspaces", "runs", "mpl")}
+    for folder in (root, *dirs.values()):
+        folder.mkdir(parents=True, exist_ok=True)
+    for target, source in notebooks.items():
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / target)
+    # No news or update prompts: they would fetch from the network and cover the page's corner.
+    notification = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text('{"fetchNews": "false", "checkForUpdates": false}')
+
+    env = dict(os.environ)
+    env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+               JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), IPYTHONDIR=str(dirs["ipython"]),
+               JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+               JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+               MPLCONFIGDIR=str(dirs["mpl"]), CREDITLAB_RUNS=str(dirs["runs"]),
+               PYTHONPATH=os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH")) if p))
+    env.pop("JUPYTER_PATH", None)
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    port = free_port()
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           f"--ServerApp.token={JUPYTERLAB_TOKEN}", f"--ServerApp.root_dir={root}",
+           "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly"]
+    log = workdir / "jupyterlab.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.time()
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"jupyterlab exited ({server.returncode}):\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={JUPYTERLAB_TOKEN}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() - t0 > timeout:
+                raise RuntimeError(f"jupyterlab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base, JUPYTERLAB_TOKEN, log
+    finally:
+        _stop_process_tree(server)
+
+
+def _stop_process_tree(proc, grace: float = 20.0) -> None:
+    """End `proc` and everything under it. Jupyter starts each kernel in a session of its own, so
+    the descendants' process groups are collected before the server goes, then ended too."""
+    import os
+    import signal
+
+    import psutil
+
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
+    groups = {proc.pid}
+    for kid in kids:
+        try:
+            groups.add(os.getpgid(kid.pid))
+        except OSError:
+            pass
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGTERM)        # the server shuts its kernels down
+    try:
+        proc.wait(grace)
+    except Exception:
+        pass
+    _, alive = psutil.wait_procs(kids, timeout=5)
+    for group in groups - {os.getpgrp()}:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(Exception):
+        proc.wait(5)
