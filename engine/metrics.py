@@ -37,11 +37,13 @@ def _rowwise_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     zero (no direction, so no angle). Each row is first divided by its largest entry: the angle
     does not depend on scale, and tiny errors (saturated units) would otherwise underflow when
     squared and read as 90°."""
-    def unit_scale(t):
-        return t / t.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny)
+    def unit_scale(t):          # the scaled copy reuses |t|'s memory: weight-sized tensors
+        scaled = t.abs()
+        return torch.div(t, scaled.amax(dim=1, keepdim=True).clamp_min(torch.finfo(t.dtype).tiny),
+                         out=scaled)
     a, b = unit_scale(a), unit_scale(b)
     norms = a.norm(dim=1) * b.norm(dim=1)
-    cos = (a * b).sum(1) / norms
+    cos = a.mul_(b).sum(1) / norms
     angle = torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
     return torch.where(norms > 0, angle, torch.full_like(angle, math.nan))
 
@@ -74,7 +76,7 @@ def snr_db(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def layer_metrics(model, rule, result, x, y, objective) -> dict[str, torch.Tensor]:
     """All metrics for every hidden layer, as {name: tensor of shape (N-1,)}; NaN = not defined."""
-    ref = backprop_reference(model, x, y, objective, result.masks)
+    ref = backprop_reference(model, x, y, objective, result.masks, replay=result.pre)
     layers = model.layers
     nan = torch.tensor(math.nan, device=x.device)
     signals = rule.error_signals(result)

@@ -81,6 +81,20 @@ class FeedbackLinear(nn.Linear):
         """∂/∂B of ⟨residual, input_grad(g, B)⟩ summed over the batch (for regressing B)."""
         return residual.T @ g
 
+    def backprop_grads(self, g: torch.Tensor, x: torch.Tensor, need_input: bool, need_weight: bool):
+        """What autograd's backward of `F.linear(x, W, b)` (addmm with the factor Wᵀ) sends to x
+        and to W for output error g, bit for bit: its mm_mat1_backward and mm_mat2_backward."""
+        grad_x = grad_w = None
+        if need_input:
+            w = self.weight
+            if x.stride(0) == 1 and x.stride(1) == x.shape[0]:     # a column-major input
+                grad_x = w.t().mm(g.t()).t()
+            else:
+                grad_x = g.mm(w)
+        if need_weight:
+            grad_w = g.t().mm(x)          # Wᵀ is column-major: (gᵀ x)ᵀ for Wᵀ, so gᵀ x for W
+        return grad_x, grad_w
+
     # The regression of B as rows of (features, targets): see engine/rules/regression.py.
     @staticmethod
     def regression_gain() -> int:
@@ -148,6 +162,14 @@ class FeedbackConv2d(nn.Conv2d):
     def feedback_grad(self, residual, g):
         return conv2d_weight(residual, self.weight.shape, g, self.stride, self.padding)
 
+    def backprop_grads(self, g, x, need_input: bool, need_weight: bool):
+        """What autograd's backward of `F.conv2d(x, W, b)` sends to x and to W for output error g
+        (its convolution_backward, with the same output mask when the bias is not asked for)."""
+        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            g, x, self.weight, [self.out_channels], self.stride, self.padding, self.dilation,
+            False, [0, 0], self.groups, [need_input, need_weight, False])
+        return grad_x, grad_w
+
     # The transposed convolution with B is a convolution of g with B's flipped, channel-swapped
     # kernel at padding k − 1 − p (stride 1). So the error at one position of input channel c is
     # the patch of g around that position dotted with row c of that kernel: regression rows are
@@ -174,9 +196,29 @@ class FeedbackConv2d(nn.Conv2d):
         return solution.view(c_in, c_out, kh, kw).transpose(0, 1).flip(2, 3)
 
 
+class _Replay(torch.autograd.Function):
+    """A layer's output from an earlier pass over the same input, handed on as it is; its
+    backward is autograd's backward of the layer itself (`backprop_grads`), through W. The
+    weight is an input only when its gradient is wanted."""
+
+    @staticmethod
+    def forward(ctx, x, a, layer, weight):
+        ctx.save_for_backward(x)
+        ctx.layer = layer
+        return a.view_as(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        grad_x, grad_w = ctx.layer.backprop_grads(g, x, ctx.needs_input_grad[0],
+                                                  ctx.needs_input_grad[3])
+        return grad_x, None, None, grad_w
+
+
 # ----------------------------------------------------------------- networks
 class Taps(Protocol):
-    """Identity functions in the forward pass whose backward a rule may rewrite."""
+    """Functions in the forward pass whose backward a rule may rewrite: `hidden` returns what
+    the layer above reads, `output` the network's output."""
 
     def hidden(self, i: int, h: torch.Tensor) -> torch.Tensor: ...
     def output(self, a: torch.Tensor) -> torch.Tensor: ...
@@ -236,11 +278,19 @@ class FeedbackNet(nn.Module):
 
     def forward(self, x: torch.Tensor, noise: list[torch.Tensor] | None = None,
                 masks: list | None = None, use_feedback: bool = True,
-                taps: Taps | None = None, first_hidden: torch.Tensor | None = None) -> Trace:
+                taps: Taps | None = None, first_hidden: torch.Tensor | None = None,
+                replay: list[torch.Tensor] | None = None, replay_weights: bool = False) -> Trace:
         """`first_hidden`: block 1's clean output from an earlier pass over the same batch. The
         pass then starts there, as nothing below the first hidden site is ever perturbed: node
         perturbation's noisy pass need not recompute layer 1 (often the widest). The trace then
-        lacks layer 1's input and pre-activation."""
+        lacks layer 1's input and pre-activation.
+
+        `replay`: every layer's pre-activation from an earlier clean pass of this network over
+        the same batch and masks, with the same weights. Each layer then hands its saved
+        pre-activation on instead of recomputing it, and its backward is backprop's (through W,
+        never B): backprop's errors without the forward's matrix products. The weights get
+        gradients only with `replay_weights`; without them, start at `first_hidden` (the input
+        needs no gradient, so nothing would flow below block 2)."""
         trace = Trace(out=x, inputs=[], pre=[])
         h = x.view(x.shape[0], *self.input_shape) if len(self.input_shape) > 1 else x
         last = len(self.blocks) - 1
@@ -251,7 +301,9 @@ class FeedbackNet(nn.Module):
                 if block.flatten_input:
                     h = h.flatten(1)
                 trace.inputs.append(h)
-                a = block.layer(h, use_feedback=use_feedback)
+                a = (block.layer(h, use_feedback=use_feedback) if replay is None else
+                     _Replay.apply(h, replay[i], block.layer,
+                                   block.layer.weight if replay_weights else None))
                 trace.pre.append(a)
                 if i == last:
                     trace.out = taps.output(a) if taps is not None else a

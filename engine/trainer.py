@@ -32,6 +32,7 @@ from engine.optim import SGD, Adam
 from engine.rules import RULES
 
 EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
+LOSS_LOG = 64              # steps whose loss sums are held on the device between checks
 
 
 class DivergedError(RuntimeError):
@@ -81,11 +82,15 @@ class Trainer:
         check_fits(self.model, cfg.batch_size * draws, self.device, cfg.batch_size,
                    eval_rows=min(EVAL_CHUNK, len(self.data.x_test)))
         self.optimizer = self._make_optimizer()
+        self._params = list(self.model.parameters())
         self.step_count = 0
         self._order = torch.empty(0, dtype=torch.long, device=self.device)
         self._cursor = 0
+        # Each step's loss sum goes into a small device buffer (one op, no sync); the buffer is
+        # searched for the first non-finite step at logged steps and whenever it is full.
         self._first_bad_step = torch.tensor(-1, device=self.device)
-        self._step_on_device = torch.tensor(0, device=self.device)   # no host→device copy per step
+        self._loss_log: torch.Tensor | None = None
+        self._logged_losses = 0
         self._last_record: dict | None = None
         self._pending: dict[str, Any] = {}
         self._subscribers: list[Subscriber] = []
@@ -151,7 +156,8 @@ class Trainer:
         s = self.step_count + 1
         logged = (s % self.cfg.metric_interval == 0 or s % self.cfg.eval_interval == 0
                   or s == self.cfg.steps)
-        self.optimizer.zero_grad(set_to_none=True)
+        for p in self._params:          # optimizer.zero_grad(set_to_none=True), minus its profiler scope
+            p.grad = None
         result = self.rule.compute_gradients(x, y, self.objective)
         # Measure before anything moves, so metrics describe the step that was taken.
         metrics = layer_metrics(self.model, self.rule, result, x, y, self.objective) if logged else None
@@ -161,13 +167,10 @@ class Trainer:
             self.optimizer.step()
         self.rule.after_optimizer_step()
         self.step_count = s
-        # Remember the first non-finite step without a device sync; read at logged steps only.
-        self._step_on_device += 1
-        bad = ~torch.isfinite(result.loss.sum())
-        self._first_bad_step = torch.where(bad & (self._first_bad_step < 0),
-                                           self._step_on_device, self._first_bad_step)
+        self._log_loss(result.loss)
         if not logged:
             return None
+        self._check_losses()
         first_bad = int(self._first_bad_step)
         if first_bad >= 0:
             self.status = Status.DIVERGED
@@ -176,6 +179,29 @@ class Trainer:
                               evaluate=(s % self.cfg.eval_interval == 0 or s == self.cfg.steps))
         self._publish(record)
         return record
+
+    def _log_loss(self, loss: torch.Tensor) -> None:
+        """Remember this step's loss sum on the device, without a sync (see _check_losses)."""
+        log = self._loss_log
+        if log is None or log.dtype != loss.dtype:
+            if log is not None:
+                self._check_losses()
+            log = self._loss_log = torch.empty(LOSS_LOG, dtype=loss.dtype, device=self.device)
+        with torch.no_grad():
+            torch.sum(loss, dim=0, out=log[self._logged_losses])
+        self._logged_losses += 1
+        if self._logged_losses == LOSS_LOG:
+            self._check_losses()
+
+    def _check_losses(self) -> None:
+        """Fold the logged loss sums into the first non-finite step (still on the device)."""
+        n = self._logged_losses
+        if n == 0:
+            return
+        bad = ~torch.isfinite(self._loss_log[:n])
+        first = torch.where(bad.any(), bad.byte().argmax() + (self.step_count - n + 1), -1)
+        self._first_bad_step = torch.where(self._first_bad_step < 0, first, self._first_bad_step)
+        self._logged_losses = 0
 
     def _divergence_hint(self) -> str:
         """What to lower: the forward step, and the feedback step where B is learnt by SGD."""
@@ -286,7 +312,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rule.load_state_dict(state["rule"])
         self.step_count = int(state["step"])
-        self._step_on_device.fill_(self.step_count)
+        self._logged_losses = 0
         self.generator.set_state(state["generators"]["rule"])
         self.batch_generator.set_state(state["generators"]["batch"])
         self._order = state["order"].to(self.device)

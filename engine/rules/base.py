@@ -14,6 +14,8 @@ feedback tensor of layer i+1, shaped like W_{i+1}ᵀ (linear) or the kernel (con
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -42,20 +44,59 @@ class StepResult:
     masks: list | None = None          # dropout masks, shared by every pass of this step
     first_hidden: torch.Tensor | None = None      # block 1's clean output (before mask and noise)
     estimates: list[torch.Tensor | None] | None = None   # NP's λ̂ᵢ per hidden site (None: unperturbed)
+    # Every layer's pre-activation in the clean network (None when the pass that trained was
+    # noisy): with first_hidden and masks, what backprop's errors can be replayed from without
+    # a second forward pass (engine/reference.py).
+    pre: list[torch.Tensor] | None = None
 
-    # Per-sample errors are the batch-mean ones times the batch size. Scaled on first use only:
-    # rules that neither regress B nor get measured this step never pay for the copies.
+    # Per-sample errors are the batch-mean ones times the batch size, each scaled on first use
+    # only: rules that neither regress B nor get measured this step never pay for the copies,
+    # and nothing pays for δ₁, which only the tests read.
     @functools.cached_property
-    def deltas(self) -> list[torch.Tensor]:
+    def deltas(self) -> Sequence[torch.Tensor]:
         """The rule's per-sample δᵢ = ∂L/∂aᵢ, i = 1..N."""
-        return [g * self.loss.shape[0] for g in self.mean_deltas]
+        return _PerSample(self.mean_deltas, self.loss.shape[0])
 
     @functools.cached_property
-    def site_errors(self) -> list[torch.Tensor] | None:
+    def site_errors(self) -> Sequence[torch.Tensor] | None:
         """The error each hidden site received from the backward pass, per sample."""
         if self.mean_site_errors is None:
             return None
-        return [g * self.loss.shape[0] for g in self.mean_site_errors]
+        return _PerSample(self.mean_site_errors, self.loss.shape[0])
+
+
+class _PerSample(Sequence):
+    """The batch-mean gradients `means`, each times the batch size when first read."""
+
+    def __init__(self, means: list[torch.Tensor], batch: int):
+        self._means, self._batch = means, batch
+        self._scaled: list[torch.Tensor | None] = [None] * len(means)
+
+    def __len__(self) -> int:
+        return len(self._means)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        j = range(len(self))[i]                 # negative indices; IndexError past the end
+        if self._scaled[j] is None:
+            self._scaled[j] = self._means[j] * self._batch
+        return self._scaled[j]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+def _gaussian(shape, sigma: float, generator: torch.Generator, device) -> torch.Tensor:
+    """`torch.randn(shape, generator=generator) * sigma`, bit for bit, in one pass on the CPU.
+
+    torch's CPU normal_ draws every tensor of 16 or more numbers as torch.randn does (the same
+    uniforms, the same Box-Muller), scaling by σ as it stores them, so the product is the one
+    randn · σ rounds to; smaller tensors take a scalar path that rounds differently, and other
+    devices keep the product."""
+    if torch.device(device).type == "cpu" and math.prod(shape) >= 16:
+        return torch.empty(shape, device=device).normal_(0.0, sigma, generator=generator)
+    return torch.randn(shape, generator=generator, device=device) * sigma
 
 
 def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator, device) -> torch.Tensor:
@@ -165,8 +206,8 @@ class LearningRule:
         """ξᵢ ~ N(0, σ²I) for each hidden site in `sites` (default: all), None for the others."""
         sigma, shapes = self.cfg.sigma, self.model.hidden_shapes()
         sites = range(len(shapes)) if sites is None else sites
-        return [torch.randn(x.shape[0], *shape, generator=self.generator, device=x.device) * sigma
-                if i in sites else None for i, shape in enumerate(shapes)]
+        return [_gaussian((x.shape[0], *shape), sigma, self.generator, x.device) if i in sites else None
+                for i, shape in enumerate(shapes)]
 
     def forward_backward(self, x, y, objective, noisy: bool = False, taps=None) -> StepResult:
         """One pass through the rule's backward; gradients of the batch-mean loss into `.grad`.
@@ -185,8 +226,9 @@ class LearningRule:
         # weight gradient divided by the batch); per-sample δ's are batch × the mean's δ's (see
         # StepResult). The gradients at the hidden sites are the errors the backward sent through
         # B, kept so that neither the metrics nor the regression of B recompute them.
+        # With taps (direct feedback) the sites' errors are the taps' own: not asked for.
         n, batch = len(weights), x.shape[0]
-        sites = trace.inputs[1:]
+        sites = trace.inputs[1:] if taps is None else []
         grads = torch.autograd.grad(loss.sum() / batch, weights + biases + trace.pre + sites)
         for p, g in zip(weights + biases, grads[:2 * n]):
             p.grad = g
@@ -200,4 +242,5 @@ class LearningRule:
                           mean_deltas=list(grads[2 * n:3 * n]),
                           mean_site_errors=None if taps is not None else list(grads[3 * n:]),
                           masks=masks, input_shapes=[t.shape for t in trace.inputs],
+                          pre=None if noisy else [a.detach() for a in trace.pre],
                           first_hidden=trace.hidden[0].detach() if trace.hidden else None)

@@ -2,8 +2,10 @@
 its own fixed random matrix Bᵢ (units_i × n_out): ∂L/∂hᵢ := e Bᵢᵀ for a batch of row vectors
 (reshaped to the site's shape in a conv net).
 
-Autograd does the rest: a tap on the output records e = ∂L/∂a_N as the backward pass starts,
-and a tap on each hidden output replaces the gradient arriving from above by e Bᵢᵀ.
+Autograd does the rest: each hidden output enters the layer above it detached (backprop's
+error to it would only be discarded, and it is the costliest product of the backward), and a
+tap on the output records e = ∂L/∂a_N as the backward pass starts and sends e Bᵢᵀ to every
+hidden output.
 """
 
 import torch
@@ -12,40 +14,38 @@ from engine.models import FeedbackLinear
 from engine.rules.base import LearningRule, init_like, register
 
 
-class _RecordError(torch.autograd.Function):
+class _DirectFeedback(torch.autograd.Function):
+    """The identity on the output a_N, joined to every hidden site: its backward records the
+    output error e = ∂L/∂a_N and sends e Bᵢᵀ to each site i, the only error the site receives."""
+
     @staticmethod
-    def forward(ctx, a, taps):
-        ctx.taps = taps
+    def forward(ctx, taps, a, *sites):
+        ctx.taps, ctx.feedback, ctx.shapes = taps, list(taps.feedback), [h.shape for h in sites]
         return a.view_as(a)
 
     @staticmethod
-    def backward(ctx, g):
-        ctx.taps.error = g
-        return g, None
-
-
-class _InjectError(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, taps, feedback):
-        ctx.taps, ctx.feedback, ctx.shape = taps, feedback, h.shape
-        return h.view_as(h)
-
-    @staticmethod
-    def backward(ctx, g):
-        # Autograd reaches this tap only after the output's, so the error is already recorded.
-        return (ctx.taps.error @ ctx.feedback.T).view(ctx.shape), None, None
+    def backward(ctx, e):
+        ctx.taps.error = e
+        return (None, e, *[(e @ b.T).view(shape) for b, shape in zip(ctx.feedback, ctx.shapes)])
 
 
 class DirectTaps:
+    """Each hidden site enters the layer above it detached, so backprop's error δ_{i+1} W_{i+1}
+    is never formed (it would be thrown away), and the output's tap sends every site its e Bᵢᵀ.
+    One tap per pass; the sites are taken in order, input side first."""
+
     def __init__(self, feedback):
         self.feedback = feedback
         self.error = None
+        self.sites: list[torch.Tensor] = []
 
     def output(self, a):
-        return _RecordError.apply(a, self)
+        return _DirectFeedback.apply(self, a, *self.sites)
 
     def hidden(self, i, h):
-        return _InjectError.apply(h, self, self.feedback[i])
+        assert i == len(self.sites), "hidden sites are tapped in order, input side first"
+        self.sites.append(h)
+        return h.detach()
 
 
 class DirectMap:

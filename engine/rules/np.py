@@ -161,8 +161,9 @@ class ControlVariateWeight:
         return (self.cross / self.power.clamp_min(1e-300)).clamp(0.0, 1.0).float()
 
     def observe(self, change: torch.Tensor, predicted: torch.Tensor) -> None:
-        self.cross.mul_(self.DECAY).add_((change.double() * predicted.double()).sum())
-        self.power.mul_(self.DECAY).add_(predicted.double().pow(2).sum())
+        predicted = predicted.double()
+        self.cross.mul_(self.DECAY).add_((change.double() * predicted).sum())
+        self.power.mul_(self.DECAY).add_(predicted.pow(2).sum())
 
     def state_dict(self) -> dict:
         return {"cross": self.cross.cpu(), "power": self.power.cpu()}

@@ -71,8 +71,10 @@ class FeedbackRegression:
         residual = prediction - t.reshape(prediction.shape)
         grad = m.feedback_grad(residual, d)                       # summed over the batch
         if self.cfg.feedback_normalize:
-            energy = d.pow(2).sum() * m.regression_gain()
-            b.sub_(grad / energy.clamp_min(_TINY), alpha=self.cfg.feedback_lr * gain)
+            energy, c = d.pow(2).sum(), m.regression_gain()
+            if c != 1:
+                energy = energy * c
+            b.sub_(grad.div_(energy.clamp_min(_TINY)), alpha=self.cfg.feedback_lr * gain)
         else:                      # the reference code's step, as it stands: no gain
             b.sub_(grad, alpha=self.cfg.feedback_lr / d.shape[0])
 

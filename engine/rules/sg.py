@@ -1,10 +1,11 @@
 """SG oracle: the same regression of B as node perturbation, but on the *true* ∂L/∂hᵢ.
 
 The ceiling of the method: what learned feedback reaches when its target is noise-free.
-("Synthetic gradient" in the paper's sense; the target comes from a backprop reference pass.)
+("Synthetic gradient" in the paper's sense; the target is backprop's error at each hidden site,
+replayed from the training pass's own activations: see engine/reference.py.)
 """
 
-from engine.reference import backprop_reference
+from engine.reference import backprop_site_errors
 from engine.rules.base import REGRESSION_SETTINGS, register
 from engine.rules.learned import LearnedFeedback
 
@@ -17,5 +18,5 @@ class SyntheticGradientOracle(LearnedFeedback):
     summary = "oracle: B regressed on the true ∂L/∂h (the ceiling of learned feedback)"
 
     def learn_feedback(self, x, y, objective, result):
-        target = backprop_reference(self.model, x, y, objective, result.masks).dh
+        target = backprop_site_errors(self.model, x, y, objective, result)
         self.regression.update(self.regression_inputs(result), target, result.site_errors)

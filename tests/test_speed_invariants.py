@@ -1,0 +1,194 @@
+"""The shortcuts of the hot path give what the long way gives, bit for bit.
+
+Each fast path of a training step (see docs/performance.md) is checked against the computation
+it replaces: the replayed backprop reference against a second forward pass, direct feedback's
+detached sites against backprop's error thrown away, one-pass Gaussian noise against randn · σ,
+the trainer's device-side loss log against the first non-finite step.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from engine.config import RunConfig
+from engine.data import Dataset
+from engine.models import Block, FeedbackConv2d, FeedbackLinear, FeedbackNet, conv_small, mlp
+from engine.objective import Objective
+from engine.reference import backprop_reference, backprop_site_errors
+from engine.rules import RULES
+from engine.rules.base import _gaussian
+from engine.trainer import LOSS_LOG, DivergedError, Trainer
+
+
+def _rule(name, model, **kw):
+    cfg = RunConfig(rule=name, sigma=0.05, **kw)
+    return RULES[name](model, cfg, torch.Generator().manual_seed(1))
+
+
+def _dropout_net():
+    """Conv → pool → FC with dropout → FC: every kind of block the replay walks through."""
+    return FeedbackNet([Block(FeedbackConv2d(1, 3, 3, padding=1), "tanh", pool=2),
+                        Block(FeedbackLinear(3 * 4 * 4, 12), "relu", dropout=0.3, flatten_input=True),
+                        Block(FeedbackLinear(12, 9), "linear", dropout=0.5),
+                        Block(FeedbackLinear(9, 4))], (1, 8, 8))
+
+
+NETS = {
+    "mlp-sigmoid": lambda: mlp(10, [8, 7], 4, "sigmoid"),
+    "mlp-tanh-deep": lambda: mlp(10, [9, 8, 6], 4, "tanh"),
+    "conv-small": lambda: conv_small((1, 8, 8), 4, "tanh"),
+    "conv-dropout": _dropout_net,
+}
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+@pytest.mark.parametrize("net", sorted(NETS))
+@pytest.mark.parametrize("rule", ["sg", "np", "fa", "np-dfa"])
+def test_replayed_reference_is_the_full_reference_bit_for_bit(net, rule, loss):
+    torch.manual_seed(0)
+    model = NETS[net]()
+    r = _rule(rule, model, loss=loss)
+    x, y = torch.rand(7, model.sizes[0]), torch.randint(0, 4, (7,))
+    obj = Objective(loss, "classification", 4)
+    res = r.compute_gradients(x, y, obj)
+    full = backprop_reference(model, x, y, obj, res.masks)
+    fast = backprop_reference(model, x, y, obj, res.masks, replay=res.pre)
+    for name in ("weight_grads", "dh", "deltas"):
+        for a, b in zip(getattr(full, name), getattr(fast, name), strict=True):
+            assert torch.equal(a, b), name
+    for a, b in zip(full.dh, backprop_site_errors(model, x, y, obj, res), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_site_errors_fall_back_to_the_full_reference_when_the_trained_pass_was_noisy():
+    torch.manual_seed(0)
+    model = mlp(10, [8, 7], 4, "sigmoid")
+    r = _rule("sg", model, train_on_noise=True)
+    x, y = torch.rand(5, 10), torch.randint(0, 4, (5,))
+    obj = Objective("mse", "classification", 4)
+    res = r.compute_gradients(x, y, obj)
+    assert res.pre is None                       # the noisy pass's activations are not the clean net's
+    for a, b in zip(backprop_reference(model, x, y, obj).dh, backprop_site_errors(model, x, y, obj, res)):
+        assert torch.equal(a, b)
+
+
+class _CountUses(TorchDispatchMode):
+    """How many matrix products read each weight's memory (W or a view of it, such as Wᵀ)."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.uses = {w.data_ptr(): 0 for w in weights}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default):
+            for a in args:
+                if isinstance(a, torch.Tensor) and a.data_ptr() in self.uses:
+                    self.uses[a.data_ptr()] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("rule", ["dfa", "np-dfa"])
+def test_direct_feedback_never_forms_backprops_error_to_a_hidden_site(rule):
+    """W_{i+1} is read once per pass, by the forward product: backprop's error δ_{i+1} W_{i+1}
+    to hidden site i (the only other product that reads it) is never formed."""
+    from engine.rules.dfa import DirectTaps
+    torch.manual_seed(0)
+    model = mlp(10, [8, 7], 4, "sigmoid")
+    r = _rule(rule, model)
+    x, y = torch.rand(5, 10), torch.randint(0, 4, (5,))
+    obj = Objective("mse", "classification", 4)
+    weights = [layer.weight for layer in model.layers]
+    with _CountUses(weights) as count:
+        r.forward_backward(x, y, obj, taps=DirectTaps(r.feedback))
+    assert list(count.uses.values()) == [1, 1, 1]
+
+
+def test_direct_feedback_gradients_are_the_injected_errors_through_the_layer_below():
+    """Against the formula the old tap computed: δᵢ = (e Bᵢᵀ) ⊙ σ'(aᵢ), ∂L/∂Wᵢ = δᵢᵀ hᵢ₋₁ / n."""
+    torch.manual_seed(0)
+    model = mlp(10, [8, 7], 4, "sigmoid")
+    r = _rule("dfa", model)
+    x, y = torch.rand(6, 10), torch.randint(0, 4, (6,))
+    obj = Objective("mse", "classification", 4)
+    res = r.compute_gradients(x, y, obj)
+    e = res.mean_deltas[-1]
+    hs, h = [x], x
+    for layer in model.layers[:-1]:
+        h = torch.sigmoid(layer(h, use_feedback=False))
+        hs.append(h)
+    for i, (layer, b) in enumerate(zip(model.layers[:-1], r.feedback)):
+        delta = torch.ops.aten.sigmoid_backward(e @ b.T, hs[i + 1])
+        assert torch.equal(res.mean_deltas[i], delta)
+        torch.testing.assert_close(layer.weight.grad, delta.T @ hs[i])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(128, 256), (9, 7), (12, 16), (3, 5), (1, 1), (4, 3, 8, 8), (2, 8)])
+def test_one_pass_noise_is_randn_times_sigma(shape, dtype):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        for sigma in (0.01, 0.3, 1e-6):
+            a = torch.randn(shape, generator=torch.Generator().manual_seed(3)) * sigma
+            b = _gaussian(shape, sigma, torch.Generator().manual_seed(3), "cpu")
+            assert b.dtype == a.dtype and torch.equal(a, b)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def test_per_sample_errors_are_scaled_on_demand_and_index_like_a_list():
+    torch.manual_seed(0)
+    model = mlp(10, [8, 7], 4, "sigmoid")
+    r = _rule("np", model)
+    x, y = torch.rand(6, 10), torch.randint(0, 4, (6,))
+    res = r.compute_gradients(x, y, Objective("mse", "classification", 4))
+    want = [g * 6 for g in res.mean_deltas]
+    assert len(res.deltas) == 3
+    assert torch.equal(res.deltas[-1], want[-1]) and res.deltas[-1] is res.deltas[2]
+    assert all(torch.equal(a, b) for a, b in zip(res.deltas[1:], want[1:], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(res.deltas, want, strict=True))
+    with pytest.raises(IndexError):
+        res.deltas[3]
+
+
+def test_one_hot_codes_follow_the_labels_and_the_default_dtype():
+    obj = Objective("mse", "classification", 3)
+    y = torch.tensor([0, 2, 1])
+    assert obj.targets(y) is obj.targets(y)
+    y[0] = 1                                       # changed in place: new codes
+    assert obj.targets(y)[0].tolist() == [0.0, 1.0, 0.0]
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert obj.targets(y).dtype == torch.float64
+    finally:
+        torch.set_default_dtype(old)
+    assert obj.targets(torch.tensor([2, 2, 2])).tolist() == [[0.0, 0.0, 1.0]] * 3
+
+
+def _random_data(n=64):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(n + 16, 8, generator=g), torch.randint(0, 3, (n + 16,), generator=g)
+    return Dataset("random", x[:n], y[:n], x[n:], y[n:], n_in=8, n_out=3, task="classification")
+
+
+@pytest.mark.parametrize("bad_step", [1, 37, LOSS_LOG, LOSS_LOG + 1, 2 * LOSS_LOG + 5])
+def test_the_first_non_finite_step_is_reported_across_the_device_log(bad_step):
+    cfg = RunConfig(rule="fa", depth=1, width=5, batch_size=4, steps=10 ** 6, device="cpu",
+                    metric_interval=200, eval_interval=400)
+    trainer = Trainer(cfg, dataset=_random_data())
+    compute = trainer.rule.compute_gradients
+
+    def poisoned(x, y, objective):
+        result = compute(x, y, objective)
+        if trainer.step_count + 1 >= bad_step:
+            result.loss = result.loss.clone().fill_(math.inf if bad_step % 2 else math.nan)
+        return result
+    trainer.rule.compute_gradients = poisoned
+    with pytest.raises(DivergedError) as info:
+        for _ in range(200):
+            trainer.step()
+    assert info.value.step == bad_step
+    assert trainer.step_count == 200                # raised at the first logged step, as before
