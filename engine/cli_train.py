@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 from engine.cli_common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError,
                                _dumps, _err, _fmt)
@@ -42,28 +41,22 @@ def _print_summary(result: dict, seconds: float) -> None:
 # ----------------------------------------------------------------- commands
 def _resumed(args: argparse.Namespace):
     """(config, checkpoint) of the run folder --resume names; UsageError, one line, if unusable."""
-    import torch
-
     given = [name for name in settings() if getattr(args, name, None) is not None and name != "steps"]
     if given:
         raise UsageError(f"--resume continues a run with its own settings; drop "
                          f"{', '.join('--' + n.replace('_', '-') for n in given)} (only --steps may be given)")
     if args.no_save:
         raise UsageError("--resume writes into the run's folder; drop --no-save")
-    from engine.runs import CHECKPOINT_FILE, load_summary
-    path = Path(args.resume) / CHECKPOINT_FILE
+    from engine.runs import UnreadableRun, load_summary, read_checkpoint
     if (load_summary(args.resume) or {}).get("status") == Status.RUNNING:
         raise UsageError(f"resume={args.resume!r} is not allowed: that run is still running; "
                          "stop it first (or wait for it to end)")
-    if not path.is_file():
-        raise UsageError(f"resume={args.resume!r} is not allowed: {path} does not exist "
-                         "(give a run folder written by creditlab train)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        cfg = RunConfig.from_dict(state["config"])
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
-        raise UsageError(f"resume={args.resume!r} is not allowed: {path} cannot be read "
-                         f"({type(exc).__name__})") from None
+        state = read_checkpoint(args.resume)
+    except UnreadableRun as exc:
+        hint = " (give a run folder written by creditlab train)" if "does not exist" in str(exc) else ""
+        raise UsageError(f"resume={args.resume!r} is not allowed: {exc}{hint}") from None
+    cfg = RunConfig.from_dict(state["config"])
     done = int(state.get("step", 0))
     if args.steps is not None:
         cfg.steps = parse_int("steps", args.steps)

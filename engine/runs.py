@@ -44,8 +44,8 @@ from engine.config import LIVE_FIELDS, RunConfig
 from engine.control import Status
 from engine.errors import SaveError
 from engine.run_layout import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, width_label
-from engine.run_reader import (UnreadableRun, list_runs, load_run, load_summary, read_config, read_json_object,
-                               try_read_json_object)
+from engine.run_reader import (UnreadableRun, list_runs, load_run, load_summary, read_checkpoint, read_config,
+                               read_json_object, try_read_json_object)
 from engine.stream import flatten_record
 
 # Re-exported with the readers above: engine.runs is where run folders are read and written from.
@@ -283,6 +283,6 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-__all__ = ["RunWriter", "SaveError", "UnreadableRun", "list_runs", "load_run", "load_summary", "read_config",
-           "read_json_object", "try_read_json_object", "new_run_id", "json_safe",
+__all__ = ["RunWriter", "SaveError", "UnreadableRun", "list_runs", "load_run", "load_summary", "read_checkpoint",
+           "read_config", "read_json_object", "try_read_json_object", "new_run_id", "json_safe",
            "hyperparameter_columns", "width_label"]

@@ -3,8 +3,9 @@
     .venv/bin/python scripts/reproduce.py <experiment> [--quick] [--seeds N] [--no-train]
 
 Experiments: feedback, mlp, autoencoder, conv, ablations, scaling (see engine/paper.py).
-Results go to results/<experiment>[-quick]/{final,history}.parquet (rewritten atomically after
-every run; rerunning resumes and skips the runs already there), figures to docs/figures/ as PNG
+Each (condition, seed) is a run folder under results/<experiment>[-quick]/runs/ (rerunning resumes
+and skips the runs already done there; `--workers N` runs them on a local Dask cluster), the tables
+derived from them go to results/<experiment>[-quick]/{final,history}.parquet, figures to docs/figures/ as PNG
 (quick runs get a "-quick" suffix so they never overwrite the report's figures), and the table
 (mean ± std over seeds) is printed as Markdown. `--no-train` only redraws from saved results.
 """
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="ignore saved results and run everything again")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="where to train (default cpu: deterministic for a seed)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="run the trials on a local Dask cluster of N processes (the sweep extra)")
     p.add_argument("--results", default=None, help="results root (default results/)")
     p.add_argument("--figures", default=str(ROOT / "docs" / "figures"), help="where the PNGs go")
     args = p.parse_args(argv)
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         res = ex.load_results(args.experiment, args.quick, args.results)
     else:
         res = ex.run_experiment(args.experiment, args.quick, args.seeds, root=args.results,
-                                resume=not args.fresh, progress=True, device=args.device)
+                                resume=not args.fresh, progress=True, device=args.device,
+                                workers=args.workers)
     paths = figures.save_figures(figures.make_figures(res, args.quick, args.results), args.figures,
                             suffix="-quick" if args.quick else "")
     variants = sorted(set(zip(res.final["cfg_dataset"], res.final["data_variant"])))

