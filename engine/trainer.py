@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import torch
 
+from engine.allocator import keep_freed_memory
 from engine.config import LIVE_FIELDS, ConfigError, RunConfig
 from engine.control import Status, drive
 from engine.data import Dataset, load_dataset
@@ -62,6 +63,7 @@ class Subscriber:
 class Trainer:
     def __init__(self, cfg: RunConfig, dataset: Dataset | None = None):
         self.cfg = copy.deepcopy(cfg).validate()
+        keep_freed_memory()             # a step's temporaries reuse memory instead of page-faulting
         self.device = resolve_device(self.cfg.device)
         cfg = self.cfg
         self.data = (dataset or load_dataset(cfg.dataset, cfg)).to(self.device)
