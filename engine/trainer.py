@@ -77,7 +77,8 @@ class Trainer:
         self.autoencoding = cfg.model == "autoencoder"
         task = "regression" if self.autoencoding else self.data.task
         self.objective = Objective(cfg.loss, task, self.data.n_out)
-        self.rule = RULES[cfg.rule](self.model, cfg, self.generator)
+        # The rule gets its own copy: a live change reaches it only through `rule.set_live`.
+        self.rule = RULES[cfg.rule](self.model, copy.copy(cfg), self.generator)
         # Before the first step: a batch or network the device cannot hold is one line now,
         # not an out-of-memory kill (or a swapping machine) later. NP's K draws widen the batch.
         draws = cfg.noise_draws if "noise_draws" in self.rule.reads else 1
@@ -128,6 +129,7 @@ class Trainer:
         pending, self._pending = self._pending, {}
         for name, value in pending.items():
             setattr(self.cfg, name, value)
+            self.rule.set_live(name, value)
             if name == "lr":
                 for group in self.optimizer.param_groups:
                     group["lr"] = value

@@ -98,6 +98,26 @@ def test_set_reaches_the_next_step_and_its_records():
     assert trainer.optimizer.param_groups[0]["lr"] == 0.002 == trainer.cfg.lr
 
 
+def test_a_live_value_reaches_the_rule_explicitly_not_through_a_shared_config(monkeypatch):
+    """The rule holds its own settings; `set` reaches it by `rule.set_live` between steps, and
+    the σ the noise is drawn with is the one the step's record carries."""
+    trainer = Trainer(RunConfig(rule="np", steps=30, metric_interval=10))
+    assert trainer.rule.cfg is not trainer.cfg
+    told, drawn = [], []
+    set_live, sample_noise = trainer.rule.set_live, trainer.rule.sample_noise
+    monkeypatch.setattr(trainer.rule, "set_live", lambda n, v: (told.append((n, v)), set_live(n, v)))
+    monkeypatch.setattr(trainer.rule, "sample_noise",
+                        lambda *a, **k: (drawn.append(trainer.rule.cfg.sigma), sample_noise(*a, **k))[1])
+    for _ in range(10):
+        trainer.step()
+    trainer.set(sigma=0.05, feedback_lr=0.5)
+    assert told == [] and trainer.rule.cfg.sigma == RunConfig().sigma     # not before the next step
+    record = [trainer.step() for _ in range(10)][-1]
+    assert told == [("sigma", 0.05), ("feedback_lr", 0.5)]
+    assert record["sigma"] == drawn[-1] == 0.05 and trainer.rule.regression.cfg.feedback_lr == 0.5
+    assert drawn[:10] == [RunConfig().sigma] * 10
+
+
 def test_a_budget_is_finished_and_a_partial_run_is_paused():
     trainer = Trainer(RunConfig(rule="bp", steps=30, metric_interval=10))
     reports = Reports()

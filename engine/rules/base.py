@@ -138,6 +138,11 @@ class LearningRule:
         self.device = next(model.parameters()).device
 
     # ------------------------------------------------------------ interface
+    def set_live(self, name: str, value) -> None:
+        """A live setting (σ, lr, feedback_lr) changed between steps: the trainer calls this with
+        the checked value, and the rule uses it from its next step on."""
+        setattr(self.cfg, name, value)
+
     @classmethod
     def uses_noise(cls, cfg) -> bool:
         """Whether this rule, under cfg, perturbs the network (and so needs sigma > 0)."""
