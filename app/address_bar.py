@@ -12,7 +12,17 @@ import param
 from panel.custom import JSComponent
 
 
-class AddressBar(JSComponent):
+class Invisible(JSComponent):
+    """A zero-size component that only runs its script (this one and app/notebook.py's)."""
+
+    def __init__(self, **params):
+        params.setdefault("width", 0)
+        params.setdefault("height", 0)
+        params.setdefault("margin", 0)
+        super().__init__(**params)
+
+
+class AddressBar(Invisible):
     """Invisible; keeps `window.location.search` equal to `search`."""
 
     search = param.String(default="", doc="the query string, with its leading '?'")
@@ -33,9 +43,3 @@ class AddressBar(JSComponent):
       return el;
     }
     """
-
-    def __init__(self, **params):
-        params.setdefault("width", 0)
-        params.setdefault("height", 0)
-        params.setdefault("margin", 0)
-        super().__init__(**params)

@@ -30,9 +30,10 @@ from typing import Callable
 
 import panel as pn
 from bokeh.models import ImportedStyleSheet, InlineStyleSheet
-from panel.custom import JSComponent
 from panel.io.resources import CDN_DIST, DIST_DIR
 from panel.pane.markup import HTMLBasePane
+
+from app.address_bar import Invisible
 
 
 class FollowingPull:
@@ -81,7 +82,7 @@ class FollowingPull:
             pull.stop()
 
 
-class EchoFilter(JSComponent):
+class EchoFilter(Invisible):
     """Invisible. Makes Panel's CommManager drop the changes it applied from Python (`sync`
     false) instead of sending them back, as BokehJS's ClientSession does. The patch goes on the
     class, once per page, so it covers every Panel output on the page."""
@@ -101,12 +102,6 @@ class EchoFilter(JSComponent):
       return el;
     }
     """
-
-    def __init__(self, **params):
-        params.setdefault("width", 0)
-        params.setdefault("height", 0)
-        params.setdefault("margin", 0)
-        super().__init__(**params)
 
 
 # One InlineStyleSheet per document and URL. After the first update a pane's stylesheets are
