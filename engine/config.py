@@ -57,104 +57,128 @@ def _noisy(cfg) -> bool:
 @dataclass
 class RunConfig:
     # what learns
-    rule: str = setting("np", "learning rule", group=NETWORK, label="Learning rule",
+    rule: str = setting("np", "the learning rule: how each hidden layer gets the error it learns from",
+                        group=NETWORK, label="Learning rule",
                         choices=_registry("engine.rules", "RULES", lambda r: r.summary))
-    dataset: str = setting("digits", "dataset", group=NETWORK, label="Dataset",
+    dataset: str = setting("digits", "the examples the network learns from", group=NETWORK, label="Dataset",
                            choices=_registry("engine.data", "DATASETS", lambda d: d.description))
-    teacher: str = setting("linear", "teacher of the 'teacher' dataset", group=NETWORK,
+    teacher: str = setting("linear", "teacher dataset only: whether its targets come from a linear or a "
+                           "nonlinear network", group=NETWORK,
                            label="Teacher (teacher dataset)", choices=TEACHERS,
                            when=lambda cfg: cfg.dataset == "teacher")
-    model: str = setting("mlp", "network family", group=NETWORK, label="Model",
+    model: str = setting("mlp", "the kind of network: fully connected (mlp), an autoencoder, or a conv net",
+                         group=NETWORK, label="Model",
                          choices=_registry("engine.models", "MODELS", lambda m: ""))
-    depth: int = setting(2, "number of hidden layers", group=NETWORK, label="Hidden layers (depth)",
+    depth: int = setting(2, "how many hidden layers lie between the input and the output", group=NETWORK,
+                         label="Hidden layers (depth)",
                          low=1, high=64, metavar="D")
     width: int | list[int] = setting(
-        50, "hidden width: one integer, or one per hidden layer, comma-separated (e.g. 50,20; "
-        "then --depth may be left out)", group=NETWORK, label="Width (one, or per layer: 50,20)",
+        50, "units in each hidden layer: one number for all, or one per layer, comma-separated "
+        "(e.g. 50,20; then --depth may be left out)", group=NETWORK, label="Width (one, or per layer: 50,20)",
         low=1, high=65536, metavar="W")
-    activation: str = setting("sigmoid", "hidden nonlinearity", group=NETWORK, label="Activation",
+    activation: str = setting("sigmoid", "the function each hidden unit applies to its summed input "
+                              "(linear: none)", group=NETWORK, label="Activation",
                               choices=ACTIVATIONS)
-    init: str = setting("torch", "weight init", group=NETWORK,
+    init: str = setting("torch", "how the starting weights are drawn at random", group=NETWORK,
                         label="Weight init (paper: N(0, 2/fan_in))",
                         choices=_registry("engine.models", "INITS"))
-    loss: str = setting("mse", "mse: ½‖ŷ − y‖² (the paper's); ce: cross-entropy", group=NETWORK,
+    loss: str = setting("mse", "how an output's error is counted: mse = half the squared error (the "
+                        "paper's), ce = cross-entropy", group=NETWORK,
                         label="Loss", choices=LOSSES)
     # how the forward weights learn
     # Adam by default: its per-weight normalised step does not grow with a layer's fan-in, so
     # one lr trains widths 8–1,024 and depths 1–6 with every rule; SGD with momentum at any
     # one lr diverges for the wide nets (the output layer's curvature grows with its width).
-    optimizer: str = setting("adam", "optimiser of the forward weights", group=FORWARD,
+    optimizer: str = setting("adam", "how the forward weights W are updated: SGD with momentum, or Adam",
+                             group=FORWARD,
                              label="Optimizer", choices=OPTIMIZERS)
-    lr: float = setting(1e-3, "forward learning rate", group=FORWARD, label="Learning rate (live)",
+    lr: float = setting(1e-3, "how big a step the forward weights W take at each update (can change "
+                        "while running)", group=FORWARD, label="Learning rate (live)",
                         low=0.0, high=1e6, live=True, metavar="LR", step=0.0005)
-    momentum: float = setting(0.9, "SGD momentum", group=FORWARD, label="Momentum", low=0.0,
+    momentum: float = setting(0.9, "SGD only: how much of the previous step carries into the next "
+                              "(0 = none)", group=FORWARD, label="Momentum", low=0.0,
                               high=1.0, high_open=True, metavar="M", step=0.1,
                               when=lambda cfg: cfg.optimizer == "sgd")
-    batch_size: int = setting(32, "mini-batch size", group=FORWARD, label="Batch size", low=1,
+    batch_size: int = setting(32, "how many examples each training step learns from", group=FORWARD,
+                              label="Batch size", low=1,
                               high=65536, metavar="B")
-    steps: int = setting(2000, "training steps", group=FORWARD, label="Steps", low=1, high=10**12,
+    steps: int = setting(2000, "how many training steps the run takes", group=FORWARD, label="Steps",
+                         low=1, high=10**12,
                          metavar="N", step=1000)
-    warmup_steps: int = setting(0, "forward weights frozen for the first K steps", group=FORWARD,
+    warmup_steps: int = setting(0, "W stays frozen for the first K steps while B learns", group=FORWARD,
                                 label="Warm-up steps (W frozen)", low=0, high=10**12, metavar="K",
                                 step=100)
-    freeze_forward: bool = setting(False, "only the feedback learns (the paper's Fig. 2 set-up)",
+    freeze_forward: bool = setting(False, "W never changes and only the feedback B learns (the paper's "
+                                   "Fig. 2 set-up)",
                                    group=FORWARD, label="Freeze W (only B learns)")
     # node perturbation and feedback learning
-    sigma: float = setting(0.01, "node-perturbation noise std on every hidden output (np needs > 0)",
+    sigma: float = setting(0.01, "how much random noise is added to each hidden unit (its standard "
+                           "deviation; np needs > 0; can change while running)",
                            group=FEEDBACK, label="σ: noise std (live)", low=0.0, high=1e3, live=True,
                            metavar="S", step=0.001, when=_noisy)
-    feedback_lr: float = setting(1.0, "learning rate of the feedback weights B (sgd: a normalised "
-                                 "step; NP divides it by its noise)", group=FEEDBACK,
+    feedback_lr: float = setting(1.0, "how big a step the feedback B takes when it learns by sgd (NP "
+                                 "divides it by its noise; can change while running)", group=FEEDBACK,
                                  label="Feedback learning rate (live)", low=0.0, high=1e6, live=True,
                                  metavar="LRB", step=0.1, rule_specific=True, when=_sgd)
-    feedback_mode: str = setting("sgd", "how B is regressed: sgd steps or exact ridge (float64 sums, "
-                                 "Cholesky solve)", group=FEEDBACK, label="Feedback learning",
+    feedback_mode: str = setting("sgd", "how B learns: small sgd steps, or an exact ridge-regression fit "
+                                 "to the examples seen so far", group=FEEDBACK, label="Feedback learning",
                                  choices=FEEDBACK_MODES, rule_specific=True)
     feedback_normalize: bool = setting(
-        True, "sgd: the step is divided by the batch's input energy, so one rate suits every layer",
+        True, "sgd B: each step is divided by the size of the layer's inputs, so one rate suits every "
+        "layer",
         group=FEEDBACK, label="Normalised SGD step (scale-free)", rule_specific=True, when=_sgd,
         off="sgd: the plain step, not divided by the batch's input energy (by default it is, so "
             "that one rate suits every layer)")
-    ridge_gamma: float = setting(0.1, "ridge regulariser γ", group=FEEDBACK, label="Ridge γ",
+    ridge_gamma: float = setting(0.1, "ridge B: how strongly the fit is pulled towards B = 0 (γ)",
+                                 group=FEEDBACK, label="Ridge γ",
                                  low=1e-12, high=1e12, metavar="G", step=0.01,
                                  rule_specific=True, when=_ridge)
-    ridge_relative: bool = setting(False, "ridge: γ relative to the Gram's mean eigenvalue tr(V)/n",
+    ridge_relative: bool = setting(False, "ridge B: γ counts relative to the layer inputs' mean size "
+                                   "(tr(V)/n), not absolutely",
                                    group=FEEDBACK, label="Ridge γ relative to tr(V)/n",
                                    rule_specific=True, when=_ridge)
-    ridge_forget: float = setting(1.0, "ridge forgetting factor (1: cumulative, as in the paper; "
-                                  "< 1 tracks a moving W)", group=FEEDBACK, label="Ridge forgetting",
+    ridge_forget: float = setting(1.0, "ridge B: how much older examples still count (1: all alike, as "
+                                  "in the paper; < 1 forgets them, to follow a changing W)",
+                                  group=FEEDBACK, label="Ridge forgetting",
                                   low=0.0, high=1.0, low_open=True, metavar="RHO", step=0.01,
                                   rule_specific=True, when=_ridge)
-    antithetic: bool = setting(False, "antithetic noise pairs (ξ and −ξ)", group=FEEDBACK,
+    antithetic: bool = setting(False, "each noise is used twice, as ξ and as −ξ, so that much of it "
+                               "cancels", group=FEEDBACK,
                                label="Antithetic noise (ξ, −ξ)", rule_specific=True)
-    noise_draws: int = setting(1, "np: noisy passes per step, estimates averaged (variance ÷ K)",
+    noise_draws: int = setting(1, "np: noisy passes per example and step, averaged (K times less "
+                               "variance, K times the work)",
                                group=FEEDBACK, label="Noise draws per sample (K)", low=1, high=1024,
                                metavar="K", rule_specific=True)
-    perturb: str = setting("all", "np: perturb all hidden layers at once, or one per step in turn "
-                           "(cycle: no other layer's noise in its estimate)", group=FEEDBACK,
+    perturb: str = setting("all", "np: add noise to all hidden layers at once, or to one layer per step "
+                           "in turn (cycle: no other layer's noise in its estimate)", group=FEEDBACK,
                            label="Perturb layers (all / one per step)", choices=PERTURB,
                            rule_specific=True)
     control_variate: bool = setting(
-        True, "np with sgd B: subtract the change that B's errors predict (ξ·Bδ) before "
-        "correlating, so the estimate's variance falls as B learns", group=FEEDBACK,
+        True, "np with sgd B: first subtract the loss change that B already predicts (ξ·Bδ), so "
+        "the estimate gets less noisy as B learns", group=FEEDBACK,
         label="Subtract B's predicted change (ξ·Bδ)", rule_specific=True, when=_sgd,
         off="np with sgd B: the paper's plain estimate (L̃ − L) ξ/σ² (by default the change that "
             "B's errors predict, ξ·Bδ, is subtracted first: the estimate's variance then falls as "
             "B learns)")
-    train_on_noise: bool = setting(False, "noise-only ablation for fixed-feedback rules: train on "
-                                   "the noisy network", group=FEEDBACK,
+    train_on_noise: bool = setting(False, "rules with a fixed B: train on the noisy network anyway, to "
+                                   "see what the noise alone does", group=FEEDBACK,
                                    label="Train on the noisy network", rule_specific=True)
-    weight_decay: float = setting(1e-3, "Kolen-Pollack weight decay (pulls B to Wᵀ)", group=FEEDBACK,
+    weight_decay: float = setting(1e-3, "Kolen-Pollack: how fast W and B shrink at each step, which "
+                                  "pulls B towards Wᵀ", group=FEEDBACK,
                                   label="Weight decay (KP)", low=0.0, high=1e3, metavar="L", step=0.001,
                                   rule_specific=True)
     # bookkeeping
-    seed: int = setting(0, "random seed", group=BOOKKEEPING, label="Seed", low=0,
+    seed: int = setting(0, "the random seed: the same seed gives the same run", group=BOOKKEEPING,
+                        label="Seed", low=0,
                     high=2**63 - 1, metavar="S")
-    device: str = setting("auto", "where to train", group=BOOKKEEPING, label="Device", choices=DEVICES)
-    metric_interval: int = setting(50, "log alignment metrics every K steps", group=BOOKKEEPING,
+    device: str = setting("auto", "where to train: cpu, a GPU (cuda), or auto (a GPU if there is one)",
+                          group=BOOKKEEPING, label="Device", choices=DEVICES)
+    metric_interval: int = setting(50, "measure the angles and the other curves every K steps",
+                                   group=BOOKKEEPING,
                                    label="Metrics every k steps", low=1, high=10**12,
                                    metavar="K")
-    eval_interval: int = setting(250, "evaluate on the test set every K steps", group=BOOKKEEPING,
+    eval_interval: int = setting(250, "measure the test-set loss and accuracy every K steps",
+                                 group=BOOKKEEPING,
                                  label="Test set every k steps", low=1, high=10**12,
                                  metavar="K")
     # the settings rules declare in their own modules (LearningRule.options), by name; read
