@@ -38,8 +38,29 @@ SCALAR_PLOTS: tuple[tuple[str, str, str, str], ...] = (
     _plot("loss", "Loss (line: train, ●: test)", notation=False),
     _plot("accuracy", "Accuracy (line: train, ●: test)", notation=False),
 )
+# One sentence under each plot, for a class reading it off a projector: what it shows, and what
+# good looks like (the subtitle's short form, in a whole sentence).
+CAPTIONS = {
+    "loss": "How wrong the network's outputs are (line: training batches, dots: the test set); "
+            "lower is better.",
+    "accuracy": "The share of examples the network gets right (line: training batches, dots: the "
+                "test set); 1 = every one right.",
+    "weight_angle_deg": "The angle between each layer's feedback B and backprop's Wᵀ: "
+                        "0° = B points like Wᵀ, 90° = unrelated.",
+    "signal_angle_deg": "The angle between the error each layer gets and the one backprop would "
+                        "send: 0° = same direction as backprop, 90° = unrelated.",
+    "update_angle_deg": "The angle between each layer's weight change and backprop's: "
+                        "0° = the same step as backprop, 90° = unrelated.",
+    "sign_congruence": "The share of B's entries whose sign agrees with Wᵀ's: 1 = every sign "
+                       "agrees, 0.5 = chance.",
+    "estimator_angle_deg": "Node perturbation only: the angle between its noisy estimate of a "
+                           "layer's error and the true one: 0° = exact, 90° = no information.",
+    "estimator_snr_db": "Node perturbation only: how far the estimate's signal stands above its "
+                        "noise; higher is better, 0 dB = as much noise as signal.",
+}
 LEGEND_PLOTS = ("loss",)       # run labels are long: one legend, the page lists the runs too
 CURVE_MIN_WIDTH = 360          # the plot grid puts as many of these side by side as fit
+SPARE_LAYERS = 4               # the spare curves made ahead fit runs of up to this many hidden layers
 
 
 def _new_figure(title: str, good: str, y_label: str, y_axis_type: str = "linear", x_range=None):
@@ -52,6 +73,10 @@ def _new_figure(title: str, good: str, y_label: str, y_axis_type: str = "linear"
     legend = Legend(items=[], location="top_right", label_text_font_size=FONT["legend"],
                     background_fill_alpha=0.7, click_policy="hide", spacing=0, padding=4,
                     glyph_height=12, label_height=12)
+    # Not drawn: a run's label is wider than a plot at 1280 px and was cut off at its left edge;
+    # the coloured key above the plots (app/run_status.py) names every run, and wraps. Its
+    # items are kept, so the labels stay one place to read them from.
+    legend.visible = False
     fig.add_layout(legend)
     return fig
 
@@ -104,6 +129,9 @@ class CurvePlots:
                                     mode="vline"))
         self._runs: dict[Any, dict[str, Any]] = {}
         self._color_index = 0
+        self._made = 0                               # sets of curves made (their names)
+        self._spare: dict[str, Any] | None = None    # the next run's curves, made ahead, hidden
+        self.prepare_spare()
 
     # -------------------------------------------------------------- runs
     def next_color(self) -> str:
@@ -113,44 +141,75 @@ class CurvePlots:
 
     def add_run(self, key: Any, label: str, n_layers: int, color: str | None = None,
                 steps: int = 0) -> str:
-        """Add a run's curves; `steps`, its planned length, widens the step axis to fit."""
+        """Add a run's curves; `steps`, its planned length, widens the step axis to fit.
+
+        A run takes the spare set of curves when it has enough layers: renaming two sources and
+        recolouring and showing renderers the page already has is a small message, where new
+        renderers took the browser seconds to build, so the first point showed late."""
         color = color or self.next_color()
         if steps > self.steps_axis.end:
             self.steps_axis.end = steps
-        curves = ColumnDataSource(rows_to_columns([], columns_for(n_layers)), name=f"curves-{key}")
-        evals = ColumnDataSource({"step": np.zeros(0), "test_loss": np.zeros(0),
-                                  "test_accuracy": np.zeros(0)}, name=f"evals-{key}")
-        renderers, items = [], []
-
-        def add(fig, r, key):
+        spare = self._spare if self._spare is not None and n_layers <= self._spare["n_layers"] else None
+        if spare is not None:
+            self._spare = None
+            made = spare
+        else:
+            made = self._make(f"new-{self._made}", n_layers, color)
+        made["curves"].name, made["evals"].name = f"curves-{key}", f"evals-{key}"
+        renderers, unused = [], []
+        for fig, r, layer in made["renderers"]:
+            if layer is not None and layer > n_layers:
+                unused.append((fig, r))          # a spare's extra layers: hidden, never drawn
+                continue
+            if spare is not None:
+                _recolor(r, color)
+                r.visible = True
             renderers.append((fig, r))
-            if key not in LEGEND_PLOTS:
-                return
-            legend = fig.legend[0]
-            for item in legend.items:
-                if getattr(item.label, "value", item.label) == label:
-                    item.renderers = item.renderers + [r]
-                    return
-            new = LegendItem(label=label, renderers=[r])
-            legend.items = legend.items + [new]
-            items.append((legend, new))
+        items = []
+        for legend_key in LEGEND_PLOTS:
+            fig = self.figures[legend_key]
+            mine = [r for f, r in renderers if f is fig]
+            item = LegendItem(label=label, renderers=mine)
+            fig.legend[0].items = fig.legend[0].items + [item]
+            items.append((fig.legend[0], item))
+        self._runs[key] = {"curves": made["curves"], "evals": made["evals"], "renderers": renderers,
+                           "unused": unused, "items": items, "color": color, "n_layers": n_layers,
+                           "label": label}
+        return color
 
+    def prepare_spare(self, n_layers: int = SPARE_LAYERS) -> None:
+        """Build the next run's curves ahead of its Start, hidden (while the page is idle)."""
+        if self._spare is None:
+            self._spare = self._make(f"spare-{self._made}", n_layers, "#999999", visible=False)
+
+    @property
+    def has_spare(self) -> bool:
+        return self._spare is not None
+
+    def _make(self, name: str, n_layers: int, color: str, visible: bool = True) -> dict[str, Any]:
+        """One run's sources and renderers on every figure; each renderer with the layer it
+        draws (None: not a per-layer curve)."""
+        self._made += 1
+        curves = ColumnDataSource(rows_to_columns([], columns_for(n_layers)), name=f"{name}-curves")
+        evals = ColumnDataSource({"step": np.zeros(0), "test_loss": np.zeros(0),
+                                  "test_accuracy": np.zeros(0)}, name=f"{name}-evals")
+        renderers = []
         for key_, column in (("loss", "train_loss"), ("accuracy", "train_accuracy")):
             fig = self.figures[key_]
-            add(fig, fig.line("step", column, source=curves, color=color, line_width=1.5,
-                              line_alpha=0.55), key_)
             test = "test_loss" if key_ == "loss" else "test_accuracy"
-            add(fig, fig.line("step", test, source=evals, color=color, line_width=2.5), key_)
-            add(fig, fig.scatter("step", test, source=evals, color=color, size=7), key_)
+            renderers += [(fig, fig.line("step", column, source=curves, color=color, line_width=1.5,
+                                         line_alpha=0.55, visible=visible), None),
+                          (fig, fig.line("step", test, source=evals, color=color, line_width=2.5,
+                                         visible=visible), None),
+                          (fig, fig.scatter("step", test, source=evals, color=color, size=7,
+                                            visible=visible), None)]
         for metric, *_ in LAYER_PLOTS:
             fig = self.figures[metric]
             for i in range(1, n_layers + 1):
                 dash = LAYER_DASHES[(i - 1) % len(LAYER_DASHES)]
-                add(fig, fig.line("step", f"{metric}_{i}", source=curves, color=color,
-                                  line_width=2, line_dash=dash), metric)
-        self._runs[key] = {"curves": curves, "evals": evals, "renderers": renderers,
-                           "items": items, "color": color, "n_layers": n_layers, "label": label}
-        return color
+                renderers.append((fig, fig.line("step", f"{metric}_{i}", source=curves, color=color,
+                                                line_width=2, line_dash=dash, visible=visible), i))
+        return {"curves": curves, "evals": evals, "renderers": renderers, "n_layers": n_layers}
 
     def color(self, key: Any) -> str | None:
         return self._runs[key]["color"] if key in self._runs else None
@@ -223,7 +282,7 @@ class CurvePlots:
         run = self._runs.pop(key, None)
         if run is None:
             return
-        gone = {id(r) for _, r in run["renderers"]}
+        gone = {id(r) for _, r in run["renderers"] + run["unused"]}
         for fig in self.figures.values():
             fig.renderers = [r for r in fig.renderers if id(r) not in gone]
             legend = fig.legend[0]
@@ -235,6 +294,17 @@ class CurvePlots:
             self.remove_run(key)
         self.changes.data = {"step": [], "color": [], "what": []}
         self._color_index = 0
+
+
+def _recolor(renderer, color: str) -> None:
+    """A spare renderer in its run's colour (its glyph and the glyphs Bokeh derived from it)."""
+    for glyph in (renderer.glyph, renderer.nonselection_glyph, renderer.muted_glyph,
+                  renderer.hover_glyph, renderer.selection_glyph):
+        if glyph is None or isinstance(glyph, str):
+            continue
+        for prop in ("line_color", "fill_color"):
+            if prop in glyph.properties() and getattr(glyph, prop) is not None:
+                setattr(glyph, prop, color)
 
 
 def _finite(value: Any) -> bool:

@@ -34,10 +34,11 @@ from app.compare_view import CompareView
 from app.curves import CURVE_MIN_WIDTH
 from app.library import SavedRun, runs_root
 from app.live_plots import LivePlots, _plot_grid, layer_options  # noqa: F401  (the tests import the two from here)
+from app.network_view import hidden_layers
 from app.notebook import EchoFilter, FollowingPull, inline_markup
 from app.run_status import RunStatus, display_name, wrapping_row
 from app.runner import RunHandle, SessionRuns
-from app.sidebar import SettingsSidebar
+from app.sidebar import ALL, SettingsSidebar
 from app.state import ConfigState, format_width
 
 CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
@@ -87,6 +88,7 @@ class Dashboard(pn.viewable.Viewer):
         # `unreadable`: a number box whose text is not a number (the value kept, Start refused).
         self.state.param.watch(self._on_setting, ConfigState.fields() + ["unreadable"])
         self.state.param.watch(self._on_live_setting, list(LIVE_FIELDS))
+        self.controls.mode.param.watch(lambda _event: self._write_url(), "value")
         if sync_url if sync_url is not None else served:
             self._read_url()
         self._sync_url = bool(sync_url if sync_url is not None else served)
@@ -108,7 +110,7 @@ class Dashboard(pn.viewable.Viewer):
         r, p = self.run_status, self.plots
         self.main = pn.Column(
             header, self.address_bar, r.buttons, r.status, r.note, r.config_alert, r.run_alert,
-            r.run_legend,
+            r.run_legend, p.network.pane,
             # The central picture first: it is in view at 1280×720 without scrolling.
             pn.Row(p.heat_heading, p.layer_select, sizing_mode="stretch_width"),
             p.heatmap_grid,
@@ -137,6 +139,7 @@ class Dashboard(pn.viewable.Viewer):
     def _on_setting(self, *events) -> None:
         """Any setting changed: check it (inline message), describe the rule, update the URL."""
         self.controls.describe()
+        self._show_network()
         error = self.state.error()
         if events:
             self._url_problem = ""
@@ -165,9 +168,21 @@ class Dashboard(pn.viewable.Viewer):
             self.config_alert.object = f"**Live change refused:** {exc}"
             self.config_alert.visible = True
 
+    def _show_network(self) -> None:
+        """Draw the set-up's network while no run is shown (a run's stays until Reset)."""
+        if self.session.current is not None:
+            return
+        try:
+            cfg = self.state.to_config()
+        except (ConfigError, TypeError, ValueError):
+            return                               # a bad value: keep the last picture
+        self.plots.network.show_config(cfg)
+
     # ================================================================ the URL
     def _read_url(self) -> None:
         args = dict(pn.state.session_args or {})
+        if _first(args.get("mode", b"")) == "all":      # a link to every setting, not the story
+            self.controls.mode.value = ALL
         query = {k: v for k, v in args.items() if k in ConfigState.fields()}
         if not query:
             return
@@ -179,7 +194,10 @@ class Dashboard(pn.viewable.Viewer):
     def _write_url(self) -> None:
         if not getattr(self, "_sync_url", False):
             return
-        self.address_bar.search = "?" + urlencode(self.state.to_query())
+        query = self.state.to_query()
+        if self.controls.mode.value == ALL:
+            query["mode"] = "all"
+        self.address_bar.search = "?" + urlencode(query)
 
     # ================================================================ buttons
     def _on_start(self, _event=None) -> RunHandle | None:
@@ -193,16 +211,18 @@ class Dashboard(pn.viewable.Viewer):
         self.run_alert.visible = False
         self.note.visible = False
         run, dropped = self.session.launch(cfg)
+        n_layers = hidden_layers(cfg)
 
         def plot_it():
             for old in dropped:
                 self._forget(old)
-            self.plots.add_run(run, display_name(run), len(cfg.widths()), steps=cfg.steps)
+            self.plots.add_run(run, display_name(run), n_layers, steps=cfg.steps)
             self.heatmaps.clear()
             self.run_status.refresh_legend()
 
         self.plots.edit(plot_it)
-        self.plots.show_layers(len(cfg.widths()))
+        self.plots.show_layers(n_layers)
+        self.plots.network.show_config(cfg)
         self.run_status.restart_rate()
         self._refresh_run_list()
         self.run_status.refresh()
@@ -239,6 +259,7 @@ class Dashboard(pn.viewable.Viewer):
 
         self.plots.edit(clear_plots)
         self.plots.clear_heading()
+        self._show_network()
         self.run_alert.visible = False
         self.note.visible = False
         self._refresh_run_list()

@@ -62,6 +62,11 @@ class Heatmaps:
 
     TITLES = {"start": "B at the start", "B": "B now", "WT": "Wᵀ now (backprop's)",
               "diff": "Difference in pattern"}
+    # One sentence under each map (the page shows it beneath the figure).
+    CAPTIONS = {"start": "The feedback B when the run began: what B now has moved away from.",
+                "B": "The feedback this layer uses now to send the error down (red +, blue −).",
+                "WT": "What backprop would use instead: the forward weights W, transposed.",
+                "diff": "B's colours minus Wᵀ's: white everywhere = B has Wᵀ's pattern."}
 
     def __init__(self):
         self.mappers, self.sources, self.figures, self.subtitles = {}, {}, {}, {}

@@ -18,6 +18,7 @@ from engine.control import Status
 from engine.runs import METRICS_FILE, UnreadableRun, load_run, load_summary, read_config
 from engine.stream import flatten_record
 
+from app.network_view import hidden_layers
 from app.state import format_width, run_label
 
 
@@ -71,7 +72,7 @@ class SavedRun:
         return self.frame.to_dict("records")
 
     def n_layers(self) -> int:
-        return len(self.cfg.widths())
+        return hidden_layers(self.cfg)          # (a conv net's layers are its own)
 
 
 def run_rows(run: Any) -> list[dict[str, Any]]:

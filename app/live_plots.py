@@ -1,28 +1,33 @@
-"""The session's live plots (the heatmaps first, then the learning curves) and the pull that feeds them.
+"""The session's live plots (the network picture, the heatmaps, then the learning curves) and
+the pull that feeds them.
 
 A run's worker fills its bounded RecordBuffer; `LivePlots.pull`, called from the dashboard's
 periodic callback, takes what is new since the run's cursor and streams it into its curves, and
-once a second redraws the heatmaps of the current run from the matrices it published last.
+once a second redraws the heatmaps of the current run from the matrices it published last and
+recolours the network picture from its newest record. Every plot has one sentence under it.
 """
 
 from __future__ import annotations
 
+import html
+import time
 from typing import Any
 
 import panel as pn
 
 from engine.stream import flatten_record
 
-from app.curves import CURVE_MIN_WIDTH, CurvePlots
+from app.curves import CAPTIONS, CURVE_MIN_WIDTH, CurvePlots
 from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, Heatmaps
+from app.network_view import NetworkView
 from app.run_status import display_name
 from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
 
 HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
-             "feedback. Each map has its own colour scale (written under its title), so compare "
-             "patterns, not shades; in the right-hand map white = the same colour in both.")
+             "feedback. Each map has its own colour scale: compare patterns, not shades.")
+SPARE_AFTER_S = 10.0          # a run's age before the page builds the next run's curves
 CURVES_HELP = ("Colour = run; solid = layer 1 (input side), dashed = layer 2, dotted = layer 3. "
-               "Under each title: what a good value is.")
+               "Under each plot: what it shows and what good looks like.")
 
 
 class LivePlots:
@@ -33,6 +38,7 @@ class LivePlots:
         self._served = served
         self.curves = CurvePlots()
         self.heatmaps = Heatmaps()
+        self.network = NetworkView()
         self._cursors: dict[Any, int] = {}          # run id → RecordBuffer cursor
         self._changes_seen: dict[Any, int] = {}     # run id → live changes already drawn
         # 0 = the top layer, whatever the depth; Start lists the run's layers, top first.
@@ -40,12 +46,15 @@ class LivePlots:
                                               options={"top (last hidden ← output)": 0}, value=0, width=230)
         self.heat_heading = pn.pane.Markdown(heat_heading(""), margin=(0, 10), sizing_mode="stretch_width")
         self.layer_select.param.watch(lambda e: self.edit(lambda: self.refresh_heatmaps(force=True)), "value")
+        self.layer_select.param.watch(lambda e: self.refresh_network(), "value")
         # Plot grids that reflow: as many columns as fit at the plots' minimum widths (4 curve
         # plots a row at 1920 px, 3 at 1600, 2 at 1280), never wider than the page.
-        curve_panes = [pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH)
-                       for fig in self.curves.figures.values()]
-        heat_panes = [pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
-                                    min_width=HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
+        curve_panes = [_with_caption(pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH),
+                                     CAPTIONS[key], CURVE_MIN_WIDTH)
+                       for key, fig in self.curves.figures.items()]
+        heat_panes = [_with_caption(pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
+                                                  min_width=HEATMAP_MIN_WIDTH),
+                                    Heatmaps.CAPTIONS[k], HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
         self.heatmap_grid = _plot_grid(heat_panes, HEATMAP_MIN_WIDTH, "creditlab-heatmaps")
         self.curves_heading = pn.pane.Markdown(f"### Learning curves\n{CURVES_HELP}", margin=(0, 10),
                                                sizing_mode="stretch_width")
@@ -60,7 +69,7 @@ class LivePlots:
         """
         doc = pn.state.curdoc
         if self._served and doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(fn)
+            doc.add_next_tick_callback(lambda: _held(fn))
         else:
             fn()
 
@@ -95,7 +104,12 @@ class LivePlots:
                 self._pull_run(run)
         if slow:
             self.refresh_heatmaps()
+            self.refresh_network()
             self.curves.fit_y_ranges()
+            if not self.curves.has_spare and self._quiet():
+                # The next run's curves, made ahead: its Start then only recolours and shows
+                # them (app/curves.py, add_run).
+                self.edit(self.curves.prepare_spare)
 
     def _pull_run(self, run: RunHandle) -> None:
         cursor = self._cursors.get(run.id)
@@ -135,6 +149,36 @@ class LivePlots:
             self.heat_heading.object = heading
 
 
+    def _quiet(self) -> bool:
+        """Whether the page can take the spare curves now: the browser needs a second or two
+        to build them, and meanwhile answers clicks late and draws no new points, so not in a
+        run's first seconds (its first points, a quick Pause) but once it has shown points for
+        a while, or has ended."""
+        run = self.session.current
+        if run is None or not run.active:
+            return True
+        return (self._cursors.get(run.id, 0) > 0 and run.started_at is not None
+                and time.time() - run.started_at >= SPARE_AFTER_S)
+
+    def refresh_network(self) -> None:
+        """Recolour the network picture from the current run's newest record."""
+        run = self.session.current
+        if run is None:
+            return
+        newest = run.buffer.tail(1)
+        self.network.show_record(newest[0] if newest else None, self.layer_select.value or None)
+
+
+def _held(fn) -> None:
+    """Run `fn` with the document's model graph frozen and its messages held. A new run's curves
+    are some 20 renderers, legend items and two sources: unfrozen, Bokeh walked the document's
+    whole graph (a thousand models) again after each new model, which took a second or two of
+    server time at every Start; unheld, each change went to the page as a message of its own."""
+    doc = pn.state.curdoc
+    with doc.models.freeze(), pn.io.hold():
+        fn()
+
+
 def heat_heading(where: str) -> str:
     return f"### Is B learning to look like Wᵀ?{' — ' + where if where else ''}\n{HEAT_HELP}"
 
@@ -159,6 +203,14 @@ def _plot_grid(panes: list, min_width: int, css_class: str) -> pn.Column:
             f"repeat(auto-fill, minmax(max({min_width}px, {100 / most:.4g}%), 1fr))"}
     return pn.Column(*panes, sizing_mode="stretch_width", styles=grid, css_classes=[css_class],
                      margin=(0, 12, 0, 0))
+
+
+def _with_caption(pane, text: str, min_width: int) -> pn.Column:
+    """A plot with its one-sentence caption under it, as one cell of a plot grid. HTML, not a
+    Bokeh title: it wraps at any width, where a title would be cut off at the plot's edge."""
+    caption = pn.pane.HTML(f'<div class="creditlab-caption">{html.escape(text)}</div>', sizing_mode="stretch_width",
+                           margin=(0, 10, 6, 10), styles={"font-size": "0.9em", "color": "#444"})
+    return pn.Column(pane, caption, sizing_mode="stretch_width", min_width=min_width, margin=0)
 
 
 def _record_step(run, version: int) -> int | None:

@@ -1,8 +1,15 @@
-"""The sidebar: a preset menu, then one control per RunConfig setting, grouped as RunConfig groups them.
+"""The sidebar: a Story / All settings switch, the preset menu, then the settings.
+
+Story mode, the default, is for a lesson on a projector: the story's presets first in the menu,
+one sentence under it on what the chosen step shows, then only the few settings a lesson
+changes (rule, σ, depth, width, Freeze W); every other setting is in the collapsed "Advanced"
+card below them, still there and bound as ever. "All settings" shows every setting grouped as
+RunConfig groups them. In both modes the settings that do not apply to the chosen rule, dataset
+or model are hidden, and under the rule and dataset menus a line describes the choice.
 
 Every control is bound to the session's `ConfigState` (app/state.py); the dashboard watches that
-state, not these widgets. Under the rule and dataset menus a line describes the choice, and only
-the settings that apply to it are shown.
+state, not these widgets. The same widget objects are moved between the two arrangements, so a
+mode switch changes nothing but what is in view.
 """
 
 from __future__ import annotations
@@ -16,7 +23,15 @@ from engine.config import ConfigError, applies, settings
 from engine.data import DATASETS
 from engine.rules import RULES
 
+from app.network_view import CONV_LAYERS
+from app.presets import preset_note
 from app.state import PRESETS, ConfigState, read_number
+
+STORY, ALL = "Story", "All settings"
+# The settings a lesson changes, in the order the story mode shows them.
+STORY_SETTINGS = ("rule", "sigma", "depth", "width", "freeze_forward")
+# A conv model has its own fixed layers: the MLP's shape settings do not apply to it.
+MLP_SHAPE = ("depth", "width")
 
 
 class SettingsSidebar(pn.viewable.Viewer):
@@ -27,35 +42,72 @@ class SettingsSidebar(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._applying_preset = False
+        self.mode = pn.widgets.RadioButtonGroup(
+            options=[STORY, ALL], value=STORY, color="primary", variant="outline",
+            sizing_mode="stretch_width", margin=(10, 10, 4, 10),
+            description="Story: the few settings a lesson needs (the rest under Advanced); "
+                        "All settings: every setting, grouped")
         self.preset = pn.widgets.Select(label="Preset (the paper's set-ups)",
-                                        options=["(custom)"] + list(PRESETS), value="(custom)")
+                                        options=["(custom)"] + list(PRESETS), value="(custom)",
+                                        sizing_mode="stretch_width",
+                                        description="a set-up from the paper in one click; the "
+                                                    "numbered ones tell its story in order")
+        self.preset_note = pn.pane.Markdown(_note("(custom)"), margin=(0, 10),
+                                            styles={"font-size": "0.9em", "color": "#333"},
+                                            css_classes=["creditlab-preset-note"])
         self.preset.param.watch(self._on_preset, "value")
         self.inputs: dict[str, Any] = {name: _widget(self.state, name) for name in ConfigState.fields()}
         self.rule_summary = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#444"},
                                              margin=(0, 10))
         self.dataset_summary = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#444"},
                                                 margin=(0, 10))
-        self.layout = self._build_layout()
+        self.advanced = pn.Card(title="Advanced: every other setting", collapsed=True,
+                                sizing_mode="stretch_width", margin=(10, 6),
+                                css_classes=["card", "creditlab-advanced"])
+        self.layout = pn.Column(width=330, styles={"background": "#f5f7fa", "border-radius": "6px"},
+                                scroll=True, max_height=1400, css_classes=["creditlab-sidebar"])
+        self._arrange()
+        self.mode.param.watch(lambda _event: self._arrange(), "value")
 
-    def _build_layout(self) -> pn.Column:
-        section = lambda title: pn.pane.Markdown(f"#### {title}", margin=(8, 10, 0, 10))  # noqa: E731
-        # One section per Setting group, in RunConfig's order (the groups are contiguous there);
-        # the rule and the dataset are described under their selectors.
-        items: list[Any] = [self.preset]
+    def _arrange(self) -> None:
+        """Lay the controls out for the mode chosen (the same widgets, moved)."""
+        # A widget leaves its old container before it joins the new one: a Panel layout cleans
+        # up the page models of the objects it drops, and would drop them from under the other.
+        head: list[Any] = [self.mode, self.preset, self.preset_note]
+        if self.mode.value == ALL:
+            self.advanced.objects = []
+            self.layout.objects = head + self._grouped(settings())
+            return
+        story: list[Any] = [_section("The lesson's settings")]
+        for name in STORY_SETTINGS:
+            story.append(self.inputs[name])
+            story.extend(self._summary(name))
+        self.layout.objects = head + story
+        self.advanced.objects = self._grouped([n for n in settings() if n not in STORY_SETTINGS])
+        self.layout.append(self.advanced)
+
+    def _grouped(self, names) -> list[Any]:
+        """One section per Setting group, in RunConfig's order (the groups are contiguous
+        there); the rule and the dataset are described under their selectors."""
+        items: list[Any] = []
         group = None
-        for name, setting in settings().items():
+        for name in names:
+            setting = settings()[name]
             if setting.group != group:
                 group = setting.group
-                items.append(section(group))
+                items.append(_section(group))
             items.append(self.inputs[name])
-            items.extend({"rule": [self.rule_summary], "dataset": [self.dataset_summary]}.get(name, []))
-        return pn.Column(*items, width=330, styles={"background": "#f5f7fa", "border-radius": "6px"},
-                         scroll=True, max_height=1400)
+            items.extend(self._summary(name))
+        return items
+
+    def _summary(self, name: str) -> list[Any]:
+        return {"rule": [self.rule_summary], "dataset": [self.dataset_summary]}.get(name, [])
 
     def __panel__(self):
         return self.layout
 
     def _on_preset(self, event) -> None:
+        self.preset_note.object = _note(event.new)
         if event.new in PRESETS:
             self._applying_preset = True
             try:
@@ -69,8 +121,9 @@ class SettingsSidebar(pn.viewable.Viewer):
         self.rule_summary.object = f"*{rule.summary}*" if rule else ""
         spec = DATASETS.get(self.state.dataset)
         self.dataset_summary.object = f"*{spec.description}*" if spec else ""
+        conv = self.state.model in CONV_LAYERS
         for name, widget in self.inputs.items():
-            widget.visible = applies(name, self.state)
+            widget.visible = applies(name, self.state) and not (conv and name in MLP_SHAPE)
 
     def edited(self) -> None:
         """A setting was edited: unless a preset is being applied, the set-up is no longer that preset."""
@@ -78,19 +131,27 @@ class SettingsSidebar(pn.viewable.Viewer):
             self.preset.value = "(custom)"
 
 
+def _section(title: str) -> pn.pane.Markdown:
+    return pn.pane.Markdown(f"#### {title}", margin=(8, 10, 0, 10))
+
+
+def _note(preset: str) -> str:
+    return f"*{preset_note(preset)}*"
+
+
 def _widget(state: ConfigState, name: str):
     """The sidebar control of one setting: its kind from the field's type, its label and tooltip
     (the setting's doc) from its Setting."""
     w, p, s = pn.widgets, state.param[name], settings()[name]
-    wide = dict(sizing_mode="stretch_width")
+    wide = dict(sizing_mode="stretch_width", description=s.doc)
     if name == "rule":
         return w.Select.from_param(p, label=s.label, options={RULES[r].title: r for r in RULES}, **wide)
     if isinstance(p, param.Selector):
         return w.Select.from_param(p, label=s.label, **wide)
     if isinstance(p, param.Boolean):
-        return w.Checkbox.from_param(p, label=s.label)
+        return w.Checkbox.from_param(p, label=s.label)      # (a checkbox has no tooltip)
     if isinstance(p, param.Number):           # param.Integer too
-        return number_box(state, name, label=s.label, description=s.doc, **wide)
+        return number_box(state, name, label=s.label, **wide)
     return w.TextInput.from_param(p, label=s.label, **wide)
 
 

@@ -1,4 +1,4 @@
-"""The dashboard's set-up as one param object: widgets ↔ RunConfig ↔ URL, plus the presets.
+"""The dashboard's set-up as one param object: widgets ↔ RunConfig ↔ URL (the presets: app/presets.py).
 
 `ConfigState` has one parameter per RunConfig field, so the sidebar widgets, the URL query string
 (`pn.state.location.sync`) and the run that Start launches all read the same object. Its
@@ -21,45 +21,9 @@ from engine.config import (LIVE_FIELDS, NUMBER, ConfigError, RunConfig, applies,
                            defaults, parse_float, parse_int, settings)
 from engine.rules import RULES
 
-# The dashboard's starting point: the paper's MLP shape, long enough to watch for a while.
-# (RunConfig's own defaults are tuned for the CLI's quick runs.)
-DASHBOARD_DEFAULTS: dict[str, Any] = {"width": [50, 20], "steps": 20000}
-
-# The paper trained its MLP by SGD; with momentum 0.9, lr 0.05 is an effective step of 0.5 on our
-# batch-mean loss (1.0 made the SG oracle diverge).
-PAPER_SGD = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9}
-
-# One click reproduces a set-up from the paper (method.md §6, on the embedded digits instead of
-# MNIST). Each preset is a set of overrides on top of RunConfig() + DASHBOARD_DEFAULTS.
-PRESETS: dict[str, dict[str, Any]] = {
-    "Paper MLP: NP": {"rule": "np", "depth": 2, "width": [50, 20], "activation": "sigmoid",
-                      "loss": "mse", **PAPER_SGD, "sigma": 0.01, "feedback_mode": "ridge", "ridge_gamma": 0.1,
-                      "warmup_steps": 1000, "init": "paper"},
-    "Paper MLP: FA": {"rule": "fa", "depth": 2, "width": [50, 20], "activation": "sigmoid",
-                      "loss": "mse", **PAPER_SGD},
-    "Paper MLP: BP": {"rule": "bp", "depth": 2, "width": [50, 20], "activation": "sigmoid",
-                      "loss": "mse", **PAPER_SGD},
-    "Paper MLP: SG oracle": {"rule": "sg", "depth": 2, "width": [50, 20], "activation": "sigmoid",
-                             "loss": "mse", **PAPER_SGD, "feedback_mode": "ridge", "init": "paper"},
-    # The paper's Fig. 2: only B learns, by cumulative ridge from B = 0, with the reference
-    # code's init; 10⁵ steps take about a minute, and the top layer's B looks like Wᵀ in seconds.
-    "Learn B only (frozen W)": {"rule": "np", "depth": 2, "width": [50, 20], "activation": "sigmoid",
-                                "loss": "mse", "freeze_forward": True, "feedback_mode": "ridge",
-                                "ridge_gamma": 0.1, "ridge_forget": 1.0, "init": "paper",
-                                "sigma": 0.01, "batch_size": 32, "steps": 100000},
-    "Noise-only ablation (FA + noise)": {"rule": "fa", "depth": 2, "width": [50, 20],
-                                         "activation": "sigmoid", "loss": "mse",
-                                         "train_on_noise": True, "sigma": 0.01},
-    "Kolen-Pollack": {"rule": "kp", "depth": 2, "width": [50, 20], "activation": "sigmoid",
-                      "loss": "mse"},
-}
-
-
-def preset_config(name: str) -> RunConfig:
-    """The RunConfig a preset stands for (dashboard defaults, then the preset's overrides)."""
-    if name not in PRESETS:
-        raise ConfigError(f"preset={name!r} is not allowed; choose one of {', '.join(PRESETS)}")
-    return RunConfig.from_dict({**DASHBOARD_DEFAULTS, **PRESETS[name]})
+# The presets and the dashboard's defaults live in app/presets.py; they are named here too, so
+# `from app.state import PRESETS, preset_config` keeps working.
+from app.presets import DASHBOARD_DEFAULTS, PRESETS, preset_config
 
 
 def format_width(width: int | list[int]) -> str:

@@ -30,6 +30,8 @@ from engine import sweep as sw
 from engine.control import ACTIVE, Status
 from engine.download import one_line
 
+from app.int_box import IntBox
+
 LOG_X = ("sigma", "lr", "feedback_lr", "ridge_gamma", "weight_decay")
 X_CHOICES = ("sigma", "lr", "feedback_lr", "width", "depth", "steps", "batch_size", "momentum",
              "seed", "sample")
@@ -165,12 +167,13 @@ class SweepView(pn.viewable.Viewer):
         from engine.rules import RULES
         self.form_rules = w.MultiChoice(label="Rules", options=list(RULES), value=["np", "fa", "bp"])
         self.form_dataset = w.Select(label="Dataset", options=list(DATASETS), value="digits")
-        self.form_samples = w.IntInput(label="Samples (random draws)", value=6, start=1, end=48)
-        self.form_seeds = w.IntInput(label="Seeds per point", value=1, start=1, end=5)
-        self.form_steps = w.IntInput(label="Steps per trial", value=500, start=10, end=20000, step=100)
-        self.form_workers = w.IntInput(label="Local workers", value=min(2, sw.default_workers()),
-                                       start=1, end=max(1, sw.default_workers()))
-        self.form_seed = w.IntInput(label="Sweep seed", value=0, start=0)
+        # Text boxes read on the server: a bad entry is named under its box, not silently reverted.
+        self.form_samples = IntBox("samples", "Samples (random draws)", 6, start=1, end=48)
+        self.form_seeds = IntBox("seeds", "Seeds per point", 1, start=1, end=5)
+        self.form_steps = IntBox("steps", "Steps per trial", 500, start=10, end=20000)
+        self.form_workers = IntBox("workers", "Local workers", min(2, sw.default_workers()), start=1,
+                                   end=max(1, sw.default_workers()))
+        self.form_seed = IntBox("seed", "Sweep seed", 0, start=0)
         self.start_button = w.Button(label="Start sweep", color="primary")
         self.stop_button = w.Button(label="Stop sweep", color="warning", disabled=True)
         self.form_message = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -310,6 +313,11 @@ class SweepView(pn.viewable.Viewer):
     def _on_start(self, event=None) -> None:
         if self.handle is not None and self.handle.active:
             self.form_message.object = "A sweep is already running; stop it first."
+            return
+        boxes = (self.form_samples, self.form_seeds, self.form_steps, self.form_workers, self.form_seed)
+        bad = [box.error for box in boxes if box.error]
+        if bad:
+            self.form_message.object = f"Not started: {bad[0]}"
             return
         rules = list(self.form_rules.value)
         if not rules:

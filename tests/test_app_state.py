@@ -317,8 +317,11 @@ def test_export_and_loading_saved_runs(tmp_path, monkeypatch):
 def test_sidebar_shows_every_setting_under_its_group_with_its_label_and_doc():
     from engine.config import settings
 
+    from app.sidebar import ALL
+
     dash = Dashboard(sync_url=False)
     try:
+        dash.controls.mode.value = ALL          # (story mode, the default, puts most under "Advanced")
         texts = [getattr(o, "object", None) for o in dash.sidebar.objects]
         for name, s in settings().items():
             widget = dash.inputs[name]
@@ -452,3 +455,126 @@ def test_status_line_shows_test_accuracy_and_a_steadier_train_accuracy():
         assert "(last 10 logged batches)" in line, line
     finally:
         dash.close()
+
+
+# ------------------------------------------------------------ story mode: a lesson on a projector
+def test_the_story_presets_come_first_in_order_and_every_preset_has_one_sentence():
+    from app.presets import PRESET_NOTES, STORY
+
+    assert list(PRESETS)[:4] == list(STORY) and [n[:2] for n in STORY] == ["1.", "2.", "3.", "4."]
+    for name in ["(custom)", *PRESETS]:
+        note = PRESET_NOTES[name]
+        assert note.endswith(".") and "\n" not in note and len(note) < 240, name
+    fa, learn_b, np_trains, conv = (preset_config(name) for name in STORY)
+    assert fa.rule == "fa"
+    assert learn_b.to_dict() == preset_config("Learn B only (frozen W)").to_dict() and learn_b.freeze_forward
+    assert np_trains.to_dict() == preset_config("Paper MLP: NP").to_dict()
+    assert conv.model == "conv-small" and conv.dataset == "digits" and conv.rule == "np"
+
+
+def test_story_mode_shows_the_lesson_settings_and_keeps_the_rest_bound_under_advanced():
+    from app.sidebar import ALL, STORY, STORY_SETTINGS
+
+    dash = Dashboard(sync_url=False)
+    try:
+        controls = dash.controls
+        assert controls.mode.value == STORY                     # the default on first load
+        top = dash.sidebar.objects
+        assert top[:2] == [controls.mode, controls.preset] and controls.advanced in top
+        assert top.index(controls.preset_note) == 2
+        for name in STORY_SETTINGS:
+            assert dash.inputs[name] in top, name
+        assert controls.advanced.collapsed
+        rest = [n for n in ConfigState.fields() if n not in STORY_SETTINGS]
+        assert all(dash.inputs[n] in controls.advanced.objects for n in rest)
+        dash.inputs["seed"].value = "5"                          # still bound, under Advanced
+        assert dash.state.seed == 5
+        controls.mode.value = ALL
+        assert controls.advanced not in dash.sidebar.objects
+        assert all(dash.inputs[n] in dash.sidebar.objects for n in ConfigState.fields())
+        controls.mode.value = STORY
+        assert dash.inputs["seed"] in controls.advanced.objects and dash.state.seed == 5
+        assert dash.inputs["seed"].value == "5"
+    finally:
+        dash.close()
+
+
+def test_a_preset_shows_its_sentence_and_a_hand_edit_makes_it_custom():
+    from app.presets import PRESET_NOTES
+
+    dash = Dashboard(sync_url=False)
+    try:
+        name = "1. Feedback alignment: B is random, fixed"
+        dash.preset.value = name
+        assert PRESET_NOTES[name] in dash.controls.preset_note.object
+        assert dash.state.rule == "fa" and not dash.inputs["sigma"].visible      # FA has no noise
+        dash.inputs["depth"].value = "3"
+        dash.inputs["width"].value = "30"
+        assert dash.preset.value == "(custom)"
+        assert PRESET_NOTES["(custom)"] in dash.controls.preset_note.object
+    finally:
+        dash.close()
+
+
+def test_the_conv_preset_hides_the_mlp_shape_and_start_lists_the_conv_layers():
+    dash = Dashboard(sync_url=False)
+    dash.preset.value = "4. Conv nets"
+    run = None
+    try:
+        assert not dash.inputs["depth"].visible and not dash.inputs["width"].visible
+        assert "conv 16" in dash.plots.network.pane.object          # the picture: its own layers
+        dash.state.steps = 10_000_000
+        run = dash._on_start()
+        assert run is not None and len(dash.layer_select.options) == 3
+        assert dash.curves._runs[run.id]["n_layers"] == 3
+        wait_for(lambda: len(run.buffer) > 0, timeout=60)
+        assert len(run.buffer.tail(1)[0]["layers"]) == 3        # the engine agrees: three hidden layers
+    finally:
+        dash.close()
+        if run is not None:
+            run.join(10)
+
+
+def test_every_widget_with_a_tooltip_shows_its_settings_plain_doc():
+    from engine.config import settings
+
+    dash = Dashboard(sync_url=False)
+    try:
+        for name, s in settings().items():
+            widget = dash.inputs[name]
+            if "description" in widget.param:
+                assert widget.description == s.doc, name
+        assert dash.inputs["rule"].description and dash.inputs["width"].description
+    finally:
+        dash.close()
+
+
+# ------------------------------------------------------------ the sweep form's integer boxes
+def test_an_integer_box_names_a_bad_entry_instead_of_reverting_it():
+    from app.int_box import IntBox
+
+    box = IntBox("samples", "Samples", 6, start=1, end=48)
+    box.box.value = "abc"
+    assert box.value == 6 and box.error == "samples='abc' is not allowed; it must be an integer, in digits"
+    assert box.message.visible and box.message.object == box.error and box.box.value == "abc"
+    box.box.value = "100"
+    assert box.value == 6 and "samples=100 is not allowed; it must be an integer >= 1 and <= 48" in box.error
+    box.box.value = "12"
+    assert box.value == 12 and box.error == "" and not box.message.visible
+    box.box.value = "2.5"
+    box.value = 3                                          # set from code: shown, message gone
+    assert box.box.value == "3" and box.error == "" and not box.message.visible
+
+
+def test_the_sweep_form_refuses_to_start_with_a_bad_integer(tmp_path):
+    from app.sweep_view import SweepView
+
+    view = SweepView(tmp_path)
+    try:
+        view.form_steps.box.value = "ten"
+        view._on_start()
+        assert view.handle is None
+        assert view.form_message.object == "Not started: steps='ten' is not allowed; it must be an integer, in digits"
+        assert view.form_steps.message.visible
+    finally:
+        view.close()

@@ -54,6 +54,13 @@ def open_dashboard(page, url: str, query: str = ""):
                            "Array.from(Bokeh.documents[0].all_models).length > 50")
 
 
+def show_all_settings(page) -> None:
+    """Story mode, the default, keeps all but the lesson's settings in a collapsed "Advanced"
+    card: switch to every setting, in view."""
+    page.get_by_role("button", name="All settings").click()
+    page.get_by_label("Seed").wait_for(state="visible", timeout=10_000)
+
+
 def total_points(page) -> int:
     return sum(s["n"] for s in source_info(page, "curves-", "step"))
 
@@ -159,6 +166,7 @@ def test_bad_value_shows_message_and_nothing_starts(server, page):
 def test_url_restores_configuration(server, page):
     url, _ = server
     open_dashboard(page, url, "?rule=fa&depth=3&width=30,20,10&sigma=0.02&seed=7&activation=tanh")
+    show_all_settings(page)
     assert page.get_by_label("Hidden layers (depth)").input_value() == "3"
     assert page.get_by_label("Width (one, or per layer: 50,20)").input_value() == "30,20,10"
     assert page.get_by_label("Seed").input_value() == "7"

@@ -25,7 +25,8 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 # The served app, the browser and a page per test (each stopped in its fixture's teardown), and
 # how to open the dashboard and wait: the same as the other browser tests.
-from test_browser import browser, open_dashboard, page, server, wait_until  # noqa: E402,F401
+from test_browser import (browser, open_dashboard, page, server, show_all_settings,  # noqa: E402,F401
+                          wait_until)
 
 LR = "Learning rate (live)"
 
@@ -34,6 +35,7 @@ LR = "Learning rate (live)"
 def test_a_non_finite_number_is_refused_with_its_message_and_starts_nothing(server, page, text, key):
     url, dashboards = server
     open_dashboard(page, url)
+    show_all_settings(page)                          # (lr is under "Advanced" in story mode)
     box = page.get_by_label(LR, exact=True)
     box.fill(text)
     box.press(key)
@@ -54,6 +56,7 @@ def test_a_non_finite_number_is_refused_with_its_message_and_starts_nothing(serv
 def test_a_fixed_entry_clears_the_message_and_a_preset_shows_its_value(server, page):
     url, dashboards = server
     open_dashboard(page, url)
+    show_all_settings(page)                          # (lr is under "Advanced" in story mode)
     box = page.get_by_label(LR, exact=True)
     box.fill("inf")
     box.press("Enter")

@@ -223,3 +223,64 @@ def test_dashboard_opens_on_the_top_layer_and_keeps_the_first_b():
     finally:
         dash.close()
         run.join(10)
+
+
+# ------------------------------------------------------------------ one sentence under every plot
+def test_every_plot_has_a_plain_words_sentence_under_it():
+    from app.curves import CAPTIONS
+    from app.live_plots import LivePlots
+    from app.runner import SessionRuns
+
+    assert set(CAPTIONS) == {key for key, *_ in SCALAR_PLOTS + LAYER_PLOTS}
+    for key, text in {**CAPTIONS, **Heatmaps.CAPTIONS}.items():
+        assert text.endswith(".") and "\n" not in text, key
+    assert "0° = same direction as backprop, 90° = unrelated" in CAPTIONS["signal_angle_deg"]
+    for key in ("weight_angle_deg", "update_angle_deg", "estimator_angle_deg"):
+        assert "0° =" in CAPTIONS[key] and "90° =" in CAPTIONS[key], key
+    plots = LivePlots(SessionRuns(), served=False)
+    for grid, count in ((plots.curve_grid, len(CAPTIONS)), (plots.heatmap_grid, len(HEATMAP_KEYS))):
+        cells = grid.objects
+        assert len(cells) == count
+        for cell in cells:                     # each cell: the plot, then its sentence
+            plot, caption = cell.objects
+            assert "creditlab-caption" in caption.object and plot.object is not None
+
+
+# ------------------------------------------------------------------------ the network picture
+def test_the_network_picture_colours_each_feedback_connection_by_its_angle():
+    from app.network_view import GREEN, NEUTRAL, NetworkView, angle_color, network_svg
+
+    assert angle_color(0) == "#%02x%02x%02x" % GREEN
+    assert angle_color(90) == "#bebebe" and angle_color(180) == "#d7191c"
+    assert angle_color(None) == angle_color(float("nan")) == NEUTRAL
+    svg = network_svg("input 8×8", ["50", "20"], "output 10", [12.0, None], selected=2)
+    assert svg.count("<rect") == 4 and "12°" in svg and "–" in svg        # layer 2: no angle yet
+    assert svg.count('stroke="#222"') == 1                                 # the heatmaps' layer
+    view = NetworkView()
+    view.show_config(RunConfig(depth=2, width=[50, 20]))
+    before = view.pane.object
+    assert "input 8×8" in before and "output 10" in before and "50" in before
+    record = {"layers": [{"signal_angle_deg": 3.2}, {"signal_angle_deg": 80.4}]}
+    view.show_record(record, 0)
+    colored = view.pane.object
+    assert "3°" in colored and "80°" in colored and angle_color(3) in colored
+    view.show_record({"layers": [{"signal_angle_deg": 3.4}, {"signal_angle_deg": 79.6}]}, 0)
+    assert view.pane.object is colored          # the same whole degrees: nothing is sent
+    deep = network_svg("input", [str(i) for i in range(20)], "output", [1.0] * 20)
+    assert deep.count("<rect") == 9 and "…" in deep                       # 3 … 3, and the two ends
+
+
+def test_the_picture_knows_the_hidden_layers_the_engine_builds():
+    from engine.data import load_dataset
+    from engine.models import CONV_MODELS, build_model
+
+    from app.network_view import CONV_LAYERS, hidden_layers
+
+    assert set(CONV_LAYERS) == set(CONV_MODELS)
+    assert hidden_layers(RunConfig(depth=3, width=[30, 20, 10])) == 3
+    digits = load_dataset("digits")
+    cfg = RunConfig(model="conv-small", activation="tanh")
+    assert hidden_layers(cfg) == len(build_model(cfg, digits).layers) - 1
+    cifar_shape = type("Spec", (), {"image_shape": (3, 32, 32), "n_out": 10, "name": "cifar10", "n_in": 3072})
+    big = RunConfig(model="conv-cifar")
+    assert hidden_layers(big) == len(build_model(big, cifar_shape).layers) - 1
