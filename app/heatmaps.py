@@ -1,4 +1,4 @@
-"""The feedback of one layer as four heatmaps: B at the run's first record, B now, Wᵀ now, and
+"""The feedback of one layer as four heatmaps: B before the run's first step, B now, Wᵀ now, and
 their pattern difference.
 
 The maps show the matrices the engine published. Their "pattern difference" is display
@@ -24,7 +24,7 @@ from bokeh.plotting import figure
 
 from app.plot_style import FONT, style_figure, subtitle
 
-HEATMAP_KEYS = ("start", "B", "WT", "diff")   # B at the run's first record, B now, Wᵀ now, pattern diff
+HEATMAP_KEYS = ("start", "B", "WT", "diff")   # B before the first step, B now, Wᵀ now, pattern diff
 DIFF_RANGE = 1.0               # the pattern difference's fixed colour range: white = same pattern
 HEATMAP_MIN_WIDTH = 210        # the plot grid puts as many of these side by side as fit
 
@@ -51,7 +51,7 @@ def _range_text(scale: float) -> str:
 
 
 class Heatmaps:
-    """One layer's feedback: B at the run's first record, B now, Wᵀ now, and their pattern difference.
+    """One layer's feedback: B before the run's first step, B now, Wᵀ now, and their pattern difference.
 
     Each map has its own colour mapper (`heatmap-mapper-<key>`), symmetric around 0 at ±max|·| of
     the matrix it shows, and says that range under its title, so B's *pattern* can be compared

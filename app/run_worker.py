@@ -97,7 +97,7 @@ def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int
     try:
         trainer = Trainer(RunConfig.from_dict(cfg_dict))
         trainer.subscribe(lambda record: events.put(("record", record)), matrices=True)
-        events.put(("ready", None))
+        events.put(("ready", {"step": trainer.step_count, "matrices": trainer.matrices()}))   # B at step 0
         drive(trainer, commands, paused=paused, poll_every=COMMAND_POLL_STEPS, report=report,
               on_step=progress)
     except DivergedError as exc:

@@ -202,6 +202,8 @@ class RunHandle:
             elif kind == "progress":
                 self.step_count = event[1]
             elif kind == "ready":
+                if event[1] is not None:
+                    self.buffer.set_first(event[1]["step"], event[1]["matrices"])
                 self.ready = True
             elif kind == "status":
                 _, status, step, error = event

@@ -71,9 +71,16 @@ class RecordBuffer:
         with self._lock:
             return self._matrix_version, self._matrices
 
+    def set_first(self, step: int, matrices: list[dict]) -> None:
+        """The run's matrices before its first step (the "B at the start" map), unless a
+        snapshot came first."""
+        with self._lock:
+            if self._first is None:
+                self._first = (step, matrices)
+
     def first_matrices(self) -> tuple[Any, list[dict] | None]:
-        """(step, matrices) of the first snapshot pushed, kept for the run's whole life (a
-        short run's "B at the start"); (None, None) before it."""
+        """(step, matrices) of the run's first snapshot, kept for its whole life (a short run's
+        "B at the start"): the one `set_first` gave, else the first pushed; (None, None) before."""
         with self._lock:
             return self._first or (None, None)
 

@@ -162,6 +162,9 @@ def test_run_finishes_and_reports_records():
     assert run.status == "finished" and run.step_count == TINY["steps"]
     version, matrices = run.buffer.latest_matrices()
     assert version > 0 and matrices[0]["B"].shape == matrices[0]["WT"].shape
+    step, first = run.buffer.first_matrices()      # the "B at the start" map: before step 1
+    assert step == 0 and first[0]["B"].shape == matrices[0]["B"].shape
+    assert not (first[0]["B"] == matrices[0]["B"]).all(), "B at step 0 is not B after training"
 
 
 def test_live_change_is_validated_recorded_and_applied():

@@ -1,5 +1,5 @@
 """The dashboard's plot objects without a browser: what the heatmaps show (the top layer first,
-each map on its own colour range, B at the run's first record kept fixed), and the plain-words
+each map on its own colour range, B before the run's first step kept fixed), and the plain-words
 titles of every plot. Cheap: no server, no chromium; one test starts a tiny run process."""
 
 from __future__ import annotations
@@ -195,6 +195,13 @@ def test_the_buffer_keeps_the_first_snapshot_for_the_start_map():
     step, first = buffer.first_matrices()
     assert step == 20 and first is mats[0]
     assert len(buffer) == 4 and buffer.latest_matrices() == (3, mats[2])
+    before = snapshot()
+    buffer.set_first(0, before)                 # too late: the first snapshot is kept
+    assert buffer.first_matrices() == (20, mats[0])
+    fresh = RecordBuffer(capacity=8)
+    fresh.set_first(0, before)                  # the run's matrices before its first step
+    fresh.push({"step": 10, "matrices": mats[0]})
+    assert fresh.first_matrices() == (0, before) and fresh.latest_matrices() == (1, mats[0])
 
 
 def test_dashboard_opens_on_the_top_layer_and_keeps_the_first_b():
@@ -215,9 +222,9 @@ def test_dashboard_opens_on_the_top_layer_and_keeps_the_first_b():
                 dash._pull()
         assert dash.heatmaps.version > 3 and dash.heatmaps.layer == 2
         step, first = run.buffer.first_matrices()
-        assert step == 10                                       # the run's first record
+        assert step == 0                                        # before the run's first step
         np.testing.assert_array_equal(image(dash.heatmaps, "start"), first[1]["B"])
-        assert dash.heatmaps.figures["start"].title.text == "B at the start (step 10)"
+        assert dash.heatmaps.figures["start"].title.text == "B at the start (step 0)"
         assert "layer 2 ← output (8×10)" in dash.heat_heading.object
         assert dash.heatmaps.figures["B"].title.text.startswith("B now (step ")
     finally:
