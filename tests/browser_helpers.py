@@ -12,6 +12,17 @@ import time
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_browser() -> None:
+    """Skip the calling test module, with the reason, unless Debian's chromium and playwright are there."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
+                    allow_module_level=True)
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -14,15 +14,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import (CHROMIUM, chromium_context, serve_dashboard,  # noqa: E402
+from browser_helpers import (chromium_context, require_browser, serve_dashboard,  # noqa: E402
                              source_info, wait_for_bokeh)
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+require_browser()
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import CHROMIUM, source_info  # noqa: E402
+from browser_helpers import require_browser, source_info  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+require_browser()
 
 # The served app, the browser and a page per test (each stopped in its fixture's teardown), and
 # how to open the dashboard and wait: the same as the other browser tests.

@@ -24,14 +24,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import CHROMIUM, free_port, source_info, wait_for_bokeh  # noqa: E402
+from browser_helpers import free_port, require_browser, source_info, wait_for_bokeh  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+require_browser()
 
 # The served app and the browser, each stopped in its fixture's teardown (as in the other browser
 # tests); the page fixture also stops the runs a test leaves behind.

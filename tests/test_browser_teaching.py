@@ -16,14 +16,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import CHROMIUM, source_info, wait_for_bokeh  # noqa: E402
+from browser_helpers import require_browser, source_info, wait_for_bokeh  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+require_browser()
 
 # A short NP run: depth 2, so the top layer (layer 2 ← output, 12×10) differs in shape from
 # layer 1 (20×12). Long enough to still run while we look; the tests stop it themselves.

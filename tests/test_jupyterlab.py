@@ -25,14 +25,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import CHROMIUM, chromium_context, serve_jupyterlab  # noqa: E402
+from browser_helpers import chromium_context, require_browser, serve_jupyterlab  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-if not CHROMIUM.exists():
-    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
-                allow_module_level=True)
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+require_browser()
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "live" / "dashboard.ipynb"
