@@ -33,7 +33,7 @@ require_browser()
 # The served app and the browser, each stopped in its fixture's teardown (as in the other browser
 # tests); the page fixture also stops the runs a test leaves behind.
 from test_browser import browser, server  # noqa: E402,F401
-from test_browser_teaching import JS_BOXES, page, wait_until  # noqa: E402,F401
+from test_browser_teaching import page, settled_boxes, wait_until  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1280, 720
@@ -114,16 +114,8 @@ def test_story_mode_at_1280x720_shows_the_lesson_and_fits_the_page(server, page,
     assert net["boxes"] == 4 and net["w"] > 150
     assert net["x"] + net["w"] <= WIDTH + 0.5
 
-    # Let the layout settle (fonts, titles, first data), then: nothing past the right edge.
-    last: dict = {}
-
-    def settled():
-        nonlocal last
-        boxes = page.evaluate(JS_BOXES)
-        same = boxes["canvases"] == last.get("canvases")
-        last = boxes
-        return same and len(boxes["canvases"]) >= 12
-    wait_until(settled, timeout=30, interval=0.5)
+    # Once the layout has settled: nothing past the right edge.
+    last = settled_boxes(page)
     for canvas in last["canvases"]:
         assert canvas["x"] >= -0.5 and canvas["x"] + canvas["w"] <= WIDTH + 0.5, f"clipped: {canvas}"
     assert last["scrollWidth"] <= WIDTH + 1, "the page scrolls sideways"

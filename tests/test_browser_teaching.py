@@ -126,14 +126,10 @@ def overlap(a: dict, b: dict, tol: float = 0.5) -> bool:
             and a["y"] + tol < b["y"] + b["h"] and b["y"] + tol < a["y"] + a["h"])
 
 
-@pytest.mark.parametrize("viewport", [(1280, 720), (1600, 1000)], ids=["1280x720", "1600x1000"])
-def test_plots_fit_the_page_and_the_top_layer_heatmaps_are_in_view(server, page, viewport):
-    url, _ = server
-    width, height = viewport
-    page.set_viewport_size({"width": width, "height": height})
-    start_run(page, url)
-    # Let the layout settle (fonts, titles, the first data): boxes stop moving.
-    last = {}
+def settled_boxes(page) -> dict:
+    """JS_BOXES once the layout has settled (fonts, titles, the first data): the plots' boxes
+    read alike twice in a row, and all 12 plots drawn."""
+    last: dict = {}
 
     def settled():
         nonlocal last
@@ -142,7 +138,16 @@ def test_plots_fit_the_page_and_the_top_layer_heatmaps_are_in_view(server, page,
         last = boxes
         return same and len(boxes["canvases"]) >= 12
     wait_until(settled, timeout=30, interval=0.5)
-    boxes = last
+    return last
+
+
+@pytest.mark.parametrize("viewport", [(1280, 720), (1600, 1000)], ids=["1280x720", "1600x1000"])
+def test_plots_fit_the_page_and_the_top_layer_heatmaps_are_in_view(server, page, viewport):
+    url, _ = server
+    width, height = viewport
+    page.set_viewport_size({"width": width, "height": height})
+    start_run(page, url)
+    boxes = settled_boxes(page)
 
     canvases = boxes["canvases"]
     assert len(canvases) >= 12, canvases              # 8 curve plots + 4 heatmaps, all drawn
