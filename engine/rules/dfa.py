@@ -10,7 +10,7 @@ hidden output.
 
 import torch
 
-from engine.models import FeedbackLinear
+from engine.models import FeedbackLinear, add_outer_products
 from engine.rules.base import LearningRule, init_like, register
 
 
@@ -59,6 +59,10 @@ class DirectMap:
     @staticmethod
     def feedback_grad(residual, g):
         return residual.flatten(1).T @ g
+
+    @staticmethod
+    def add_feedback_grad(feedback, residual, g) -> None:
+        add_outer_products(feedback, residual.flatten(1), g)
 
     regression_gain = FeedbackLinear.regression_gain
     solution_shape = FeedbackLinear.solution_shape

@@ -113,22 +113,24 @@ class NodePerturbation(LearnedFeedback):
         if predictions is not None:             # the change that B's errors ĝ predict: ξ·ĝ
             predictions = [None if xi is None else _repeat(g.reshape(batch, *xi.shape[1:]), k)
                            for xi, g in zip(noise, predictions)]
-            predicted = sum((xi * g).flatten(1).sum(1)
-                            for xi, g in zip(noise, predictions) if xi is not None)
+            predicted = None
+            for xi, g in zip(noise, predictions):
+                if xi is not None:
+                    dot = (xi * g).flatten(1).sum(1)
+                    predicted = dot if predicted is None else predicted.add_(dot)
             if weight is None:
                 weight = self.cv_weight.value()
                 self.cv_weight.observe(change, predicted)      # after: c uses earlier batches only
             change = change - weight * predicted
-            predictions = [None if g is None else weight * g for g in predictions]
         scale = change / self.cfg.sigma ** 2
         estimates = []
         for i, xi in enumerate(noise):
             if xi is None:
                 estimates.append(None)
                 continue
-            lam = scale.view(-1, *[1] * (xi.dim() - 1)) * xi
-            if predictions is not None:
-                lam = lam + predictions[i]
+            s = scale.view(-1, *[1] * (xi.dim() - 1))
+            # λ̂ᵢ = s ξᵢ (+ c ĝᵢ): one fused multiply-add per site
+            lam = s * xi if predictions is None else torch.addcmul(weight * predictions[i], s, xi)
             estimates.append(lam.view(k, batch, *lam.shape[1:]).mean(0) if k > 1 else lam)
         return estimates
 
@@ -154,19 +156,20 @@ class ControlVariateWeight:
     DECAY = 0.99                 # about the last 100 batches
 
     def __init__(self, device):
-        self.cross = torch.zeros((), dtype=torch.float64, device=device)
-        self.power = torch.zeros((), dtype=torch.float64, device=device)
+        # (Σ ΔL p, Σ p²) in one float64 vector: one update per step (sums over 10⁵⁺ steps)
+        self.sums = torch.zeros(2, dtype=torch.float64, device=device)
+        self.cross, self.power = self.sums[0], self.sums[1]         # views of it
 
     def value(self) -> torch.Tensor:
         return (self.cross / self.power.clamp_min(1e-300)).clamp(0.0, 1.0).float()
 
     def observe(self, change: torch.Tensor, predicted: torch.Tensor) -> None:
         predicted = predicted.double()
-        self.cross.mul_(self.DECAY).add_((change.double() * predicted).sum())
-        self.power.mul_(self.DECAY).add_(predicted.pow(2).sum())
+        both = torch.stack((change.double(), predicted))
+        self.sums.addmv_(both, predicted, beta=self.DECAY)        # decay, then add (ΔL·p, p·p)
 
     def state_dict(self) -> dict:
-        return {"cross": self.cross.cpu(), "power": self.power.cpu()}
+        return {"cross": self.cross.clone().cpu(), "power": self.power.clone().cpu()}
 
     def load_state_dict(self, state: dict) -> None:
         if state:

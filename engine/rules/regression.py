@@ -69,14 +69,17 @@ class FeedbackRegression:
         if prediction is None:
             prediction = m.input_grad(d, b, t.shape)
         residual = prediction - t.reshape(prediction.shape)
-        grad = m.feedback_grad(residual, d)                       # summed over the batch
+        # The step's one factor scales the residual (batch-sized), so that B takes the summed
+        # product in place: no B-sized temporaries.
         if self.cfg.feedback_normalize:
-            energy, c = d.pow(2).sum(), m.regression_gain()
+            flat = d.reshape(-1)
+            energy, c = torch.dot(flat, flat), m.regression_gain()
             if c != 1:
                 energy = energy * c
-            b.sub_(grad.div_(energy.clamp_min(_TINY)), alpha=self.cfg.feedback_lr * gain)
+            residual.mul_((-self.cfg.feedback_lr * gain) / energy.clamp_min(_TINY))
         else:                      # the reference code's step, as it stands: no gain
-            b.sub_(grad, alpha=self.cfg.feedback_lr / d.shape[0])
+            residual.mul_(-self.cfg.feedback_lr / d.shape[0])
+        m.add_feedback_grad(b, residual, d)                       # summed over the batch
 
     def _ridge(self, i, d, t):
         m, v, s = self.maps[i], self.gram[i], self.cross[i]
