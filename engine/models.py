@@ -88,12 +88,9 @@ class FeedbackLinear(nn.Linear):
         """The error sent to this layer's input for output error g, through `feedback`."""
         return g @ feedback.T
 
-    def feedback_grad(self, residual: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """∂/∂B of ⟨residual, input_grad(g, B)⟩ summed over the batch (for regressing B)."""
-        return residual.T @ g
-
     def add_feedback_grad(self, feedback: torch.Tensor, residual: torch.Tensor, g: torch.Tensor) -> None:
-        """feedback += feedback_grad(residual, g), in place."""
+        """feedback += ∂/∂B of ⟨residual, input_grad(g, B)⟩ summed over the batch, in place
+        (for regressing B): residualᵀ g here."""
         add_outer_products(feedback, residual, g)
 
     def backprop_grads(self, g: torch.Tensor, x: torch.Tensor, need_input: bool, need_weight: bool):

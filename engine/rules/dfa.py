@@ -57,10 +57,6 @@ class DirectMap:
         return g @ feedback.T
 
     @staticmethod
-    def feedback_grad(residual, g):
-        return residual.flatten(1).T @ g
-
-    @staticmethod
     def add_feedback_grad(feedback, residual, g) -> None:
         add_outer_products(feedback, residual.flatten(1), g)
 
