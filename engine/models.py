@@ -233,7 +233,10 @@ class _Replay(torch.autograd.Function):
 # ----------------------------------------------------------------- networks
 class Taps(Protocol):
     """Functions in the forward pass whose backward a rule may rewrite: `hidden` returns what
-    the layer above reads, `output` the network's output."""
+    the layer above reads, `output` the network's output. After the backward, `sent` is the
+    error each hidden site received (of the batch-mean loss)."""
+
+    sent: list[torch.Tensor] | None
 
     def hidden(self, i: int, h: torch.Tensor) -> torch.Tensor: ...
     def output(self, a: torch.Tensor) -> torch.Tensor: ...

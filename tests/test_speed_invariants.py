@@ -110,6 +110,27 @@ def test_direct_feedback_never_forms_backprops_error_to_a_hidden_site(rule):
     assert list(count.uses.values()) == [1, 1, 1]
 
 
+@pytest.mark.parametrize("net", ["mlp-sigmoid", "conv-small"])
+def test_direct_feedback_is_formed_once_per_step_and_is_each_sites_error(net):
+    """The tap's e Bᵢᵀ is the error each site received (per sample: batch × the mean loss's),
+    and a whole NP-DFA step, control variate and regression included, reads each Bᵢ in that one
+    product only."""
+    torch.manual_seed(0)
+    model = NETS[net]()
+    r = _rule("np-dfa", model, control_variate=True, feedback_mode="sgd")
+    x, y = torch.rand(6, model.sizes[0]), torch.randint(0, 4, (6,))
+    obj = Objective("mse", "classification", 4)
+    before = [b.clone() for b in r.feedback]
+    with _CountUses(r.feedback) as count:
+        res = r.train_step(x, y, obj)
+    assert list(count.uses.values()) == [1] * len(r.feedback)
+    e = res.deltas[-1]
+    for got, b in zip(res.site_errors, before, strict=True):
+        torch.testing.assert_close(got.flatten(1), e @ b.T)
+    assert r.error_signals(res) is res.site_errors
+    assert not any(torch.equal(b, old) for b, old in zip(r.feedback, before))      # B did learn
+
+
 def test_direct_feedback_gradients_are_the_injected_errors_through_the_layer_below():
     """Against the formula the old tap computed: δᵢ = (e Bᵢᵀ) ⊙ σ'(aᵢ), ∂L/∂Wᵢ = δᵢᵀ hᵢ₋₁ / n."""
     torch.manual_seed(0)

@@ -231,7 +231,7 @@ class LearningRule:
         # weight gradient divided by the batch); per-sample δ's are batch × the mean's δ's (see
         # StepResult). The gradients at the hidden sites are the errors the backward sent through
         # B, kept so that neither the metrics nor the regression of B recompute them.
-        # With taps (direct feedback) the sites' errors are the taps' own: not asked for.
+        # With taps (direct feedback) the sites' errors are the ones the taps sent: not asked for.
         n, batch = len(weights), x.shape[0]
         sites = trace.inputs[1:] if taps is None else []
         grads = torch.autograd.grad(loss.sum() / batch, weights + biases + trace.pre + sites)
@@ -245,7 +245,7 @@ class LearningRule:
                 clean_loss = objective.per_sample(out, y)
         return StepResult(loss=clean_loss, out=out, weight_grads=[w.grad for w in weights],
                           mean_deltas=list(grads[2 * n:3 * n]),
-                          mean_site_errors=None if taps is not None else list(grads[3 * n:]),
+                          mean_site_errors=taps.sent if taps is not None else list(grads[3 * n:]),
                           masks=masks, input_shapes=[t.shape for t in trace.inputs],
                           pre=None if noisy else [a.detach() for a in trace.pre],
                           first_hidden=trace.hidden[0].detach() if trace.hidden else None)

@@ -25,18 +25,22 @@ class _DirectFeedback(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, e):
-        ctx.taps.error = e
-        return (None, e, *[(e @ b.T).view(shape) for b, shape in zip(ctx.feedback, ctx.shapes)])
+        sent = [(e @ b.T).view(shape) for b, shape in zip(ctx.feedback, ctx.shapes)]
+        ctx.taps.error, ctx.taps.sent = e, sent
+        return (None, e, *sent)
 
 
 class DirectTaps:
     """Each hidden site enters the layer above it detached, so backprop's error δ_{i+1} W_{i+1}
     is never formed (it would be thrown away), and the output's tap sends every site its e Bᵢᵀ.
-    One tap per pass; the sites are taken in order, input side first."""
+    One tap per pass; the sites are taken in order, input side first. After the backward,
+    `error` is e and `sent` the errors e Bᵢᵀ it sent (of the batch-mean loss, like autograd's),
+    so that neither the metrics nor B's regression form them again."""
 
     def __init__(self, feedback):
         self.feedback = feedback
         self.error = None
+        self.sent: list[torch.Tensor] | None = None
         self.sites: list[torch.Tensor] = []
 
     def output(self, a):
@@ -87,10 +91,6 @@ class DirectFeedbackAlignment(LearningRule):
     def compute_gradients(self, x, y, objective):
         return self.forward_backward(x, y, objective, noisy=self.cfg.train_on_noise,
                                      taps=DirectTaps(self.feedback))
-
-    def error_signals(self, result):
-        e = result.deltas[-1]
-        return [e @ b.T for b in self.feedback]
 
     def feedback_matrices(self):
         return self.feedback

@@ -8,7 +8,7 @@ every hidden site. Under ridge, B starts from 0, as in the paper.
 """
 
 from engine.rules.base import REGRESSION_SETTINGS, LearningRule
-from engine.rules.dfa import DirectFeedbackAlignment, DirectMap, DirectTaps, direct_random_feedback
+from engine.rules.dfa import DirectMap, DirectTaps, direct_random_feedback
 from engine.rules.fa import random_feedback
 from engine.rules.regression import FeedbackRegression
 
@@ -43,11 +43,6 @@ class LearnedFeedback(LearningRule):
     def regression_inputs(self, result) -> list:
         """What each B is applied to: δ_{i+1} (layer-wise) or the output error (direct)."""
         return [result.deltas[-1]] * len(self.feedback) if self.direct else result.deltas[1:]
-
-    def error_signals(self, result):
-        if self.direct:
-            return DirectFeedbackAlignment.error_signals(self, result)
-        return super().error_signals(result)
 
     def feedback_matrices(self):
         return self.feedback

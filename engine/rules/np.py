@@ -66,8 +66,7 @@ class NodePerturbation(LearnedFeedback):
 
     def learn_feedback(self, x, y, objective, result):
         self.regression.update(self.regression_inputs(result), result.estimates,
-                               None if self.direct else result.site_errors,
-                               self.step_gain(result.estimates))
+                               result.site_errors, self.step_gain(result.estimates))
 
     def step_gain(self, estimates) -> float:
         """The SGD step relative to a noise-free target's: K / (K + N).
@@ -116,7 +115,8 @@ class NodePerturbation(LearnedFeedback):
             predicted = None
             for xi, g in zip(noise, predictions):
                 if xi is not None:
-                    dot = (xi * g).flatten(1).sum(1)
+                    # one kernel per site, about half the time of (ξ * ĝ).sum(1)
+                    dot = torch.linalg.vecdot(xi.flatten(1), g.flatten(1))
                     predicted = dot if predicted is None else predicted.add_(dot)
             if weight is None:
                 weight = self.cv_weight.value()
