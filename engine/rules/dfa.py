@@ -4,7 +4,7 @@ its own fixed random matrix Bᵢ (units_i × n_out): ∂L/∂hᵢ := e Bᵢᵀ f
 
 Autograd does the rest: each hidden output enters the layer above it detached (backprop's
 error to it would only be discarded, and it is the costliest product of the backward), and a
-tap on the output records e = ∂L/∂a_N as the backward pass starts and sends e Bᵢᵀ to every
+tap on the output takes e = ∂L/∂a_N as the backward pass starts and sends e Bᵢᵀ to every
 hidden output.
 """
 
@@ -15,7 +15,7 @@ from engine.rules.base import LearningRule, init_like, register
 
 
 class _DirectFeedback(torch.autograd.Function):
-    """The identity on the output a_N, joined to every hidden site: its backward records the
+    """The identity on the output a_N, joined to every hidden site: its backward takes the
     output error e = ∂L/∂a_N and sends e Bᵢᵀ to each site i, the only error the site receives."""
 
     @staticmethod
@@ -26,7 +26,7 @@ class _DirectFeedback(torch.autograd.Function):
     @staticmethod
     def backward(ctx, e):
         sent = [(e @ b.T).view(shape) for b, shape in zip(ctx.feedback, ctx.shapes)]
-        ctx.taps.error, ctx.taps.sent = e, sent
+        ctx.taps.sent = sent
         return (None, e, *sent)
 
 
@@ -34,12 +34,11 @@ class DirectTaps:
     """Each hidden site enters the layer above it detached, so backprop's error δ_{i+1} W_{i+1}
     is never formed (it would be thrown away), and the output's tap sends every site its e Bᵢᵀ.
     One tap per pass; the sites are taken in order, input side first. After the backward,
-    `error` is e and `sent` the errors e Bᵢᵀ it sent (of the batch-mean loss, like autograd's),
+    `sent` holds the errors e Bᵢᵀ it sent (of the batch-mean loss, like autograd's),
     so that neither the metrics nor B's regression form them again."""
 
     def __init__(self, feedback):
         self.feedback = feedback
-        self.error = None
         self.sent: list[torch.Tensor] | None = None
         self.sites: list[torch.Tensor] = []
 
