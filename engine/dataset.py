@@ -8,6 +8,8 @@ from typing import Callable
 
 import torch
 
+from engine.errors import ConfigError
+
 
 @dataclass
 class Dataset:
@@ -21,6 +23,16 @@ class Dataset:
     task: str                        # "classification" or "regression"
     meta: dict = field(default_factory=dict)
     image_shape: tuple[int, int, int] | None = None   # (C, H, W) of image datasets; x stays flat
+
+    def __post_init__(self):
+        # Once here, so that a step's one-hot codes need not check (nor sync) every batch.
+        if self.task != "classification":
+            return
+        for split, y in (("train", self.y_train), ("test", self.y_test)):
+            if y.numel() and not (y.dtype == torch.int64 and 0 <= int(y.min()) and int(y.max()) < self.n_out):
+                raise ConfigError(f"dataset {self.name!r}: the {split} labels must be int64 class "
+                                  f"indices in [0, {self.n_out}), got dtype {y.dtype} "
+                                  f"with values {y.min().item()}..{y.max().item()}")
 
     def to(self, device: torch.device) -> "Dataset":
         moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}

@@ -27,7 +27,10 @@ class Objective:
         dtype, memo = torch.get_default_dtype(), self._codes
         if memo is not None and memo[0] is y and memo[1] == y._version and memo[2] == dtype:
             return memo[3]
-        codes = F.one_hot(y, self.n_out).to(dtype)
+        # scatter_, not F.one_hot: one_hot checks the labels' range with a host sync every step
+        # (a stall on a GPU); a Dataset's labels are checked once, when it is built
+        codes = torch.zeros(y.shape[0], self.n_out, dtype=dtype, device=y.device)
+        codes.scatter_(1, y.unsqueeze(1), 1.0)
         self._codes = (y, y._version, dtype, codes)
         return codes
 

@@ -264,6 +264,9 @@ def test_bench_quick_json(capsys):
         assert net["baseline_ms"] > 0
         assert [r["rule"] for r in net["rules"]] == list(RULES) + ["np-ridge"]
         assert all(r["ratio"] > 0 and r["ratio_metrics_off"] > 0 for r in net["rules"])
+        floors = [(f["floor"], f["rule"]) for f in net["floors"] if f["ratio"] > 0]
+        assert floors == ([] if net["name"].startswith("conv") else
+                          [("np-floor", "np"), ("np-dfa-floor", "np-dfa")])
     assert {g["rule"] for g in data["goals"]} == {"np", "np-dfa", "sg", "fa"}
     ridge = data["ridge_goal"]
     assert (ridge["rule"], ridge["against"], ridge["network"]) == ("np-ridge", "np", "784-50-20-10")

@@ -194,6 +194,34 @@ def test_one_hot_codes_follow_the_labels_and_the_default_dtype():
     assert obj.targets(torch.tensor([2, 2, 2])).tolist() == [[0.0, 0.0, 1.0]] * 3
 
 
+class _Ops(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_one_hot_codes_take_no_host_sync_and_equal_one_hot():
+    y = torch.randint(0, 10, (128,), generator=torch.Generator().manual_seed(0))
+    with _Ops() as ops:
+        codes = Objective("mse", "classification", 10).targets(y)
+    assert torch.equal(codes, torch.nn.functional.one_hot(y, 10).float())
+    assert "_local_scalar_dense" not in ops.names, ops.names      # .item(): a GPU stall per step
+
+
+@pytest.mark.parametrize("labels, dtype", [([0, 3], torch.int64), ([-1, 1], torch.int64),
+                                           ([0.0, 1.0], torch.float32)])
+def test_a_dataset_refuses_labels_outside_its_classes(labels, dtype):
+    from engine.errors import ConfigError
+    y = torch.tensor(labels, dtype=dtype)
+    with pytest.raises(ConfigError, match=r"labels must be int64 class indices in \[0, 3\)"):
+        Dataset("bad", torch.zeros(2, 4), y, torch.zeros(2, 4), torch.tensor([0, 1]), n_in=4,
+                n_out=3, task="classification")
+
+
 def _random_data(n=64):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(n + 16, 8, generator=g), torch.randint(0, 3, (n + 16,), generator=g)
