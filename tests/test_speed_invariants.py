@@ -3,14 +3,15 @@
 Each fast path of a training step (see docs/performance.md) is checked against the computation
 it replaces: the replayed backprop reference against a second forward pass, direct feedback's
 detached sites against backprop's error thrown away, one-pass Gaussian noise against randn · σ,
-the trainer's device-side loss log against the first non-finite step; and a step reuses
-freed memory instead of page-faulting.
+the trainer's device-side loss log against the first non-finite step; a step reuses freed
+memory instead of page-faulting, and between logged steps nothing waits for the device.
 """
 
 import math
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -194,13 +195,21 @@ def test_one_hot_codes_follow_the_labels_and_the_default_dtype():
     assert obj.targets(torch.tensor([2, 2, 2])).tolist() == [[0.0, 0.0, 1.0]] * 3
 
 
+_SYNCS = ("_local_scalar_dense", "is_nonzero", "equal", "item")
+
+
 class _Ops(TorchDispatchMode):
+    """The names of the ops dispatched, and where in Python each host sync came from."""
+
     def __init__(self):
         super().__init__()
-        self.names = []
+        self.names, self.syncs = [], []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.overloadpacket.__name__)
+        name = func.overloadpacket.__name__
+        self.names.append(name)
+        if name in _SYNCS:
+            self.syncs.append((name, [f"{f.filename}:{f.lineno}" for f in traceback.extract_stack()]))
         return func(*args, **(kwargs or {}))
 
 
@@ -210,6 +219,24 @@ def test_one_hot_codes_take_no_host_sync_and_equal_one_hot():
         codes = Objective("mse", "classification", 10).targets(y)
     assert torch.equal(codes, torch.nn.functional.one_hot(y, 10).float())
     assert "_local_scalar_dense" not in ops.names, ops.names      # .item(): a GPU stall per step
+
+
+@pytest.mark.parametrize("model", ["mlp", "conv-small"])
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_an_unlogged_step_never_waits_for_the_device(rule, model):
+    """No .item(), bool() or int() of a tensor between logged steps: on a GPU each is a stall
+    that idles the device until everything queued has run."""
+    cfg = RunConfig(rule=rule, model=model, dataset="digits", steps=10, metric_interval=10,
+                    eval_interval=10, batch_size=8)
+    trainer = Trainer(cfg)
+    trainer.step()
+    with _Ops() as ops:
+        assert trainer.step() is None
+    # Adam reads its step counters with .item(), but torch keeps them on the CPU for a model on
+    # any device (unless capturable or fused), so those read no device memory.
+    ours = [(name, stack[-3:]) for name, stack in ops.syncs
+            if not any(os.sep + os.path.join("torch", "optim") + os.sep in f for f in stack)]
+    assert not ours, ours
 
 
 @pytest.mark.parametrize("labels, dtype", [([0, 3], torch.int64), ([-1, 1], torch.int64),
