@@ -17,6 +17,11 @@ The load average before and after is printed: on a 2-core machine with other wor
 torch's 2 intra-op threads can slow down many-fold, and no statistic rescues that. Goals: NP
 ≤ 1.35×, NP-DFA and SG ≤ 1.5×, FA ≤ 1.1× the baseline on the wider net with the default metric
 interval.
+
+On the MLPs two floor rows bound the learned-feedback rules from below: `np-floor` and
+`np-dfa-floor` are the baseline (or a plain DFA step) plus only the arithmetic node perturbation
+cannot do without (the Gaussian draws, the noisy pass, one residual and one B product per site).
+A rule's ratio minus its floor's is the glue of its implementation.
 """
 
 from __future__ import annotations
