@@ -178,7 +178,7 @@ class DirectNodePerturbationFloor(NodePerturbationFloor):
     """The same floor for NP-DFA: a DFA step (each hidden output enters the layer above it
     detached and receives e Bᵢᵀ, e = ∂L/∂ŷ of the batch mean, so backprop's errors into hidden
     layers are never formed), then the draws, the noisy pass and per site one residual
-    e Bᵢᵀ − λ̂ᵢ and one outer product with the per-sample e."""
+    e Bᵢᵀ − λ̂ᵢ and one outer product with e: Bᵢ ← Bᵢ − η mean (e Bᵢᵀ − λ̂ᵢ)ᵀ e."""
 
     def __init__(self, net: dict, batch: int, data: Dataset, cfg: RunConfig, device):
         super().__init__(net, batch, data, cfg, device)

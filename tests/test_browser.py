@@ -118,8 +118,12 @@ def test_pause_answers_quickly_while_running(server, page):
     open_dashboard(page, url, "?rule=np&steps=1000000")
     page.get_by_role("button", name="Start").click()
     wait_until(lambda: total_points(page))
-    # Time from the click to the status text saying "paused", measured inside the page.
-    latency_ms = page.evaluate("""() => new Promise(resolve => {
+    # Time from the click to the status text saying "paused", measured inside the page, and the
+    # part of it the page's own main thread spent in long tasks (drawing the live plots). The
+    # server's answer is the rest: that is what must be quick. On a slow host, headless
+    # chromium's software rendering of each 5 Hz plot update can take 100+ ms, with pauses of
+    # seconds now and then; those delay the page's drawing, not the server's answer.
+    latency_ms, busy_ms = page.evaluate("""() => new Promise(resolve => {
         const all = (root, out) => {              // every element, through shadow roots
           for (const el of root.querySelectorAll('*')) {
             out.push(el);
@@ -133,16 +137,28 @@ def test_pause_answers_quickly_while_running(server, page):
         const status = all(document, []).find(
             el => el.shadowRoot && el.shadowRoot.textContent.includes('— running')).shadowRoot;
         const paused = () => status.textContent.includes('— paused');
+        const tasks = [];
+        const observer = new PerformanceObserver(list => tasks.push(...list.getEntries()));
+        observer.observe({entryTypes: ['longtask']});
         const t0 = performance.now();
         button.click();
+        const done = dt => setTimeout(() => {     // let the last long task's entry arrive
+          observer.disconnect();
+          const busy = tasks.reduce((sum, t) => sum + Math.max(0,
+              Math.min(t.startTime + t.duration, t0 + dt) - Math.max(t.startTime, t0)), 0);
+          resolve([dt, busy]);
+        }, 100);
         const poll = () => {
           const dt = performance.now() - t0;
-          if (paused()) resolve(dt); else if (dt > 10000) resolve(dt); else setTimeout(poll, 5);
+          if (paused() || dt > 10000) done(dt); else setTimeout(poll, 5);
         };
         poll();
     })""")
-    print(f"\nPause click → 'paused' shown: {latency_ms:.0f} ms")
-    assert latency_ms < 1000, f"Pause took {latency_ms:.0f} ms to show"
+    answer_ms = latency_ms - busy_ms
+    print(f"\nPause click → 'paused' shown: {latency_ms:.0f} ms, of which the page was busy "
+          f"drawing {busy_ms:.0f} ms: the server's part {answer_ms:.0f} ms")
+    assert latency_ms < 10000, f"Pause never showed ({latency_ms:.0f} ms)"
+    assert answer_ms < 1000, f"Pause took {answer_ms:.0f} ms to show, besides {busy_ms:.0f} ms of drawing"
     page.get_by_role("button", name="Stop").click()
 
 
