@@ -115,8 +115,7 @@ class NodePerturbation(LearnedFeedback):
             predicted = None
             for xi, g in zip(noise, predictions):
                 if xi is not None:
-                    # one kernel per site, about half the time of (ξ * ĝ).sum(1)
-                    dot = torch.linalg.vecdot(xi.flatten(1), g.flatten(1))
+                    dot = (xi * g).flatten(1).sum(1)
                     predicted = dot if predicted is None else predicted.add_(dot)
             if weight is None:
                 weight = self.cv_weight.value()
