@@ -29,10 +29,13 @@ class Dataset:
         if self.task != "classification":
             return
         for split, y in (("train", self.y_train), ("test", self.y_test)):
-            if y.numel() and not (y.dtype == torch.int64 and 0 <= int(y.min()) and int(y.max()) < self.n_out):
+            if not y.numel():
+                continue
+            lo, hi = (v.item() for v in torch.aminmax(y))
+            if not (y.dtype == torch.int64 and 0 <= lo and hi < self.n_out):
                 raise ConfigError(f"dataset {self.name!r}: the {split} labels must be int64 class "
                                   f"indices in [0, {self.n_out}), got dtype {y.dtype} "
-                                  f"with values {y.min().item()}..{y.max().item()}")
+                                  f"with values {lo}..{hi}")
 
     def to(self, device: torch.device) -> "Dataset":
         moved = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_test", "y_test")}
