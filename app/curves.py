@@ -131,7 +131,7 @@ class CurvePlots:
         self._color_index = 0
         self._made = 0                               # sets of curves made (their names)
         self._spare: dict[str, Any] | None = None    # the next run's curves, made ahead, hidden
-        self.prepare_spare()
+        self.prepare_spare(whole=True)
 
     # -------------------------------------------------------------- runs
     def next_color(self) -> str:
@@ -152,6 +152,8 @@ class CurvePlots:
         spare = self._spare if self._spare is not None and n_layers <= self._spare["n_layers"] else None
         if spare is not None:
             self._spare = None
+            while spare["todo"]:                 # a spare still being built: finish it now
+                self._add_renderers(spare, spare["todo"].pop(0), "#999999", visible=False)
             made = spare
         else:
             made = self._make(f"new-{self._made}", n_layers, color)
@@ -177,39 +179,60 @@ class CurvePlots:
                            "label": label}
         return color
 
-    def prepare_spare(self, n_layers: int = SPARE_LAYERS) -> None:
-        """Build the next run's curves ahead of its Start, hidden (while the page is idle)."""
+    def prepare_spare(self, whole: bool = False) -> None:
+        """Build the next run's curves ahead of its Start, hidden: one figure's renderers per
+        call (the page lays itself out again after each figure's change: all eight at once
+        froze it for two seconds, eight or more on a slow machine), or the `whole` set."""
         if self._spare is None:
-            self._spare = self._make(f"spare-{self._made}", n_layers, "#999999", visible=False)
+            self._spare = self._sources(f"building-{self._made}", SPARE_LAYERS)
+            self._spare["todo"] = list(self.figures)
+        spare = self._spare
+        while spare["todo"]:
+            self._add_renderers(spare, spare["todo"].pop(0), "#999999", visible=False)
+            if not whole:
+                break
+        if not spare["todo"] and not spare["curves"].name.startswith("spare-"):
+            # Named once complete: the browser tests wait for this name before a second Start.
+            base = spare["curves"].name.removeprefix("building-").removesuffix("-curves")
+            spare["curves"].name, spare["evals"].name = f"spare-{base}-curves", f"spare-{base}-evals"
 
     @property
     def has_spare(self) -> bool:
-        return self._spare is not None
+        return self._spare is not None and not self._spare["todo"]
 
-    def _make(self, name: str, n_layers: int, color: str, visible: bool = True) -> dict[str, Any]:
-        """One run's sources and renderers on every figure; each renderer with the layer it
-        draws (None: not a per-layer curve)."""
+    def _make(self, name: str, n_layers: int, color: str) -> dict[str, Any]:
+        """One run's sources and renderers on every figure."""
+        made = self._sources(name, n_layers)
+        for key in self.figures:
+            self._add_renderers(made, key, color, visible=True)
+        return made
+
+    def _sources(self, name: str, n_layers: int) -> dict[str, Any]:
+        """One run's two data sources, and no renderers yet."""
         self._made += 1
         curves = ColumnDataSource(rows_to_columns([], columns_for(n_layers)), name=f"{name}-curves")
         evals = ColumnDataSource({"step": np.zeros(0), "test_loss": np.zeros(0),
                                   "test_accuracy": np.zeros(0)}, name=f"{name}-evals")
-        renderers = []
-        for key_, column in (("loss", "train_loss"), ("accuracy", "train_accuracy")):
-            fig = self.figures[key_]
-            test = "test_loss" if key_ == "loss" else "test_accuracy"
-            renderers += [(fig, fig.line("step", column, source=curves, color=color, line_width=1.5,
-                                         line_alpha=0.55, visible=visible), None),
-                          (fig, fig.line("step", test, source=evals, color=color, line_width=2.5,
-                                         visible=visible), None),
-                          (fig, fig.scatter("step", test, source=evals, color=color, size=7,
-                                            visible=visible), None)]
-        for metric, *_ in LAYER_PLOTS:
-            fig = self.figures[metric]
-            for i in range(1, n_layers + 1):
-                dash = LAYER_DASHES[(i - 1) % len(LAYER_DASHES)]
-                renderers.append((fig, fig.line("step", f"{metric}_{i}", source=curves, color=color,
-                                                line_width=2, line_dash=dash, visible=visible), i))
-        return {"curves": curves, "evals": evals, "renderers": renderers, "n_layers": n_layers}
+        return {"curves": curves, "evals": evals, "renderers": [], "n_layers": n_layers, "todo": []}
+
+    def _add_renderers(self, made: dict[str, Any], key: str, color: str, visible: bool) -> None:
+        """A run's renderers on figure `key`, each listed with the layer it draws (None: not a
+        per-layer curve)."""
+        fig, curves, evals = self.figures[key], made["curves"], made["evals"]
+        out = made["renderers"]
+        if key in ("loss", "accuracy"):
+            column, test = ("train_loss", "test_loss") if key == "loss" else ("train_accuracy", "test_accuracy")
+            out += [(fig, fig.line("step", column, source=curves, color=color, line_width=1.5,
+                                   line_alpha=0.55, visible=visible), None),
+                    (fig, fig.line("step", test, source=evals, color=color, line_width=2.5,
+                                   visible=visible), None),
+                    (fig, fig.scatter("step", test, source=evals, color=color, size=7,
+                                      visible=visible), None)]
+            return
+        for i in range(1, made["n_layers"] + 1):
+            dash = LAYER_DASHES[(i - 1) % len(LAYER_DASHES)]
+            out.append((fig, fig.line("step", f"{key}_{i}", source=curves, color=color,
+                                      line_width=2, line_dash=dash, visible=visible), i))
 
     def color(self, key: Any) -> str | None:
         return self._runs[key]["color"] if key in self._runs else None

@@ -2,10 +2,11 @@
 
 Data flows one way. A `RunHandle` trains in its own process and fills a bounded RecordBuffer; this
 session's periodic callback *pulls* what is new (curves every 200 ms, heatmaps and status every
-second) and sends it to the browser in one held batch. Click handlers only flip flags on the run,
-so they return at once however busy training is. Each browser session builds its own Dashboard,
-so it owns its runs; they are stopped when the session ends (or its tab has been gone a few
-seconds), from callbacks registered on this object, never from main.py globals.
+fifth batch) and sends it to the browser in one held batch, but not before the page has drawn the
+last one (app/pace.py): a slow browser gets fewer, larger batches instead of a queue. Click
+handlers only flip flags on the run, so they return at once however busy training is. Each
+browser session builds its own Dashboard, so it owns its runs; they are stopped when the session
+ends (or its tab has been gone a few seconds), from callbacks registered on this object, never from main.py globals.
 
 The page's parts each have their own module: the settings sidebar (app/sidebar.py), the run
 buttons, status line and alerts (app/run_status.py), the plots and the pull that feeds them
@@ -36,13 +37,14 @@ from app.library import SavedRun, runs_root
 from app.live_plots import LivePlots, _plot_grid, layer_options  # noqa: F401  (the tests import the two from here)
 from app.network_view import hidden_layers
 from app.notebook import EchoFilter, FollowingPull, inline_markup
+from app.pace import PagePace
 from app.run_status import RunStatus, display_name, wrapping_row
 from app.runner import RunHandle, SessionRuns
 from app.sidebar import ALL, SettingsSidebar
 from app.state import ConfigState, format_width
 
 CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
-SLOW_EVERY = 5                 # heatmaps, status and the closed-tab check: every 5th pull (1 Hz)
+SLOW_EVERY = 5                 # heatmaps and status: every 5th batch; the closed-tab check: every 5th pull
 MAIN_MIN_WIDTH = CURVE_MIN_WIDTH + 24    # one curve plot and the grid's margins
 ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
 
@@ -65,6 +67,7 @@ class Dashboard(pn.viewable.Viewer):
         self.run_status = RunStatus(self.session, self.plots.curves)
         self.compare = CompareView(self.session, self.plots)
         self.address_bar = AddressBar()
+        self.pace = PagePace()
         r = self.run_status
         for button, handler in ((r.start_button, self._on_start), (r.pause_button, self._on_pause),
                                 (r.resume_button, self._on_resume), (r.step_button, self._on_step),
@@ -79,7 +82,8 @@ class Dashboard(pn.viewable.Viewer):
         self.layer_select, self.heat_heading = self.plots.layer_select, self.plots.heat_heading
         self.status, self.config_alert, self.run_alert, self.note = r.status, r.config_alert, r.run_alert, r.note
         self.saved_select = self.compare.saved_select
-        self._tick = 0
+        self._tick = 0                              # pulls
+        self._batches = 0                           # pulls that went to the page
         self._connected_once = False
         self._orphan_since: float | None = None
         self._closed = False
@@ -109,7 +113,7 @@ class Dashboard(pn.viewable.Viewer):
             sizing_mode="stretch_width", margin=(0, 10), css_classes=["creditlab-header"])
         r, p = self.run_status, self.plots
         self.main = pn.Column(
-            header, self.address_bar, r.buttons, r.status, r.note, r.config_alert, r.run_alert,
+            header, self.address_bar, self.pace, r.buttons, r.status, r.note, r.config_alert, r.run_alert,
             r.run_legend, p.network.pane,
             # The central picture first: it is in view at 1280×720 without scrolling.
             pn.Row(p.heat_heading, p.layer_select, sizing_mode="stretch_width"),
@@ -304,18 +308,25 @@ class Dashboard(pn.viewable.Viewer):
 
     # ================================================================ the pull
     def _pull(self) -> None:
-        """Move what the workers produced since last time into the plots, in one batch."""
+        """Move what the workers produced since last time into the plots, in one batch, once the
+        page has drawn the last batch."""
         if self._closed:
             return
         self._tick += 1
-        slow = self._tick % SLOW_EVERY == 0
+        if self._tick % SLOW_EVERY == 0:
+            self._check_orphaned()
+        if not self.pace.ready():
+            return
+        self._batches += 1
+        slow = self._batches % SLOW_EVERY == 0
         with pn.io.hold():
-            self.plots.pull(slow)
+            drew = self.plots.pull(slow)
             if slow:
                 self.run_status.refresh()
-                self._check_orphaned()
             else:
                 self.run_status.refresh_if_changed()
+            if drew:
+                self.pace.mark_sent()
         if not self._served:
             pn.io.push_notebook(*self._bokeh_panes())
 

@@ -10,7 +10,6 @@ recolours the network picture from its newest record. Every plot has one sentenc
 from __future__ import annotations
 
 import html
-import time
 from typing import Any
 
 import panel as pn
@@ -25,7 +24,6 @@ from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
 
 HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
              "feedback. Each map has its own colour scale: compare patterns, not shades.")
-SPARE_AFTER_S = 10.0          # a run's age before the page builds the next run's curves
 CURVES_HELP = ("Colour = run; solid = layer 1 (input side), dashed = layer 2, dotted = layer 3. "
                "Under each plot: what it shows and what good looks like.")
 
@@ -96,25 +94,27 @@ class LivePlots:
             table.pop(run.id, None)
 
     # ================================================================ the pull
-    def pull(self, slow: bool) -> None:
+    def pull(self, slow: bool) -> bool:
         """Stream every run's new records into the curves; when `slow`, redraw the heatmaps and fit
-        the open-ended y axes too."""
+        the open-ended y axes too. Whether any plot got new data (the page has to redraw)."""
+        drew = False
         for run in list(self.session.runs):
             if isinstance(run, RunHandle):
-                self._pull_run(run)
+                drew = self._pull_run(run) or drew
         if slow:
-            self.refresh_heatmaps()
+            drew = self.refresh_heatmaps() or drew
             self.refresh_network()
             self.curves.fit_y_ranges()
-            if not self.curves.has_spare and self._quiet():
-                # The next run's curves, made ahead: its Start then only recolours and shows
-                # them (app/curves.py, add_run).
+            if not self.curves.has_spare:
+                # The next run's curves, made ahead, a figure at a time: its Start then only
+                # recolours and shows them (app/curves.py, add_run).
                 self.edit(self.curves.prepare_spare)
+        return drew
 
-    def _pull_run(self, run: RunHandle) -> None:
+    def _pull_run(self, run: RunHandle) -> bool:
         cursor = self._cursors.get(run.id)
         if cursor is None:
-            return
+            return False
         new, cursor = run.buffer.since(cursor)
         self._cursors[run.id] = cursor
         if new:
@@ -132,14 +132,16 @@ class LivePlots:
         if len(applied) > seen:              # the legend names the values the run now uses
             self.curves.relabel(run.id, display_name(run))
         self._changes_seen[run.id] = len(applied)
+        return bool(new)
 
-    def refresh_heatmaps(self, force: bool = False) -> None:
+    def refresh_heatmaps(self, force: bool = False) -> bool:
+        """Redraw the current run's heatmaps if it has published new matrices; whether it did."""
         run = self.session.current
         if run is None:
-            return
+            return False
         version, matrices = run.buffer.latest_matrices()
         if matrices is None or (version == self.heatmaps.version and not force):
-            return
+            return False
         first_step, first_matrices = run.buffer.first_matrices()
         self.heatmaps.show(matrices, self.layer_select.value or None, version,
                            step=_record_step(run, version), first=first_matrices,
@@ -147,18 +149,8 @@ class LivePlots:
         heading = heat_heading(self.heatmaps.where)
         if self.heat_heading.object != heading:
             self.heat_heading.object = heading
+        return True
 
-
-    def _quiet(self) -> bool:
-        """Whether the page can take the spare curves now: the browser needs a second or two
-        to build them, and meanwhile answers clicks late and draws no new points, so not in a
-        run's first seconds (its first points, a quick Pause) but once it has shown points for
-        a while, or has ended."""
-        run = self.session.current
-        if run is None or not run.active:
-            return True
-        return (self._cursors.get(run.id, 0) > 0 and run.started_at is not None
-                and time.time() - run.started_at >= SPARE_AFTER_S)
 
     def refresh_network(self) -> None:
         """Recolour the network picture from the current run's newest record."""

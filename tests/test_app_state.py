@@ -12,7 +12,7 @@ import pytest
 from engine.config import RunConfig
 from engine.rules import RULES
 
-from app.dashboard import Dashboard
+from app.dashboard import SLOW_EVERY, Dashboard
 from app.library import SavedRun, list_saved_runs, runs_frame
 from app.runner import RunHandle, SessionRuns
 from app.state import PRESETS, ConfigState, parse_width, preset_config, run_label
@@ -581,3 +581,92 @@ def test_the_sweep_form_refuses_to_start_with_a_bad_integer(tmp_path):
         assert view.form_steps.message.visible
     finally:
         view.close()
+
+
+# --------------------------------------------------------------------------- pacing the page
+def test_the_page_pace_holds_a_batch_until_the_last_one_is_drawn_and_rested(monkeypatch):
+    from app import pace as pace_module
+    from app.pace import PagePace
+
+    now = [100.0]
+    monkeypatch.setattr(pace_module.time, "monotonic", lambda: now[0])
+    pace = PagePace(patience_s=5.0, rest=1.0)
+    assert pace.ready()                       # a page that never answered is never waited on
+    pace.mark_sent()
+    assert pace.ready() and pace.sent == 1
+    now[0] += 0.3
+    pace.drawn = 1                            # the page answers: pacing on, the batch took 0.3 s
+    pace.mark_sent()
+    assert not pace.ready()                   # batch 2 out, not drawn yet
+    now[0] += 0.6
+    assert not pace.ready()
+    pace.drawn = 2                            # drawn 0.6 s after it went out
+    assert not pace.ready()                   # the page rests as long as it worked
+    now[0] += 0.59
+    assert not pace.ready()
+    now[0] += 0.02
+    assert pace.ready()
+    pace.mark_sent()
+    now[0] += 4.99
+    assert not pace.ready()
+    now[0] += 0.02                            # no answer (a hidden tab paints no frames):
+    assert pace.ready()                       # one batch per patience_s all the same
+
+
+def test_a_dashboard_sends_nothing_while_the_page_draws_and_loses_no_record():
+    dash = Dashboard(sync_url=False)
+    dash.state.set_config(RunConfig(**{**TINY, "steps": 10_000_000}))
+    run = dash._on_start()
+    try:
+        dash.pace.rest = 0.0                  # (the rest after a batch: the test above)
+        new = lambda: run.buffer.since(0)[1] > dash.plots._cursors[run.id]   # noqa: E731
+        wait_for(lambda: len(run.buffer) > 3)
+        dash._pull()
+        assert dash.pace.sent == 1
+        dash.pace.drawn = 1                   # the page has answered once: pacing is on
+        wait_for(new)
+        dash._pull()
+        sent = dash.pace.sent
+        assert sent == 2
+        dash.pace.patience_s = 3600.0
+        wait_for(new)
+        before = dash.curves.length(run.id)
+        for _ in range(20):
+            dash._pull()
+        assert dash.pace.sent == sent and dash.curves.length(run.id) == before   # held back
+        dash.pace.drawn = sent
+        dash._pull()
+        assert dash.pace.sent == sent + 1 and dash.curves.length(run.id) > before
+        records = [r["step"] for r in run.buffer.records()]
+        assert list(dash.curves._runs[run.id]["curves"].data["step"]) == records[:dash.curves.length(run.id)]
+    finally:
+        dash.close()
+
+
+def test_the_spare_curves_are_built_a_figure_at_a_time_and_a_new_run_takes_them():
+    dash = Dashboard(sync_url=False)
+    assert dash.curves.has_spare                      # made with the page, whole
+    dash.state.set_config(RunConfig(**{**TINY, "steps": 10_000_000}))
+    run = dash._on_start()
+    try:
+        assert not dash.curves.has_spare              # the run took it
+        wait_for(lambda: len(run.buffer) > 3)
+        counts = lambda: [len(f.renderers) for f in dash.curves.figures.values()]   # noqa: E731
+        grown = []
+        for _ in range(20 * SLOW_EVERY):
+            before = counts()
+            dash._pull()
+            grown.append(sum(b != a for b, a in zip(before, counts())))
+            if dash.curves.has_spare:
+                break
+        # One figure per slow pull: each change makes the page lay itself out again.
+        assert dash.curves.has_spare and max(grown) == 1
+        assert sum(grown) == len(dash.curves.figures)
+        spare = dash.curves._spare
+        assert spare["curves"].name.startswith("spare-")
+        before = counts()
+        second = dash._on_start()                     # the next run takes it, and no new renderers
+        assert dash.curves._runs[second.id]["curves"] is spare["curves"]
+        assert counts() == before
+    finally:
+        dash.close()

@@ -162,6 +162,21 @@ def test_pause_answers_quickly_while_running(server, page):
     page.get_by_role("button", name="Stop").click()
 
 
+def test_the_page_tells_the_server_when_it_has_drawn_a_batch(server, page):
+    url, dashboards = server
+    open_dashboard(page, url, "?rule=np&steps=1000000")
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: total_points(page))
+    pace = dashboards[-1].pace
+    # The page's answers arrive (so batches wait for them), and never for a batch not yet sent.
+    wait_until(lambda: pace.drawn >= 3)
+    assert pace.drawn <= pace.sent
+    shown = wait_until(lambda: total_points(page))
+    drawn = pace.drawn
+    wait_until(lambda: pace.drawn > drawn and total_points(page) > shown)   # and it keeps going
+    page.get_by_role("button", name="Stop").click()
+
+
 def test_bad_value_shows_message_and_nothing_starts(server, page):
     url, _ = server
     open_dashboard(page, url)
