@@ -2,11 +2,12 @@
 
 Data flows one way. A `RunHandle` trains in its own process and fills a bounded RecordBuffer; this
 session's periodic callback *pulls* what is new (curves every 200 ms, heatmaps and status every
-fifth batch) and sends it to the browser in one held batch, but not before the page has drawn the
-last one (app/pace.py): a slow browser gets fewer, larger batches instead of a queue. Click
+fifth batch) and sends it to the browser in one held batch, but not before the page has drawn
+the last one (app/pace.py): a slow browser gets fewer, larger batches instead of a queue. Click
 handlers only flip flags on the run, so they return at once however busy training is. Each
 browser session builds its own Dashboard, so it owns its runs; they are stopped when the session
-ends (or its tab has been gone a few seconds), from callbacks registered on this object, never from main.py globals.
+ends (or its tab has been gone a few seconds), from callbacks registered on this object, never
+from main.py globals.
 
 The page's parts each have their own module: the settings sidebar (app/sidebar.py), the run
 buttons, status line and alerts (app/run_status.py), the plots and the pull that feeds them

@@ -6,8 +6,9 @@ A slow one, or one on a loaded 2-core machine, took longer than the period: batc
 behind each other, the page's main thread never went idle, and clicks waited for seconds (a
 click on "Advanced" once timed out after 30 s). So the page says when it has drawn a batch:
 `PagePace.sent` counts batches out, the page copies it into `drawn` after the next frame has
-been painted, and the dashboard sends nothing new while the two differ. Nothing is dropped: a
-skipped pull's records go out with the next batch.
+been painted, and the dashboard sends nothing new while the two differ, nor for as long again
+after (`rest`): however slow the page, its main thread is idle about half the time, and a
+click gets in. Nothing is dropped: a skipped pull's records go out with the next batch.
 
 Until the page has answered once, batches go out as before (a page where this component's
 script never runs must not lose its plots), and a page that stops answering, say a hidden tab,

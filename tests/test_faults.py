@@ -176,7 +176,9 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/app?steps=10000000")
             wait_for_bokeh(page, 60)
-            page.get_by_role("button", name="Start").click()
+            # A cold server's first page: its document can take longer than Playwright's 30 s
+            # default to draw on a loaded 2-core machine (CI once waited past it).
+            page.get_by_role("button", name="Start").click(timeout=120_000)
             page.get_by_text("— running").first.wait_for(timeout=120_000)
             family = descendants(serve.pid)
             assert len(family) >= 3              # the panel server, the forkserver, the run
@@ -312,7 +314,7 @@ def test_stop_in_the_page_ends_a_run_inside_one_long_step(tmp_path):
         page = browser.new_page()
         page.goto(url + query)
         wait_for_bokeh(page, 60)
-        page.get_by_role("button", name="Start").click()
+        page.get_by_role("button", name="Start").click(timeout=120_000)
         page.get_by_text("— running").first.wait_for(timeout=120_000)
         run = dashboards[-1].session.current
         try:
