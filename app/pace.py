@@ -29,19 +29,24 @@ class PagePace(Invisible):
 
     sent = param.Integer(default=0, doc="batches sent to the page")
     drawn = param.Integer(default=0, doc="the last batch the page reports painted")
+    took_ms = param.Number(default=0.0, doc="how long the page took to paint that batch")
     patience_s = param.Number(default=5.0, bounds=(0, None),
                               doc="the longest a batch waits for the page's answer")
     rest = param.Number(default=1.0, bounds=(0, None),
                         doc="the page's idle time after a batch, as a multiple of the time it took")
 
     # Two animation frames: the first runs before the frame that paints the batch's plots, the
-    # second after it.
+    # second after it. `took_ms` is the page's own time for the batch, frames included; the
+    # round trip through the server would count the server's and the network's time too.
     _esm = """
     export function render({ model }) {
       model.on("sent", () => {
-        const batch = model.sent;
+        const batch = model.sent, start = performance.now();
         requestAnimationFrame(() => requestAnimationFrame(() => {
-          if (model.drawn < batch) model.drawn = batch;
+          if (model.drawn < batch) {
+            model.took_ms = performance.now() - start;
+            model.drawn = batch;
+          }
         }));
       });
       const el = document.createElement("span");
@@ -52,12 +57,11 @@ class PagePace(Invisible):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._sent_at = self._drawn_at = self._took_s = 0.0
+        self._sent_at = self._drawn_at = 0.0
         self.param.watch(self._on_drawn, "drawn")
 
     def _on_drawn(self, _event) -> None:
         self._drawn_at = time.monotonic()
-        self._took_s = self._drawn_at - self._sent_at
 
     def ready(self) -> bool:
         """Whether the next batch may go out now."""
@@ -66,7 +70,7 @@ class PagePace(Invisible):
             return True
         if self.drawn < self.sent:
             return now - self._sent_at >= self.patience_s
-        return now - self._drawn_at >= self.rest * self._took_s
+        return now - self._drawn_at >= self.rest * self.took_ms / 1000
 
     def mark_sent(self) -> None:
         """Count one batch out; call it inside the batch's `pn.io.hold()` so the count travels

@@ -595,13 +595,13 @@ def test_the_page_pace_holds_a_batch_until_the_last_one_is_drawn_and_rested(monk
     pace.mark_sent()
     assert pace.ready() and pace.sent == 1
     now[0] += 0.3
-    pace.drawn = 1                            # the page answers: pacing on, the batch took 0.3 s
+    pace.param.update(took_ms=250.0, drawn=1)   # the page answers: pacing on
     pace.mark_sent()
     assert not pace.ready()                   # batch 2 out, not drawn yet
-    now[0] += 0.6
+    now[0] += 0.9
     assert not pace.ready()
-    pace.drawn = 2                            # drawn 0.6 s after it went out
-    assert not pace.ready()                   # the page rests as long as it worked
+    pace.param.update(took_ms=600.0, drawn=2)   # the page painted it in 0.6 s of its own
+    assert not pace.ready()                   # and rests as long as it worked
     now[0] += 0.59
     assert not pace.ready()
     now[0] += 0.02
