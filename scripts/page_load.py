@@ -9,10 +9,10 @@ run and, over a window of seconds, measures inside the page:
 - batches the server sent and records that reached the curves;
 - pause: the time from a click on Pause to the status line saying "paused".
 
-`--unpaced` sends a batch every 200 ms whatever the page has drawn (the dashboard before
-app/pace.py), for the comparison in one run:
+`--unpaced` also measures the same dashboard sending a batch every 200 ms whatever the page has
+drawn (as before app/pace.py), for the comparison in one run:
 
-    .venv/bin/python scripts/page_load.py --throttle 1 4 --seconds 20
+    .venv/bin/python scripts/page_load.py --throttle 1 2 --seconds 15 --unpaced
 """
 
 from __future__ import annotations
