@@ -7,7 +7,7 @@ behind each other, the page's main thread never went idle, and clicks waited for
 click on "Advanced" once timed out after 30 s). So the page says when it has drawn a batch:
 `PagePace.sent` counts batches out, the page copies it into `drawn` after the next frame has
 been painted, and the dashboard sends nothing new while the two differ, nor for as long again
-after (`rest`): however slow the page, its main thread is idle about half the time, and a
+after (`rest`, timed by the page's own paint): the page gets idle time between batches, and a
 click gets in. Nothing is dropped: a skipped pull's records go out with the next batch.
 
 Until the page has answered once, batches go out as before (a page where this component's
