@@ -151,9 +151,8 @@ class CurvePlots:
             self.steps_axis.end = steps
         spare = self._spare if self._spare is not None and n_layers <= self._spare["n_layers"] else None
         if spare is not None:
+            self.prepare_spare(whole=True)       # a spare still being built: finish it now
             self._spare = None
-            while spare["todo"]:                 # a spare still being built: finish it now
-                self._add_renderers(spare, spare["todo"].pop(0), "#999999", visible=False)
             made = spare
         else:
             made = self._make(f"new-{self._made}", n_layers, color)
