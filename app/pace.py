@@ -10,9 +10,12 @@ been painted, and the dashboard sends nothing new while the two differ, nor for 
 after (`rest`, timed by the page's own paint): the page gets idle time between batches, and a
 click gets in. Nothing is dropped: a skipped pull's records go out with the next batch.
 
-Until the page has answered once, batches go out as before (a page where this component's
-script never runs must not lose its plots), and a page that stops answering, say a hidden tab,
-whose frames the browser stops painting, still gets one batch every `patience_s` seconds.
+The script says it runs (`answering`) as soon as the page renders it, before any batch: on a
+slow page a run's first answer can come many seconds after its Start, and the batches sent
+meanwhile without waiting had piled up (59 of them at 4× CPU throttling, a minute of drawing
+with clicks queued behind it). Where the script never runs, batches go out as before, so such
+a page keeps its plots. A page that stops answering, say a hidden tab, whose frames the browser
+stops painting, still gets one batch every `patience_s` seconds.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from app.address_bar import Invisible
 class PagePace(Invisible):
     """Invisible. Holds back the next batch until the page has painted the last one."""
 
+    answering = param.Boolean(default=False, doc="the page runs this component's script")
     sent = param.Integer(default=0, doc="batches sent to the page")
     drawn = param.Integer(default=0, doc="the last batch the page reports painted")
     took_ms = param.Number(default=0.0, doc="how long the page took to paint that batch")
@@ -40,6 +44,7 @@ class PagePace(Invisible):
     # round trip through the server would count the server's and the network's time too.
     _esm = """
     export function render({ model }) {
+      model.answering = true;
       model.on("sent", () => {
         const batch = model.sent, start = performance.now();
         requestAnimationFrame(() => requestAnimationFrame(() => {
@@ -66,7 +71,7 @@ class PagePace(Invisible):
     def ready(self) -> bool:
         """Whether the next batch may go out now."""
         now = time.monotonic()
-        if self.drawn == 0:
+        if not self.answering:
             return True
         if self.drawn < self.sent:
             return now - self._sent_at >= self.patience_s

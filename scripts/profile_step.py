@@ -6,6 +6,11 @@ differs most.
 
     .venv/bin/python scripts/profile_step.py                  # np against bp on 784-256-256-10
     .venv/bin/python scripts/profile_step.py --rule sg --steps 300
+    .venv/bin/python scripts/profile_step.py --against np-floor     # np's glue above its floor
+    .venv/bin/python scripts/profile_step.py --rule bp --against baseline   # the trainer's own
+
+Besides the rules, --rule and --against take the bench's `baseline` and its floors
+(`np-floor`, `np-dfa-floor`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ def profile(rule: str, net: dict, data, steps: int) -> dict[str, tuple[float, fl
     from torch.profiler import profile as torch_profile
 
     from engine import bench
-    step = bench._trainer_step(rule, net, net["batch"], data, "cpu", metrics=False)
+    from engine.config import RunConfig
+    if rule == "baseline":
+        step = bench.Baseline(net, net["batch"], data, RunConfig(lr=bench.BENCH_LR), "cpu").step
+    elif rule in bench.FLOORS:
+        step = bench.FLOORS[rule][0](net, net["batch"], data, RunConfig(lr=bench.BENCH_LR), "cpu").step
+    else:
+        step = bench._trainer_step(rule, net, net["batch"], data, "cpu", metrics=False)
     for _ in range(50):
         step()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:

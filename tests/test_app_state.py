@@ -591,11 +591,14 @@ def test_the_page_pace_holds_a_batch_until_the_last_one_is_drawn_and_rested(monk
     now = [100.0]
     monkeypatch.setattr(pace_module.time, "monotonic", lambda: now[0])
     pace = PagePace(patience_s=5.0, rest=1.0)
-    assert pace.ready()                       # a page that never answered is never waited on
+    assert pace.ready()                       # a page whose script does not run is never waited on
     pace.mark_sent()
     assert pace.ready() and pace.sent == 1
+    pace.answering = True                     # the script runs: from now on it is paced
+    assert not pace.ready()                   # batch 1 waits for the page, before any answer
     now[0] += 0.3
-    pace.param.update(took_ms=250.0, drawn=1)   # the page answers: pacing on
+    pace.param.update(took_ms=250.0, drawn=1)   # the page answers
+    now[0] += 0.25
     pace.mark_sent()
     assert not pace.ready()                   # batch 2 out, not drawn yet
     now[0] += 0.9
@@ -621,9 +624,10 @@ def test_a_dashboard_sends_nothing_while_the_page_draws_and_loses_no_record():
         dash.pace.rest = 0.0                  # (the rest after a batch: the test above)
         new = lambda: run.buffer.since(0)[1] > dash.plots._cursors[run.id]   # noqa: E731
         wait_for(lambda: len(run.buffer) > 3)
+        dash.pace.answering = True            # the page runs the pace's script: pacing is on
         dash._pull()
         assert dash.pace.sent == 1
-        dash.pace.drawn = 1                   # the page has answered once: pacing is on
+        dash.pace.drawn = 1                   # the page has drawn batch 1
         wait_for(new)
         dash._pull()
         sent = dash.pace.sent

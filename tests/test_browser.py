@@ -168,6 +168,7 @@ def test_the_page_tells_the_server_when_it_has_drawn_a_batch(server, page):
     page.get_by_role("button", name="Start").click()
     wait_until(lambda: total_points(page))
     pace = dashboards[-1].pace
+    assert pace.answering                   # the page said its script runs, so batch 1 waited too
     # The page's answers arrive (so batches wait for them), and never for a batch not yet sent.
     wait_until(lambda: pace.drawn >= 3)
     assert pace.drawn <= pace.sent and pace.took_ms > 0     # with the time it took to paint
