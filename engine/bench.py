@@ -210,6 +210,17 @@ class DirectNodePerturbationFloor(NodePerturbationFloor):
 FLOORS = {"np-floor": (NodePerturbationFloor, "np"), "np-dfa-floor": (DirectNodePerturbationFloor, "np-dfa")}
 
 
+def reference_steps(net: dict, data: Dataset, device) -> dict[str, Callable[[], Any]]:
+    """The steps the rules are measured against: the plain autograd `baseline` and, on MLPs,
+    the NP floors."""
+    cfg = RunConfig(lr=BENCH_LR)
+    steps = {"baseline": Baseline(net, net["batch"], data, cfg, device).step}
+    if net["model"] == "mlp":
+        steps.update({name: floor(net, net["batch"], data, cfg, device).step
+                      for name, (floor, _) in FLOORS.items()})
+    return steps
+
+
 def _trainer_step(rule: str, net: dict, batch: int, data: Dataset, device: str,
                   metrics: bool) -> Callable[[], Any]:
     overrides = dict(VARIANTS.get(rule, {"rule": rule}))
@@ -287,12 +298,7 @@ def run_benchmark(device: str = "cpu", quick: bool = False, threads: int | None 
         if progress is not None:
             print(f"timing {net['name']} (batch {net['batch']}) …", file=progress, flush=True)
         data = random_dataset(dev)
-        base_cfg = RunConfig(lr=BENCH_LR)
-        candidates: dict[str, Callable[[], Any]] = {
-            "baseline": Baseline(net, net["batch"], data, base_cfg, dev).step}
-        if net["model"] == "mlp":
-            for name, (floor, _) in FLOORS.items():
-                candidates[name] = floor(net, net["batch"], data, base_cfg, dev).step
+        candidates: dict[str, Callable[[], Any]] = reference_steps(net, data, dev)
         for rule in rules:
             candidates[rule] = _trainer_step(rule, net, net["batch"], data, device, True)
             candidates[rule + ":off"] = _trainer_step(rule, net, net["batch"], data, device, False)

@@ -28,13 +28,9 @@ def profile(rule: str, net: dict, data, steps: int) -> dict[str, tuple[float, fl
     from torch.profiler import profile as torch_profile
 
     from engine import bench
-    from engine.config import RunConfig
-    if rule == "baseline":
-        step = bench.Baseline(net, net["batch"], data, RunConfig(lr=bench.BENCH_LR), "cpu").step
-    elif rule in bench.FLOORS:
-        step = bench.FLOORS[rule][0](net, net["batch"], data, RunConfig(lr=bench.BENCH_LR), "cpu").step
-    else:
-        step = bench._trainer_step(rule, net, net["batch"], data, "cpu", metrics=False)
+    references = bench.reference_steps(net, data, "cpu")
+    step = references[rule] if rule in references else bench._trainer_step(
+        rule, net, net["batch"], data, "cpu", metrics=False)
     for _ in range(50):
         step()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
