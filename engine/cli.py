@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # modules); every file of the run is written and closed by now, so end at once.
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.flush()
+                if stream is not None:             # None: started with the descriptor closed
+                    stream.flush()
             except (OSError, ValueError):
                 pass
         os._exit(code)

@@ -11,7 +11,7 @@ import time
 from engine.cli_common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError,
                                _dumps, _err, _fmt)
 from engine.cli_parser import config_from_args
-from engine.config import RunConfig, parse_int, settings
+from engine.config import ConfigError, RunConfig, parse_int, settings
 from engine.metric_names import METRICS
 from engine.control import Control, Status, drive
 from engine.download import one_line
@@ -38,6 +38,20 @@ def _print_summary(result: dict, seconds: float) -> None:
         print(f"saved to {result['run_dir']}")
 
 
+def _report(result: dict, status: str, seconds: float, as_json: bool) -> None:
+    """The run's outcome on stdout; OSError when stdout cannot take it (closed: no stdout at all)."""
+    if sys.stdout is None:
+        raise OSError("it is closed")
+    if as_json:
+        print(_dumps(result))
+    elif status in (Status.DIVERGED, Status.FAILED):
+        if result.get("run_dir") and not result.get("save_error"):
+            print(f"saved to {result['run_dir']}")
+    else:
+        _print_summary(result, seconds)
+    sys.stdout.flush()                             # a full device says so here, not at exit
+
+
 # ----------------------------------------------------------------- commands
 def _resumed(args: argparse.Namespace):
     """(config, checkpoint) of the run folder --resume names; UsageError, one line, if unusable."""
@@ -48,22 +62,35 @@ def _resumed(args: argparse.Namespace):
     if args.no_save:
         raise UsageError("--resume writes into the run's folder; drop --no-save")
     from engine.runs import UnreadableRun, load_summary, read_checkpoint
-    if (load_summary(args.resume) or {}).get("status") == Status.RUNNING:
-        raise UsageError(f"resume={args.resume!r} is not allowed: that run is still running; "
-                         "stop it first (or wait for it to end)")
     try:
+        if (load_summary(args.resume, strict=True) or {}).get("status") == Status.RUNNING:
+            raise UsageError(f"resume={args.resume!r} is not allowed: that run is still running; "
+                             "stop it first (or wait for it to end)")
         state = read_checkpoint(args.resume)
     except UnreadableRun as exc:
         hint = " (give a run folder written by creditlab train)" if "does not exist" in str(exc) else ""
         raise UsageError(f"resume={args.resume!r} is not allowed: {exc}{hint}") from None
     cfg = RunConfig.from_dict(state["config"])
-    done = int(state.get("step", 0))
+    done = state["step"]
     if args.steps is not None:
         cfg.steps = parse_int("steps", args.steps)
     if cfg.steps <= done:
         raise UsageError(f"steps={cfg.steps} is not allowed with --resume: the run has done "
                          f"{done} steps already; give --steps larger than {done}")
-    return cfg.validate(), state
+    try:
+        return cfg.validate(), state
+    except ConfigError as exc:              # e.g. a rule that is not installed here
+        raise UsageError(f"resume={args.resume!r} is not allowed: checkpoint.pt's config: {exc}") from None
+
+
+def _restored(trainer, state: dict, folder: str) -> None:
+    """Restore a checkpoint that read_checkpoint accepted: its tensors must also fit the
+    network its config builds (one edited by hand, or from another version, may not)."""
+    try:
+        trainer.restore(state)
+    except Exception as exc:                # noqa: BLE001  torch says it in many types
+        raise UsageError(f"resume={folder!r} is not allowed: checkpoint.pt does not fit the run its "
+                         f"config describes ({type(exc).__name__}: {one_line(exc)[:300]})") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -83,15 +110,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)
     if state is not None:
-        trainer.restore(state)
+        _restored(trainer, state, args.resume)
     writer = None
     if not args.no_save:
-        from engine.runs import RunWriter
+        from engine.runs import RunWriter, UnreadableRun
         try:
             writer = RunWriter(args.out, trainer, resume=args.resume)
         except OSError as exc:
             raise UsageError(f"cannot save the run under out={args.out!r}: "
                              f"{exc.strerror or exc}; choose another --out or pass --no-save") from None
+        except UnreadableRun as exc:       # the resumed run's metrics: kept, not overwritten
+            raise UsageError(f"resume={args.resume!r} is not allowed: {exc}") from None
 
     bar = None
     if not args.quiet:
@@ -158,13 +187,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     result["seconds"] = seconds
     result["config"] = cfg.to_dict()
 
-    if args.json:
-        print(_dumps(result), flush=True)
-    elif status in (Status.DIVERGED, Status.FAILED):
-        if result.get("run_dir") and not result.get("save_error"):
-            print(f"saved to {result['run_dir']}")
-    else:
-        _print_summary(result, seconds)
+    reported = True
+    try:
+        _report(result, status, seconds, args.json)
+    except OSError as exc:                         # stdout closed, full, or a broken pipe
+        reported = False
+        saved = f" (the run is saved in {result['run_dir']})" if result.get("run_dir") else ""
+        _err(f"cannot write the result to stdout: {exc.strerror or exc}{saved}")
     if result.get("save_error"):                   # the outcome below keeps its own exit status
         _err(result["save_error"])
     if status == Status.FAILED:
@@ -180,4 +209,4 @@ def cmd_train(args: argparse.Namespace) -> int:
                  if result.get("run_dir") and not result.get("save_error") else ""),
               file=sys.stderr)
         return 128 + received[0] if received else EXIT_INTERRUPTED
-    return EXIT_FAILURE if result.get("save_error") else EXIT_OK
+    return EXIT_FAILURE if result.get("save_error") or not reported else EXIT_OK

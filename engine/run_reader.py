@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ import pandas as pd
 
 from engine.config import RunConfig
 from engine.control import Status
-from engine.run_layout import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, width_label
+from engine.run_layout import (CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE,
+                               process_started, read_regular, width_label)
 
 LIST_COLUMNS = ["id", "rule", "dataset", "depth", "width", "seed", "steps", "status",
                 "test_accuracy", "test_loss", "path"]
@@ -32,17 +35,21 @@ class UnreadableRun(ValueError):
 
 def read_json_object(path: Path) -> dict | None:
     """A JSON object from `path`; None when the file is absent; UnreadableRun when it is not
-    UTF-8, not JSON or not an object."""
+    a regular file of at most MAX_JSON_BYTES, not UTF-8, not JSON or not an object."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_regular(path, MAX_JSON_BYTES).decode("utf-8")
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise UnreadableRun(f"{path.name}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UnreadableRun(f"{path.name}: not UTF-8 text") from None
+    except ValueError as exc:
+        raise UnreadableRun(f"{path.name}: {exc}") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise UnreadableRun(f"{path.name}: nested too deeply to be a run's JSON") from None
     except ValueError as exc:
         raise UnreadableRun(f"{path.name}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -144,32 +151,90 @@ def load_run(path: str | os.PathLike) -> tuple[RunConfig, pd.DataFrame]:
     """(RunConfig, metrics DataFrame) of a run folder; an empty frame if nothing was logged yet.
     UnreadableRun names the file when either cannot be read."""
     path = Path(path)
-    cfg = read_config(path)
-    metrics = path / METRICS_FILE
+    return read_config(path), read_metrics(path)
+
+
+def read_metrics(path: str | os.PathLike) -> pd.DataFrame:
+    """metrics.parquet of a run folder (an empty frame when there is none yet); UnreadableRun
+    naming the file when it cannot be read or has no integer step column."""
+    import pyarrow as pa
+
     try:
-        df = pd.read_parquet(metrics) if metrics.exists() else pd.DataFrame()
+        data = read_regular(Path(path) / METRICS_FILE, None)
+    except FileNotFoundError:
+        return pd.DataFrame()
+    except (OSError, ValueError) as exc:
+        raise UnreadableRun(f"{METRICS_FILE}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        df = pd.read_parquet(pa.BufferReader(data))
     except Exception as exc:                # pyarrow raises its own types for a damaged file
         raise UnreadableRun(f"{METRICS_FILE}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if len(df) and "step" not in df:
         raise UnreadableRun(f"{METRICS_FILE}: has no step column")
-    return cfg, df
+    if len(df) and not pd.api.types.is_integer_dtype(df["step"]):
+        raise UnreadableRun(f"{METRICS_FILE}: its step column holds {df['step'].dtype}, not integers")
+    return df
+
+
+# What `Trainer.checkpoint()` writes, key by key: the types a checkpoint must hold to be resumed.
+CHECKPOINT_KEYS = {"config": dict, "step": int, "model": dict, "optimizer": dict, "rule": dict,
+                   "generators": dict, "order": "tensor", "cursor": int}
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """checkpoint.pt of a run folder: `Trainer.checkpoint()`'s state, on the CPU (what
     `Trainer.restore` continues from, and where a finished run's weights are). UnreadableRun,
-    naming the file, when it is absent or cannot be read."""
+    naming the file, when it is absent, cannot be read or is not such a state.
+
+    Run folders are shared, so the file is anyone's: it is unpickled with torch's
+    `weights_only` loader, which builds tensors and plain containers and refuses any other
+    object, so a crafted pickle cannot run code. It is read whole first (a regular file, no
+    larger than the memory free now): a FIFO or a device cannot hang or flood the reader."""
+    import io
+
     import torch
 
+    from engine.memory import free_bytes
+
     file = Path(path) / CHECKPOINT_FILE
-    if not file.is_file():
-        raise UnreadableRun(f"{file} does not exist")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=False)
-        RunConfig.from_dict(state["config"])
-    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+        data = read_regular(file, free_bytes(torch.device("cpu")))
+    except FileNotFoundError:
+        raise UnreadableRun(f"{file} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise UnreadableRun(f"{file} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        with warnings.catch_warnings():     # torch warns of odd pickle protocols: noise here
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnreadableRun(f"{file} cannot be read: it is not a checkpoint of tensors and plain "
+                            "data (anything else is refused, never loaded)") from None
+    except Exception as exc:                # torch's zip reader raises RuntimeError and others
         raise UnreadableRun(f"{file} cannot be read ({type(exc).__name__})") from None
+    _check_state(state, file)
     return state
+
+
+def _check_state(state: Any, file: Path) -> None:
+    """UnreadableRun unless `state` has the keys and types of `Trainer.checkpoint()`'s state."""
+    import torch
+
+    if not isinstance(state, dict):
+        raise UnreadableRun(f"{file} holds {type(state).__name__}, not a run's checkpoint")
+    for key, kind in CHECKPOINT_KEYS.items():
+        value = state.get(key)
+        ok = (isinstance(value, torch.Tensor) if kind == "tensor"
+              else isinstance(value, kind) and not isinstance(value, bool))
+        if not ok:
+            what = "missing" if value is None else f"a {type(value).__name__}"
+            raise UnreadableRun(f"{file}: its {key} is {what}, not a checkpoint's")
+    if not 0 <= state["step"] < 2**63:
+        raise UnreadableRun(f"{file}: its step is not a step count")
+    try:
+        RunConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as exc:
+        raise UnreadableRun(f"{file}: its config: {' '.join(str(exc).split())}") from None
 
 
 def load_summary(path: str | os.PathLike, strict: bool = False) -> dict | None:
@@ -184,12 +249,22 @@ def load_summary(path: str | os.PathLike, strict: bool = False) -> dict | None:
     return summary
 
 
+# Linux's largest pid (pid_max cannot be set higher); 0 and negative numbers name groups.
+PID_MAX = 1 << 22
+
+
 def _gone(summary: dict) -> bool:
     """Whether the process that wrote a "running" summary no longer runs (on this host; a run
-    on another host cannot be checked and counts as alive)."""
+    on another host cannot be checked and counts as alive). A pid that no process can have,
+    or one now held by a process that started later than the run's, is gone."""
     pid = summary.get("pid")
-    if not isinstance(pid, int) or summary.get("host") != socket.gethostname():
+    if isinstance(pid, bool) or not isinstance(pid, int) or summary.get("host") != socket.gethostname():
         return False
+    if not 0 < pid <= PID_MAX:
+        return True
+    started = summary.get("pid_started")
+    if isinstance(started, int) and process_started(pid) not in (None, started):
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

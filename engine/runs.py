@@ -43,9 +43,10 @@ import pandas as pd
 from engine.config import LIVE_FIELDS, RunConfig
 from engine.control import Status
 from engine.errors import SaveError
-from engine.run_layout import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, width_label
+from engine.run_layout import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, process_started,
+                               width_label)
 from engine.run_reader import (UnreadableRun, list_runs, load_run, load_summary, read_checkpoint, read_config,
-                               read_json_object, try_read_json_object)
+                               read_json_object, read_metrics, try_read_json_object)
 from engine.stream import flatten_record
 
 # Re-exported with the readers above: engine.runs is where run folders are read and written from.
@@ -158,11 +159,10 @@ class RunWriter:
         self.checkpoint_step: int | None = None     # the step of the last checkpoint written
         self.started_at = time.time()
         self.last_step = trainer.step_count
-        if resume is not None and (self.path / METRICS_FILE).is_file():
+        done = read_metrics(self.path) if resume is not None else pd.DataFrame()
+        if len(done):
             import pyarrow as pa
-            import pyarrow.parquet as pq
 
-            done = pq.read_table(self.path / METRICS_FILE).to_pandas()
             done = done[done["step"] <= trainer.step_count].copy()
             for name, value in self._fixed.items():    # e.g. steps: the run's setting is now this
                 done[name] = value
@@ -214,7 +214,16 @@ class RunWriter:
         import torch
 
         step = self.trainer.step_count
-        self._save(CHECKPOINT_FILE, lambda tmp: torch.save(self.trainer.checkpoint(), tmp))
+        state = self.trainer.checkpoint()
+
+        def write(tmp):
+            # Through a Python file: given a path, torch writes itself and reports a full disk
+            # as a RuntimeError, which would escape the writer's handling of failed writes.
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+        self._save(CHECKPOINT_FILE, write)
         self._last_checkpoint, self.checkpoint_step = time.monotonic(), step
 
     def _save(self, name: str, write) -> None:
@@ -234,7 +243,9 @@ class RunWriter:
 
     def _summary_text(self, data: dict) -> str:
         return json.dumps(json_safe({
-            "run_id": self.run_id, **data, "pid": os.getpid(), "host": socket.gethostname(),
+            "run_id": self.run_id, **data, "pid": os.getpid(),
+            "pid_started": process_started(os.getpid()),     # tells this process from a later one
+            "host": socket.gethostname(),
             "started_at": _iso(self.started_at), "updated_at": _iso(time.time()),
             "wall_seconds": time.time() - self.started_at}), indent=2, allow_nan=False) + "\n"
 
@@ -284,5 +295,5 @@ def _iso(t: float) -> str:
 
 
 __all__ = ["RunWriter", "SaveError", "UnreadableRun", "list_runs", "load_run", "load_summary", "read_checkpoint",
-           "read_config", "read_json_object", "try_read_json_object", "new_run_id", "json_safe",
+           "read_config", "read_json_object", "read_metrics", "try_read_json_object", "new_run_id", "json_safe",
            "hyperparameter_columns", "width_label"]

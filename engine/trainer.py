@@ -312,7 +312,12 @@ class Trainer:
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from `checkpoint()`'s state: the next step is the one the saved run would
         have taken (same batches, same noise), so a resumed run's history equals an
-        uninterrupted one's."""
+        uninterrupted one's. ValueError when the state's batch order cannot be this run's."""
+        order, cursor = state["order"], int(state["cursor"])
+        n = self.data.x_train.shape[0]
+        if (order.dim() != 1 or order.dtype != torch.long or not 0 <= cursor <= order.numel()
+                or (order.numel() and not 0 <= int(order.min()) <= int(order.max()) < n)):
+            raise ValueError(f"its batch order is not one over this run's {n} training samples")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rule.load_state_dict(state["rule"])
@@ -320,6 +325,6 @@ class Trainer:
         self._logged_losses = 0
         self.generator.set_state(state["generators"]["rule"])
         self.batch_generator.set_state(state["generators"]["batch"])
-        self._order = state["order"].to(self.device)
-        self._cursor = int(state["cursor"])
+        self._order = order.to(self.device)
+        self._cursor = cursor
         self._last_record = state.get("last_record")
