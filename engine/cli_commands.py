@@ -32,10 +32,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
                       for v in shown["steps"]]
     for col in ("rule", "dataset", "depth", "width", "seed"):     # blank in unreadable rows
         shown[col] = [_cell(v) for v in shown[col]]
+    for col in ("id", "rule", "dataset", "status"):      # folder names and files are anyone's
+        shown[col] = [_printable(v) for v in shown[col]]
     shown = shown.rename(columns={"test_accuracy": "test_acc_%"})
     print(shown.to_string(index=False))
     print(f"{len(df)} run{'s' if len(df) != 1 else ''} in {args.out}")
     return EXIT_OK
+
+
+def _printable(value) -> str:
+    """`value` as text a terminal shows as it is: control characters (an escape sequence in a
+    folder name could rewrite the screen) are written as their escapes."""
+    text = str(value)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -281,6 +281,14 @@ def test_one_bad_folder_does_not_stop_the_listing(original, tmp_path, capsys, pl
     load_summary(root / "z-bad-run")                            # reads, never raises
 
 
+def test_the_listing_shows_control_characters_in_folder_names_as_escapes(original, tmp_path, capsys):
+    root = tmp_path / "runs"
+    shutil.copytree(original, root / "evil\x1b[2J\x1b]0;owned\x07\nname")
+    rc, err, out = _cli(capsys, "runs", "--out", str(root))
+    assert rc == 0 and not err
+    assert "\x1b" not in out and "\\x1b[2J" in out and "\\n" in out
+
+
 def test_a_killed_runs_reused_pid_does_not_make_it_running(run):
     """A "running" summary whose pid now belongs to another process (here: this one, started
     after the run) reads "interrupted"."""
