@@ -41,6 +41,7 @@ from app.notebook import EchoFilter, FollowingPull, inline_markup
 from app.pace import PagePace
 from app.run_status import RunStatus, display_name, wrapping_row
 from app.runner import RunHandle, SessionRuns
+from app.safe_text import md_text
 from app.sidebar import ALL, SettingsSidebar
 from app.state import ConfigState, format_width
 
@@ -148,7 +149,7 @@ class Dashboard(pn.viewable.Viewer):
         error = self.state.error()
         if events:
             self._url_problem = ""
-        lines = [self._url_problem] + ([f"**Setting not allowed:** {error}"] if error else [])
+        lines = [self._url_problem] + ([f"**Setting not allowed:** {md_text(error)}"] if error else [])
         self.config_alert.object = "\n\n".join(line for line in lines if line)
         self.config_alert.visible = bool(self.config_alert.object)
         self.run_status.start_button.disabled = False   # Start re-checks and explains; never a dead button
@@ -170,7 +171,7 @@ class Dashboard(pn.viewable.Viewer):
         try:
             run.set(**{event.name: event.new for event in events})
         except ConfigError as exc:
-            self.config_alert.object = f"**Live change refused:** {exc}"
+            self.config_alert.object = f"**Live change refused:** {md_text(exc)}"
             self.config_alert.visible = True
 
     def _show_network(self) -> None:
@@ -194,7 +195,7 @@ class Dashboard(pn.viewable.Viewer):
         bad = self.state.update_from_query(query)
         if bad:       # kept above any setting message until the user edits a setting
             self._url_problem = ("**The link has settings that cannot be read** (defaults used): "
-                                 + ", ".join(f"{n}={_first(args[n])!r}" for n in bad))
+                                 + ", ".join(md_text(f"{n}={_last(args[n])!r}") for n in bad))
 
     def _write_url(self) -> None:
         if not getattr(self, "_sync_url", False):
@@ -209,7 +210,7 @@ class Dashboard(pn.viewable.Viewer):
         try:
             cfg = self.state.to_config()
         except ConfigError as exc:
-            self.config_alert.object = f"**Not started:** {exc}"
+            self.config_alert.object = f"**Not started:** {md_text(exc)}"
             self.config_alert.visible = True
             return None
         self.config_alert.visible = False
@@ -278,7 +279,7 @@ class Dashboard(pn.viewable.Viewer):
         try:
             saved = SavedRun(folder)
         except Exception as exc:          # a foreign or half-written folder: say so, keep serving
-            self.run_alert.object = f"**Could not load {folder}:** {type(exc).__name__}: {exc}"
+            self.run_alert.object = f"**Could not load {md_text(folder)}:** {md_text(f'{type(exc).__name__}: {exc}')}"
             self.run_alert.visible = True
             return
         if any(run.id == saved.id for run in self.session.runs):
@@ -366,7 +367,19 @@ class Dashboard(pn.viewable.Viewer):
 def _first(value):
     if isinstance(value, (list, tuple)) and value:
         value = value[0]
-    return value.decode() if isinstance(value, bytes) else value
+    return _text(value)
+
+
+def _last(value):
+    """The value of a query parameter given more than once that ConfigState reads: the last."""
+    if isinstance(value, (list, tuple)) and value:
+        value = value[-1]
+    return _text(value)
+
+
+def _text(value):
+    # A link can carry bytes that are not UTF-8 ("%ff"): kept, as escapes, to be named.
+    return value.decode(errors="surrogateescape") if isinstance(value, bytes) else value
 
 
 def _as_text(value: Any) -> str:

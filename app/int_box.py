@@ -16,6 +16,8 @@ import param
 from engine.config import ConfigError
 from engine.values import check_integer, parse_int
 
+from app.safe_text import md_text, text_pane
+
 
 class IntBox(pn.viewable.Viewer):
     """A labelled integer text box with its one-line message; `value` is the last good number."""
@@ -29,8 +31,9 @@ class IntBox(pn.viewable.Viewer):
         self.key, self.start, self.end = key, start, end
         bounds = f"a whole number from {start}" + (f" to {end}" if end is not None else " up")
         self.box = pn.widgets.TextInput(label=label, value=str(value), description=bounds, **params)
-        self.message = pn.pane.Markdown("", visible=False, margin=(0, 10),
-                                        styles={"color": "#a30000", "font-size": "0.9em"})
+        # The message quotes what was typed: a pane for outside text (app/safe_text.py).
+        self.message = text_pane("", visible=False, margin=(0, 10),
+                                 styles={"color": "#a30000", "font-size": "0.9em"})
         self._showing = False
         self.box.param.watch(self._typed, "value")
         self.param.watch(self._show, "value")
@@ -54,7 +57,7 @@ class IntBox(pn.viewable.Viewer):
         else:
             self.error = ""
             self.value = value
-        self.message.object = self.error
+        self.message.object = md_text(self.error)
         self.message.visible = bool(self.error)
 
     def _show(self, event) -> None:

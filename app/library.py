@@ -19,6 +19,7 @@ from engine.runs import METRICS_FILE, UnreadableRun, load_run, load_summary, rea
 from engine.stream import flatten_record
 
 from app.network_view import hidden_layers
+from app.safe_text import plain
 from app.state import format_width, run_label
 
 
@@ -29,28 +30,41 @@ def runs_root() -> Path:
 
 def list_saved_runs(root: Path | None = None) -> dict[str, str]:
     """{display name: folder} of the run folders under root that have metrics, newest first;
-    one that cannot be read is listed as "<id>: unreadable: <why>" (loading it says so too)."""
+    one that cannot be read is listed as "<id>: unreadable: <why>" (loading it says so too).
+    The names are plain text (app/safe_text.py): folder names and files are anyone's."""
     root = Path(root or runs_root())
-    if not root.is_dir():
+    try:
+        folders = list(root.iterdir()) if root.is_dir() else []
+    except OSError:
         return {}
     found = []
-    for folder in root.iterdir():
-        if (folder / METRICS_FILE).is_file():
-            found.append((folder.stat().st_mtime, folder))
+    for folder in folders:
+        try:
+            if (folder / METRICS_FILE).is_file():
+                found.append((folder.stat().st_mtime, folder))
+        except OSError:                            # unreadable, or gone since it was listed
+            continue
     out = {}
     for _, folder in sorted(found, reverse=True):
-        try:
-            name = f"{folder.name}: {run_label(read_config(folder))}"
-        except UnreadableRun as exc:
-            out[f"{folder.name}: unreadable: {exc}"] = str(folder)
-            continue
+        out[plain(_describe(folder))] = str(folder)
+    return out
+
+
+def _describe(folder: Path) -> str:
+    """A run folder's line in the list. Never raises: the list is built with the page, and one
+    folder that cannot be read must not keep the page from being built."""
+    try:
+        name = f"{folder.name}: {run_label(read_config(folder))}"
         summary = load_summary(folder) or {}
         status = summary.get("status", "unknown")
         if status != Status.FINISHED:              # e.g. "interrupted at step 1,200": its process died
             steps = summary.get("steps")
             name += f" ({status}" + (f" at step {steps:,})" if isinstance(steps, int) else ")")
-        out[name] = str(folder)
-    return out
+        return name
+    except UnreadableRun as exc:
+        return f"{folder.name}: unreadable: {exc}"
+    except Exception as exc:                       # values the readers let through (e.g. an unknown rule)
+        return f"{folder.name}: unreadable: {type(exc).__name__}: {exc}"
 
 
 class SavedRun:
@@ -63,16 +77,17 @@ class SavedRun:
 
     def __init__(self, folder: str | Path):
         folder = Path(folder)
-        self.id = f"saved-{folder.name}"
+        self.id = f"saved-{plain(folder.name)}"        # (it names the run's data sources on the page)
         self.cfg, self.frame = load_run(folder)
-        self.label = f"{run_label(self.cfg)} [{folder.name}]"
+        self.label = plain(f"{run_label(self.cfg)} [{folder.name}]")
         self.step_count = int(self.frame["step"].max()) if len(self.frame) else 0
+        self._layers = hidden_layers(self.cfg)     # now, so that a config it cannot draw fails the load
 
     def rows(self) -> list[dict[str, Any]]:
         return self.frame.to_dict("records")
 
     def n_layers(self) -> int:
-        return hidden_layers(self.cfg)          # (a conv net's layers are its own)
+        return self._layers                     # (a conv net's layers are its own)
 
 
 def run_rows(run: Any) -> list[dict[str, Any]]:

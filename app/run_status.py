@@ -8,7 +8,6 @@ between two of those when the current run's status changed (finished, diverged).
 
 from __future__ import annotations
 
-import html
 import time
 from typing import Any
 
@@ -18,6 +17,7 @@ from engine.control import ACTIVE, Status
 
 from app.curves import CurvePlots
 from app.runner import RunHandle, SessionRuns
+from app.safe_text import html_text, md_text, plain, text_pane
 
 READY = "**Ready.** Pick a rule or a preset and press Start."
 RECENT_BATCHES = 10          # train accuracy in the status line: the mean of this many logged batches
@@ -43,12 +43,13 @@ class RunStatus:
                                      description="stop every run and clear the plots")
         self.buttons = wrapping_row(self.start_button, self.pause_button, self.resume_button,
                                     self.step_button, self.stop_button, self.reset_button)
-        self.status = pn.pane.Markdown(READY, styles={"font-size": "1.1em"}, margin=(0, 10),
-                                       sizing_mode="stretch_width")
-        self.config_alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
-                                          sizing_mode="stretch_width")
-        self.run_alert = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10),
-                                       sizing_mode="stretch_width")
+        # These quote run labels, errors and a link's values: panes for outside text (app/safe_text.py).
+        self.status = text_pane(READY, styles={"font-size": "1.1em"}, margin=(0, 10),
+                                sizing_mode="stretch_width")
+        self.config_alert = text_pane("", pn.pane.Alert, alert_type="danger", visible=False, margin=(0, 10),
+                                      sizing_mode="stretch_width")
+        self.run_alert = text_pane("", pn.pane.Alert, alert_type="danger", visible=False, margin=(0, 10),
+                                   sizing_mode="stretch_width")
         self.note = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#7a5b00"},
                                      margin=(0, 10), visible=False)
         self.run_legend = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width",
@@ -79,7 +80,7 @@ class RunStatus:
             if test is not None and test.get("test_accuracy") == test.get("test_accuracy"):
                 extra += f" · **test accuracy {test['test_accuracy']:.1%}** (step {test['step']:,})"
         speed = f" · {rate:,.0f} steps/s" if status == Status.RUNNING else ""
-        self.status.object = (f"**{display_name(run)}** — {status}, step {run.step_count:,} / "
+        self.status.object = (f"**{md_text(display_name(run))}** — {status}, step {run.step_count:,} / "
                               f"{run.cfg.steps:,}{speed}{extra}")
         self.set_buttons(status)
         signature = tuple((r.id, r.status, r.label) for r in self.session.runs)
@@ -89,7 +90,7 @@ class RunStatus:
         if self._status_seen.get(run.id) != run.status:
             self._status_seen[run.id] = run.status
             if run.status in (Status.DIVERGED, Status.FAILED, Status.INTERRUPTED):
-                self.run_alert.object = f"**Run stopped:** {run.error}"
+                self.run_alert.object = f"**Run stopped:** {md_text(run.error)}"
                 self.run_alert.visible = True
             if not run.active:
                 self.note.visible = False
@@ -129,7 +130,7 @@ class RunStatus:
             swatch = (f'<span style="display:inline-block;width:26px;height:5px;background:{color};'
                       f'vertical-align:middle;margin-right:6px"></span>')
             keys.append(f'<span style="margin-right:22px;white-space:nowrap">{swatch}'
-                        f'{html.escape(display_name(run))} <i style="color:#666">{run.status}</i></span>')
+                        f'{html_text(display_name(run))} <i style="color:#666">{html_text(run.status)}</i></span>')
         self.run_legend.object = " ".join(keys)
 
 
@@ -147,5 +148,6 @@ def wrapping_row(*objects, **params) -> pn.Column:
 
 
 def display_name(run) -> str:
-    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …")."""
-    return f"#{run.id} {run.label}" if isinstance(run, RunHandle) else run.label
+    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …"). Plain
+    text: a loaded run's label names its folder."""
+    return plain(f"#{run.id} {run.label}" if isinstance(run, RunHandle) else run.label)

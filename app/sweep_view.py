@@ -31,6 +31,7 @@ from engine.control import ACTIVE, Status
 from engine.download import one_line
 
 from app.int_box import IntBox
+from app.safe_text import md_code, md_text, plain, text_pane
 
 LOG_X = ("sigma", "lr", "feedback_lr", "ridge_gamma", "weight_decay")
 X_CHOICES = ("sigma", "lr", "feedback_lr", "width", "depth", "steps", "batch_size", "momentum",
@@ -154,13 +155,17 @@ class SweepView(pn.viewable.Viewer):
         self.plot_data = pd.DataFrame()      # the points drawn: finished trials, x, y, rule
         self._mtime: float | None = None
         self._loaded_id: str | None = None
+        self._read_problem = ""                # why the chosen sweep's trials cannot be read ...
+        self._draw_problem = ""                # ... or drawn
         self._closed = False
         self._tick = 0
         w = pn.widgets
-        self.sweep_select = w.Select(label="Sweep", options=[], sizing_mode="stretch_width")
+        # {label: id}: an id is read from sweep.json, so its label is plain text (app/safe_text.py).
+        self.sweep_select = w.Select(label="Sweep", options={}, sizing_mode="stretch_width")
         self.x_select = w.Select(label="x: hyper-parameter", options=list(X_CHOICES), value="sigma")
         self.y_select = w.Select(label="y: metric", options=list(Y_CHOICES), value="test_accuracy")
-        self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # These two quote sweep ids and error messages: panes for outside text.
+        self.status = text_pane("", sizing_mode="stretch_width")
         self.plot = pn.pane.HoloViews(self._empty(), sizing_mode="stretch_width", height=380)
         # the form
         from engine.data import DATASETS
@@ -176,7 +181,7 @@ class SweepView(pn.viewable.Viewer):
         self.form_seed = IntBox("seed", "Sweep seed", 0, start=0)
         self.start_button = w.Button(label="Start sweep", color="primary")
         self.stop_button = w.Button(label="Stop sweep", color="warning", disabled=True)
-        self.form_message = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.form_message = text_pane("", sizing_mode="stretch_width")
         self.start_button.on_click(self._on_start)
         self.stop_button.on_click(self._on_stop)
         self.sweep_select.param.watch(lambda e: self.refresh(force=True), "value")
@@ -205,35 +210,59 @@ class SweepView(pn.viewable.Viewer):
 
     # ---------------------------------------------------------------- data
     def _sweeps(self) -> list[dict]:
-        return sw.list_sweeps(self.runs_dir)
+        """The sweep.json of each sweep, newest first, each under an id that is text: its own, or
+        else its folder's name (a file written by hand, or damaged)."""
+        try:
+            sweeps = sw.list_sweeps(self.runs_dir)
+        except OSError:                   # a folder gone while it was listed: next time
+            return []
+        for info in sweeps:
+            if not isinstance(info.get("sweep_id"), str) or not info["sweep_id"]:
+                info["sweep_id"] = Path(info["path"]).name
+        return sweeps
 
     def refresh(self, force: bool = False) -> None:
         """Re-read the sweep list and, if it changed on disk, the chosen sweep's trials."""
         sweeps = self._sweeps()
-        ids = [s["sweep_id"] for s in sweeps]
-        if self.handle is not None and self.handle.sweep_id not in ids:
-            ids.insert(0, self.handle.sweep_id)
-        if list(self.sweep_select.options) != ids:
+        # Each sweep's trials are read from the folder its sweep.json is in, never from a path
+        # made of the id it holds ("../..").
+        folders = {}
+        for info in sweeps:
+            folders.setdefault(info["sweep_id"], Path(info["path"]))
+        if self.handle is not None and self.handle.sweep_id not in folders:
+            folders = {self.handle.sweep_id: sw.sweep_dir(self.runs_dir, self.handle.sweep_id), **folders}
+        ids = list(folders)
+        options = {plain(sid): sid for sid in ids}
+        if self.sweep_select.options != options:
             current = self.sweep_select.value
-            self.sweep_select.options = ids
-            if current not in ids:
-                self.sweep_select.value = ids[0] if ids else None
+            self.sweep_select.options = options
+            first = ids[0] if ids else None
+            if current not in ids and current != first:
+                self.sweep_select.value = first
                 return                     # the value watcher refreshes
         sid = self.sweep_select.value
-        path = sw.sweep_dir(self.runs_dir, sid) / sw.TRIALS_FILE if sid else None
+        path = folders[sid] / sw.TRIALS_FILE if sid in folders else None
         try:
             mtime = path.stat().st_mtime_ns if path is not None else None
         except OSError:
             mtime = None
         if force or sid != self._loaded_id or mtime != self._mtime:
             self._mtime, self._loaded_id = mtime, sid
-            self.frame = sw.load_trials(path) if mtime is not None else pd.DataFrame()
-            info = next((s for s in sweeps if s["sweep_id"] == sid), None)
-            self._total = info.get("n_trials") if info else None
-            self._varied = info.get("varied", []) if info else []
+            info = next((s for s in sweeps if s["sweep_id"] == sid), {})
+            total = info.get("n_trials")
+            self._total = total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
+            varied = info.get("varied")
+            # Only names a table column can have: an entry becomes a menu option and an axis label.
+            self._varied = [v for v in varied if isinstance(v, str) and v.isidentifier()] \
+                if isinstance(varied, list) else []
             options = list(dict.fromkeys([v for v in self._varied if v != "rule"] + list(X_CHOICES)))
             if list(self.x_select.options) != options:
                 self.x_select.options = options
+            self._read_problem = ""
+            try:
+                self.frame = sw.load_trials(path) if mtime is not None else pd.DataFrame()
+            except Exception as exc:       # pyarrow raises its own types for a table it cannot read
+                self.frame, self._read_problem = pd.DataFrame(), f"{type(exc).__name__}: {exc}"
             if force and self._varied:
                 preferred = [v for v in self._varied if v != "rule"]
                 if preferred and self.x_select.value not in preferred:
@@ -247,7 +276,7 @@ class SweepView(pn.viewable.Viewer):
         x, y = self.x_select.value, self.y_select.value
         df = self.frame
         cols = ["rule", x, y, "seed", "status", "run_id"]
-        if df.empty or x not in df.columns or y not in df.columns:
+        if df.empty or not {"rule", "status", x, y} <= set(df.columns):
             return pd.DataFrame(columns=cols)
         d = df[df["status"] == "finished"]
         d = d[[c for c in dict.fromkeys(cols) if c in d.columns]].copy()
@@ -261,6 +290,17 @@ class SweepView(pn.viewable.Viewer):
             responsive=True, height=360, title="no finished trials yet")
 
     def _redraw(self) -> None:
+        problem = ""
+        try:
+            self._draw()
+        except Exception as exc:          # a table of values no plot can take: say so, keep serving
+            self.plot_data, self.plot.object = pd.DataFrame(), self._empty()
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem != self._draw_problem:
+            self._draw_problem = problem
+            self._update_status()
+
+    def _draw(self) -> None:
         x, y = self.x_select.value, self.y_select.value
         d = self._points()
         self.plot_data = d
@@ -274,7 +314,8 @@ class SweepView(pn.viewable.Viewer):
             color="rule", cmap=cmap, size=8, alpha=0.8, logx=x in LOG_X, tools=["hover"],
             responsive=True, height=360, legend_position="right", show_legend=True,
             xlabel={"sigma": "σ"}.get(x, x), ylabel=y,
-            title=f"{self.sweep_select.value}: {y} vs {x}")
+            # HoloViews formats a title ("{label}"): the id's own braces are doubled to stay text.
+            title=plain(f"{self.sweep_select.value}: {y} vs {x}").replace("{", "{{").replace("}", "}}"))
         self.plot.object = scatter
 
     def _update_status(self) -> None:
@@ -282,20 +323,24 @@ class SweepView(pn.viewable.Viewer):
         total = getattr(self, "_total", None)
         parts = []
         if self.sweep_select.value is None:
-            parts.append(f"No sweeps in `{self.runs_dir}/sweeps` yet: run `creditlab sweep` or "
+            parts.append(f"No sweeps in {md_code(f'{self.runs_dir}/sweeps')} yet: run `creditlab sweep` or "
                          "start one here.")
         else:
-            counts = df["status"].value_counts().to_dict() if not df.empty else {}
+            statuses = df["status"].astype(str) if "status" in df.columns else pd.Series(dtype=str)
+            counts = statuses.value_counts().to_dict()
             done = int(sum(counts.values()))
-            parts.append(f"**{self.sweep_select.value}**: {done}"
+            parts.append(f"**{md_text(self.sweep_select.value)}**: {done}"
                          + (f" / {total}" if total else "") + " trials done, "
                          f"{counts.get('finished', 0)} finished, {counts.get('diverged', 0)} "
                          f"diverged, {counts.get('failed', 0)} failed")
+            if self._read_problem or self._draw_problem:
+                problem = self._read_problem or self._draw_problem
+                parts.append(f"Cannot show its trials ({sw.TRIALS_FILE}): {md_text(problem)}")
         if self.handle is not None:
             s = self.handle.snapshot()
             line = f"Sweep started here: {s['status']}, {s['running']} running"
             if s["error"]:
-                line += f". Error: {s['error']}"
+                line += f". Error: {md_text(s['error'])}"
             parts.append(line)
         text = "  \n".join(parts)
         if self.status.object != text:
@@ -317,7 +362,7 @@ class SweepView(pn.viewable.Viewer):
         boxes = (self.form_samples, self.form_seeds, self.form_steps, self.form_workers, self.form_seed)
         bad = [box.error for box in boxes if box.error]
         if bad:
-            self.form_message.object = f"Not started: {bad[0]}"
+            self.form_message.object = f"Not started: {md_text(bad[0])}"
             return
         rules = list(self.form_rules.value)
         if not rules:
@@ -328,7 +373,7 @@ class SweepView(pn.viewable.Viewer):
                                     self.form_seeds.value, self.form_dataset.value,
                                     self.form_seed.value)
         except sw.SweepError as exc:
-            self.form_message.object = f"Not started: {exc}"
+            self.form_message.object = f"Not started: {md_text(exc)}"
             return
         n = len(spec.trials())
         if n > MAX_TRIALS:
@@ -342,11 +387,11 @@ class SweepView(pn.viewable.Viewer):
             serial = True            # without the sweep extra: in-process, one trial at a time
         self.handle = SweepHandle(spec, self.runs_dir, workers=int(self.form_workers.value),
                                   serial=serial).start()
-        self.form_message.object = (f"Started `{spec.sweep_id}`: {n} trials"
+        self.form_message.object = (f"Started {md_code(spec.sweep_id)}: {n} trials"
                                     + (" in-process (Dask is not installed)" if serial else
                                        f" on {self.form_workers.value} local workers") + ".")
         self.refresh()
-        if spec.sweep_id in self.sweep_select.options:
+        if spec.sweep_id in self.sweep_select.options.values():
             self.sweep_select.value = spec.sweep_id
 
     def _on_stop(self, event=None) -> None:
