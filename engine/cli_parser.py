@@ -10,6 +10,7 @@ from engine.argtypes import int_at_least
 from engine.cli_common import PROG, UsageError
 from engine.config import (DEVICES, ConfigError, RunConfig, choices_of, parse_float, parse_int,
                            settings)
+from engine.values import INTEGER, shown
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,11 +42,10 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
 
 def _parse_width(text: str) -> int | list[int]:
     parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"width={text!r} is not allowed; give one integer or comma-separated "
-                          "integers, one per hidden layer (e.g. 50 or 50,20)") from None
+    if not all(INTEGER.fullmatch(p) for p in parts):
+        raise ConfigError(f"width={shown(text)} is not allowed; give one integer or comma-separated "
+                          "integers, one per hidden layer (e.g. 50 or 50,20)")
+    values = [parse_int("width", p) for p in parts]      # an entry of thousands of digits: one line
     return values[0] if len(values) == 1 else values
 
 

@@ -18,7 +18,9 @@ from typing import Any, Callable
 
 from engine.errors import ConfigError
 from engine.settings import BOOKKEEPING, FEEDBACK, FORWARD, NETWORK, Setting, setting
-from engine.values import NUMBER, check_choice, check_integer, check_real, parse_float, parse_int
+from engine import values
+from engine.values import (INT64_MAX, INT64_MIN, NUMBER, check_choice, check_integer, check_real, parse_float,
+                          shown)
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
@@ -215,7 +217,7 @@ class RunConfig:
 
         declared = rule_options()
         for name in sorted(set(self.options) - set(declared)):
-            raise ConfigError(f"unknown setting {name!r}; known settings are "
+            raise ConfigError(f"unknown setting {shown(name)}; known settings are "
                               f"{', '.join(sorted(settings()))}")
         for name, s in settings().items():
             _check(name, getattr(self, name), s, _defaults()[name])
@@ -232,7 +234,7 @@ class RunConfig:
             sizes = [n_in, *self.widths(), n_in if self.model == "autoencoder" else spec.n_out or 10]
             weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
             if weights > MAX_WEIGHTS:
-                raise ConfigError(f"width={self.width!r} is not allowed with depth {self.depth}: the "
+                raise ConfigError(f"width={shown(self.width)} is not allowed with depth {self.depth}: the "
                                   f"network would have {weights:,} weights (at most {MAX_WEIGHTS:,} "
                                   "fit in memory with their feedback and optimiser state); lower "
                                   "the width or the depth")
@@ -254,7 +256,7 @@ class RunConfig:
     def check_live_change(self, name: str, value: Any) -> Any:
         """Validate a change to a live field; return the value as stored."""
         if name not in LIVE_FIELDS:
-            raise ConfigError(f"{name!r} cannot change during a run; live fields are "
+            raise ConfigError(f"{shown(name)} cannot change during a run; live fields are "
                               f"{', '.join(LIVE_FIELDS)}")
         trial = dataclasses.replace(self, **{name: value})
         trial.validate()
@@ -282,14 +284,21 @@ class RunConfig:
             declared = rule_options()
             unknown = [name for name in rest if name not in declared]
             if unknown:
-                raise ConfigError(f"unknown setting {unknown[0]!r}; known settings are "
+                raise ConfigError(f"unknown setting {shown(unknown[0])}; known settings are "
                                   f"{', '.join(sorted(settings()))}")
             opts.update((name, data.pop(name)) for name in rest)
         return cls(**data, options=opts)
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except ValueError as exc:           # not JSON, or an integer of over 4,300 digits in it
+            why = "it holds an integer of over 4,300 digits" if "integer string" in str(exc) else exc
+            raise ConfigError(f"the settings are not valid JSON: {why}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("the settings are not a JSON object")
+        return cls.from_dict(data)
 
 
 _FIELDS = [f for f in dataclasses.fields(RunConfig) if f.metadata["setting"] is not None]
@@ -376,14 +385,34 @@ def _check(name: str, value: Any, s: Setting, default: Any) -> None:
         check_choice(name, value, list(choices_of(name)))
     elif isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(f"{name}={value!r} is not allowed; it must be true or false")
+            raise ConfigError(f"{name}={shown(value)} is not allowed; it must be true or false")
     elif name == "width" and isinstance(value, (list, tuple)):
         for w in value:
-            check_integer(name, w, int(s.low), None if s.high is None else int(s.high))
+            check_integer(name, w, *_integer_bounds(name))
     elif isinstance(default, int):
-        check_integer(name, value, int(s.low), None if s.high is None else int(s.high))
+        check_integer(name, value, *_integer_bounds(name))
     elif isinstance(default, float):
         check_real(name, value, s.low, s.high, s.low_open, s.high_open)
+
+
+def parse_int(name: str, text: str) -> int:
+    """An integer setting's value from text (the CLI, a URL). Text that is no int64 is refused
+    before Python converts it, naming the setting's own bounds; a value within int64 is returned
+    for validate() to check, as any other (the app applies a link's steps=-1, then names it)."""
+    try:
+        return values.parse_int(name, text)
+    except ConfigError:
+        values.parse_int(name, text, *_integer_bounds(name))    # the same refusal, with its bounds
+        raise
+
+
+def _integer_bounds(name: str) -> tuple[int, int]:
+    """An integer setting's bounds; int64's where it declares none (a rule's own setting may not),
+    as torch keeps integers in int64."""
+    s, default = settings().get(name), _defaults().get(name)
+    if s is None or isinstance(default, bool) or not isinstance(default, int):
+        return INT64_MIN, INT64_MAX
+    return (INT64_MIN if s.low is None else int(s.low)), (INT64_MAX if s.high is None else int(s.high))
 
 
 __all__ = ["RunConfig", "ConfigError", "Setting", "settings", "defaults", "rule_options", "choices_of",

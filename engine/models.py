@@ -16,6 +16,7 @@ pre-activation, so a rule can ask autograd for the error δ at each layer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -273,8 +274,8 @@ class FeedbackNet(nn.Module):
         with torch.no_grad():       # site shapes, found by running a dummy sample through
             trace = self.forward(torch.zeros(1, *self.input_shape).flatten(1), use_feedback=False)
         self.site_shapes = [tuple(h.shape[1:]) for h in trace.hidden]
-        self.sizes = [int(torch.tensor(self.input_shape).prod())] + \
-                     [int(torch.tensor(s).prod()) for s in self.site_shapes] + [trace.out.shape[1]]
+        self.sizes = [math.prod(self.input_shape), *(math.prod(s) for s in self.site_shapes),
+                      trace.out.shape[1]]
 
     def hidden_shapes(self) -> list[tuple[int, ...]]:
         """Per-sample shape of every hidden site, input side first."""
@@ -424,11 +425,22 @@ def build_model(cfg, data) -> FeedbackNet:
     return initialise(_architecture(cfg, data), cfg.init)
 
 
-def _architecture(cfg, data) -> FeedbackNet:
+def fully_connected_sizes(cfg, data) -> list[int] | None:
+    """[input, *hidden widths, output] of the fully connected network `build_model` makes for cfg
+    (mlp, autoencoder), known before it is built; None for a conv net."""
     if cfg.model == "mlp":
-        return mlp(data.n_in, cfg.widths(), data.n_out, cfg.activation)
+        return [data.n_in, *cfg.widths(), data.n_out]
     if cfg.model == "autoencoder":
-        return autoencoder(data.n_in, cfg.widths(), cfg.activation)
+        return [data.n_in, *cfg.widths(), data.n_in]
+    return None
+
+
+def _architecture(cfg, data) -> FeedbackNet:
+    sizes = fully_connected_sizes(cfg, data)
+    if cfg.model == "mlp":
+        return mlp(sizes[0], sizes[1:-1], sizes[-1], cfg.activation)
+    if cfg.model == "autoencoder":
+        return autoencoder(sizes[0], sizes[1:-1], cfg.activation)
     image_shape = getattr(data, "image_shape", None)
     if image_shape is None:
         raise ConfigError(f"model={cfg.model!r} is not allowed for dataset {data.name!r}: "

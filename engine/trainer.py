@@ -25,12 +25,13 @@ from engine.allocator import keep_freed_memory
 from engine.config import LIVE_FIELDS, ConfigError, RunConfig
 from engine.control import Status, drive
 from engine.data import Dataset, load_dataset
-from engine.memory import check_fits
+from engine.memory import NetworkSize, check_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
-from engine.models import build_model
+from engine.models import build_model, fully_connected_sizes
 from engine.objective import Objective
 from engine.optim import SGD, Adam
 from engine.rules import RULES
+from engine.values import shown
 
 EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
 LOSS_LOG = 64              # steps whose loss sums are held on the device between checks
@@ -67,10 +68,18 @@ class Trainer:
         self.device = resolve_device(self.cfg.device)
         cfg = self.cfg
         self.data = (dataset or load_dataset(cfg.dataset, cfg)).to(self.device)
+        # Before the weights exist: a network or batch the device cannot hold is one line now, not
+        # seconds of allocation and then an out-of-memory kill (or a swapping machine). A conv
+        # net's few weights are built first, to find its shapes.
+        sizes = fully_connected_sizes(cfg, self.data)
+        if sizes is not None:
+            self._check_fits(NetworkSize.of_sizes(sizes))
         # Weight init uses the global RNG: seed it in a fork so callers' RNG state is untouched.
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
             self.model = build_model(cfg, self.data).to(self.device)
+        if sizes is None:
+            self._check_fits(self.model)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.batch_generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         # An autoencoder's target is its own input: a regression, whatever the labels are.
@@ -79,11 +88,6 @@ class Trainer:
         self.objective = Objective(cfg.loss, task, self.data.n_out)
         # The rule gets its own copy: a live change reaches it only through `rule.set_live`.
         self.rule = RULES[cfg.rule](self.model, copy.copy(cfg), self.generator)
-        # Before the first step: a batch or network the device cannot hold is one line now,
-        # not an out-of-memory kill (or a swapping machine) later. NP's K draws widen the batch.
-        draws = cfg.noise_draws if "noise_draws" in self.rule.reads else 1
-        check_fits(self.model, cfg.batch_size * draws, self.device, cfg.batch_size,
-                   eval_rows=min(EVAL_CHUNK, len(self.data.x_test)))
         self.optimizer = self._make_optimizer()
         self._params = list(self.model.parameters())
         self.step_count = 0
@@ -101,6 +105,17 @@ class Trainer:
         self.started_at = time.time()
 
     # ------------------------------------------------------------ set-up
+    def _check_fits(self, network) -> None:
+        """ConfigError, one line, when a step of `network` (a model, or a NetworkSize before it is
+        built) would not fit on the device."""
+        cfg, rule = self.cfg, RULES[self.cfg.rule]
+        draws = cfg.noise_draws if "noise_draws" in rule.reads else 1     # K draws widen the batch
+        ridge = (rule.feedback_kind if rule.learns_feedback and "feedback_mode" in rule.reads
+                 and cfg.feedback_mode == "ridge" else None)
+        named = f"width={shown(cfg.width)} with depth {cfg.depth}" if isinstance(network, NetworkSize) else None
+        check_fits(network, cfg.batch_size * draws, self.device, cfg.batch_size,
+                   eval_rows=min(EVAL_CHUNK, len(self.data.x_test)), ridge=ridge, network=named)
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         # engine.optim's classes are torch.optim's, bit for bit and with interchangeable state
         # dicts, but do not import torch._dynamo (seconds) on their first use.
