@@ -182,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = writer.close(status, error)
     else:
         result = {**trainer.summary(), "status": status, "run_id": None, "run_dir": None}
-        if error is not None:
+        if isinstance(error, DivergedError):
             result["diverged_step"] = error.step
     result["seconds"] = seconds
     result["config"] = cfg.to_dict()

@@ -360,3 +360,20 @@ def test_a_failed_final_checkpoint_keeps_the_exit_status_and_the_earlier_checkpo
     assert rc == 1 and len(err) == 1 and "No space left on device" in err[0], err
     folder = next(tmp_path.iterdir())
     assert read_checkpoint(folder)["step"] == 2
+
+
+@pytest.mark.parametrize("save", [True, False], ids=["saved", "no-save"])
+def test_a_failure_inside_a_run_is_one_line_saved_or_not(tmp_path, capsys, monkeypatch, save):
+    from engine.trainer import Trainer
+
+    real = Trainer.step
+
+    def step(self):
+        if self.step_count == 2:
+            raise RuntimeError("boom")
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    rc, err, _ = _cli(capsys, "train", "--steps", "5", "--quiet",
+                      *(["--out", str(tmp_path)] if save else ["--no-save"]))
+    assert rc == 1 and err == ["creditlab: error: the run failed at step 2: RuntimeError: boom"]
