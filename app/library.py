@@ -2,7 +2,7 @@
 
 A finished run is a folder `runs/<id>/` holding `config.json` (RunConfig.to_dict()) and
 `metrics.parquet` (one flatten_record row per record, plus hyperparameter columns), read with
-engine/runs.py's readers, which name any file that cannot be read instead of raising.
+engine/runs/writer.py's readers, which name any file that cannot be read instead of raising.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from engine.control import Status
-from engine.runs import METRICS_FILE, UnreadableRun, load_run, load_summary, read_config
+from engine.runs.layout import METRICS_FILE
+from engine.runs.reader import UnreadableRun, load_run, load_summary, read_config
 from engine.stream import flatten_record
 
 from app.network_view import hidden_layers

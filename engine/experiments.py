@@ -8,7 +8,7 @@
 
 An experiment is a sweep whose trials are named instead of searched: each (condition, seed) is one
 trial, run by the sweep runner (engine/sweep: serially, or on Dask with `workers`) into an
-ordinary run folder (engine/runs.py) under `results/<experiment>[-quick]/runs/`, tagged with the
+ordinary run folder (engine/runs/writer.py) under `results/<experiment>[-quick]/runs/`, tagged with the
 sweep `paper-<experiment>[-quick]`. That store is what resumes an interrupted experiment: a trial
 whose run folder says it is done is not run again, and a trial's id hashes its configuration, its
 condition and the data variant it would get now, so a changed condition, or full MNIST appearing
@@ -145,7 +145,7 @@ def load_model(name: str, cond_label: str, quick: bool = False, root=None):
     run folder's checkpoint, or None when there is none."""
     from engine.data import load_dataset
     from engine.models import build_model
-    from engine.runs import UnreadableRun, load_summary, read_checkpoint
+    from engine.runs.reader import UnreadableRun, load_summary, read_checkpoint
     from engine.sweep.store import sweep_runs
 
     conditions = [c for c in EXPERIMENTS[name].build(quick) if c.label == cond_label]
@@ -172,7 +172,7 @@ def load_model(name: str, cond_label: str, quick: bool = False, root=None):
 # ----------------------------------------------------------------------------- tables
 def tables(conditions: list[Condition], todo: list, trials_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(final, history) of the trials `todo`, in their order, from their run folders."""
-    from engine.runs import UnreadableRun, load_run, load_summary
+    from engine.runs.reader import UnreadableRun, load_run, load_summary
 
     rows = {r["trial_id"]: r for r in trials_table.to_dict("records")} if len(trials_table) else {}
     finals, histories = [], []
@@ -199,7 +199,7 @@ def _history(cond: Condition, seed: int, metrics: pd.DataFrame) -> pd.DataFrame:
     """A run's metrics rows as the report's history: the record's columns, then the condition's."""
     if not len(metrics):
         return pd.DataFrame()
-    from engine.runs import hyperparameter_columns
+    from engine.runs.writer import hyperparameter_columns
     fixed = {"run_id", "dataset_variant", *hyperparameter_columns(cond.cfg)} - set(LIVE_FIELDS)
     dataset = metrics["dataset"].iloc[0] if "dataset" in metrics else cond.cfg.dataset
     hist = metrics.drop(columns=[c for c in metrics.columns if c in fixed]).reset_index(drop=True)
@@ -246,7 +246,7 @@ def _final_row(cond: Condition, t, row: dict, summary: dict, hist: pd.DataFrame)
 
 # ----------------------------------------------------------------------------- on disk
 def _save(final: pd.DataFrame, history: pd.DataFrame, out_dir: Path) -> None:
-    from engine.runs import atomic_write_parquet
+    from engine.runs.writer import atomic_write_parquet
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(final, out_dir / FINAL_FILE)
     if len(history):

@@ -296,7 +296,7 @@ def test_export_and_loading_saved_runs(tmp_path, monkeypatch):
     assert run.join(30)
     frame = runs_frame([run])
     assert {"run", "step", "train_loss", "weight_angle_deg_1", "rule", "seed"} <= set(frame.columns)
-    # A run folder as engine/runs.py writes it: config.json + metrics.parquet.
+    # A run folder as engine/runs/writer.py writes it: config.json + metrics.parquet.
     folder = tmp_path / "runs" / "20260101-np-seed0"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(run.cfg.to_dict()))

@@ -1,4 +1,4 @@
-"""The `creditlab` command line (engine/cli.py), mostly in-process through `main(argv)`."""
+"""The `creditlab` command line (engine/cli/main.py), mostly in-process through `main(argv)`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from engine import cli
-from engine.cli import main
+from engine.cli.main import main
 from engine.config import RunConfig
 from engine.rules import RULES
 

@@ -56,7 +56,7 @@ def test_widths_expand_one_number_to_every_layer():
 
 # ------------------------------------------------------------ one declaration per setting
 def test_every_field_declares_its_setting_and_the_cli_is_derived_from_it():
-    from engine.cli import build_parser
+    from engine.cli.parser import build_parser
     from engine.config import LIVE_FIELDS, settings
 
     table = settings()

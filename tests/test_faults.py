@@ -195,9 +195,9 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
 # --------------------------------------------------------------------------- write errors
 def _fail_writes_after(monkeypatch, n: int, err: int = errno.EROFS):
     """Every atomic write of a run file after the first n raises OSError(err)."""
-    from engine import runs
+    from engine.runs.writer import RunWriter
 
-    real, calls = runs._atomic_write, []
+    real, calls = RunWriter.write_file, []
 
     def write(path, fn):
         calls.append(path)
@@ -205,11 +205,11 @@ def _fail_writes_after(monkeypatch, n: int, err: int = errno.EROFS):
             raise OSError(err, os.strerror(err), str(path))
         return real(path, fn)
 
-    monkeypatch.setattr(runs, "_atomic_write", write)
+    monkeypatch.setattr(RunWriter, "write_file", staticmethod(write))
 
 
 def _cli(capsys, *argv):
-    from engine.cli import main
+    from engine.cli.main import main
     rc = main(list(argv))
     out, err = capsys.readouterr()
     return rc, out, err
@@ -233,7 +233,7 @@ def test_a_write_error_ends_the_run_in_one_line_and_keeps_its_exit_status(
     run_dir = Path(result["run_dir"])
     assert str(run_dir) in lines[0] and "its checkpoint at step 1" in lines[0]
     # What was written before the failure is intact and readable.
-    from engine.runs import list_runs, load_run
+    from engine.runs.reader import list_runs, load_run
     cfg, metrics = load_run(run_dir)
     assert cfg.steps == 100000 and list(metrics["step"]) == [1]
     import torch
@@ -298,7 +298,7 @@ def test_a_full_disk_ends_the_run_with_one_line_and_the_checkpoint_survives(smal
     import torch
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     assert state["step"] >= 1 and f"checkpoint at step {state['step']}" in lines[0]
-    from engine.runs import list_runs
+    from engine.runs.reader import list_runs
     listed = list_runs(small_disk)
     assert len(listed) == 1 and not listed["status"][0].startswith("unreadable")
 

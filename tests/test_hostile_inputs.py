@@ -16,7 +16,7 @@ import signal
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 from engine.config import defaults
 
 NUMBERS = ["nan", "inf", "-inf", "1e308", "1e999", "-1", "0", "1e-400", "abc", "", " ", "٣",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 from engine.config import ConfigError, RunConfig, defaults
 
 INT_SETTINGS = [name for name, d in defaults().items() if isinstance(d, int) and not isinstance(d, bool)]

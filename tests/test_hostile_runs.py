@@ -2,7 +2,7 @@
 ends in one line naming it.
 
 Each case plants one hostile or damaged file in a copy of a real run folder, then resumes it
-(`creditlab train --resume`), lists it (`creditlab runs`) or reads it (engine.runs). A payload
+(`creditlab train --resume`), lists it (`creditlab runs`) or reads it (engine.runs.writer). A payload
 that would run code writes a marker file; no test may ever see it.
 """
 
@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.cli import main
-from engine.runs import UnreadableRun, list_runs, load_run, load_summary, read_checkpoint
+from engine.cli.main import main
+from engine.runs.reader import UnreadableRun, list_runs, load_run, load_summary, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread", "no_hang")
@@ -343,9 +343,9 @@ def test_a_failed_final_checkpoint_keeps_the_exit_status_and_the_earlier_checkpo
         tmp_path, capsys, monkeypatch):
     """torch writes a file itself and reports a full disk as RuntimeError; the writer hands it a
     Python file instead, so a full disk is an OSError like every other write."""
-    from engine import runs
+    from engine.runs.writer import RunWriter
 
-    real, calls = runs._atomic_write, []
+    real, calls = RunWriter.write_file, []
 
     def write(path, fn):
         if path.name == "checkpoint.pt":
@@ -354,7 +354,7 @@ def test_a_failed_final_checkpoint_keeps_the_exit_status_and_the_earlier_checkpo
                 return real(path, lambda tmp: fn("/dev/full"))
         return real(path, fn)
 
-    monkeypatch.setattr(runs, "_atomic_write", write)
+    monkeypatch.setattr(RunWriter, "write_file", staticmethod(write))
     rc, err, _ = _cli(capsys, "train", "--steps", "6", "--metric-interval", "2", "--quiet",
                       "--out", str(tmp_path))
     assert rc == 1 and len(err) == 1 and "No space left on device" in err[0], err

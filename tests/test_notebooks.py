@@ -146,7 +146,7 @@ def test_an_experiment_is_a_sweep_of_ordinary_run_folders(tmp_path):
     covers every trial is used as it is when the run folders are not there (a fresh clone)."""
     from engine import RunConfig
     from engine import experiments as ex
-    from engine.runs import list_runs, load_run, read_checkpoint
+    from engine.runs.reader import list_runs, load_run, read_checkpoint
 
     conds = [ex.Condition("FA", RunConfig(rule="fa", dataset="digits", steps=20, metric_interval=10,
                                           eval_interval=20), {"rule_label": "FA"})]

@@ -1,4 +1,4 @@
-"""Runs on disk (engine/runs.py): atomic files, the listing, round trips, diverged runs."""
+"""Runs on disk (engine/runs/writer.py): atomic files, the listing, round trips, diverged runs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.runs import (LIST_COLUMNS, RunWriter, json_safe, list_runs, load_run, load_summary,
-                         new_run_id, width_label)
+from engine.runs.reader import LIST_COLUMNS, list_runs, load_run, load_summary
+from engine.runs.writer import RunWriter, new_run_id
+from engine.runs.layout import json_safe, width_label
 from engine.trainer import DivergedError, Trainer
 
 FILES = {"config.json", "metrics.parquet", "summary.json", "checkpoint.pt"}
@@ -184,7 +185,7 @@ def test_a_damaged_run_folder_is_listed_as_unreadable_and_the_rest_still_list(on
 
 
 def test_the_runs_command_lists_damaged_folders_without_a_traceback(one_good_run, capsys):
-    from engine.cli import main
+    from engine.cli.main import main
 
     for case, (name, contents, _) in DAMAGE.items():
         bad = one_good_run.parent / case.replace(" ", "-")
@@ -199,7 +200,7 @@ def test_the_runs_command_lists_damaged_folders_without_a_traceback(one_good_run
 
 
 def test_damaged_metrics_are_named_when_a_run_is_loaded(one_good_run):
-    from engine.runs import UnreadableRun
+    from engine.runs.reader import UnreadableRun
 
     (one_good_run / "metrics.parquet").write_bytes(b"garbage")
     with pytest.raises(UnreadableRun, match="^metrics.parquet: "):

@@ -15,7 +15,7 @@ import pytest
 
 from engine import sweep as sw
 from engine.sweep.run import _hold_sweep_lock
-from engine.runs import list_runs, load_run, load_summary
+from engine.runs.reader import list_runs, load_run, load_summary
 
 TINY = {"dataset": "digits", "steps": 50, "metric_interval": 25, "eval_interval": 50,
         "width": 20}

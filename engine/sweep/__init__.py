@@ -21,7 +21,7 @@ Instead of one [grid]/[random] pair a file may hold several `[[search]]` tables 
 only lr for BP and FA. Random draws depend on (sweep seed, sample index, parameter name) only, so
 the k-th draw of `lr` is the same in every search and at every grid point: searches are paired.
 
-Every trial is a run like any other (engine/runs.py: runs/<run id>/config.json, metrics.parquet,
+Every trial is a run like any other (engine/runs/writer.py: runs/<run id>/config.json, metrics.parquet,
 summary.json, checkpoint.pt) plus a `sweep.json` tag (sweep id, trial id, sample, search). A
 trial's id is a stable hash of its full RunConfig; rerunning a sweep skips trials whose run folder
 says finished, diverged or failed, so an interrupted sweep resumes where it stopped. The table of

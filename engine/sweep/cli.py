@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any
 
-from engine.argtypes import int_at_least
+from engine.cli.argtypes import int_at_least
 from engine.config import ConfigError
 from engine.sweep.spec import (DISTRIBUTIONS, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
                                METRICS, SweepError, SweepSpec, TRIALS_FILE, _one_line, _toml,

@@ -126,7 +126,7 @@ def run_sweep(spec: SweepSpec, runs_root: str | os.PathLike = "runs", *,
 
 def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, serial, progress,
                 stop, on_row, on_update, cluster_kwargs, rerun=False) -> SweepResult:
-    from engine.runs import atomic_write_json
+    from engine.runs.writer import atomic_write_json
     atomic_write_json(sdir / SWEEP_FILE, {**spec.to_json(), "n_trials": len(trials),
                                           "varied": spec.varied, "trials_file": TRIALS_FILE})
     wanted = {t.trial_id for t in trials}
@@ -251,7 +251,8 @@ def _lost_row(t: Trial, root: Path, sid: str, exc: BaseException) -> dict:
     path = runs[-1] if runs else None
     summary = {"status": Status.FAILED, "error": f"the trial's task failed: {_one_line(exc)}"}
     if runs:
-        from engine.runs import SUMMARY_FILE, atomic_write_json
+        from engine.runs.layout import SUMMARY_FILE
+        from engine.runs.writer import atomic_write_json
         old = _read_json(path / SUMMARY_FILE) or {}
         if old.get("status") not in DONE:
             atomic_write_json(path / SUMMARY_FILE, {**old, **summary})

@@ -19,7 +19,7 @@ def sweep_dir(runs_root: str | os.PathLike, sweep_id: str) -> Path:
 
 def _read_json(path: Path) -> dict | None:
     """A JSON object, or None for a file that is absent or not one (readers skip it)."""
-    from engine.runs import try_read_json_object
+    from engine.runs.reader import try_read_json_object
     return try_read_json_object(path)
 
 
@@ -38,7 +38,7 @@ def sweep_runs(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, list[Pa
 
 def finished_trials(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, dict]:
     """trial id → table row, for trials of this sweep already finished, diverged or failed."""
-    from engine.runs import CONFIG_FILE, SUMMARY_FILE
+    from engine.runs.layout import CONFIG_FILE, SUMMARY_FILE
 
     done: dict[str, dict] = {}
     for tid, paths in sweep_runs(runs_root, sweep_id).items():
@@ -56,7 +56,8 @@ def finished_trials(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, di
 
 def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterable[str]) -> None:
     """Runs of interrupted trials whose folder still says "running" are saved as "stopped"."""
-    from engine.runs import SUMMARY_FILE, atomic_write_json
+    from engine.runs.layout import SUMMARY_FILE
+    from engine.runs.writer import atomic_write_json
 
     wanted = set(trial_ids)
     for tid, paths in sweep_runs(runs_root, sweep_id).items():
@@ -73,7 +74,7 @@ def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterab
 
 
 def _atomic_parquet(df, path: Path) -> None:
-    from engine.runs import atomic_write_parquet
+    from engine.runs.writer import atomic_write_parquet
     atomic_write_parquet(df, path)
 
 

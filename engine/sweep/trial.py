@@ -14,7 +14,7 @@ from engine.sweep.spec import SWEEP_FILE, _one_line, _slug
 
 
 def _run_id(cfg: dict, trial_id: str, attempt: int = 1) -> str:
-    """Like engine.runs.new_run_id (UTC time, rule, seed) with the trial id as the suffix."""
+    """Like engine.runs.writer.new_run_id (UTC time, rule, seed) with the trial id as the suffix."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     stem = f"{stamp}-{_slug(cfg.get('rule'))}-s{cfg.get('seed')}-{trial_id[:8]}"
     return stem if attempt == 1 else f"{stem}-{attempt}"
@@ -48,7 +48,8 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
     """
     import torch
 
-    from engine.runs import CONFIG_FILE, SUMMARY_FILE, RunWriter, atomic_write_json
+    from engine.runs.layout import CONFIG_FILE, SUMMARY_FILE
+    from engine.runs.writer import RunWriter, atomic_write_json
     from engine.trainer import DivergedError, Trainer
 
     if threads:
@@ -104,7 +105,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
 
 def make_row(config: dict, tag: dict, summary: dict, run_dir: Path | str) -> dict:
     """One row of trials.parquet: sweep tag, flat config (width as "50-20"), status, metrics."""
-    from engine.runs import width_label
+    from engine.runs.layout import width_label
 
     cfg = dict(config)
     try:

@@ -7,11 +7,10 @@ same message; argparse's own complaints (unknown flag, missing value) are folded
 too. A run that diverges exits 3 with the step it diverged at; Ctrl-C stops a run gracefully,
 saves it as "stopped" and exits 130.
 
-Layout: cli_parser.py (the flags; train's come from engine.config's settings), cli_train.py
-(`creditlab train`: its signals, progress bar, resume and exit statuses), cli_commands.py (runs,
-serve, bench, sweep) and cli_common.py (what they share: exit statuses, the one-line error, number
-formats). This module dispatches to them and ends the program; their public names are
-re-exported here.
+Layout: parser.py (the flags; train's come from engine.config's settings), train.py
+(`creditlab train`: its signals, progress bar, resume and exit statuses), commands.py (runs,
+serve, bench, sweep) and common.py (what they share: exit statuses, the one-line error, number
+formats). This module dispatches to them and ends the program.
 """
 
 from __future__ import annotations
@@ -20,17 +19,12 @@ import os
 import sys
 from typing import Sequence
 
-from engine.cli_commands import cmd_bench, cmd_runs, cmd_serve, cmd_sweep
-from engine.cli_common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError, _err
-from engine.cli_parser import build_parser
-from engine.cli_train import cmd_train
+from engine.cli.commands import cmd_bench, cmd_runs, cmd_serve, cmd_sweep
+from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError, print_error
+from engine.cli.parser import build_parser
+from engine.cli.train import cmd_train
 from engine.config import NUMBER, ConfigError
 from engine.download import DataError
-
-# engine.cli stays the one place to import the command line's public names from.
-from engine.cli_commands import APP_EXTRA_MESSAGE  # noqa: F401
-from engine.cli_common import EXIT_DIVERGED, EXIT_FAILURE  # noqa: F401
-from engine.cli_parser import config_from_args  # noqa: F401
 
 COMMANDS = {"train": cmd_train, "runs": cmd_runs, "serve": cmd_serve, "bench": cmd_bench,
             "sweep": cmd_sweep}
@@ -79,7 +73,7 @@ def _run(argv: list[str], command: str) -> int:
         args = build_parser(only=command).parse_args(argv)
         return COMMANDS[args.command](args)
     except (UsageError, ConfigError, DataError) as exc:   # DataError: a dataset cannot be had
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

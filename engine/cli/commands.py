@@ -9,29 +9,29 @@ import os
 import signal
 import sys
 
-from engine.cli_common import EXIT_OK, UsageError, _cell, _dumps, _fmt
+from engine.cli.common import EXIT_OK, UsageError, cell, dumps, fmt
 from engine.config import DEVICES, ConfigError
 
 APP_EXTRA_MESSAGE = "the dashboard needs the app extra: pip install 'creditlab[app]'"
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from engine.runs import list_runs
+    from engine.runs.reader import list_runs
 
     df = list_runs(args.out)
     if args.json:
-        print(_dumps(df.to_dict(orient="records")))
+        print(dumps(df.to_dict(orient="records")))
         return EXIT_OK
     if df.empty:
         print(f"no runs in {args.out}")
         return EXIT_OK
     shown = df.drop(columns=["path"]).copy()
-    shown["test_accuracy"] = [_fmt(v, ".1f", 100.0) for v in shown["test_accuracy"]]
-    shown["test_loss"] = [_fmt(v, ".4g") for v in shown["test_loss"]]
+    shown["test_accuracy"] = [fmt(v, ".1f", 100.0) for v in shown["test_accuracy"]]
+    shown["test_loss"] = [fmt(v, ".4g") for v in shown["test_loss"]]
     shown["steps"] = ["-" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
                       for v in shown["steps"]]
     for col in ("rule", "dataset", "depth", "width", "seed"):     # blank in unreadable rows
-        shown[col] = [_cell(v) for v in shown[col]]
+        shown[col] = [cell(v) for v in shown[col]]
     for col in ("id", "rule", "dataset", "status"):      # folder names and files are anyone's
         shown[col] = [_printable(v) for v in shown[col]]
     shown = shown.rename(columns={"test_accuracy": "test_acc_%"})
@@ -114,7 +114,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                  rounds=args.rounds, steps=args.steps,
                                  progress=None if args.json else sys.stderr)
     if args.json:
-        print(_dumps(report))
+        print(dumps(report))
     else:
         print(bench.format_report(report))
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""Reading run folders: the listing, a run's config, metrics and summary (engine/runs.py
+"""Reading run folders: the listing, a run's config, metrics and summary (engine/runs/writer.py
 re-exports all of it; the layout is described there).
 
 A run folder can hold anything: a file cut short by a full disk, one edited by hand, one from
@@ -20,8 +20,8 @@ import pandas as pd
 
 from engine.config import RunConfig
 from engine.control import Status
-from engine.run_layout import (CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE,
-                               process_started, read_regular, width_label)
+from engine.runs.layout import (CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE,
+                                process_started, read_regular, width_label)
 
 LIST_COLUMNS = ["id", "rule", "dataset", "depth", "width", "seed", "steps", "status",
                 "test_accuracy", "test_loss", "path"]

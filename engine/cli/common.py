@@ -16,22 +16,22 @@ class UsageError(Exception):
     """Bad command-line input; the message is one line."""
 
 
-def _err(message: str) -> None:
+def print_error(message: str) -> None:
     print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
-def _dumps(data: Any) -> str:
-    from engine.runs import json_safe
+def dumps(data: Any) -> str:
+    from engine.runs.layout import json_safe
     return json.dumps(json_safe(data), allow_nan=False)
 
 
-def _fmt(value: Any, spec: str = ".3g", scale: float = 1.0) -> str:
+def fmt(value: Any, spec: str = ".3g", scale: float = 1.0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return format(value * scale, spec)
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)

@@ -19,10 +19,8 @@ Layout of `<root>/<run id>/`:
 Run ids sort by start time and are unique: `20261127-013012-np-s0-ab12` (UTC time, rule,
 seed, random suffix); the folder is created exclusively, so two runs never share one.
 
-This module writes run folders (RunWriter and the atomic file writes) and is where everything
-about them is imported from: engine/run_layout.py holds the file names and value conventions,
-engine/run_reader.py the readers; both are re-exported here. The writer stays in this module
-because its writes go through this module's `_atomic_write` (tests replace it to fail writes).
+This module writes run folders (RunWriter and the atomic file writes); engine/runs/layout.py
+holds the file names and value conventions, engine/runs/reader.py the readers.
 """
 
 from __future__ import annotations
@@ -43,18 +41,14 @@ import pandas as pd
 from engine.config import LIVE_FIELDS, RunConfig
 from engine.control import Status
 from engine.errors import SaveError
-from engine.run_layout import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, process_started,
-                               width_label)
-from engine.run_reader import (UnreadableRun, list_runs, load_run, load_summary, read_checkpoint, read_config,
-                               read_json_object, read_metrics, try_read_json_object)
+from engine.runs.layout import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, process_started,
+                                width_label)
+from engine.runs.reader import read_metrics
 from engine.stream import flatten_record
-
-# Re-exported with the readers above: engine.runs is where run folders are read and written from.
-from engine.run_reader import LIST_COLUMNS, RUN_FILES  # noqa: F401
 
 
 # ------------------------------------------------------------------ atomic writes
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path) on a temp file in path's folder, then move it over path."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -73,7 +67,7 @@ def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame to Parquet so that readers see the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def _text_writer(text: str):
@@ -86,11 +80,15 @@ def _text_writer(text: str):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(Path(path), _text_writer(text))
+    atomic_write(Path(path), _text_writer(text))
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, _json_text(data))
 
 
 def hyperparameter_columns(cfg: RunConfig) -> dict[str, Any]:
@@ -132,6 +130,10 @@ class RunWriter:
     `close`, a best-effort summary saying why; `broken` keeps the error.
     """
 
+    # How each of the run's files is written: atomically. A class attribute, so that a test can
+    # make the writes of every writer fail (a full or read-only disk) wherever it is created.
+    write_file = staticmethod(atomic_write)
+
     def __init__(self, root: str | os.PathLike, trainer, run_id: str | None = None,
                  flush_interval: float = 2.0, checkpoint_interval: float = 60.0,
                  resume: str | os.PathLike | None = None):
@@ -167,7 +169,7 @@ class RunWriter:
             for name, value in self._fixed.items():    # e.g. steps: the run's setting is now this
                 done[name] = value
             self._tables = [pa.Table.from_pandas(done, preserve_index=False)]
-        atomic_write_json(self.path / CONFIG_FILE, self.cfg.to_dict())
+        self.write_file(self.path / CONFIG_FILE, _text_writer(_json_text(self.cfg.to_dict())))
         self._write_summary({"status": Status.RUNNING, "steps": self.last_step,
                              "dataset_meta": trainer.data.meta})
         self._subscription = trainer.subscribe(self._on_record)
@@ -231,7 +233,7 @@ class RunWriter:
         if self.broken is not None:
             raise self.broken
         try:
-            _atomic_write(self.path / name, write)
+            self.write_file(self.path / name, write)
         except OSError as exc:
             kept = ("nothing before it" if self.checkpoint_step is None else
                     f"its checkpoint at step {self.checkpoint_step}")
@@ -285,7 +287,7 @@ class RunWriter:
         """After a failed write: try once to leave a summary that says so (a small file may
         still fit where the metrics did not); the earlier summary stays if this fails too."""
         try:
-            atomic_write_text(self.path / SUMMARY_FILE, self._summary_text(data))
+            self.write_file(self.path / SUMMARY_FILE, _text_writer(self._summary_text(data)))
         except OSError:
             pass
 
@@ -294,6 +296,5 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-__all__ = ["RunWriter", "SaveError", "UnreadableRun", "list_runs", "load_run", "load_summary", "read_checkpoint",
-           "read_config", "read_json_object", "read_metrics", "try_read_json_object", "new_run_id", "json_safe",
-           "hyperparameter_columns", "width_label"]
+__all__ = ["RunWriter", "atomic_write", "atomic_write_json", "atomic_write_parquet", "atomic_write_text", "hyperparameter_columns",
+           "new_run_id"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.argtypes import int_at_least
-from engine.cli_common import PROG, UsageError
+from engine.cli.argtypes import int_at_least
+from engine.cli.common import PROG, UsageError
 from engine.config import (DEVICES, ConfigError, RunConfig, choices_of, parse_float, parse_int,
                            settings)
 from engine.values import INTEGER, shown

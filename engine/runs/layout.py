@@ -1,6 +1,6 @@
 """The run folder's names and value conventions, shared by its writer and its readers.
 
-The layout itself is described in engine/runs.py, which re-exports everything here.
+The layout itself is described in engine/runs/writer.py, which re-exports everything here.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ import sys
 import threading
 import time
 
-from engine.cli_common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError,
-                               _dumps, _err, _fmt)
-from engine.cli_parser import config_from_args
+from engine.cli.common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, dumps,
+                               print_error, fmt)
+from engine.cli.parser import config_from_args
 from engine.config import ConfigError, RunConfig, parse_int, settings
 from engine.metric_names import METRICS
 from engine.control import Control, Status, drive
@@ -21,19 +21,19 @@ def _print_summary(result: dict, seconds: float) -> None:
     acc = result.get("test_accuracy")
     print(f"{result['rule']} on {result['dataset']}: {result['status']} after {result['steps']} steps "
           f"in {seconds:.1f} s")
-    print(f"test accuracy {_fmt(acc, '.1f', 100.0)} %, test loss {_fmt(result.get('test_loss'), '.4g')}, "
-          f"train loss {_fmt(result.get('train_loss'), '.4g')}")
+    print(f"test accuracy {fmt(acc, '.1f', 100.0)} %, test loss {fmt(result.get('test_loss'), '.4g')}, "
+          f"train loss {fmt(result.get('train_loss'), '.4g')}")
     layers = result.get("layers") or []
     if layers:
         heads = [METRICS[m].short for m in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg",
                                            "sign_congruence", "relative_error")]
         print("layer  {:>7}  {:>7}  {:>7}  {:>10}  {:>10}".format(*heads))
         for layer in layers:
-            print(f"{layer['layer']:>5}  {_fmt(layer['weight_angle_deg'], '7.1f'):>7}  "
-                  f"{_fmt(layer['signal_angle_deg'], '7.1f'):>7}  "
-                  f"{_fmt(layer['update_angle_deg'], '7.1f'):>7}  "
-                  f"{_fmt(layer['sign_congruence'], '9.1f', 100.0):>9} %  "
-                  f"{_fmt(layer['relative_error'], '10.3f'):>10}")
+            print(f"{layer['layer']:>5}  {fmt(layer['weight_angle_deg'], '7.1f'):>7}  "
+                  f"{fmt(layer['signal_angle_deg'], '7.1f'):>7}  "
+                  f"{fmt(layer['update_angle_deg'], '7.1f'):>7}  "
+                  f"{fmt(layer['sign_congruence'], '9.1f', 100.0):>9} %  "
+                  f"{fmt(layer['relative_error'], '10.3f'):>10}")
     if result.get("run_dir"):
         print(f"saved to {result['run_dir']}")
 
@@ -43,7 +43,7 @@ def _report(result: dict, status: str, seconds: float, as_json: bool) -> None:
     if sys.stdout is None:
         raise OSError("it is closed")
     if as_json:
-        print(_dumps(result))
+        print(dumps(result))
     elif status in (Status.DIVERGED, Status.FAILED):
         if result.get("run_dir") and not result.get("save_error"):
             print(f"saved to {result['run_dir']}")
@@ -61,7 +61,7 @@ def _resumed(args: argparse.Namespace):
                          f"{', '.join('--' + n.replace('_', '-') for n in given)} (only --steps may be given)")
     if args.no_save:
         raise UsageError("--resume writes into the run's folder; drop --no-save")
-    from engine.runs import UnreadableRun, load_summary, read_checkpoint
+    from engine.runs.reader import UnreadableRun, load_summary, read_checkpoint
     try:
         if (load_summary(args.resume, strict=True) or {}).get("status") == Status.RUNNING:
             raise UsageError(f"resume={args.resume!r} is not allowed: that run is still running; "
@@ -113,7 +113,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _restored(trainer, state, args.resume)
     writer = None
     if not args.no_save:
-        from engine.runs import RunWriter, UnreadableRun
+        from engine.runs.writer import RunWriter
+        from engine.runs.reader import UnreadableRun
         try:
             writer = RunWriter(args.out, trainer, resume=args.resume)
         except OSError as exc:
@@ -133,9 +134,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             return
         from engine.stream import flatten_record
         row = flatten_record(record)
-        postfix = {"loss": _fmt(row["train_loss"], ".4f"),
-                   "acc": _fmt(row["train_accuracy"], ".3f"),
-                   "signal°": _fmt(row.get("signal_angle_deg_mean"), ".1f")}
+        postfix = {"loss": fmt(row["train_loss"], ".4f"),
+                   "acc": fmt(row["train_accuracy"], ".3f"),
+                   "signal°": fmt(row.get("signal_angle_deg_mean"), ".1f")}
         bar.set_postfix(postfix, refresh=False)
         bar.update(record["step"] - bar.n)
 
@@ -193,15 +194,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     except OSError as exc:                         # stdout closed, full, or a broken pipe
         reported = False
         saved = f" (the run is saved in {result['run_dir']})" if result.get("run_dir") else ""
-        _err(f"cannot write the result to stdout: {exc.strerror or exc}{saved}")
+        print_error(f"cannot write the result to stdout: {exc.strerror or exc}{saved}")
     if result.get("save_error"):                   # the outcome below keeps its own exit status
-        _err(result["save_error"])
+        print_error(result["save_error"])
     if status == Status.FAILED:
         if not isinstance(error, SaveError):
-            _err(str(error))
+            print_error(str(error))
         return EXIT_FAILURE
     if status == Status.DIVERGED:
-        _err(str(error))
+        print_error(str(error))
         return EXIT_DIVERGED
     if status == Status.STOPPED:
         print(f"{PROG}: interrupted: the run was stopped at step {result['steps']}"

@@ -1,0 +1,1 @@
+"""`creditlab` and its commands: main.py dispatches, one module per concern beside it."""
