@@ -296,5 +296,5 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-__all__ = ["RunWriter", "atomic_write", "atomic_write_json", "atomic_write_parquet", "atomic_write_text", "hyperparameter_columns",
-           "new_run_id"]
+__all__ = ["RunWriter", "atomic_write", "atomic_write_json", "atomic_write_parquet", "atomic_write_text",
+           "hyperparameter_columns", "new_run_id"]
