@@ -35,9 +35,9 @@ def warm_up() -> float:
 
 def _warm_forkserver(done: dict) -> None:
     # Runs train in processes forked from a forkserver that imports torch once: start it now.
-    from app import run_worker
+    from engine.host import worker
     started = time.perf_counter()
-    run_worker.warm_up()
+    worker.warm_up()
     done["processes"] = time.perf_counter() - started
 
 

@@ -29,18 +29,18 @@ import panel as pn
 import param
 
 from engine.config import LIVE_FIELDS, ConfigError
-from engine.control import Status
+from engine.status import Status
 
 from app.address_bar import AddressBar
 from app.compare_view import CompareView
 from app.curves import CURVE_MIN_WIDTH
 from app.library import SavedRun, runs_root
-from app.live_plots import LivePlots, _plot_grid, layer_options  # noqa: F401  (the tests import the two from here)
+from app.live_plots import LivePlots
 from app.network_view import hidden_layers
 from app.notebook import EchoFilter, FollowingPull, inline_markup
 from app.pace import PagePace
 from app.run_status import RunStatus, display_name, wrapping_row
-from app.runner import RunHandle, SessionRuns
+from engine.host.runner import RunHandle, SessionRuns
 from app.safe_text import md_text
 from app.sidebar import ALL, SettingsSidebar
 from app.state import ConfigState, format_width

@@ -14,14 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from engine.control import Status
+from engine.status import Status
 from engine.runs.layout import METRICS_FILE
 from engine.runs.reader import UnreadableRun, load_run, load_summary, read_config
 from engine.stream import flatten_record
 
 from app.network_view import hidden_layers
 from app.safe_text import plain
-from app.state import format_width, run_label
+from app.state import format_width
+from engine.labels import run_label
 
 
 def runs_root() -> Path:

@@ -20,7 +20,7 @@ from app.curves import CAPTIONS, CURVE_MIN_WIDTH, CurvePlots
 from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, Heatmaps
 from app.network_view import NetworkView
 from app.run_status import display_name
-from app.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
+from engine.host.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
 
 HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
              "feedback. Each map has its own colour scale: compare patterns, not shades.")
@@ -53,10 +53,10 @@ class LivePlots:
         heat_panes = [_with_caption(pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
                                                   min_width=HEATMAP_MIN_WIDTH),
                                     Heatmaps.CAPTIONS[k], HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
-        self.heatmap_grid = _plot_grid(heat_panes, HEATMAP_MIN_WIDTH, "creditlab-heatmaps")
+        self.heatmap_grid = plot_grid(heat_panes, HEATMAP_MIN_WIDTH, "creditlab-heatmaps")
         self.curves_heading = pn.pane.Markdown(f"### Learning curves\n{CURVES_HELP}", margin=(0, 10),
                                                sizing_mode="stretch_width")
-        self.curve_grid = _plot_grid(curve_panes, CURVE_MIN_WIDTH, "creditlab-curves")
+        self.curve_grid = plot_grid(curve_panes, CURVE_MIN_WIDTH, "creditlab-curves")
 
     def edit(self, fn) -> None:
         """Run a change to the raw Bokeh figures with the document lock held.
@@ -185,7 +185,7 @@ def layer_options(n_layers: int) -> dict[str, int]:
     return options
 
 
-def _plot_grid(panes: list, min_width: int, css_class: str) -> pn.Column:
+def plot_grid(panes: list, min_width: int, css_class: str) -> pn.Column:
     """Plots side by side in equal columns, wrapping onto new rows: as many columns as fit at
     `min_width` each (never more than there are plots, nor than 4), so a narrow page gets fewer
     columns instead of plots drawn over each other or past its edge. A CSS grid on the layout's

@@ -13,10 +13,10 @@ from typing import Any
 
 import panel as pn
 
-from engine.control import ACTIVE, Status
+from engine.status import ACTIVE, Status
 
 from app.curves import CurvePlots
-from app.runner import RunHandle, SessionRuns
+from engine.host.runner import RunHandle, SessionRuns
 from app.safe_text import html_text, md_text, plain, text_pane
 
 READY = "**Ready.** Pick a rule or a preset and press Start."

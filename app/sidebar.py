@@ -25,7 +25,8 @@ from engine.rules import RULES
 
 from app.network_view import CONV_LAYERS
 from app.presets import preset_note
-from app.state import PRESETS, ConfigState, read_number
+from app.presets import PRESETS
+from app.state import ConfigState, read_number
 
 STORY, ALL = "Story", "All settings"
 # The settings a lesson changes, in the order the story mode shows them.

@@ -17,13 +17,10 @@ from typing import Any
 
 import param
 
-from engine.config import (LIVE_FIELDS, NUMBER, ConfigError, RunConfig, applies, choices_of,
-                           defaults, parse_float, parse_int, settings)
-from engine.rules import RULES
+from engine.config import (NUMBER, ConfigError, RunConfig, choices_of,
+                           parse_float, parse_int, settings)
 
-# The presets and the dashboard's defaults live in app/presets.py; they are named here too, so
-# `from app.state import PRESETS, preset_config` keeps working.
-from app.presets import DASHBOARD_DEFAULTS, PRESETS, preset_config
+from app.presets import DASHBOARD_DEFAULTS, preset_config
 
 
 def format_width(width: int | list[int]) -> str:
@@ -43,42 +40,6 @@ def parse_width(text: Any) -> int | list[int]:
         raise ConfigError(f"width={str(text)!r} is not allowed; give a positive integer, or one per "
                           "hidden layer separated by commas (e.g. 50,20)") from None
     return values[0] if len(values) == 1 else values
-
-
-# Settings a label leaves out: the budget and bookkeeping do not change what a run learns.
-_UNLABELLED = {"steps", "metric_interval", "eval_interval", "device"}
-# Short forms for the settings a label names most often.
-_SHORT = {"freeze_forward": lambda v: "frozen W" if v else "W trains",
-          "train_on_noise": lambda v: "+noise" if v else "no noise",
-          "feedback_mode": lambda v: f"{v} B", "warmup_steps": lambda v: f"warm-up {v:,}",
-          "noise_draws": lambda v: f"K={v}", "init": lambda v: f"{v} init", "optimizer": str}
-
-
-def run_label(cfg: RunConfig) -> str:
-    """A short legend label: the rule, σ, the network, lr and seed, then every other setting that
-    applies to this run and differs from its default, e.g. 'np σ=0.01 d2 w50-20 lr=0.001 ridge B
-    warm-up 1,000 paper init seed0'."""
-    parts = [cfg.rule]
-    if RULES[cfg.rule].uses_noise(cfg) or cfg.rule == "np":
-        parts.append(f"σ={cfg.sigma:g}")
-    parts.append(f"d{cfg.depth}")
-    parts.append("w" + format_width(cfg.width).replace(",", "-"))
-    parts.append(f"lr={cfg.lr:g}")
-    shown = {"rule", "sigma", "depth", "width", "lr", "seed", "dataset"} | _UNLABELLED
-    for name, default in defaults().items():
-        value = getattr(cfg, name)
-        if name in shown or value == default or not applies(name, cfg):
-            continue
-        if name in _SHORT:
-            parts.append(_SHORT[name](value))
-        elif isinstance(value, bool):
-            parts.append(name.replace("_", " ") if value else "no " + name.replace("_", " "))
-        else:
-            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
-    if cfg.dataset != "digits":
-        parts.append(cfg.dataset)
-    parts.append(f"seed{cfg.seed}")
-    return " ".join(parts)
 
 
 _START = RunConfig.from_dict(DASHBOARD_DEFAULTS)
@@ -245,5 +206,4 @@ def read_number(p: param.Parameter, text: str) -> int | float:
                       + (f" {allowed}" if allowed else ""))
 
 
-__all__ = ["ConfigState", "PRESETS", "DASHBOARD_DEFAULTS", "preset_config", "parse_width",
-           "format_width", "read_number", "run_label", "LIVE_FIELDS"]
+__all__ = ["ConfigState", "parse_width", "format_width", "read_number"]

@@ -27,7 +27,7 @@ import panel as pn
 import param
 
 from engine import sweep as sw
-from engine.control import ACTIVE, Status
+from engine.status import ACTIVE, Status
 from engine.download import one_line
 
 from app.int_box import IntBox

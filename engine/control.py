@@ -2,42 +2,21 @@
 
 Every host runs this loop. The CLI, notebooks, sweeps and experiments call `drive` in their own
 thread, with a `Control` to send it commands from another thread (or none at all); the
-dashboard's run process calls it with commands from a multiprocessing queue (app/run_worker.py).
+dashboard's run process calls it with commands from a multiprocessing queue (engine/host/worker.py).
 Commands are plain tuples, so either kind of queue carries them:
 
     ("pause", None)   ("resume", None)   ("step", target)   ("stop", None)   ("set", {name: value})
 
 "step" pauses at step `target` (the dashboard's Step button). "set" changes live settings
 (σ, lr, feedback_lr) through `Trainer.set`; every record carries the values its step used.
-
-`Status` is the one vocabulary of run states, for runs, sweeps, run folders and the UI.
 """
 
 from __future__ import annotations
 
-import enum
 import queue
 from typing import Any, Callable
 
-
-class Status(enum.StrEnum):
-    """What a run (or a batch of runs) is doing. A str: it compares equal to its value, and
-    JSON, Parquet and the UI see the plain word."""
-    READY = "ready"                 # built, not started
-    STARTING = "starting"           # its process or trainer is being made
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPING = "stopping"           # asked to stop; finishing the current step (or trial)
-    FINISHED = "finished"           # reached its step budget
-    STOPPED = "stopped"             # stopped by the user before its budget
-    DIVERGED = "diverged"           # the loss became NaN or infinite
-    FAILED = "failed"               # an error ended it (the message says which)
-    INTERRUPTED = "interrupted"     # its process died without saying how it ended (a kill)
-
-
-ACTIVE = frozenset({Status.STARTING, Status.RUNNING, Status.PAUSED, Status.STOPPING})
-FINAL = frozenset({Status.FINISHED, Status.STOPPED, Status.DIVERGED, Status.FAILED,
-                   Status.INTERRUPTED})
+from engine.status import Status
 
 
 class Control:

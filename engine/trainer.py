@@ -23,7 +23,8 @@ import torch
 
 from engine.allocator import keep_freed_memory
 from engine.config import LIVE_FIELDS, ConfigError, RunConfig
-from engine.control import Status, drive
+from engine.status import Status
+from engine.control import drive
 from engine.data import Dataset, load_dataset
 from engine.memory import NetworkSize, check_fits
 from engine.metrics import LAYER_METRICS, layer_metrics

@@ -37,7 +37,7 @@ def rate_from_records(records: list[dict]) -> float:
 
 def bare_rate(cfg: RunConfig) -> float:
     """The run with nobody watching: same thread arrangement and torch threads as the dashboard."""
-    from app import runner
+    from engine.host import runner
     from engine.trainer import Trainer
 
     out: dict = {}

@@ -18,12 +18,12 @@ import panel as pn
 import pytest
 
 from engine.config import RunConfig
-from engine.control import Status
+from engine.status import Status
 
 from app.dashboard import Dashboard
 from app.library import list_saved_runs
 from app.run_status import display_name
-from app.runner import RunHandle
+from engine.host.runner import RunHandle
 from app.safe_text import plain
 from app.state import ConfigState
 

@@ -14,8 +14,10 @@ from engine.rules import RULES
 
 from app.dashboard import SLOW_EVERY, Dashboard
 from app.library import SavedRun, list_saved_runs, runs_frame
-from app.runner import RunHandle, SessionRuns
-from app.state import PRESETS, ConfigState, parse_width, preset_config, run_label
+from engine.host.runner import RunHandle, SessionRuns
+from app.presets import PRESETS, preset_config
+from app.state import ConfigState, parse_width
+from engine.labels import run_label
 
 TINY = dict(dataset="digits", depth=1, width=8, steps=400, metric_interval=10, eval_interval=100,
             device="cpu")

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from engine import RunConfig, Trainer
-from engine.control import ACTIVE, FINAL, Control, Status, drive
+from engine.status import ACTIVE, FINAL, Status
+from engine.control import Control, drive
 
 TIMEOUT = 120          # generous: a loaded machine may take seconds per hundred steps
 

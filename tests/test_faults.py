@@ -17,8 +17,8 @@ import pytest
 
 from engine.config import RunConfig
 
-from app import runner
-from app.runner import RunHandle
+from engine.host import runner
+from engine.host.runner import RunHandle
 
 sys.path.insert(0, str(Path(__file__).parent))
 from browser_helpers import CHROMIUM, chromium_context, free_port, wait_for_bokeh  # noqa: E402
@@ -96,7 +96,7 @@ SERVER_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from multiprocessing import forkserver
     from engine.config import RunConfig
-    from app.runner import RunHandle
+    from engine.host.runner import RunHandle
 
     if __name__ == "__main__":
         run = RunHandle(RunConfig(dataset="digits", depth=1, width=8, steps=10_000_000,

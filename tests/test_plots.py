@@ -13,9 +13,10 @@ from bokeh.models import Title
 from engine.config import RunConfig
 from engine.stream import RecordBuffer
 
-from app.dashboard import Dashboard, _plot_grid, layer_options
-from app.plots import (DIFF_RANGE, HEATMAP_KEYS, LAYER_PLOTS, SCALAR_PLOTS, CurvePlots, Heatmaps,
-                       pattern_difference, symmetric_range)
+from app.dashboard import Dashboard
+from app.live_plots import plot_grid, layer_options
+from app.heatmaps import DIFF_RANGE, HEATMAP_KEYS, Heatmaps, pattern_difference, symmetric_range
+from app.curves import LAYER_PLOTS, SCALAR_PLOTS, CurvePlots
 
 RNG = np.random.default_rng(0)
 
@@ -179,10 +180,10 @@ def test_layer_menu_lists_the_top_layer_first():
 
 def test_plot_grid_reflows_instead_of_fixing_four_columns():
     import panel as pn
-    grid = _plot_grid([pn.pane.Markdown("a") for _ in range(8)], 360, "x")
+    grid = plot_grid([pn.pane.Markdown("a") for _ in range(8)], 360, "x")
     assert grid.styles["display"] == "grid"
     assert grid.styles["grid-template-columns"] == "repeat(auto-fill, minmax(max(360px, 25%), 1fr))"
-    assert "33.33%" in _plot_grid([pn.pane.Markdown("a")] * 3, 200, "y").styles["grid-template-columns"]
+    assert "33.33%" in plot_grid([pn.pane.Markdown("a")] * 3, 200, "y").styles["grid-template-columns"]
 
 
 def test_the_buffer_keeps_the_first_snapshot_for_the_start_map():
@@ -236,7 +237,7 @@ def test_dashboard_opens_on_the_top_layer_and_keeps_the_first_b():
 def test_every_plot_has_a_plain_words_sentence_under_it():
     from app.curves import CAPTIONS
     from app.live_plots import LivePlots
-    from app.runner import SessionRuns
+    from engine.host.runner import SessionRuns
 
     assert set(CAPTIONS) == {key for key, *_ in SCALAR_PLOTS + LAYER_PLOTS}
     for key, text in {**CAPTIONS, **Heatmaps.CAPTIONS}.items():

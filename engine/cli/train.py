@@ -13,7 +13,8 @@ from engine.cli.common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EX
 from engine.cli.parser import config_from_args
 from engine.config import ConfigError, RunConfig, parse_int, settings
 from engine.metric_names import METRICS
-from engine.control import Control, Status, drive
+from engine.control import Control, drive
+from engine.status import Status
 from engine.download import one_line
 
 

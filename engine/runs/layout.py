@@ -30,13 +30,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def width_label(width) -> str:
-    """50 → "50"; [50, 20] → "50-20"."""
-    if isinstance(width, (list, tuple)):
-        return "-".join(str(int(w)) for w in width)
-    return str(int(width))
-
-
 # A run folder's JSON files are a few kB; anything far larger is not one of ours.
 MAX_JSON_BYTES = 1 << 20
 

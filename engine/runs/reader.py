@@ -19,9 +19,10 @@ from typing import Any
 import pandas as pd
 
 from engine.config import RunConfig
-from engine.control import Status
+from engine.status import Status
 from engine.runs.layout import (CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE,
-                                process_started, read_regular, width_label)
+                                process_started, read_regular)
+from engine.labels import width_label
 
 LIST_COLUMNS = ["id", "rule", "dataset", "depth", "width", "seed", "steps", "status",
                 "test_accuracy", "test_loss", "path"]

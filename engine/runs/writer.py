@@ -39,10 +39,10 @@ from typing import Any
 import pandas as pd
 
 from engine.config import LIVE_FIELDS, RunConfig
-from engine.control import Status
+from engine.status import Status
 from engine.errors import SaveError
-from engine.runs.layout import (CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, process_started,
-                                width_label)
+from engine.runs.layout import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, process_started
+from engine.labels import width_label
 from engine.runs.reader import read_metrics
 from engine.stream import flatten_record
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.control import Status
+from engine.status import Status
 from engine.sweep.spec import (DASK_MISSING, DONE, SWEEP_FILE, SweepError, SweepSpec, TRIALS_FILE,
                                Trial, _one_line)
 from engine.sweep.trial import _tag, make_row, run_trial

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine.config import ConfigError, RunConfig, defaults, settings
-from engine.control import Status
+from engine.status import Status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DASK_MISSING = ("the sweep runs on Dask, which is not installed: pip install 'creditlab[sweep]', "

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from engine.control import Status
+from engine.status import Status
 from engine.sweep.spec import DONE, SWEEPS_DIR, SWEEP_FILE, TRIALS_FILE
 from engine.sweep.trial import make_row
 

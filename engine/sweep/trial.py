@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from engine.config import RunConfig
-from engine.control import Status
+from engine.status import Status
 from engine.sweep.spec import SWEEP_FILE, _one_line, _slug
 
 
@@ -105,7 +105,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
 
 def make_row(config: dict, tag: dict, summary: dict, run_dir: Path | str) -> dict:
     """One row of trials.parquet: sweep tag, flat config (width as "50-20"), status, metrics."""
-    from engine.runs.layout import width_label
+    from engine.labels import width_label
 
     cfg = dict(config)
     try:

@@ -1,7 +1,7 @@
 """One training run off the event loop: a Trainer in its own process, feeding a RecordBuffer.
 
 The UI never waits on training. `RunHandle` methods only queue a command and return at once; the
-run's process (app/run_worker.py) builds the Trainer, steps it and sends its records back; a
+run's process (engine/host/worker.py) builds the Trainer, steps it and sends its records back; a
 small pump thread here moves them into a bounded `RecordBuffer` that the dashboard's periodic
 callback pulls from. Nothing in the run touches a Panel, Bokeh or HoloViews object; its outcome
 (a `Status`: finished, stopped, diverged, failed …) is plain state the UI reads.
@@ -19,11 +19,11 @@ import time
 from typing import Any
 
 from engine.config import LIVE_FIELDS, RunConfig
-from engine.control import ACTIVE, FINAL, Status
+from engine.status import ACTIVE, FINAL, Status
 from engine.stream import RecordBuffer
 
-from app import run_worker
-from app.state import run_label
+from engine.host import worker
+from engine.labels import run_label
 
 _ids = itertools.count(1)
 
@@ -82,14 +82,14 @@ class RunHandle:
             if self._stop_requested:
                 self.status = Status.STOPPED
                 return self
-            ctx = run_worker.context()
+            ctx = worker.context()
             self._paused = paused
             self._commands, events = ctx.Queue(), ctx.Queue()
             link, self._lifeline = ctx.Pipe(duplex=False)
             self.status = Status.STARTING
             self.started_at = time.time()
             self._process = ctx.Process(
-                target=run_worker.train, name=f"creditlab-run-{self.id}", daemon=True,
+                target=worker.train, name=f"creditlab-run-{self.id}", daemon=True,
                 args=(self.cfg.to_dict(), self._commands, events, paused, TORCH_THREADS, self.label,
                       link))
             self._process.start()

@@ -9,4 +9,4 @@ milliseconds.
 import torch  # noqa: F401
 
 import engine.trainer  # noqa: F401
-from app import run_worker  # noqa: F401
+from engine.host import worker  # noqa: F401

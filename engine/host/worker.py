@@ -33,7 +33,7 @@ def context():
     if _context is None:
         if "forkserver" in mp.get_all_start_methods():
             _context = mp.get_context("forkserver")
-            _context.set_forkserver_preload(["app.run_worker_preload"])
+            _context.set_forkserver_preload(["engine.host.preload"])
         else:
             _context = mp.get_context("spawn")
     return _context
@@ -73,7 +73,8 @@ def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int
                          daemon=True).start()
     import torch
 
-    from engine.control import Status, drive
+    from engine.status import Status
+    from engine.control import drive
     from engine.trainer import DivergedError, Trainer
 
     if threads is not None and torch.get_num_threads() != threads:

@@ -1,0 +1,49 @@
+"""How a run is named where people read it: its width ("50-20") and its one-line label."""
+
+from __future__ import annotations
+
+from engine.config import RunConfig, applies, defaults
+from engine.rules import RULES
+
+
+def width_label(width) -> str:
+    """50 → "50"; [50, 20] → "50-20"."""
+    if isinstance(width, (list, tuple)):
+        return "-".join(str(int(w)) for w in width)
+    return str(int(width))
+
+
+# Settings a label leaves out: the budget and bookkeeping do not change what a run learns.
+_UNLABELLED = {"steps", "metric_interval", "eval_interval", "device"}
+# Short forms for the settings a label names most often.
+_SHORT = {"freeze_forward": lambda v: "frozen W" if v else "W trains",
+          "train_on_noise": lambda v: "+noise" if v else "no noise",
+          "feedback_mode": lambda v: f"{v} B", "warmup_steps": lambda v: f"warm-up {v:,}",
+          "noise_draws": lambda v: f"K={v}", "init": lambda v: f"{v} init", "optimizer": str}
+
+
+def run_label(cfg: RunConfig) -> str:
+    """A short legend label: the rule, σ, the network, lr and seed, then every other setting that
+    applies to this run and differs from its default, e.g. 'np σ=0.01 d2 w50-20 lr=0.001 ridge B
+    warm-up 1,000 paper init seed0'."""
+    parts = [cfg.rule]
+    if RULES[cfg.rule].uses_noise(cfg) or cfg.rule == "np":
+        parts.append(f"σ={cfg.sigma:g}")
+    parts.append(f"d{cfg.depth}")
+    parts.append("w" + width_label(cfg.width))
+    parts.append(f"lr={cfg.lr:g}")
+    shown = {"rule", "sigma", "depth", "width", "lr", "seed", "dataset"} | _UNLABELLED
+    for name, default in defaults().items():
+        value = getattr(cfg, name)
+        if name in shown or value == default or not applies(name, cfg):
+            continue
+        if name in _SHORT:
+            parts.append(_SHORT[name](value))
+        elif isinstance(value, bool):
+            parts.append(name.replace("_", " ") if value else "no " + name.replace("_", " "))
+        else:
+            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+    if cfg.dataset != "digits":
+        parts.append(cfg.dataset)
+    parts.append(f"seed{cfg.seed}")
+    return " ".join(parts)
