@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import panel as pn
 
-# The hidden layers of the conv models (engine/models.py builds them; tests/test_plots.py checks
+# The hidden layers of the conv models (engine/networks.py builds them; tests/test_plots.py checks
 # that these match what it builds). Their depth and width settings are not used.
 CONV_LAYERS = {"conv-small": ("conv 16", "conv 32", "full 128"),
                "conv-cifar": ("conv 96", "conv 128", "conv 256", "full 2048", "full 2048")}

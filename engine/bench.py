@@ -37,7 +37,7 @@ from torch import nn
 
 from engine.config import RunConfig
 from engine.data import Dataset
-from engine.models import add_outer_products
+from engine.layers import add_outer_products
 from engine.rules import RULES
 from engine.trainer import DivergedError, Trainer, resolve_device
 

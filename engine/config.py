@@ -70,7 +70,7 @@ class RunConfig:
                            when=lambda cfg: cfg.dataset == "teacher")
     model: str = setting("mlp", "the kind of network: fully connected (mlp), an autoencoder, or a conv net",
                          group=NETWORK, label="Model",
-                         choices=_registry("engine.models", "MODELS", lambda m: ""))
+                         choices=_registry("engine.networks", "MODELS", lambda m: ""))
     depth: int = setting(2, "how many hidden layers lie between the input and the output", group=NETWORK,
                          label="Hidden layers (depth)",
                          low=1, high=64, metavar="D")
@@ -83,7 +83,7 @@ class RunConfig:
                               choices=ACTIVATIONS)
     init: str = setting("torch", "how the starting weights are drawn at random", group=NETWORK,
                         label="Weight init (paper: N(0, 2/fan_in))",
-                        choices=_registry("engine.models", "INITS"))
+                        choices=_registry("engine.networks", "INITS"))
     loss: str = setting("mse", "how an output's error is counted: mse = half the squared error (the "
                         "paper's), ce = cross-entropy", group=NETWORK,
                         label="Loss", choices=LOSSES)
@@ -212,7 +212,7 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Check every field against its Setting, then the settings that depend on each other."""
         from engine.data import DATASETS          # late imports: avoid import cycles
-        from engine.models import CONV_MODELS
+        from engine.networks import CONV_MODELS
         from engine.rules import RULES
 
         declared = rule_options()

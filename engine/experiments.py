@@ -144,7 +144,7 @@ def load_model(name: str, cond_label: str, quick: bool = False, root=None):
     """(model, dataset) of the finished seed-0 run of `cond_label` in experiment `name`, from its
     run folder's checkpoint, or None when there is none."""
     from engine.data import load_dataset
-    from engine.models import build_model
+    from engine.networks import build_model
     from engine.runs.reader import UnreadableRun, load_summary, read_checkpoint
     from engine.sweep.store import sweep_runs
 

@@ -28,7 +28,7 @@ from engine.control import drive
 from engine.data import Dataset, load_dataset
 from engine.memory import NetworkSize, check_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
-from engine.models import build_model, fully_connected_sizes
+from engine.networks import build_model, fully_connected_sizes
 from engine.objective import Objective
 from engine.optim import SGD, Adam
 from engine.rules import RULES

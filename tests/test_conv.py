@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.config import RunConfig
-from engine.models import Block, FeedbackConv2d, FeedbackLinear, FeedbackNet, conv_small
+from engine.networks import Block, FeedbackNet, conv_small
+from engine.layers import FeedbackConv2d, FeedbackLinear
 from engine.objective import Objective
 from engine.reference import backprop_reference
 from engine.rules import RULES

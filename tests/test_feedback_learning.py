@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.models import FeedbackConv2d, FeedbackLinear, mlp
+from engine.layers import FeedbackConv2d, FeedbackLinear
+from engine.networks import mlp
 from engine.objective import Objective
 from engine.reference import backprop_reference
 from engine.rules import RULES

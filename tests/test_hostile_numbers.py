@@ -198,7 +198,7 @@ def test_a_conv_net_whose_batch_does_not_fit_is_refused_before_a_step(monkeypatc
 def test_the_estimate_before_building_is_the_built_networks(kw, ridge):
     from engine.data import load_dataset
     from engine.memory import NetworkSize, step_bytes
-    from engine.models import build_model, fully_connected_sizes
+    from engine.networks import build_model, fully_connected_sizes
 
     cfg = RunConfig(**kw).validate()
     data = load_dataset(cfg.dataset, cfg)
@@ -234,7 +234,7 @@ def test_the_estimate_before_building_bounds_a_network_whose_weights_dominate(ru
         from engine.config import RunConfig
         from engine.data import load_dataset
         from engine.memory import NetworkSize, step_bytes
-        from engine.models import fully_connected_sizes
+        from engine.networks import fully_connected_sizes
         from engine.trainer import Trainer
 
         def status(key):

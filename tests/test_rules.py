@@ -1,6 +1,6 @@
 """Each learning rule's backward pass against its hand-derived formula.
 
-Notation as in engine/models.py: a batch of row vectors, W of shape out × in, B of the shape
+Notation as in engine/layers.py: a batch of row vectors, W of shape out × in, B of the shape
 of Wᵀ (in × out). So backprop sends g W to a layer's input, and a feedback rule sends g Bᵀ.
 """
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.models import FeedbackLinear, mlp
+from engine.layers import FeedbackLinear
+from engine.networks import mlp
 from engine.objective import Objective
 from engine.reference import backprop_reference
 from engine.rules import RULES

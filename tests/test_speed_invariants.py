@@ -20,7 +20,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from engine.config import RunConfig
 from engine.data import Dataset
-from engine.models import Block, FeedbackConv2d, FeedbackLinear, FeedbackNet, conv_small, mlp
+from engine.networks import Block, FeedbackNet, conv_small, mlp
+from engine.layers import FeedbackConv2d, FeedbackLinear
 from engine.objective import Objective
 from engine.reference import backprop_reference, backprop_site_errors
 from engine.rules import RULES

@@ -10,7 +10,7 @@ hidden output.
 
 import torch
 
-from engine.models import FeedbackLinear, add_outer_products
+from engine.layers import FeedbackLinear, add_outer_products
 from engine.rules.base import LearningRule, init_like, register
 
 
@@ -53,7 +53,7 @@ class DirectTaps:
 
 class DirectMap:
     """The map from the output error to a site, e ↦ e Bᵀ, in the interface of a layer's
-    feedback (see engine/models.py), so the feedback regression treats both alike."""
+    feedback (see engine/layers.py), so the feedback regression treats both alike."""
 
     @staticmethod
     def input_grad(g, feedback, shape):
