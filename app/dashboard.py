@@ -28,7 +28,8 @@ from urllib.parse import urlencode
 import panel as pn
 import param
 
-from engine.config import LIVE_FIELDS, ConfigError
+from engine.config import LIVE_FIELDS
+from engine.errors import ConfigError
 from engine.status import Status
 
 from app.address_bar import AddressBar

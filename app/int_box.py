@@ -13,7 +13,7 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from engine.values import check_integer, parse_int
 
 from app.safe_text import md_text, text_pane

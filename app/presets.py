@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.config import ConfigError, RunConfig
+from engine.errors import ConfigError
+from engine.config import RunConfig
 
 # The dashboard's starting point: the paper's MLP shape, long enough to watch for a while.
 # (RunConfig's own defaults are tuned for the CLI's quick runs.)

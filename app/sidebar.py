@@ -19,7 +19,8 @@ from typing import Any
 import panel as pn
 import param
 
-from engine.config import ConfigError, applies, settings
+from engine.errors import ConfigError
+from engine.config import applies, settings
 from engine.data import DATASETS
 from engine.rules import RULES
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import param
 
-from engine.config import (NUMBER, ConfigError, RunConfig, choices_of,
-                           parse_float, parse_int, settings)
+from engine.values import NUMBER, parse_float
+from engine.errors import ConfigError
+from engine.config import RunConfig, choices_of, parse_int, settings
 
 from app.presets import DASHBOARD_DEFAULTS, preset_config
 

@@ -4,7 +4,8 @@
 asked for: `creditlab --help` and `creditlab runs` never load it.
 """
 
-from engine.config import ConfigError, RunConfig
+from engine.errors import ConfigError
+from engine.config import RunConfig
 
 __all__ = ["RunConfig", "ConfigError", "Trainer", "DivergedError"]
 

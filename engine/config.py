@@ -19,8 +19,7 @@ from typing import Any, Callable
 from engine.errors import ConfigError
 from engine.settings import BOOKKEEPING, FEEDBACK, FORWARD, NETWORK, Setting, setting
 from engine import values
-from engine.values import (INT64_MAX, INT64_MIN, NUMBER, check_choice, check_integer, check_real, parse_float,
-                          shown)
+from engine.values import (shown)
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
@@ -220,7 +219,7 @@ class RunConfig:
             raise ConfigError(f"unknown setting {shown(name)}; known settings are "
                               f"{', '.join(sorted(settings()))}")
         for name, s in settings().items():
-            _check(name, getattr(self, name), s, _defaults()[name])
+            s.check(name, getattr(self, name), _defaults()[name], choices_of(name))
         # Record the chosen rule's own settings, so that a saved config names every value used.
         for name in RULES[self.rule].options:
             self.options.setdefault(name, declared[name].default)
@@ -380,21 +379,6 @@ def applies(name: str, cfg: Any) -> bool:
         return True
 
 
-def _check(name: str, value: Any, s: Setting, default: Any) -> None:
-    if s.choices is not None:
-        check_choice(name, value, list(choices_of(name)))
-    elif isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}={shown(value)} is not allowed; it must be true or false")
-    elif name == "width" and isinstance(value, (list, tuple)):
-        for w in value:
-            check_integer(name, w, *_integer_bounds(name))
-    elif isinstance(default, int):
-        check_integer(name, value, *_integer_bounds(name))
-    elif isinstance(default, float):
-        check_real(name, value, s.low, s.high, s.low_open, s.high_open)
-
-
 def parse_int(name: str, text: str) -> int:
     """An integer setting's value from text (the CLI, a URL). Text that is no int64 is refused
     before Python converts it, naming the setting's own bounds; a value within int64 is returned
@@ -402,20 +386,11 @@ def parse_int(name: str, text: str) -> int:
     try:
         return values.parse_int(name, text)
     except ConfigError:
-        values.parse_int(name, text, *_integer_bounds(name))    # the same refusal, with its bounds
+        s, default = settings().get(name), _defaults().get(name)
+        if s is not None and isinstance(default, int) and not isinstance(default, bool):
+            values.parse_int(name, text, *s.integer_bounds())     # the same refusal, with its bounds
         raise
 
 
-def _integer_bounds(name: str) -> tuple[int, int]:
-    """An integer setting's bounds; int64's where it declares none (a rule's own setting may not),
-    as torch keeps integers in int64."""
-    s, default = settings().get(name), _defaults().get(name)
-    if s is None or isinstance(default, bool) or not isinstance(default, int):
-        return INT64_MIN, INT64_MAX
-    return (INT64_MIN if s.low is None else int(s.low)), (INT64_MAX if s.high is None else int(s.high))
-
-
-__all__ = ["RunConfig", "ConfigError", "Setting", "settings", "defaults", "rule_options", "choices_of",
-           "applies", "LIVE_FIELDS",
-           "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS",
-           "parse_int", "parse_float", "NUMBER"]
+__all__ = ["RunConfig", "settings", "defaults", "rule_options", "choices_of", "applies", "parse_int", "LIVE_FIELDS",
+           "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS"]

@@ -1,13 +1,17 @@
 """How a setting is declared: once, beside its field or in the rule module that owns it.
 
-A leaf module (it imports nothing from the engine), so that `engine.config` and every rule
-module can declare settings without importing each other.
+It imports nothing of the engine but engine/values.py (how numbers and choices are read and
+checked), so that `engine.config` and every rule module can declare settings without importing
+each other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from engine.errors import ConfigError
+from engine.values import INT64_MAX, INT64_MIN, check_choice, check_integer, check_real, shown
 
 NETWORK, FORWARD, FEEDBACK, BOOKKEEPING = "Network", "Forward weights", "Noise and feedback", "Bookkeeping"
 
@@ -32,6 +36,27 @@ class Setting:
     rule_specific: bool = False         # shown only for rules that list it in their `reads`
     when: Callable[[Any], bool] | None = None   # shown only where it matters (a cfg-like → bool)
     step: float | None = None           # the widget's increment
+
+    def integer_bounds(self) -> tuple[int, int]:
+        """An integer setting's bounds; int64's where it declares none, as torch keeps integers
+        in int64."""
+        return (INT64_MIN if self.low is None else int(self.low)), (INT64_MAX if self.high is None else int(self.high))
+
+    def check(self, name: str, value: Any, default: Any, choices: Any = None) -> None:
+        """ConfigError, one line naming `name`, unless `value` is one this setting allows
+        (`choices`: the allowed values, where it has them; `default` tells its type)."""
+        if self.choices is not None:
+            check_choice(name, value, list(choices))
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}={shown(value)} is not allowed; it must be true or false")
+        elif isinstance(default, int) and isinstance(value, (list, tuple)) and name == "width":
+            for w in value:
+                check_integer(name, w, *self.integer_bounds())
+        elif isinstance(default, int):
+            check_integer(name, value, *self.integer_bounds())
+        elif isinstance(default, float):
+            check_real(name, value, self.low, self.high, self.low_open, self.high_open)
 
 
 def setting(default: Any, doc: str, **meta: Any) -> Any:

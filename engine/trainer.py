@@ -22,7 +22,8 @@ from typing import Any, Callable
 import torch
 
 from engine.allocator import keep_freed_memory
-from engine.config import LIVE_FIELDS, ConfigError, RunConfig
+from engine.config import LIVE_FIELDS, RunConfig
+from engine.errors import ConfigError
 from engine.status import Status
 from engine.control import drive
 from engine.data import Dataset, load_dataset

@@ -8,6 +8,7 @@ import time
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+from conftest import wait_until
 
 from engine.config import RunConfig
 from engine.rules import RULES
@@ -24,12 +25,7 @@ TINY = dict(dataset="digits", depth=1, width=8, steps=400, metric_interval=10, e
 
 
 def wait_for(predicate, timeout=20.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
+    return wait_until(predicate, timeout, interval=0.02)
 
 
 # --------------------------------------------------------------------------- config and URL

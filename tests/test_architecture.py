@@ -69,6 +69,24 @@ def test_engine_imports_no_ui_or_plotting_library():
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def test_engine_imports_nothing_of_the_app():
+    """The engine, the run-process host included, never reaches up into the page."""
+    for name, path in _modules().items():
+        if name.startswith("engine"):
+            bad = {n for n in _imports(path) if n.split(".")[0] == "app"}
+            assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+MAX_ENGINE_LINES = 400
+
+
+def test_no_engine_module_is_over_400_lines():
+    """A module over this is two concepts (README's promise)."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "engine").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_ENGINE_LINES}
+    assert not long, f"over {MAX_ENGINE_LINES} lines: {long}"
+
+
 def test_errors_module_is_a_leaf():
     assert not {n for n in _imports(ROOT / "engine" / "errors.py") if n.startswith("engine")}
 

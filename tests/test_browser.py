@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 sys.path.insert(0, str(Path(__file__).parent))
 from browser_helpers import (chromium_context, require_browser, serve_dashboard,  # noqa: E402
@@ -65,16 +66,6 @@ def total_points(page) -> int:
 def heatmap_version(page) -> float:
     info = source_info(page, "heatmap-B", "version")
     return info[0]["last"] if info else -1
-
-
-def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_page_loads(server, page):

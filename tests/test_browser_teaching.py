@@ -10,10 +10,10 @@ at the run's start stays as it was while B now keeps changing.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 sys.path.insert(0, str(Path(__file__).parent))
 from browser_helpers import require_browser, source_info, wait_for_bokeh  # noqa: E402
@@ -94,16 +94,6 @@ def page(server, browser):
                 if hasattr(run, "join"):
                     run.join(30)
         page.close()
-
-
-def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def start_run(page, url: str) -> None:

@@ -27,9 +27,6 @@ TOP_KEYS = {"rule", "steps", "test_accuracy", "test_loss", "status", "run_dir", 
 SHORT = ["--steps", "20", "--metric-interval", "5", "--eval-interval", "10", "--quiet"]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def strict_json(text: str):
     """json.loads that rejects NaN / Infinity (they are not valid JSON)."""
     def bad(name):

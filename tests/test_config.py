@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from engine.config import ConfigError, RunConfig, settings
+from engine.errors import ConfigError
+from engine.config import RunConfig, settings
 
 
 @pytest.mark.parametrize("change, fragment", [

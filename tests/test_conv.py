@@ -12,11 +12,7 @@ from engine.reference import backprop_reference
 from engine.rules import RULES
 
 
-@pytest.fixture(scope="module", autouse=True)
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def tiny_conv(dropout=0.0):

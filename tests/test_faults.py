@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from engine.config import RunConfig
 
@@ -28,15 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # One step of this takes 10–60 s on two cores: far longer than Stop's grace.
 LONG_STEP = dict(dataset="digits", rule="np", depth=3, width=2048, batch_size=16384, steps=10,
                  device="cpu")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout} s")
 
 
 def gone(pid: int) -> bool:
@@ -76,7 +68,7 @@ def kill_all(pids) -> None:
 def test_stop_ends_a_run_stuck_in_one_long_step():
     run = RunHandle(RunConfig(**LONG_STEP)).start()
     try:
-        wait_for(lambda: run.status == "running", 120, "the run did not start its first step")
+        wait_until(lambda: run.status == "running", 120, "the run did not start its first step")
         time.sleep(0.5)                       # well inside that step
         t0 = time.time()
         run.stop()
@@ -120,7 +112,7 @@ def test_runs_end_when_their_server_is_killed(tmp_path):
         assert not any(gone(pid) for pid in pids)
         server.kill()
         server.wait(10)
-        wait_for(lambda: all(gone(pid) for pid in pids), 20,
+        wait_until(lambda: all(gone(pid) for pid in pids), 20,
                  "the run or its forkserver outlived the killed server")
     finally:
         server.kill()
@@ -147,12 +139,12 @@ def test_sigterm_to_serve_ends_its_server():
     serve = _serve(port)
     family: list[int] = []
     try:
-        wait_for(lambda: _listening(port), 120, "the dashboard server did not listen")
+        wait_until(lambda: _listening(port), 120, "the dashboard server did not listen")
         family = descendants(serve.pid)
         assert family
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 128 + signal.SIGTERM
-        wait_for(lambda: all(gone(pid) for pid in family), 30, "the panel server outlived serve")
+        wait_until(lambda: all(gone(pid) for pid in family), 30, "the panel server outlived serve")
         assert not _listening(port)
     finally:
         serve.kill()
@@ -171,7 +163,7 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
     serve = _serve(port)
     family: list[int] = []
     try:
-        wait_for(lambda: _listening(port), 120, "the dashboard server did not listen")
+        wait_until(lambda: _listening(port), 120, "the dashboard server did not listen")
         with chromium_context(tmp_path / "profile") as browser:
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/app?steps=10000000")
@@ -179,12 +171,12 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
             # A cold server's first page: its document can take longer than Playwright's 30 s
             # default to draw on a loaded 2-core machine (CI once waited past it).
             page.get_by_role("button", name="Start").click(timeout=120_000)
-            page.get_by_text("— running").first.wait_for(timeout=120_000)
+            page.get_by_text("— running").first.wait_until(timeout=120_000)
             family = descendants(serve.pid)
             assert len(family) >= 3              # the panel server, the forkserver, the run
             serve.kill()
             serve.wait(10)
-            wait_for(lambda: all(gone(pid) for pid in family), 30,
+            wait_until(lambda: all(gone(pid) for pid in family), 30,
                      "a process outlived the killed serve")
     finally:
         serve.kill()
@@ -315,14 +307,14 @@ def test_stop_in_the_page_ends_a_run_inside_one_long_step(tmp_path):
         page.goto(url + query)
         wait_for_bokeh(page, 60)
         page.get_by_role("button", name="Start").click(timeout=120_000)
-        page.get_by_text("— running").first.wait_for(timeout=120_000)
+        page.get_by_text("— running").first.wait_until(timeout=120_000)
         run = dashboards[-1].session.current
         try:
             time.sleep(0.5)                           # inside the first step
             page.get_by_role("button", name="Stop").click()
             assert run.join(runner.STOP_GRACE + runner.KILL_GRACE + 30), "Stop did not end it"
             assert gone(run._process.pid) and "did not answer Stop" in run.error
-            page.get_by_text("— stopped").first.wait_for(timeout=10_000)
+            page.get_by_text("— stopped").first.wait_until(timeout=10_000)
         finally:
             run.stop()
             run.join(30)
@@ -346,7 +338,7 @@ def test_ten_rapid_starts_then_closing_the_session_leave_no_process():
     pids = _session_processes(runs)
     try:
         assert all(run.join(60) for run in runs), [run.status for run in runs]
-        wait_for(lambda: all(gone(pid) for pid in pids), 30, "a run process outlived its session")
+        wait_until(lambda: all(gone(pid) for pid in pids), 30, "a run process outlived its session")
         assert all(run.status == "stopped" for run in runs)
     finally:
         kill_all(pids)
@@ -386,7 +378,7 @@ def test_run_processes_share_their_memory_and_stay_bounded():
 
     runs = [RunHandle(RunConfig(**LONG_RUN)).start() for _ in range(3)]
     try:
-        wait_for(lambda: all(r.status == "running" for r in runs), 120, "the runs did not start")
+        wait_until(lambda: all(r.status == "running" for r in runs), 120, "the runs did not start")
         time.sleep(2.0)                          # past the first records
         pss = [_pss_mb(pid) for pid in _session_processes(runs)]
         server = _pss_mb(os.getpid())

@@ -47,7 +47,7 @@ CASES = cases()
 
 
 @pytest.mark.parametrize("argv", CASES.values(), ids=CASES.keys())
-def test_a_hostile_value_is_refused_in_one_line_or_trains(argv, one_thread):
+def test_a_hostile_value_is_refused_in_one_line_or_trains(argv):
     def hang(signum, frame):
         raise TimeoutError("the case hung for 60 s")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine.cli.main import main
-from engine.config import ConfigError, RunConfig, defaults
+from engine.errors import ConfigError
+from engine.config import RunConfig, defaults
 
 INT_SETTINGS = [name for name, d in defaults().items() if isinstance(d, int) and not isinstance(d, bool)]
 FLOAT_SETTINGS = [name for name, d in defaults().items() if isinstance(d, float)]

@@ -25,7 +25,7 @@ from engine.cli.main import main
 from engine.runs.reader import UnreadableRun, list_runs, load_run, load_summary, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.usefixtures("one_thread", "no_hang")
+pytestmark = pytest.mark.usefixtures("no_hang")
 
 
 @pytest.fixture
@@ -54,13 +54,8 @@ class Payload:
 def original(tmp_path_factory) -> Path:
     """One real run folder (4 steps, saved), copied by each test before it damages it."""
     out = tmp_path_factory.mktemp("runs")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rc = main(["train", "--steps", "4", "--width", "8", "--metric-interval", "2",
-                   "--eval-interval", "4", "--quiet", "--out", str(out)])
-    finally:
-        torch.set_num_threads(before)
+    rc = main(["train", "--steps", "4", "--width", "8", "--metric-interval", "2",
+               "--eval-interval", "4", "--quiet", "--out", str(out)])
     assert rc == 0
     return next(out.iterdir())
 

@@ -16,12 +16,7 @@ from engine.objective import Objective
 from engine.reference import backprop_reference
 from engine.rules import RULES
 
-@pytest.fixture(scope="module", autouse=True)
-def float64():
-    """Exact comparisons in double precision; restored for the other test modules."""
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def setup(rule, widths=(7, 5), activation="sigmoid", loss="mse", seed=0, **cfg_kw):

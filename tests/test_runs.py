@@ -20,9 +20,6 @@ from engine.trainer import DivergedError, Trainer
 FILES = {"config.json", "metrics.parquet", "summary.json", "checkpoint.pt"}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def small(**kw) -> RunConfig:
     base = dict(dataset="teacher", width=[16, 8], depth=2, steps=20, metric_interval=5,
                 eval_interval=10, batch_size=16, lr=0.05)

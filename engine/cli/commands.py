@@ -10,7 +10,8 @@ import signal
 import sys
 
 from engine.cli.common import EXIT_OK, UsageError, cell, dumps, fmt
-from engine.config import DEVICES, ConfigError
+from engine.config import DEVICES
+from engine.errors import ConfigError
 
 APP_EXTRA_MESSAGE = "the dashboard needs the app extra: pip install 'creditlab[app]'"
 

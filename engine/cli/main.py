@@ -23,7 +23,8 @@ from engine.cli.commands import cmd_bench, cmd_runs, cmd_serve, cmd_sweep
 from engine.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError, print_error
 from engine.cli.parser import build_parser
 from engine.cli.train import cmd_train
-from engine.config import NUMBER, ConfigError
+from engine.values import NUMBER
+from engine.errors import ConfigError
 from engine.download import DataError
 
 COMMANDS = {"train": cmd_train, "runs": cmd_runs, "serve": cmd_serve, "bench": cmd_bench,

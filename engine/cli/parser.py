@@ -8,8 +8,9 @@ from typing import Any
 
 from engine.cli.argtypes import int_at_least
 from engine.cli.common import PROG, UsageError
-from engine.config import (DEVICES, ConfigError, RunConfig, choices_of, parse_float, parse_int,
-                           settings)
+from engine.config import DEVICES, RunConfig, choices_of, parse_int, settings
+from engine.errors import ConfigError
+from engine.values import parse_float
 from engine.values import INTEGER, shown
 
 

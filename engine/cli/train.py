@@ -11,7 +11,8 @@ import time
 from engine.cli.common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, dumps,
                                print_error, fmt)
 from engine.cli.parser import config_from_args
-from engine.config import ConfigError, RunConfig, parse_int, settings
+from engine.errors import ConfigError
+from engine.config import RunConfig, parse_int, settings
 from engine.metric_names import METRICS
 from engine.control import Control, drive
 from engine.status import Status

@@ -19,7 +19,8 @@ import threading
 import time
 from typing import Any
 
-from engine.config import ConfigError, RunConfig
+from engine.errors import ConfigError
+from engine.config import RunConfig
 
 COMMAND_POLL_STEPS = 8        # check for commands every few steps: cheap, and still immediate
 PROGRESS_SECONDS = 0.1        # how often the step count is reported between records

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from engine.cli.argtypes import int_at_least
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from engine.sweep.spec import (DISTRIBUTIONS, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
                                METRICS, SweepError, SweepSpec, TRIALS_FILE, _one_line, _toml,
                                check_trials, load_sweep_file, parse_sweep)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from engine.config import ConfigError, RunConfig, defaults, settings
+from engine.errors import ConfigError
+from engine.config import RunConfig, defaults, settings
 from engine.status import Status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
