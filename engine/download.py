@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import os
 import socket
+import stat
 import sys
 import time
 import urllib.error
@@ -105,9 +106,48 @@ class _Fatal(Exception):
     """A failure another try of the same URL will not fix (404, no DNS)."""
 
 
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _special_kind(mode: int) -> str | None:
+    return next((name for test, name in _SPECIAL if test(mode)), None)
+
+
+def _special(path, kind: str) -> DataError:
+    return DataError(f"{path}: {kind}, not a regular file, where a dataset file is expected; "
+                     "remove it or put the file there")
+
+
+def refuse_special(path: str | os.PathLike) -> None:
+    """DataError when `path` (links followed) is a FIFO, a device or a socket: opening a FIFO
+    waits for a writer forever, a device never ends. Absent, a file or a folder: nothing."""
+    try:
+        kind = _special_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return
+    if kind:
+        raise _special(path, kind)
+
+
+def open_regular(path: str | os.PathLike):
+    """`path` opened for binary reading, or DataError when it is not a regular file. O_NONBLOCK
+    makes the open of a FIFO return at once, so that fstat can name it; it changes nothing for a
+    regular file. OSError as open() raises it (absent, no permission, a folder)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        kind = _special_kind(os.fstat(fd).st_mode)
+        if kind:
+            raise _special(path, kind)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def file_digest(path: Path, algorithm: str) -> str:
     h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -167,6 +207,7 @@ def fetch(remote: Remote, directory: str | os.PathLike, *, retries: int = 2, bac
     """
     directory = Path(directory)
     dest = directory / remote.filename
+    refuse_special(dest)
     if dest.is_file():
         return dest
     if offline():
@@ -234,6 +275,10 @@ def _fetch_url(url: str, dest: Path, remote: Remote, *, retries: int, backoff: f
 
 def _download_once(url: str, part: Path, *, timeout: float, progress: bool, desc: str) -> bool:
     """Download `url` into `part`, resuming what is there. Returns whether it resumed."""
+    try:
+        refuse_special(part)                  # writing to a FIFO would wait for a reader
+    except DataError as e:
+        raise _Fatal(str(e)) from None
     offset = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": "creditlab (python urllib)", "Accept-Encoding": "identity"}
     if offset:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.datafiles import _DELETE, _unpacked
+from engine.datafiles import _DELETE, _BadHeader, _present, _unpacked
 from engine.download import DataError, one_line
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -15,10 +15,33 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """An IDX file (gzipped or not) as an array of its stated shape; DataError when broken."""
+# read_idx's bound, for a file of no known dataset: 20 times full MNIST's largest file.
+MAX_IDX_BYTES = 1 << 30
+
+
+def read_idx(path: str | os.PathLike, limit: int = MAX_IDX_BYTES) -> np.ndarray:
+    """An IDX file (gzipped or not) as an array of its stated shape; DataError when broken or
+    when its header states more than `limit` bytes."""
     path = Path(path)
-    return _parse_idx(_unpacked(path, _DELETE), path)
+    return _parse_idx(_unpacked(path, _DELETE, limit, idx_header), path)
+
+
+def idx_size(n: int, item_shape: tuple[int, ...] = ()) -> int:
+    """The size of an IDX file of n uint8 items of `item_shape`: what a dataset's file can be."""
+    return 4 + 4 * (1 + len(item_shape)) + n * int(np.prod(item_shape, dtype=np.int64))
+
+
+def idx_header(read, path: Path) -> tuple[bytes, int]:
+    """The header of an IDX stream, read with `read(n)`, and the size of the file it states: its
+    shape times its item size, so that no more is ever read than a header of that size promises."""
+    head = read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+        raise _BadHeader(f"{path}: not an IDX file (bad magic number)")
+    dims = read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        raise _BadHeader(f"{path}: truncated IDX header")
+    items = int(np.prod([int(d) for d in np.frombuffer(dims, ">u4")], dtype=object))   # no overflow
+    return head + dims, len(head) + len(dims) + items * np.dtype(_IDX_TYPES[head[2]]).itemsize
 
 
 def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
@@ -46,7 +69,7 @@ def _find_idx(directory: Path) -> dict[str, Path] | None:
     for stem in IDX_FILES:
         dotted = stem.replace("-idx", ".idx")
         for candidate in (stem + ".gz", stem, dotted + ".gz", dotted):
-            if (directory / candidate).is_file():
+            if _present(directory / candidate):         # a FIFO or a device there: DataError
                 found[stem] = directory / candidate
                 break
         else:

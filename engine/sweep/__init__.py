@@ -33,13 +33,16 @@ threads set to 1 in every trial), an existing scheduler (`scheduler="tcp://host:
 folders must then be on a file system the workers share), or in-process (`serial=True`). Dask is
 an optional extra: `pip install 'creditlab[sweep]'`.
 
-Layout: spec.py (the description and its parsing), trial.py (one trial, anywhere), store.py
-(state on disk and the summary), run.py (running a sweep), cli.py (`creditlab sweep`).
+Layout: spec.py (the description), parse.py (files' dicts and flags into one, checked),
+files.py (reading sweep files and sweep folders' JSON within limits), trial.py (one trial,
+anywhere), store.py (state on disk and the summary), run.py (running a sweep), cli.py
+(`creditlab sweep`).
 """
 
 from engine.sweep.spec import (DISTRIBUTIONS, DONE, METRICS, SWEEP_FILE, SWEEPS_DIR, TRIALS_FILE,
-                               Distribution, Search, SweepError, SweepSpec, Trial,
-                               check_trials, load_sweep_file, parse_distribution, parse_sweep)
+                               Distribution, Search, SweepError, SweepSpec, Trial)
+from engine.sweep.parse import check_trials, parse_distribution, parse_sweep
+from engine.sweep.files import load_sweep_file
 from engine.sweep.trial import make_row, run_trial
 from engine.sweep.store import (best_table, finished_trials, format_best, list_sweeps, load_trials,
                                 sweep_dir, sweep_runs, trials_frame)

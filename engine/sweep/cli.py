@@ -10,9 +10,10 @@ from typing import Any
 
 from engine.cli.argtypes import int_at_least
 from engine.errors import ConfigError
+from engine.sweep.files import load_sweep_file
+from engine.sweep.parse import _toml, check_trials, parse_sweep
 from engine.sweep.spec import (DISTRIBUTIONS, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
-                               METRICS, SweepError, SweepSpec, TRIALS_FILE, _one_line, _toml,
-                               check_trials, load_sweep_file, parse_sweep)
+                               METRICS, SweepError, SweepSpec, TRIALS_FILE, _one_line)
 from engine.sweep.store import finished_trials, format_best, sweep_dir
 from engine.sweep.run import SweepBusy, SweepUnavailable, default_workers, import_dask, run_sweep
 
@@ -22,6 +23,13 @@ def _value(text: str) -> Any:
         return _toml().loads(f"v = {text}")["v"]
     except ValueError:
         return text
+    except RecursionError:                 # tomllib recurses once per nesting level
+        raise _too_deep(text) from None
+
+
+def _too_deep(text: str) -> SweepError:
+    return SweepError(f"the flag value {text[:40]!r}... nests lists deeper than Python's recursion "
+                      "limit; a setting needs a few levels")
 
 
 def _values(text: str) -> list:
@@ -30,6 +38,8 @@ def _values(text: str) -> list:
         return list(_toml().loads(f"v = [{text}]")["v"])
     except ValueError:
         return [_value(part.strip()) for part in text.split(",") if part.strip()]
+    except RecursionError:
+        raise _too_deep(text) from None
 
 
 def _assignment(text: str, flag: str) -> tuple[str, str]:

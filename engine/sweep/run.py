@@ -3,8 +3,10 @@ table current, and hold the sweep's lock so the same sweep never runs twice at o
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import stat
 import sys
 import threading
 import time
@@ -129,8 +131,7 @@ def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, s
     from engine.runs.writer import atomic_write_json
     atomic_write_json(sdir / SWEEP_FILE, {**spec.to_json(), "n_trials": len(trials),
                                           "varied": spec.varied, "trials_file": TRIALS_FILE})
-    wanted = {t.trial_id for t in trials}
-    done = {} if rerun else {k: v for k, v in finished_trials(root, sid).items() if k in wanted}
+    done = {} if rerun else finished_trials(root, sid, trials)
     todo = [t for t in trials if t.trial_id not in done]
     rows: dict[str, dict] = dict(done)
     write_lock = threading.Lock()
@@ -278,7 +279,13 @@ def _hold_sweep_lock(sdir: Path):
     when its process ends however it ends, so a killed sweep never leaves a stale lock."""
     import fcntl
 
-    f = open(sdir / LOCK_FILE, "a+", encoding="utf-8")
+    # open(..., "a+") itself fails on a FIFO ("not seekable"): check what it is first. O_RDWR
+    # does not wait for a writer.
+    fd = os.open(sdir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{sdir / LOCK_FILE} is not a regular file; remove it")
+    f = open(fd, "a+", encoding="utf-8")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -1,5 +1,5 @@
-"""What a sweep is: its distributions, searches and trials, and the parsing of sweep files
-and flags into a SweepSpec. Pure: no training, no disk state."""
+"""What a sweep is: its distributions, searches and trials (parse.py reads files and flags into a
+SweepSpec). Pure: no training, no disk state."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from engine.errors import ConfigError
-from engine.config import RunConfig, defaults, settings
+from engine.config import RunConfig, defaults
 from engine.status import Status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -33,6 +31,10 @@ SWEEP_KEYS = ("name", "seed", "samples", "seeds_per_point", "metric", "mode")
 SEARCH_KEYS = ("name", "grid", "random", "samples", "base")
 TOP_KEYS = ("sweep", "base", "grid", "random", "search")
 MAX_TRIALS = 100_000
+# Expanding trials costs their number times the size of each one's settings (hashed as JSON):
+# MAX_TRIALS trials of today's ~700 characters take ~20 s here. This budget allows 2,000 each, and
+# costs a file of a few trials that each carry a huge value (a 100k-entry list) no more.
+MAX_CONFIG_CHARS = MAX_TRIALS * 2_000
 _DEFAULTS = RunConfig().to_dict()
 
 
@@ -133,10 +135,33 @@ class SweepSpec:
         return names
 
     # ---------------------------------------------------------- trials
+    def _counts(self) -> list[int]:
+        return [math.prod(len(v) for v in s.grid.values()) * ((s.samples or self.samples) if s.random else 1)
+                * self.seeds_per_point for s in self.searches]
+
+    def count(self) -> int:
+        """How many trials trials() expands to at most (equal configurations are one trial),
+        counted without expanding them."""
+        return sum(self._counts())
+
+    def check_size(self) -> None:
+        """SweepError unless the trials are few and small enough to expand in seconds."""
+        counts = self._counts()
+        n = sum(counts)
+        if n > MAX_TRIALS:
+            raise SweepError(f"the sweep has {n:,} trials (grid points x samples x seeds_per_point), "
+                             f"more than the {MAX_TRIALS:,} allowed; use fewer grid values, samples or seeds")
+        chars = sum(c * _trial_chars(self, s) for c, s in zip(counts, self.searches))
+        if chars > MAX_CONFIG_CHARS:
+            raise SweepError(f"the sweep's {n:,} trials would hold {chars:,} characters of settings, "
+                             f"more than the {MAX_CONFIG_CHARS:,} allowed; use shorter values "
+                             "(lists) or fewer trials")
+
     def trials(self) -> list[Trial]:
         """Every trial, in a fixed order; the same spec always gives the same list."""
         import numpy as np
 
+        self.check_size()                     # before anything is expanded
         out: dict[str, Trial] = {}
         for search in self.searches:
             keys = list(search.grid)
@@ -162,10 +187,21 @@ class SweepSpec:
                         tid = _hash(c)[:12]
                         if tid not in out:
                             out[tid] = Trial(tid, point_id, search.name, i, j, varied, c)
-                        if len(out) > MAX_TRIALS:
-                            raise SweepError(f"the sweep has more than {MAX_TRIALS} trials; "
-                                             "use fewer grid values, samples or seeds")
         return list(out.values())
+
+
+def _chars(value: Any) -> int:
+    return len(json.dumps(value, default=str))
+
+
+def _trial_chars(spec: SweepSpec, search: Search) -> int:
+    """An upper bound on the size of one trial's settings as JSON: the fixed ones plus the
+    longest value of each varied one."""
+    fixed = {k: v for k, v in {**_DEFAULTS, **spec.base, **search.base}.items()
+             if k not in search.grid and k not in search.random}
+    varied = [max(map(_chars, values)) for values in search.grid.values()]
+    varied += [max(map(_chars, d.args)) if d.kind == "choice" else 24 for d in search.random.values()]
+    return _chars(fixed) + sum(varied) + sum(len(k) + 6 for k in [*search.grid, *search.random])
 
 
 def _draw_seed(seed: int, sample: int, name: str) -> int:
@@ -186,204 +222,20 @@ def _coerce(name: str, value: Any) -> Any:
     """TOML's 1 for a float field becomes 1.0, so equal configs hash equally."""
     default = defaults().get(name)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise SweepError(f"{name}={_short(value)} is not allowed; it must be a number below "
+                             "1.8e308") from None
     if isinstance(value, tuple):
         return list(value)
     return value
-
-
-# ============================================================== parsing
-def load_sweep_file(path: str | os.PathLike) -> dict:
-    """The raw dict of a .toml, .yaml or .yml sweep file; SweepError with one line if unreadable."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SweepError(f"cannot read the sweep file {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SweepError(f"sweep file {path.name!r} is not UTF-8 text (byte {exc.start}); save it "
-                         "as UTF-8") from None
-    suffix = path.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise SweepError("YAML sweep files need PyYAML: pip install pyyaml, or write the "
-                             "sweep as TOML") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SweepError(f"{path.name} is not valid YAML: {_one_line(exc)}") from None
-    elif suffix == ".toml":
-        try:
-            data = _toml().loads(text)
-        except ValueError as exc:          # tomllib.TOMLDecodeError is a ValueError
-            raise SweepError(f"{path.name} is not valid TOML: {_one_line(exc)}") from None
-    else:
-        raise SweepError(f"sweep file {path.name!r} is not allowed; it must end in .toml, "
-                         ".yaml or .yml")
-    if not isinstance(data, dict):
-        raise SweepError(f"{path.name} must hold tables such as [sweep], [base], [grid], [random]")
-    return data
-
-
-def _toml():
-    try:
-        import tomllib                   # Python ≥ 3.11
-    except ModuleNotFoundError:          # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    return tomllib
 
 
 def _one_line(exc: BaseException | str) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _table(data: Any, where: str) -> dict:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SweepError(f"{where} must be a table (key = value pairs), not {data!r}")
-    return data
-
-
-def _known(data: dict, allowed: Iterable[str], where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise SweepError(f"unknown key {key!r} in {where}; known keys are {', '.join(allowed)}")
-
-
-def _field(name: str, where: str) -> None:
-    if name not in settings():
-        raise SweepError(f"unknown setting {name!r} in {where}; settings are RunConfig's: "
-                         f"{', '.join(sorted(settings()))}")
-    if name == "seed" and where != "[base]":
-        raise SweepError(f"seed cannot be varied in {where}: set base seed (the first seed) and "
-                         "seeds_per_point instead")
-
-
-def _int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SweepError(f"{name}={value!r} is not allowed; it must be an integer >= {low}")
-    return value
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def parse_distribution(name: str, spec: Any, where: str = "[random]") -> Distribution:
-    """`{log_uniform = [lo, hi]}`, `{uniform = …}`, `{int_uniform = …}`, `{choice = […]}`; a bare
-    list means a choice."""
-    if isinstance(spec, list):
-        spec = {"choice": spec}
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-        raise SweepError(f"{name} in {where} must be one of {{log_uniform = [low, high]}}, "
-                         f"{{uniform = [low, high]}}, {{int_uniform = [low, high]}} or "
-                         f"{{choice = [values]}}; got {spec!r}")
-    kind, args = next(iter(spec.items()))
-    if not isinstance(args, list) or not args:
-        raise SweepError(f"{name} = {{{kind} = {args!r}}} in {where} is not allowed; it needs a list")
-    if kind == "choice":
-        return Distribution(kind, tuple(_coerce(name, a) for a in args))
-    if len(args) != 2 or not all(_number(a) for a in args) or args[0] > args[1]:
-        raise SweepError(f"{name} = {{{kind} = {args!r}}} in {where} is not allowed; it needs "
-                         "[low, high] with low <= high")
-    if kind == "log_uniform" and not args[0] > 0:
-        raise SweepError(f"{name} = {{log_uniform = {args!r}}} in {where} is not allowed; "
-                         "a log-uniform range needs 0 < low <= high")
-    if kind == "int_uniform":
-        if not all(isinstance(a, int) for a in args):
-            raise SweepError(f"{name} = {{int_uniform = {args!r}}} in {where} is not allowed; "
-                             "it needs two integers")
-        return Distribution(kind, (int(args[0]), int(args[1])))
-    return Distribution(kind, (float(args[0]), float(args[1])))
-
-
-def _parse_search(data: dict, where: str, name: str) -> Search:
-    _known(data, SEARCH_KEYS, where)
-    grid = _table(data.get("grid"), f"{where}.grid")
-    random = _table(data.get("random"), f"{where}.random")
-    base = _table(data.get("base"), f"{where}.base")
-    for k in base:
-        _field(k, f"{where}.base")
-    out = Search(name=str(data.get("name", name)), base={k: _coerce(k, v) for k, v in base.items()})
-    for k, values in grid.items():
-        _field(k, f"{where}.grid")
-        if not isinstance(values, list) or not values:
-            raise SweepError(f"{k} in {where}.grid must be a non-empty list of values, not {values!r}")
-        out.grid[k] = [_coerce(k, v) for v in values]
-    for k, spec in random.items():
-        _field(k, f"{where}.random")
-        if k in out.grid:
-            raise SweepError(f"{k} is in both {where}.grid and {where}.random; give it in one")
-        out.random[k] = parse_distribution(k, spec, f"{where}.random")
-    if "samples" in data:
-        out.samples = _int(data["samples"], f"{where} samples", 1)
-    return out
-
-
-def parse_sweep(data: dict, overrides: dict | None = None) -> SweepSpec:
-    """A checked SweepSpec from a sweep file's dict (and CLI overrides). Raises SweepError."""
-    data = copy.deepcopy(_table(data, "the sweep"))
-    _known(data, TOP_KEYS, "the sweep file")
-    o = overrides or {}
-    head = {**_table(data.get("sweep"), "[sweep]"), **o.get("sweep", {})}
-    _known(head, SWEEP_KEYS, "[sweep]")
-    base = {**_table(data.get("base"), "[base]"), **o.get("base", {})}
-    for k in base:
-        _field(k, "[base]")
-    spec = SweepSpec(name=str(head.get("name", "sweep")),
-                     seed=_int(head.get("seed", 0), "seed", 0),
-                     samples=_int(head.get("samples", 1), "samples", 1),
-                     seeds_per_point=_int(head.get("seeds_per_point", 1), "seeds_per_point", 1),
-                     base={k: _coerce(k, v) for k, v in base.items()})
-
-
-    spec.metric = str(head.get("metric", "test_accuracy"))
-    if spec.metric not in METRICS:
-        raise SweepError(f"metric={spec.metric!r} is not allowed; choose one of {', '.join(METRICS)}")
-    spec.mode = str(head.get("mode", METRICS[spec.metric]))
-    if spec.mode not in ("max", "min"):
-        raise SweepError(f"mode={spec.mode!r} is not allowed; choose one of max, min")
-
-    searches = data.get("search")
-    flat = {k: data[k] for k in ("grid", "random") if k in data}
-    extra = {k: o[k] for k in ("grid", "random") if o.get(k)}
-    if searches is not None:
-        if flat:
-            raise SweepError("use either [grid]/[random] or [[search]] tables, not both")
-        if not isinstance(searches, list) or not searches or not all(isinstance(s, dict) for s in searches):
-            raise SweepError("[[search]] must be a list of tables, each with a grid and/or random")
-        for i, s in enumerate(searches):
-            s = {**s}
-            for k, v in extra.items():                   # flags add to every search
-                s[k] = {**_table(s.get(k), f"[[search]] {i + 1} {k}"), **v}
-            spec.searches.append(_parse_search(s, f"[[search]] {i + 1}", f"search{i + 1}"))
-    else:
-        s = {**flat}
-        for k, v in extra.items():
-            s[k] = {**_table(s.get(k), f"[{k}]"), **v}
-        spec.searches.append(_parse_search(s, "the sweep", "main"))
-    names = [s.name for s in spec.searches]
-    if len(set(names)) != len(names):
-        raise SweepError(f"search names must differ; got {', '.join(names)}")
-    # Unknown values for choice fields (a misspelt rule) are caught per trial by validate() and
-    # recorded as failed trials; check_trials() reports them before anything runs.
-    try:
-        RunConfig.from_dict({**_DEFAULTS, **spec.base})
-    except (TypeError, ConfigError) as exc:
-        raise SweepError(f"[base]: {_one_line(exc)}") from None
-    return spec
-
-
-def check_trials(trials: list[Trial]) -> tuple[int, str | None]:
-    """(number of trials whose config fails RunConfig.validate(), the first message)."""
-    bad, first = 0, None
-    for t in trials:
-        try:
-            RunConfig.from_dict(t.config).validate()
-        except (ConfigError, TypeError) as exc:
-            bad += 1
-            first = first or _one_line(exc)
-    return bad, first
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Iterable
 
 from engine.status import Status
-from engine.sweep.spec import DONE, SWEEPS_DIR, SWEEP_FILE, TRIALS_FILE
-from engine.sweep.trial import make_row
+from engine.sweep.files import is_regular, read_json_object
+from engine.sweep.spec import DONE, SWEEPS_DIR, SWEEP_FILE, TRIALS_FILE, Trial
+from engine.sweep.trial import _tag, make_row
 
 
 def sweep_dir(runs_root: str | os.PathLike, sweep_id: str) -> Path:
@@ -18,9 +19,23 @@ def sweep_dir(runs_root: str | os.PathLike, sweep_id: str) -> Path:
 
 
 def _read_json(path: Path) -> dict | None:
-    """A JSON object, or None for a file that is absent or not one (readers skip it)."""
+    """A run folder's JSON object, or None for a file that is absent or not one, or is a FIFO, a
+    device, too large or too deeply nested (readers skip it)."""
     from engine.runs.reader import try_read_json_object
     return try_read_json_object(path)
+
+
+_TAG_TYPES = {"sweep_id": str, "trial_id": str, "point_id": str, "search": str, "sample": int,
+              "seed_index": int, "varied": list}
+
+
+def _valid_tag(tag: dict | None) -> bool:
+    """A run folder's sweep.json naming its sweep and trial, each field it has of the type the
+    trials table holds (a trial id that is a list is no dict key; a dict is no column value)."""
+    return (tag is not None and all(isinstance(tag.get(k), str) and tag[k] for k in ("sweep_id", "trial_id"))
+            and all(k not in tag or isinstance(tag[k], t) and not isinstance(tag[k], bool)
+                    for k, t in _TAG_TYPES.items())
+            and all(isinstance(v, str) for v in tag.get("varied", [])))
 
 
 def sweep_runs(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, list[Path]]:
@@ -31,27 +46,47 @@ def sweep_runs(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, list[Pa
         return out
     for path in sorted(p for p in root.iterdir() if p.is_dir() and p.name != SWEEPS_DIR):
         tag = _read_json(path / SWEEP_FILE)
-        if tag and tag.get("sweep_id") == sweep_id and tag.get("trial_id"):
+        if _valid_tag(tag) and tag["sweep_id"] == sweep_id:
             out.setdefault(tag["trial_id"], []).append(path)
     return out
 
 
-def finished_trials(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, dict]:
-    """trial id → table row, for trials of this sweep already finished, diverged or failed."""
+def finished_trials(runs_root: str | os.PathLike, sweep_id: str,
+                    trials: Iterable[Trial] | None = None) -> dict[str, dict]:
+    """trial id → table row, for trials of this sweep already finished, diverged or failed.
+
+    Given the sweep's `trials`, only theirs, each row made of the trial's own config and tag and
+    the run's summary: a run folder is read, never trusted for what goes into the table.
+    """
     from engine.runs.layout import CONFIG_FILE, SUMMARY_FILE
 
+    known = None if trials is None else {t.trial_id: t for t in trials}
     done: dict[str, dict] = {}
     for tid, paths in sweep_runs(runs_root, sweep_id).items():
+        if known is not None and tid not in known:
+            continue
         for path in reversed(paths):                           # the newest that is done
             summary = _read_json(path / SUMMARY_FILE) or {}
             config = _read_json(path / CONFIG_FILE)
-            if summary.get("status") in DONE and config is not None:
+            if summary.get("status") in DONE and config is not None and _valid_summary(summary):
                 try:
-                    done[tid] = make_row(config, _read_json(path / SWEEP_FILE), summary, path)
-                except (KeyError, TypeError, ValueError):    # edited or damaged: run it again
-                    continue
+                    if known is None:
+                        done[tid] = make_row(config, _read_json(path / SWEEP_FILE), summary, path)
+                    else:
+                        t = known[tid]
+                        done[tid] = make_row(t.config, _tag(t.to_json(), sweep_id), summary, path)
+                except (KeyError, TypeError, ValueError, OverflowError):   # edited or damaged:
+                    continue                                                # run it again
                 break
     return done
+
+
+def _valid_summary(summary: dict) -> bool:
+    """The fields a table row takes from summary.json, of the types its columns hold."""
+    steps, step, error = summary.get("steps"), summary.get("diverged_step"), summary.get("error")
+    return ((steps is None or isinstance(steps, (int, float, str)) and not isinstance(steps, bool))
+            and (step is None or isinstance(step, int) and not isinstance(step, bool))
+            and (error is None or isinstance(error, str)))
 
 
 def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterable[str]) -> None:
@@ -97,6 +132,8 @@ def load_trials(path: str | os.PathLike):
     path = Path(path)
     if path.is_dir():
         path = path / TRIALS_FILE
+    if not is_regular(path):                   # a FIFO would block the read forever
+        return pd.DataFrame()
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError):
@@ -109,7 +146,7 @@ def list_sweeps(runs_root: str | os.PathLike = "runs") -> list[dict]:
     out = []
     if base.is_dir():
         for d in base.iterdir():
-            info = _read_json(d / SWEEP_FILE)
+            info = read_json_object(d / SWEEP_FILE)        # the spec: larger than a run's files
             if info:
                 info["path"] = str(d)
                 info["mtime"] = max((d / f).stat().st_mtime for f in (SWEEP_FILE, TRIALS_FILE)

@@ -132,5 +132,5 @@ def make_row(config: dict, tag: dict, summary: dict, run_dir: Path | str) -> dic
 def _f(v) -> float:
     try:
         return math.nan if v is None else float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):       # OverflowError: an int past 1.8e308
         return math.nan
