@@ -49,7 +49,7 @@ def hidden_layers(cfg) -> int:
 
 def end_names(cfg) -> tuple[str, str]:
     """The labels of the input and the output boxes."""
-    from engine.data import DATASETS
+    from engine.data.registry import DATASETS
 
     spec = DATASETS.get(cfg.dataset)
     shape = getattr(spec, "image_shape", None)

@@ -21,7 +21,7 @@ import param
 
 from engine.errors import ConfigError
 from engine.config import applies, settings
-from engine.data import DATASETS
+from engine.data.registry import DATASETS
 from engine.rules import RULES
 
 from app.network_view import CONV_LAYERS

@@ -28,7 +28,7 @@ import param
 
 from engine import sweep as sw
 from engine.status import ACTIVE, Status
-from engine.download import one_line
+from engine.errors import one_line
 
 from app.int_box import IntBox
 from app.safe_text import md_code, md_text, plain, text_pane
@@ -168,7 +168,7 @@ class SweepView(pn.viewable.Viewer):
         self.status = text_pane("", sizing_mode="stretch_width")
         self.plot = pn.pane.HoloViews(self._empty(), sizing_mode="stretch_width", height=380)
         # the form
-        from engine.data import DATASETS
+        from engine.data.registry import DATASETS
         from engine.rules import RULES
         self.form_rules = w.MultiChoice(label="Rules", options=list(RULES), value=["np", "fa", "bp"])
         self.form_dataset = w.Select(label="Dataset", options=list(DATASETS), value="digits")

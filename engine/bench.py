@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from engine.config import RunConfig
-from engine.data import Dataset
+from engine.data.dataset import Dataset
 from engine.layers import add_outer_products
 from engine.rules import RULES
 from engine.trainer import DivergedError, Trainer, resolve_device

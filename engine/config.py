@@ -62,7 +62,7 @@ class RunConfig:
                         group=NETWORK, label="Learning rule",
                         choices=_registry("engine.rules", "RULES", lambda r: r.summary))
     dataset: str = setting("digits", "the examples the network learns from", group=NETWORK, label="Dataset",
-                           choices=_registry("engine.data", "DATASETS", lambda d: d.description))
+                           choices=_registry("engine.data.registry", "DATASETS", lambda d: d.description))
     teacher: str = setting("linear", "teacher dataset only: whether its targets come from a linear or a "
                            "nonlinear network", group=NETWORK,
                            label="Teacher (teacher dataset)", choices=TEACHERS,
@@ -210,7 +210,7 @@ class RunConfig:
     # --------------------------------------------------------------- checking
     def validate(self) -> "RunConfig":
         """Check every field against its Setting, then the settings that depend on each other."""
-        from engine.data import DATASETS          # late imports: avoid import cycles
+        from engine.data.registry import DATASETS  # late imports: avoid import cycles
         from engine.networks import CONV_MODELS
         from engine.rules import RULES
 

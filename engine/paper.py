@@ -53,7 +53,7 @@ def mnist_datasets(quick: bool = False) -> list[str]:
 
 def cifar_available() -> bool:
     """True when CIFAR-10 is on disk (never downloads)."""
-    from engine.download import data_dir
+    from engine.data.download import data_dir
     root = Path(data_dir())
     for base in (root / "cifar10", root):
         if (base / "cifar-10-batches-py" / "data_batch_1").is_file() or \

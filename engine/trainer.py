@@ -26,7 +26,8 @@ from engine.config import LIVE_FIELDS, RunConfig
 from engine.errors import ConfigError
 from engine.status import Status
 from engine.control import drive
-from engine.data import Dataset, load_dataset
+from engine.data.dataset import Dataset
+from engine.data.registry import load_dataset
 from engine.memory import NetworkSize, check_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
 from engine.networks import build_model, fully_connected_sizes

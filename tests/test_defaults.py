@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine.config import RunConfig
-from engine.data import load_dataset
+from engine.data.registry import load_dataset
 from engine.rules import RULES
 from engine.trainer import Trainer
 

@@ -27,9 +27,12 @@ import numpy as np
 import pytest
 from conftest import MiB, bounded
 
-import engine.data as data
-import engine.download as download
-from engine.data import DataError, load_dataset
+import engine.data.registry as data
+import engine.data.cifar as cifar
+import engine.data.idx as idx
+import engine.data.download as download
+from engine.data.download import DataError
+from engine.data.registry import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -109,10 +112,10 @@ def test_read_idx_refuses_a_bomb_past_its_limit(isolated):
     path.parent.mkdir(parents=True)
     path.write_bytes(bomb(idx_header((1000,)), 64))
     with bounded(peak_mib=16), pytest.raises(DataError) as err:
-        data.read_idx(path)
+        idx.read_idx(path)
     assert str(err.value).startswith(f"{path}: it unpacks to more than the 1,008 bytes its header states")
     with bounded(peak_mib=16), pytest.raises(DataError, match="its header states 1,008 bytes, more than the 100 "):
-        data.read_idx(path, limit=100)
+        idx.read_idx(path, limit=100)
 
 
 @pytest.mark.parametrize("name", list(IDX_DIRS))
@@ -152,10 +155,10 @@ def test_a_gzip_bomb_as_an_embedded_csv_is_refused(isolated, monkeypatch, finder
 # ----------------------------------------------------------------- CIFAR
 def cifar_info(monkeypatch, archive: Path | None = None, **extra) -> dict:
     """CIFAR-10 with the counts of a small generated set, and `archive`'s digest as if published."""
-    info = {**data.CIFAR["cifar10"], "n_train": 30, "n_test": 6, **extra}
+    info = {**cifar.CIFAR["cifar10"], "n_train": 30, "n_test": 6, **extra}
     if archive is not None:
         info["md5"] = hashlib.md5(archive.read_bytes()).hexdigest()
-    monkeypatch.setitem(data.CIFAR, "cifar10", info)
+    monkeypatch.setitem(cifar.CIFAR, "cifar10", info)
     return info
 
 

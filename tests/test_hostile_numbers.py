@@ -197,7 +197,7 @@ def test_a_conv_net_whose_batch_does_not_fit_is_refused_before_a_step(monkeypatc
                                 dict(dataset="teacher", width=30, depth=3)])
 @pytest.mark.parametrize("ridge", [None, "layerwise", "direct"])
 def test_the_estimate_before_building_is_the_built_networks(kw, ridge):
-    from engine.data import load_dataset
+    from engine.data.registry import load_dataset
     from engine.memory import NetworkSize, step_bytes
     from engine.networks import build_model, fully_connected_sizes
 
@@ -233,7 +233,7 @@ def test_the_estimate_before_building_bounds_a_network_whose_weights_dominate(ru
     script = textwrap.dedent(f"""
         import re, torch
         from engine.config import RunConfig
-        from engine.data import load_dataset
+        from engine.data.registry import load_dataset
         from engine.memory import NetworkSize, step_bytes
         from engine.networks import fully_connected_sizes
         from engine.trainer import Trainer

@@ -279,7 +279,7 @@ def test_the_network_picture_colours_each_feedback_connection_by_its_angle():
 
 
 def test_the_picture_knows_the_hidden_layers_the_engine_builds():
-    from engine.data import load_dataset
+    from engine.data.registry import load_dataset
     from engine.networks import CONV_MODELS, build_model
 
     from app.network_view import CONV_LAYERS, hidden_layers

@@ -19,7 +19,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from engine.config import RunConfig
-from engine.data import Dataset
+from engine.data.dataset import Dataset
 from engine.networks import Block, FeedbackNet, conv_small, mlp
 from engine.layers import FeedbackConv2d, FeedbackLinear
 from engine.objective import Objective

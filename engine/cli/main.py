@@ -25,7 +25,7 @@ from engine.cli.parser import build_parser
 from engine.cli.train import cmd_train
 from engine.values import NUMBER
 from engine.errors import ConfigError
-from engine.download import DataError
+from engine.data.download import DataError
 
 COMMANDS = {"train": cmd_train, "runs": cmd_runs, "serve": cmd_serve, "bench": cmd_bench,
             "sweep": cmd_sweep}

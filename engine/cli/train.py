@@ -16,7 +16,7 @@ from engine.config import RunConfig, parse_int, settings
 from engine.metric_names import METRICS
 from engine.control import Control, drive
 from engine.status import Status
-from engine.download import one_line
+from engine.errors import one_line
 
 
 def _print_summary(result: dict, seconds: float) -> None:
@@ -104,10 +104,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.trainer import DivergedError, Trainer
 
     if args.data_dir is not None:
-        from engine.download import set_data_dir
+        from engine.data.download import set_data_dir
         set_data_dir(args.data_dir)
     if args.quiet:
-        from engine.data import DOWNLOAD_OPTIONS
+        from engine.data.files import DOWNLOAD_OPTIONS
         DOWNLOAD_OPTIONS["progress"] = False
 
     trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)

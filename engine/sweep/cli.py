@@ -9,18 +9,18 @@ import sys
 from typing import Any
 
 from engine.cli.argtypes import int_at_least
-from engine.errors import ConfigError
+from engine.errors import ConfigError, one_line
 from engine.sweep.files import load_sweep_file
-from engine.sweep.parse import _toml, check_trials, parse_sweep
+from engine.sweep.parse import toml_parser, check_trials, parse_sweep
 from engine.sweep.spec import (DISTRIBUTIONS, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,
-                               METRICS, SweepError, SweepSpec, TRIALS_FILE, _one_line)
+                               METRICS, SweepError, SweepSpec, TRIALS_FILE)
 from engine.sweep.store import finished_trials, format_best, sweep_dir
 from engine.sweep.run import SweepBusy, SweepUnavailable, default_workers, import_dask, run_sweep
 
 def _value(text: str) -> Any:
     """A flag's value read as TOML (1e-3, 50, true, [50, 20], "x"), else as a bare string."""
     try:
-        return _toml().loads(f"v = {text}")["v"]
+        return toml_parser().loads(f"v = {text}")["v"]
     except ValueError:
         return text
     except RecursionError:                 # tomllib recurses once per nesting level
@@ -35,7 +35,7 @@ def _too_deep(text: str) -> SweepError:
 def _values(text: str) -> list:
     """"np,fa" → ["np", "fa"]; "0.1,0.01" → [0.1, 0.01]; "[50,20],[100,100]" → lists."""
     try:
-        return list(_toml().loads(f"v = [{text}]")["v"])
+        return list(toml_parser().loads(f"v = [{text}]")["v"])
     except ValueError:
         return [_value(part.strip()) for part in text.split(",") if part.strip()]
     except RecursionError:
@@ -186,7 +186,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_FAILURE
     except OSError as exc:
-        _err(f"cannot write the sweep under out={args.out!r}: {exc.strerror or _one_line(exc)}")
+        _err(f"cannot write the sweep under out={args.out!r}: {exc.strerror or one_line(exc)}")
         return EXIT_FAILURE
     best = result.best(spec.metric, spec.mode)
     if args.json:

@@ -14,8 +14,9 @@ import os
 import stat
 from pathlib import Path
 
-from engine.sweep.parse import _toml, check_shape
-from engine.sweep.spec import SweepError, _one_line
+from engine.sweep.parse import toml_parser, check_shape
+from engine.errors import one_line
+from engine.sweep.spec import SweepError
 
 MAX_SWEEP_FILE_BYTES = 1 << 20       # a sweep file is a few KB; parsing 50 MB of TOML takes minutes
 MAX_JSON_BYTES = 16 << 20            # a sweep folder's sweep.json: the spec, as large as its file
@@ -84,9 +85,9 @@ def load_sweep_file(path: str | os.PathLike) -> dict:
             data = _yaml(text, path)
         elif suffix == ".toml":
             try:
-                data = _toml().loads(text)
+                data = toml_parser().loads(text)
             except ValueError as exc:          # tomllib.TOMLDecodeError is a ValueError
-                raise SweepError(f"{path.name} is not valid TOML: {_one_line(exc)}") from None
+                raise SweepError(f"{path.name} is not valid TOML: {one_line(exc)}") from None
         else:
             raise SweepError(f"sweep file {path.name!r} is not allowed; it must end in .toml, "
                              ".yaml or .yml")
@@ -108,7 +109,7 @@ def _yaml(text: str, path: Path):
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SweepError(f"{path.name} is not valid YAML: {_one_line(exc)}") from None
+        raise SweepError(f"{path.name} is not valid YAML: {one_line(exc)}") from None
 
 
 def read_json_object(path: Path, limit: int = MAX_JSON_BYTES) -> dict | None:

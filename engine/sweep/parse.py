@@ -7,11 +7,11 @@ import copy
 import math
 from typing import Any, Iterable
 
-from engine.errors import ConfigError
+from engine.values import shown
+from engine.errors import ConfigError, one_line
 from engine.config import RunConfig, settings
-from engine.sweep.spec import (_DEFAULTS, DISTRIBUTIONS, MAX_TRIALS, METRICS, SEARCH_KEYS, SWEEP_KEYS,
-                               TOP_KEYS, Distribution, Search, SweepError, SweepSpec, Trial, _coerce,
-                               _one_line, _short)
+from engine.sweep.spec import (DEFAULTS, DISTRIBUTIONS, MAX_TRIALS, METRICS, SEARCH_KEYS, SWEEP_KEYS,
+                               TOP_KEYS, Distribution, Search, SweepError, SweepSpec, Trial, _coerce)
 
 MAX_DEPTH = 32                        # a sweep file nests ~8 levels (search, grid, a list of widths)
 MAX_NODES = 1_000_000                 # values, counting every use of a YAML alias
@@ -19,7 +19,7 @@ MAX_NAME = 100                        # the sweep id is a folder name
 INT64 = (-2 ** 63, 2 ** 63 - 1)
 
 
-def _toml():
+def toml_parser():
     try:
         import tomllib                   # Python ≥ 3.11
     except ModuleNotFoundError:          # pragma: no cover - Python 3.10
@@ -53,19 +53,19 @@ def _table(data: Any, where: str) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SweepError(f"{where} must be a table (key = value pairs), not {_short(data)}")
+        raise SweepError(f"{where} must be a table (key = value pairs), not {shown(data)}")
     return data
 
 
 def _known(data: dict, allowed: Iterable[str], where: str) -> None:
     for key in data:
         if key not in allowed:
-            raise SweepError(f"unknown key {_short(key)} in {where}; known keys are {', '.join(allowed)}")
+            raise SweepError(f"unknown key {shown(key)} in {where}; known keys are {', '.join(allowed)}")
 
 
 def _field(name: str, where: str) -> None:
     if name not in settings():
-        raise SweepError(f"unknown setting {_short(name)} in {where}; settings are RunConfig's: "
+        raise SweepError(f"unknown setting {shown(name)} in {where}; settings are RunConfig's: "
                          f"{', '.join(sorted(settings()))}")
     if name == "seed" and where != "[base]":
         raise SweepError(f"seed cannot be varied in {where}: set base seed (the first seed) and "
@@ -74,7 +74,7 @@ def _field(name: str, where: str) -> None:
 
 def _int(value: Any, name: str, low: int, high: int = MAX_TRIALS) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SweepError(f"{name}={_short(value)} is not allowed; it must be an integer >= {low} "
+        raise SweepError(f"{name}={shown(value)} is not allowed; it must be an integer >= {low} "
                          f"and <= {high:,}")
     return value
 
@@ -93,22 +93,22 @@ def parse_distribution(name: str, spec: Any, where: str = "[random]") -> Distrib
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         raise SweepError(f"{name} in {where} must be one of {{log_uniform = [low, high]}}, "
                          f"{{uniform = [low, high]}}, {{int_uniform = [low, high]}} or "
-                         f"{{choice = [values]}}; got {_short(spec)}")
+                         f"{{choice = [values]}}; got {shown(spec)}")
     kind, args = next(iter(spec.items()))
     if not isinstance(args, list) or not args:
-        raise SweepError(f"{name} = {{{kind} = {_short(args)}}} in {where} is not allowed; it needs a list")
+        raise SweepError(f"{name} = {{{kind} = {shown(args)}}} in {where} is not allowed; it needs a list")
     if kind == "choice":
         return Distribution(kind, tuple(_coerce(name, a) for a in args))
     if len(args) != 2 or not all(_number(a) for a in args) or args[0] > args[1]:
-        raise SweepError(f"{name} = {{{kind} = {_short(args)}}} in {where} is not allowed; it needs "
+        raise SweepError(f"{name} = {{{kind} = {shown(args)}}} in {where} is not allowed; it needs "
                          "[low, high] with low <= high")
     if kind == "log_uniform" and not args[0] > 0:
-        raise SweepError(f"{name} = {{log_uniform = {_short(args)}}} in {where} is not allowed; "
+        raise SweepError(f"{name} = {{log_uniform = {shown(args)}}} in {where} is not allowed; "
                          "a log-uniform range needs 0 < low <= high")
     if kind == "int_uniform":
         # numpy draws int64s from [low, high + 1)
         if not all(isinstance(a, int) and INT64[0] <= a < INT64[1] for a in args):
-            raise SweepError(f"{name} = {{int_uniform = {_short(args)}}} in {where} is not allowed; "
+            raise SweepError(f"{name} = {{int_uniform = {shown(args)}}} in {where} is not allowed; "
                              f"it needs two integers from {INT64[0]} to {INT64[1] - 1}")
         return Distribution(kind, (int(args[0]), int(args[1])))
     return Distribution(kind, (float(args[0]), float(args[1])))
@@ -125,7 +125,7 @@ def _parse_search(data: dict, where: str, name: str) -> Search:
     for k, values in grid.items():
         _field(k, f"{where}.grid")
         if not isinstance(values, list) or not values:
-            raise SweepError(f"{k} in {where}.grid must be a non-empty list of values, not {_short(values)}")
+            raise SweepError(f"{k} in {where}.grid must be a non-empty list of values, not {shown(values)}")
         out.grid[k] = [_coerce(k, v) for v in values]
     for k, spec in random.items():
         _field(k, f"{where}.random")
@@ -151,7 +151,7 @@ def parse_sweep(data: dict, overrides: dict | None = None) -> SweepSpec:
         _field(k, "[base]")
     name = str(head.get("name", "sweep"))
     if len(name) > MAX_NAME:
-        raise SweepError(f"name={_short(name)} is not allowed; it must be at most {MAX_NAME} characters")
+        raise SweepError(f"name={shown(name)} is not allowed; it must be at most {MAX_NAME} characters")
     spec = SweepSpec(name=name,
                      seed=_int(head.get("seed", 0), "seed", 0, INT64[1]),
                      samples=_int(head.get("samples", 1), "samples", 1),
@@ -161,10 +161,10 @@ def parse_sweep(data: dict, overrides: dict | None = None) -> SweepSpec:
 
     spec.metric = str(head.get("metric", "test_accuracy"))
     if spec.metric not in METRICS:
-        raise SweepError(f"metric={_short(spec.metric)} is not allowed; choose one of {', '.join(METRICS)}")
+        raise SweepError(f"metric={shown(spec.metric)} is not allowed; choose one of {', '.join(METRICS)}")
     spec.mode = str(head.get("mode", METRICS[spec.metric]))
     if spec.mode not in ("max", "min"):
-        raise SweepError(f"mode={_short(spec.mode)} is not allowed; choose one of max, min")
+        raise SweepError(f"mode={shown(spec.mode)} is not allowed; choose one of max, min")
 
     searches = data.get("search")
     flat = {k: data[k] for k in ("grid", "random") if k in data}
@@ -190,9 +190,9 @@ def parse_sweep(data: dict, overrides: dict | None = None) -> SweepSpec:
     # Unknown values for choice fields (a misspelt rule) are caught per trial by validate() and
     # recorded as failed trials; check_trials() reports them before anything runs.
     try:
-        RunConfig.from_dict({**_DEFAULTS, **spec.base})
+        RunConfig.from_dict({**DEFAULTS, **spec.base})
     except (TypeError, ConfigError) as exc:
-        raise SweepError(f"[base]: {_one_line(exc)}") from None
+        raise SweepError(f"[base]: {one_line(exc)}") from None
     spec.check_size()
     return spec
 
@@ -205,5 +205,5 @@ def check_trials(trials: list[Trial]) -> tuple[int, str | None]:
             RunConfig.from_dict(t.config).validate()
         except (ValueError, TypeError, ArithmeticError) as exc:   # ConfigError is a ValueError
             bad += 1
-            first = first or _one_line(exc)
+            first = first or one_line(exc)
     return bad, first

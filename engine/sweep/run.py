@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.errors import one_line
+from engine.runs.reader import try_read_json_object
+from engine.runs.writer import atomic_write_parquet
 from engine.status import Status
-from engine.sweep.spec import (DASK_MISSING, DONE, SWEEP_FILE, SweepError, SweepSpec, TRIALS_FILE,
-                               Trial, _one_line)
-from engine.sweep.trial import _tag, make_row, run_trial
-from engine.sweep.store import (_atomic_parquet, _mark_stopped, _read_json, best_table,
-                                finished_trials, sweep_dir, sweep_runs, trials_frame)
+from engine.sweep.spec import DASK_MISSING, DONE, SWEEP_FILE, SweepError, SweepSpec, TRIALS_FILE, Trial
+from engine.sweep.trial import sweep_tag, make_row, run_trial
+from engine.sweep.store import best_table, finished_trials, mark_stopped, sweep_dir, sweep_runs, trials_frame
 
 
 @dataclass
@@ -138,7 +139,7 @@ def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, s
 
     def save():
         with write_lock:
-            _atomic_parquet(trials_frame(rows.values()), sdir / TRIALS_FILE)
+            atomic_write_parquet(trials_frame(rows.values()), sdir / TRIALS_FILE)
 
     save()
     bar = _Progress(len(todo), sid, progress and len(todo) > 0, on_update)
@@ -171,12 +172,12 @@ def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, s
             interrupted = _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept,
                                     cluster_kwargs or {})
     except BaseException:
-        _mark_stopped(root, sid, pending)
+        mark_stopped(root, sid, pending)
         raise
     finally:
         bar.close()
     if interrupted:
-        _mark_stopped(root, sid, pending)
+        mark_stopped(root, sid, pending)
     counts = {Status.FINISHED: 0, Status.DIVERGED: 0, Status.FAILED: 0}
     for r in rows.values():
         counts[r["status"] if r["status"] in counts else Status.FAILED] += 1
@@ -196,7 +197,7 @@ def _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept, cluster_kw
                 client = stack.enter_context(Client(scheduler, timeout="10s"))
             except (OSError, TimeoutError) as exc:
                 raise SweepUnavailable(f"cannot reach the Dask scheduler {scheduler}: "
-                                       f"{_one_line(exc)}") from None
+                                       f"{one_line(exc)}") from None
         else:
             # No dashboard; the scheduler's small HTTP server (health routes) on a free port of
             # 127.0.0.1, so a second sweep or another Dask user never collides on :8787.
@@ -247,14 +248,14 @@ def _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept, cluster_kw
 
 def _lost_row(t: Trial, root: Path, sid: str, exc: BaseException) -> dict:
     """A trial whose task itself failed (not the training: that run_trial records)."""
-    tag = _tag(t.to_json(), sid)
+    tag = sweep_tag(t.to_json(), sid)
     runs = sweep_runs(root, sid).get(t.trial_id, [])
     path = runs[-1] if runs else None
-    summary = {"status": Status.FAILED, "error": f"the trial's task failed: {_one_line(exc)}"}
+    summary = {"status": Status.FAILED, "error": f"the trial's task failed: {one_line(exc)}"}
     if runs:
         from engine.runs.layout import SUMMARY_FILE
         from engine.runs.writer import atomic_write_json
-        old = _read_json(path / SUMMARY_FILE) or {}
+        old = try_read_json_object(path / SUMMARY_FILE) or {}
         if old.get("status") not in DONE:
             atomic_write_json(path / SUMMARY_FILE, {**old, **summary})
     return make_row(t.config, tag, summary, path)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.values import shown
 from engine.errors import ConfigError
 from engine.config import RunConfig, defaults
 from engine.status import Status
@@ -35,7 +36,7 @@ MAX_TRIALS = 100_000
 # MAX_TRIALS trials of today's ~700 characters take ~20 s here. This budget allows 2,000 each, and
 # costs a file of a few trials that each carry a huge value (a 100k-entry list) no more.
 MAX_CONFIG_CHARS = MAX_TRIALS * 2_000
-_DEFAULTS = RunConfig().to_dict()
+DEFAULTS = RunConfig().to_dict()
 
 
 class SweepError(ConfigError):
@@ -117,7 +118,7 @@ class SweepSpec:
 
     @property
     def sweep_id(self) -> str:
-        return f"{_slug(self.name)}-{_hash(self.identity())[:6]}"
+        return f"{slug(self.name)}-{stable_hash(self.identity())[:6]}"
 
     def to_json(self) -> dict:
         return {"sweep_id": self.sweep_id, "name": self.name, "metric": self.metric,
@@ -177,14 +178,14 @@ class SweepSpec:
             varied = tuple(dict.fromkeys([*keys, *search.random]))
             for point in points:
                 for i, values in enumerate(draws):
-                    cfg = {**_DEFAULTS, **self.base, **search.base,
+                    cfg = {**DEFAULTS, **self.base, **search.base,
                            **dict(zip(keys, point)), **values}
                     cfg = {k: _coerce(k, v) for k, v in cfg.items()}
-                    point_id = _hash({k: v for k, v in cfg.items() if k != "seed"})[:12]
+                    point_id = stable_hash({k: v for k, v in cfg.items() if k != "seed"})[:12]
                     first_seed = int(cfg["seed"])
                     for j in range(self.seeds_per_point):
                         c = {**cfg, "seed": first_seed + j}
-                        tid = _hash(c)[:12]
+                        tid = stable_hash(c)[:12]
                         if tid not in out:
                             out[tid] = Trial(tid, point_id, search.name, i, j, varied, c)
         return list(out.values())
@@ -197,7 +198,7 @@ def _chars(value: Any) -> int:
 def _trial_chars(spec: SweepSpec, search: Search) -> int:
     """An upper bound on the size of one trial's settings as JSON: the fixed ones plus the
     longest value of each varied one."""
-    fixed = {k: v for k, v in {**_DEFAULTS, **spec.base, **search.base}.items()
+    fixed = {k: v for k, v in {**DEFAULTS, **spec.base, **search.base}.items()
              if k not in search.grid and k not in search.random}
     varied = [max(map(_chars, values)) for values in search.grid.values()]
     varied += [max(map(_chars, d.args)) if d.kind == "choice" else 24 for d in search.random.values()]
@@ -210,11 +211,11 @@ def _draw_seed(seed: int, sample: int, name: str) -> int:
     return int.from_bytes(digest[:16], "little")
 
 
-def _hash(obj: Any) -> str:
+def stable_hash(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.") or "sweep"
 
 
@@ -225,17 +226,8 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             return float(value)
         except OverflowError:
-            raise SweepError(f"{name}={_short(value)} is not allowed; it must be a number below "
+            raise SweepError(f"{name}={shown(value)} is not allowed; it must be a number below "
                              "1.8e308") from None
     if isinstance(value, tuple):
         return list(value)
     return value
-
-
-def _one_line(exc: BaseException | str) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

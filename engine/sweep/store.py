@@ -9,20 +9,14 @@ from pathlib import Path
 from typing import Iterable
 
 from engine.status import Status
+from engine.runs.reader import try_read_json_object
 from engine.sweep.files import is_regular, read_json_object
 from engine.sweep.spec import DONE, SWEEPS_DIR, SWEEP_FILE, TRIALS_FILE, Trial
-from engine.sweep.trial import _tag, make_row
+from engine.sweep.trial import sweep_tag, make_row
 
 
 def sweep_dir(runs_root: str | os.PathLike, sweep_id: str) -> Path:
     return Path(runs_root) / SWEEPS_DIR / sweep_id
-
-
-def _read_json(path: Path) -> dict | None:
-    """A run folder's JSON object, or None for a file that is absent or not one, or is a FIFO, a
-    device, too large or too deeply nested (readers skip it)."""
-    from engine.runs.reader import try_read_json_object
-    return try_read_json_object(path)
 
 
 _TAG_TYPES = {"sweep_id": str, "trial_id": str, "point_id": str, "search": str, "sample": int,
@@ -45,7 +39,7 @@ def sweep_runs(runs_root: str | os.PathLike, sweep_id: str) -> dict[str, list[Pa
     if not root.is_dir():
         return out
     for path in sorted(p for p in root.iterdir() if p.is_dir() and p.name != SWEEPS_DIR):
-        tag = _read_json(path / SWEEP_FILE)
+        tag = try_read_json_object(path / SWEEP_FILE)
         if _valid_tag(tag) and tag["sweep_id"] == sweep_id:
             out.setdefault(tag["trial_id"], []).append(path)
     return out
@@ -66,15 +60,15 @@ def finished_trials(runs_root: str | os.PathLike, sweep_id: str,
         if known is not None and tid not in known:
             continue
         for path in reversed(paths):                           # the newest that is done
-            summary = _read_json(path / SUMMARY_FILE) or {}
-            config = _read_json(path / CONFIG_FILE)
+            summary = try_read_json_object(path / SUMMARY_FILE) or {}
+            config = try_read_json_object(path / CONFIG_FILE)
             if summary.get("status") in DONE and config is not None and _valid_summary(summary):
                 try:
                     if known is None:
-                        done[tid] = make_row(config, _read_json(path / SWEEP_FILE), summary, path)
+                        done[tid] = make_row(config, try_read_json_object(path / SWEEP_FILE), summary, path)
                     else:
                         t = known[tid]
-                        done[tid] = make_row(t.config, _tag(t.to_json(), sweep_id), summary, path)
+                        done[tid] = make_row(t.config, sweep_tag(t.to_json(), sweep_id), summary, path)
                 except (KeyError, TypeError, ValueError, OverflowError):   # edited or damaged:
                     continue                                                # run it again
                 break
@@ -89,7 +83,7 @@ def _valid_summary(summary: dict) -> bool:
             and (error is None or isinstance(error, str)))
 
 
-def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterable[str]) -> None:
+def mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterable[str]) -> None:
     """Runs of interrupted trials whose folder still says "running" are saved as "stopped"."""
     from engine.runs.layout import SUMMARY_FILE
     from engine.runs.writer import atomic_write_json
@@ -99,18 +93,13 @@ def _mark_stopped(runs_root: str | os.PathLike, sweep_id: str, trial_ids: Iterab
         if tid not in wanted:
             continue
         for path in paths:
-            summary = _read_json(path / SUMMARY_FILE)
+            summary = try_read_json_object(path / SUMMARY_FILE)
             if summary and summary.get("status") == Status.RUNNING:
                 summary.update(status=Status.STOPPED, error="the sweep was interrupted")
                 try:
                     atomic_write_json(path / SUMMARY_FILE, summary)
                 except OSError:
                     pass
-
-
-def _atomic_parquet(df, path: Path) -> None:
-    from engine.runs.writer import atomic_write_parquet
-    atomic_write_parquet(df, path)
 
 
 def trials_frame(rows: Iterable[dict]):

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from engine.config import RunConfig
 from engine.status import Status
-from engine.sweep.spec import SWEEP_FILE, _one_line, _slug
+from engine.errors import one_line
+from engine.sweep.spec import SWEEP_FILE, slug
 
 
 def _run_id(cfg: dict, trial_id: str, attempt: int = 1) -> str:
     """Like engine.runs.writer.new_run_id (UTC time, rule, seed) with the trial id as the suffix."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    stem = f"{stamp}-{_slug(cfg.get('rule'))}-s{cfg.get('seed')}-{trial_id[:8]}"
+    stem = f"{stamp}-{slug(cfg.get('rule'))}-s{cfg.get('seed')}-{trial_id[:8]}"
     return stem if attempt == 1 else f"{stem}-{attempt}"
 
 
@@ -32,7 +33,7 @@ def _run_dir_for(root: Path, cfg: dict, trial_id: str) -> tuple[str, Path]:
     raise RuntimeError(f"could not create a unique run folder in {root}")
 
 
-def _tag(trial: dict, sweep_id: str) -> dict:
+def sweep_tag(trial: dict, sweep_id: str) -> dict:
     return {"sweep_id": sweep_id, "trial_id": trial["trial_id"], "point_id": trial["point_id"],
             "search": trial["search"], "sample": trial["sample"],
             "seed_index": trial["seed_index"], "varied": list(trial["varied"])}
@@ -55,7 +56,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
     if threads:
         torch.set_num_threads(threads)
     root = Path(runs_root)
-    tag = _tag(trial, sweep_id)
+    tag = sweep_tag(trial, sweep_id)
     started, cpu_started = time.time(), time.thread_time()
     try:
         cfg = RunConfig.from_dict(trial["config"])
@@ -64,7 +65,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
         run_id, path = _run_dir_for(root, trial["config"], trial["trial_id"])
         atomic_write_json(path / CONFIG_FILE, trial["config"])
         atomic_write_json(path / SWEEP_FILE, tag)
-        summary = {"run_id": run_id, "status": Status.FAILED, "steps": 0, "error": _one_line(exc),
+        summary = {"run_id": run_id, "status": Status.FAILED, "steps": 0, "error": one_line(exc),
                    "wall_seconds": time.time() - started}
         atomic_write_json(path / SUMMARY_FILE, summary)
         return make_row(trial["config"], tag, summary, path)
@@ -86,7 +87,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
     except DivergedError as exc:
         status, error = Status.DIVERGED, exc
     except Exception as exc:
-        status, error = Status.FAILED, _one_line(exc)
+        status, error = Status.FAILED, one_line(exc)
     except BaseException:                     # Ctrl-C, worker shutdown: keep what was done
         try:
             writer.close(Status.STOPPED)
@@ -96,7 +97,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
         result = writer.close(status, error)
     except Exception as exc:                  # e.g. the summary's evaluation fails
         result = {"status": Status.FAILED, "steps": trainer.step_count,
-                  "error": _one_line(f"{error}; then saving failed: {exc}" if error else exc)}
+                  "error": one_line(f"{error}; then saving failed: {exc}" if error else exc)}
         atomic_write_json(writer.path / SUMMARY_FILE, {"run_id": writer.run_id, **result})
     result["wall_seconds"] = time.time() - started
     result["cpu_seconds"] = time.thread_time() - cpu_started    # < wall: the core was shared
@@ -118,10 +119,10 @@ def make_row(config: dict, tag: dict, summary: dict, run_dir: Path | str) -> dic
            "status": summary.get("status", "unknown"), "error": summary.get("error"),
            "steps_done": int(summary.get("steps") or 0),
            "diverged_step": summary.get("diverged_step"),
-           "test_accuracy": _f(summary.get("test_accuracy")),
-           "test_loss": _f(summary.get("test_loss")), "train_loss": _f(summary.get("train_loss")),
-           "wall_seconds": _f(summary.get("wall_seconds")),
-           "cpu_seconds": _f(summary.get("cpu_seconds")),
+           "test_accuracy": number_or_nan(summary.get("test_accuracy")),
+           "test_loss": number_or_nan(summary.get("test_loss")), "train_loss": number_or_nan(summary.get("train_loss")),
+           "wall_seconds": number_or_nan(summary.get("wall_seconds")),
+           "cpu_seconds": number_or_nan(summary.get("cpu_seconds")),
            "run_id": Path(run_dir).name if run_dir else "", "run_dir": str(run_dir or ""),
            "host": socket.gethostname(), "finished_at": time.time()}
 
@@ -129,7 +130,7 @@ def make_row(config: dict, tag: dict, summary: dict, run_dir: Path | str) -> dic
     return row
 
 
-def _f(v) -> float:
+def number_or_nan(v) -> float:
     try:
         return math.nan if v is None else float(v)
     except (TypeError, ValueError, OverflowError):       # OverflowError: an int past 1.8e308

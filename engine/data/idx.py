@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.datafiles import _DELETE, _BadHeader, _present, _unpacked
-from engine.download import DataError, one_line
+from engine.data.files import DELETE, BadHeader, is_present, unpacked_bytes
+from engine.data.download import DataError
+from engine.errors import one_line
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -23,7 +24,7 @@ def read_idx(path: str | os.PathLike, limit: int = MAX_IDX_BYTES) -> np.ndarray:
     """An IDX file (gzipped or not) as an array of its stated shape; DataError when broken or
     when its header states more than `limit` bytes."""
     path = Path(path)
-    return _parse_idx(_unpacked(path, _DELETE, limit, idx_header), path)
+    return parse_idx(unpacked_bytes(path, DELETE, limit, idx_header), path)
 
 
 def idx_size(n: int, item_shape: tuple[int, ...] = ()) -> int:
@@ -36,15 +37,15 @@ def idx_header(read, path: Path) -> tuple[bytes, int]:
     shape times its item size, so that no more is ever read than a header of that size promises."""
     head = read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
-        raise _BadHeader(f"{path}: not an IDX file (bad magic number)")
+        raise BadHeader(f"{path}: not an IDX file (bad magic number)")
     dims = read(4 * head[3])
     if len(dims) < 4 * head[3]:
-        raise _BadHeader(f"{path}: truncated IDX header")
+        raise BadHeader(f"{path}: truncated IDX header")
     items = int(np.prod([int(d) for d in np.frombuffer(dims, ">u4")], dtype=object))   # no overflow
     return head + dims, len(head) + len(dims) + items * np.dtype(_IDX_TYPES[head[2]]).itemsize
 
 
-def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
+def parse_idx(raw: bytes, path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -63,13 +64,13 @@ def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable IDX file ({one_line(e)})") from None
 
 
-def _find_idx(directory: Path) -> dict[str, Path] | None:
+def find_idx(directory: Path) -> dict[str, Path] | None:
     """The four IDX files in `directory` (.gz or uncompressed; '-idx' or '.idx'), or None."""
     found = {}
     for stem in IDX_FILES:
         dotted = stem.replace("-idx", ".idx")
         for candidate in (stem + ".gz", stem, dotted + ".gz", dotted):
-            if _present(directory / candidate):         # a FIFO or a device there: DataError
+            if is_present(directory / candidate):         # a FIFO or a device there: DataError
                 found[stem] = directory / candidate
                 break
         else:

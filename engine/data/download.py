@@ -11,7 +11,7 @@ transient errors, is checked against its published checksum, and only then is re
 with ``os.replace``. A file under its final name has therefore always passed its checksum; a broken
 download never leaves anything that later loads as data. ``CREDITLAB_OFFLINE=1`` forbids downloads.
 Files that were already there (copied in by hand, left by an older version, installed by a system
-package) are checked by the loaders in engine.data, with `cached_digest` so that each is hashed
+package) are checked by the loaders in engine.data.registry, with `cached_digest` so that each is hashed
 once per process.
 
 Nothing here touches the network at import time. Errors are `DataError`, with a one-line message.
@@ -32,6 +32,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import one_line
+
 ENV_DATA_DIR = "CREDITLAB_DATA"
 ENV_OFFLINE = "CREDITLAB_OFFLINE"
 CHUNK = 1 << 16
@@ -47,10 +49,6 @@ class DataError(RuntimeError):
 
 class ChecksumError(DataError):
     """A downloaded file does not match its published checksum (the download was deleted)."""
-
-
-def one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 # ------------------------------------------------------------------ where data lives
