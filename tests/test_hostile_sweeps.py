@@ -22,6 +22,7 @@ import pytest
 from conftest import MiB, bounded
 
 from engine import sweep as sw
+from engine.cli.sweep import add_sweep_arguments, sweep_command
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = '[base]\ndataset = "digits"\nsteps = 5\nmetric_interval = 5\neval_interval = 5\nwidth = 8\n'
@@ -29,9 +30,9 @@ RANDOM_LR = "[random]\nlr = { log_uniform = [1e-3, 1] }\n"
 
 def sweep_cli(argv: list[str], capsys, **bounds) -> tuple[int, str]:
     """`creditlab sweep ARGV` in this process, within bounds: (exit status, stderr)."""
-    parser = sw.add_sweep_arguments(argparse.ArgumentParser(prog="creditlab sweep"))
+    parser = add_sweep_arguments(argparse.ArgumentParser(prog="creditlab sweep"))
     with bounded(**bounds):
-        rc = sw.sweep_command(parser.parse_args(argv))
+        rc = sweep_command(parser.parse_args(argv))
     return rc, capsys.readouterr().err
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from engine import sweep as sw
+from engine.cli.sweep import add_sweep_arguments, spec_from_args, sweep_command
 from engine.sweep.run import _hold_sweep_lock
 from engine.runs.reader import list_runs, load_run, load_summary
 
@@ -110,8 +111,8 @@ BAD_FILES = {
 
 
 def _cli(argv, capsys):
-    parser = sw.add_sweep_arguments(argparse.ArgumentParser(prog="creditlab sweep"))
-    rc = sw.sweep_command(parser.parse_args(argv))
+    parser = add_sweep_arguments(argparse.ArgumentParser(prog="creditlab sweep"))
+    rc = sweep_command(parser.parse_args(argv))
     return rc, capsys.readouterr()
 
 
@@ -164,9 +165,9 @@ rule = ["np", "bp"]
 [random]
 lr = { log_uniform = [1e-2, 0.3] }
 """)
-    parser = sw.add_sweep_arguments(argparse.ArgumentParser())
-    from_file = sw.spec_from_args(parser.parse_args([str(path)]))
-    from_flags = sw.spec_from_args(parser.parse_args(
+    parser = add_sweep_arguments(argparse.ArgumentParser())
+    from_file = spec_from_args(parser.parse_args([str(path)]))
+    from_flags = spec_from_args(parser.parse_args(
         ["--name", "t", "--samples", "3", "--seeds", "2", "--set", "dataset=digits",
          "--set", "steps=50", "--set", "width=[30,10]", "--grid", "rule=np,bp",
          "--random", "lr=log_uniform:1e-2:0.3"]))

@@ -1,4 +1,4 @@
-"""argparse value types shared by the command-line front ends (cli.py, sweep/cli.py)."""
+"""argparse value types shared by the commands' flags (parser.py, sweep.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The small commands: `creditlab runs`, `serve`, `bench` and `sweep` (whose work is in
-engine/sweep/cli.py)."""
+engine/cli/sweep.py)."""
 
 from __future__ import annotations
 
@@ -122,5 +122,5 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from engine.sweep import sweep_command
+    from engine.cli.sweep import sweep_command
     return sweep_command(args)

@@ -120,7 +120,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--address", default="localhost", help="address (default: localhost)")
     serve.add_argument("--show", action="store_true", help="open it in a browser")
 
-    from engine.sweep import add_sweep_arguments
+    from engine.cli.sweep import add_sweep_arguments
     sweep = sub.add_parser("sweep", help="hyper-parameter sweeps: grid, random search and seeds, "
                            "on Dask (needs the sweep extra) or --serial")
     if wanted("sweep"):

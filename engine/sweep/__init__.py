@@ -48,12 +48,11 @@ from engine.sweep.store import (best_table, finished_trials, format_best, list_s
                                 sweep_dir, sweep_runs, trials_frame)
 from engine.sweep.run import (SweepBusy, SweepResult, SweepUnavailable,
                               default_workers, import_dask, run_sweep)
-from engine.sweep.cli import add_sweep_arguments, spec_from_args, sweep_command
 
 __all__ = ["SweepSpec", "Search", "Trial", "Distribution", "SweepError", "SweepResult",
            "load_sweep_file", "parse_sweep", "parse_distribution", "run_sweep", "run_trial",
            "finished_trials", "load_trials", "list_sweeps", "best_table", "format_best",
-           "add_sweep_arguments", "sweep_command", "sweep_dir", "TRIALS_FILE",
+           "sweep_dir", "TRIALS_FILE",
            "SweepBusy", "SweepUnavailable", "check_trials", "default_workers", "import_dask",
-           "make_row", "spec_from_args", "sweep_runs", "trials_frame", "METRICS",
+           "make_row", "sweep_runs", "trials_frame", "METRICS",
            "DISTRIBUTIONS", "DONE", "SWEEP_FILE", "SWEEPS_DIR"]

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from engine.cli.argtypes import int_at_least
+from engine.cli.common import print_error
 from engine.errors import ConfigError, one_line
 from engine.sweep.files import load_sweep_file
 from engine.sweep.parse import toml_parser, check_trials, parse_sweep
@@ -126,10 +127,6 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
-def _err(message: str) -> None:
-    print(f"creditlab: error: {message}", file=sys.stderr)
-
-
 def sweep_command(args: argparse.Namespace) -> int:
     """`creditlab sweep`: 0 when the sweep completed (whatever its trials did), 2 for bad input
     (one line on stderr), 1 if the scheduler cannot be reached, 130 when interrupted."""
@@ -147,10 +144,10 @@ def sweep_command(args: argparse.Namespace) -> int:
         if not args.serial and not args.dry_run:
             import_dask()
     except SweepError as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_USAGE
     except ConfigError as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_USAGE
     sid = spec.sweep_id
     if bad:
@@ -183,10 +180,10 @@ def sweep_command(args: argparse.Namespace) -> int:
               f"to resume sweep {sid}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (SweepUnavailable, SweepBusy) as exc:
-        _err(str(exc))
+        print_error(str(exc))
         return EXIT_FAILURE
     except OSError as exc:
-        _err(f"cannot write the sweep under out={args.out!r}: {exc.strerror or one_line(exc)}")
+        print_error(f"cannot write the sweep under out={args.out!r}: {exc.strerror or one_line(exc)}")
         return EXIT_FAILURE
     best = result.best(spec.metric, spec.mode)
     if args.json:
