@@ -171,7 +171,7 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
             # A cold server's first page: its document can take longer than Playwright's 30 s
             # default to draw on a loaded 2-core machine (CI once waited past it).
             page.get_by_role("button", name="Start").click(timeout=120_000)
-            page.get_by_text("— running").first.wait_until(timeout=120_000)
+            page.get_by_text("— running").first.wait_for(timeout=120_000)
             family = descendants(serve.pid)
             assert len(family) >= 3              # the panel server, the forkserver, the run
             serve.kill()
@@ -307,14 +307,14 @@ def test_stop_in_the_page_ends_a_run_inside_one_long_step(tmp_path):
         page.goto(url + query)
         wait_for_bokeh(page, 60)
         page.get_by_role("button", name="Start").click(timeout=120_000)
-        page.get_by_text("— running").first.wait_until(timeout=120_000)
+        page.get_by_text("— running").first.wait_for(timeout=120_000)
         run = dashboards[-1].session.current
         try:
             time.sleep(0.5)                           # inside the first step
             page.get_by_role("button", name="Stop").click()
             assert run.join(runner.STOP_GRACE + runner.KILL_GRACE + 30), "Stop did not end it"
             assert gone(run._process.pid) and "did not answer Stop" in run.error
-            page.get_by_text("— stopped").first.wait_until(timeout=10_000)
+            page.get_by_text("— stopped").first.wait_for(timeout=10_000)
         finally:
             run.stop()
             run.join(30)

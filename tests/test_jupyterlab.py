@@ -229,11 +229,16 @@ def test_live_notebook_runs_all_and_start_updates_its_plots(lab, browser):
         counts = "r = dashboard.session.current; print(len(r.buffer.records()), dashboard.curves.length(r.id))"
         deadline = time.time() + 60
         while True:
-            records, in_kernel = (int(v) for v in _kernel(page, counts).split())
-            shown = _points(page)
-            if records == in_kernel == shown or time.time() > deadline:
+            printed = _kernel(page, counts).split()     # empty when the output was not read back yet
+            if len(printed) == 2:
+                records, in_kernel = (int(v) for v in printed)
+                shown = _points(page)
+                if records == in_kernel == shown:
+                    break
+            if time.time() > deadline:
                 break
             page.wait_for_timeout(500)
+        assert len(printed) == 2, f"the kernel printed {printed!r} for the counts"
         assert records == in_kernel == shown, \
             f"{records} records, {in_kernel} points in the kernel's source, {shown} on the page"
         _assert_steps_increase(page)
