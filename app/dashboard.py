@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import panel as pn
 import param
 
-from engine.config import LIVE_FIELDS
+from engine.config import LIVE_FIELDS, RunConfig
 from engine.errors import ConfigError
 from engine.status import Status
 
@@ -146,8 +146,8 @@ class Dashboard(pn.viewable.Viewer):
     def _on_setting(self, *events) -> None:
         """Any setting changed: check it (inline message), describe the rule, update the URL."""
         self.controls.describe()
-        self._show_network()
-        error = self.state.error()
+        cfg, error = self.state.checked()
+        self._show_network(cfg)
         if events:
             self._url_problem = ""
         lines = [self._url_problem] + ([f"**Setting not allowed:** {md_text(error)}"] if error else [])
@@ -175,15 +175,11 @@ class Dashboard(pn.viewable.Viewer):
             self.config_alert.object = f"**Live change refused:** {md_text(exc)}"
             self.config_alert.visible = True
 
-    def _show_network(self) -> None:
-        """Draw the set-up's network while no run is shown (a run's stays until Reset)."""
-        if self.session.current is not None:
-            return
-        try:
-            cfg = self.state.to_config()
-        except (ConfigError, TypeError, ValueError):
-            return                               # a bad value: keep the last picture
-        self.plots.network.show_config(cfg)
+    def _show_network(self, cfg: RunConfig | None) -> None:
+        """Draw the set-up's network while no run is shown (a run's stays until Reset); a set-up
+        that is not valid (None) keeps the last picture."""
+        if self.session.current is None and cfg is not None:
+            self.plots.network.show_config(cfg)
 
     # ================================================================ the URL
     def _read_url(self) -> None:
@@ -266,7 +262,7 @@ class Dashboard(pn.viewable.Viewer):
 
         self.plots.edit(clear_plots)
         self.plots.clear_heading()
-        self._show_network()
+        self._show_network(self.state.checked()[0])
         self.run_alert.visible = False
         self.note.visible = False
         self._refresh_run_list()

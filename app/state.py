@@ -94,15 +94,19 @@ class _ConfigStateBase(param.Parameterized):
         values["width"] = parse_width(values["width"])
         return RunConfig.from_dict(values).validate()
 
+    def checked(self) -> tuple[RunConfig | None, str | None]:
+        """(the validated RunConfig, None), or (None, the one-line message why not): the one
+        validation a change of the set-up needs."""
+        try:
+            return self.to_config(), None
+        except ConfigError as exc:
+            return None, str(exc)
+        except (TypeError, ValueError) as exc:      # anything the engine did not anticipate
+            return None, f"invalid setting: {exc}"
+
     def error(self) -> str | None:
         """The ConfigError message of the current values, or None when they are valid."""
-        try:
-            self.to_config()
-        except ConfigError as exc:
-            return str(exc)
-        except (TypeError, ValueError) as exc:      # anything the engine did not anticipate
-            return f"invalid setting: {exc}"
-        return None
+        return self.checked()[1]
 
     def set_config(self, cfg: RunConfig | dict[str, Any]) -> None:
         """Show a RunConfig in the widgets (and so in the URL), in one batched update."""

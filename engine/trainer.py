@@ -23,6 +23,7 @@ import torch
 
 from engine.allocator import keep_freed_memory
 from engine.config import LIVE_FIELDS, RunConfig
+from engine.live import Live
 from engine.errors import ConfigError
 from engine.status import Status
 from engine.control import drive
@@ -89,8 +90,9 @@ class Trainer:
         self.autoencoding = cfg.model == "autoencoder"
         task = "regression" if self.autoencoding else self.data.task
         self.objective = Objective(cfg.loss, task, self.data.n_out)
-        # The rule gets its own copy: a live change reaches it only through `rule.set_live`.
-        self.rule = RULES[cfg.rule](self.model, copy.copy(cfg), self.generator)
+        # The rule reads cfg's fixed settings; the live ones come with each step (`self.live`).
+        self.rule = RULES[cfg.rule](self.model, self.cfg, self.generator)
+        self.live = Live.of(self.cfg)
         self.optimizer = self._make_optimizer()
         self._params = list(self.model.parameters())
         self.step_count = 0
@@ -145,12 +147,14 @@ class Trainer:
 
     def _apply_pending(self) -> None:
         pending, self._pending = self._pending, {}
+        if not pending:
+            return
         for name, value in pending.items():
-            setattr(self.cfg, name, value)
-            self.rule.set_live(name, value)
-            if name == "lr":
-                for group in self.optimizer.param_groups:
-                    group["lr"] = value
+            setattr(self.cfg, name, value)          # the run's setup, as checkpoints and summaries say it
+        self.live = Live.of(self.cfg)                # what the next steps are given
+        if "lr" in pending:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.live.lr
 
     @property
     def forward_frozen(self) -> bool:
@@ -181,14 +185,14 @@ class Trainer:
                   or s == self.cfg.steps)
         for p in self._params:          # optimizer.zero_grad(set_to_none=True), minus its profiler scope
             p.grad = None
-        result = self.rule.compute_gradients(x, y, self.objective)
+        result = self.rule.compute_gradients(x, y, self.objective, self.live)
         # Measure before anything moves, so metrics describe the step that was taken.
         metrics = layer_metrics(self.model, self.rule, result, x, y, self.objective) if logged else None
-        self.rule.learn_feedback(x, y, self.objective, result)
+        self.rule.learn_feedback(x, y, self.objective, result, self.live)
         self.rule.before_optimizer_step()
         if not self.forward_frozen:
             self.optimizer.step()
-        self.rule.after_optimizer_step()
+        self.rule.after_optimizer_step(self.live)
         self.step_count = s
         self._log_loss(result.loss)
         if not logged:

@@ -281,8 +281,10 @@ def test_several_live_settings_at_once_reach_the_run():
     try:
         wait_for(lambda: run.ready)
         dash.state.param.update(sigma=0.02, lr=0.03, feedback_lr=0.7)
-        assert (run.cfg.sigma, run.cfg.lr, run.cfg.feedback_lr) == (0.02, 0.03, 0.7)
-        assert {c["name"] for c in run.changes} == {"sigma", "lr", "feedback_lr"}
+        assert {(c["name"], c["new"]) for c in run.changes} == {("sigma", 0.02), ("lr", 0.03), ("feedback_lr", 0.7)}
+        # The run's records carry them (the handle's cfg stays the set-up it started with).
+        wait_for(lambda: any((r["sigma"], r["lr"], r["feedback_lr"]) == (0.02, 0.03, 0.7)
+                             for r in run.buffer.records()), 60)
         assert not dash.config_alert.visible
     finally:
         dash.close()
@@ -415,8 +417,8 @@ def test_a_number_typed_into_a_live_box_reaches_the_running_run():
         wait_for(lambda: run.ready)
         dash.inputs["lr"].value = "0.03"
         dash.inputs["sigma"].value = "nan"                     # refused: the run keeps its σ
-        assert run.cfg.lr == 0.03 and run.cfg.sigma == 0.01
-        assert [c["name"] for c in run.changes] == ["lr"]
+        assert [(c["name"], c["new"]) for c in run.changes] == [("lr", 0.03)]   # σ kept its 0.01
+        wait_for(lambda: any((r["lr"], r["sigma"]) == (0.03, 0.01) for r in run.buffer.records()), 60)
         assert "sigma='nan' is not allowed" in dash.config_alert.object
     finally:
         dash.close()

@@ -99,24 +99,33 @@ def test_set_reaches_the_next_step_and_its_records():
     assert trainer.optimizer.param_groups[0]["lr"] == 0.002 == trainer.cfg.lr
 
 
-def test_a_live_value_reaches_the_rule_explicitly_not_through_a_shared_config(monkeypatch):
-    """The rule holds its own settings; `set` reaches it by `rule.set_live` between steps, and
-    the σ the noise is drawn with is the one the step's record carries."""
+def test_live_holds_exactly_the_settings_that_may_change_live():
+    import dataclasses
+
+    from engine.config import LIVE_FIELDS
+    from engine.live import Live
+    assert [f.name for f in dataclasses.fields(Live)] == list(LIVE_FIELDS)
+
+
+def test_a_live_value_reaches_the_rule_as_an_argument_of_its_step(monkeypatch):
+    """`set` changes the trainer's `live` between steps, and the rule is handed it with each
+    step: the σ the noise is drawn with and the feedback_lr the regression steps with are the
+    ones the step's record carries; no copy of either is kept by the rule or its solver."""
     trainer = Trainer(RunConfig(rule="np", steps=30, metric_interval=10))
-    assert trainer.rule.cfg is not trainer.cfg
-    told, drawn = [], []
-    set_live, sample_noise = trainer.rule.set_live, trainer.rule.sample_noise
-    monkeypatch.setattr(trainer.rule, "set_live", lambda n, v: (told.append((n, v)), set_live(n, v)))
-    monkeypatch.setattr(trainer.rule, "sample_noise",
-                        lambda *a, **k: (drawn.append(trainer.rule.cfg.sigma), sample_noise(*a, **k))[1])
+    rule, drawn, rates = trainer.rule, [], []
+    sample_noise, update = rule.sample_noise, rule.regression.update
+    monkeypatch.setattr(rule, "sample_noise",
+                        lambda x, sigma, sites=None: (drawn.append(sigma), sample_noise(x, sigma, sites))[1])
+    monkeypatch.setattr(rule.regression, "update", lambda inputs, targets, feedback_lr, *a, **k: (
+        rates.append(feedback_lr), update(inputs, targets, feedback_lr, *a, **k))[1])
     for _ in range(10):
         trainer.step()
     trainer.set(sigma=0.05, feedback_lr=0.5)
-    assert told == [] and trainer.rule.cfg.sigma == RunConfig().sigma     # not before the next step
+    assert trainer.live.sigma == RunConfig().sigma                     # not before the next step
     record = [trainer.step() for _ in range(10)][-1]
-    assert told == [("sigma", 0.05), ("feedback_lr", 0.5)]
-    assert record["sigma"] == drawn[-1] == 0.05 and trainer.rule.regression.cfg.feedback_lr == 0.5
-    assert drawn[:10] == [RunConfig().sigma] * 10
+    assert record["sigma"] == drawn[-1] == 0.05 and record["feedback_lr"] == rates[-1] == 0.5
+    assert drawn[:10] == [RunConfig().sigma] * 10 and rates[:10] == [RunConfig().feedback_lr] * 10
+    assert rule.live.sigma == RunConfig().sigma          # the rule's own default is not the run's
 
 
 def test_a_budget_is_finished_and_a_partial_run_is_paused():

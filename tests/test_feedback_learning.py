@@ -42,7 +42,7 @@ def test_ridge_recovers_a_conv_kernel_from_its_transposed_convolution():
     reg = FeedbackRegression([feedback], [layer], _cfg(feedback_mode="ridge", ridge_gamma=1e-6))
     for _ in range(3):
         g = torch.randn(8, 3, 5, 5)
-        reg.update([g], [layer.input_grad(g, truth, (8, 2, 5, 5))])
+        reg.update([g], [layer.input_grad(g, truth, (8, 2, 5, 5))], reg.cfg.feedback_lr)
     assert reg.gram[0].dtype == torch.float64 and reg.gram[0].shape == (27, 27)
     assert ((feedback - truth).norm() / truth.norm()).item() < 1e-4
 
@@ -55,7 +55,7 @@ def test_ridge_is_the_float64_closed_form_on_all_batches_with_forgetting():
                                                        ridge_forget=rho))
     ds, ts = [torch.randn(5, 4) for _ in range(4)], [torch.randn(5, 6) for _ in range(4)]
     for d, t in zip(ds, ts):
-        reg.update([d], [t])
+        reg.update([d], [t], reg.cfg.feedback_lr)
     w = [rho ** (3 - k) for k in range(4)]
     v = sum(wk * d.double().T @ d.double() for wk, d in zip(w, ds)) + gamma * torch.eye(4, dtype=torch.float64)
     s = sum(wk * t.double().T @ d.double() for wk, d, t in zip(w, ds, ts))
@@ -71,7 +71,7 @@ def test_relative_ridge_gamma_scales_with_the_data():
         reg = FeedbackRegression([feedback], [layer], _cfg(feedback_mode="ridge", ridge_gamma=0.5,
                                                            ridge_relative=True))
         d = torch.randn(4, 2) * scale
-        reg.update([d], [torch.randn(4, 3)])
+        reg.update([d], [torch.randn(4, 3)], reg.cfg.feedback_lr)
         out.append(feedback.clone() * scale)          # B scales as 1/scale when γ scales too
     torch.testing.assert_close(out[0], out[1])
 
@@ -90,7 +90,7 @@ def test_ridge_sums_do_not_drift_over_a_long_noisy_run():
     ds = [torch.randn(32, 3) for _ in range(20000)]
     ts = [d @ truth.T + 30 * torch.randn(32, 5) for d in ds]
     for d, t in zip(ds, ts):
-        reg.update([d], [t])
+        reg.update([d], [t], reg.cfg.feedback_lr)
     d, t = torch.cat(ds).double(), torch.cat(ts).double()
     want = t.T @ d @ torch.linalg.inv(d.T @ d + 0.1 * torch.eye(3, dtype=torch.float64))
     assert ((reg.solve(0) - want).norm() / want.norm()).item() < 1e-7
@@ -106,7 +106,7 @@ def test_normalised_sgd_step_is_scale_free_and_matches_its_formula():
     results = []
     for c in (1.0, 1e3):
         b = b0.clone()
-        FeedbackRegression([b], [layer], cfg).update([g * c], [t * c])
+        FeedbackRegression([b], [layer], cfg).update([g * c], [t * c], cfg.feedback_lr)
         results.append(b)
     torch.testing.assert_close(results[0], results[1])      # δ → cδ, λ → cλ: the same step
     residual = layer.input_grad(g, b0, t.shape) - t
@@ -202,7 +202,7 @@ def test_control_variate_estimate_is_its_formula():
         state = rule.generator.get_state()
         lam = rule.estimate(x, y, obj, clean, predictions=guess, weight=1.0)
         rule.generator.set_state(state)
-        noise = rule.sample_noise(x)
+        noise = rule.sample_noise(x, rule.live.sigma)
         noisy = obj.per_sample(rule.model(x, noise=noise, use_feedback=False).out, y)
     finally:
         torch.set_default_dtype(torch.float32)

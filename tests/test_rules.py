@@ -188,7 +188,7 @@ def test_np_estimate_is_the_loss_change_times_noise_over_sigma_squared():
     state = rule.generator.get_state()
     lam = rule.estimate(x, y, obj, clean)
     rule.generator.set_state(state)
-    noise = rule.sample_noise(x)                    # the same draw again
+    noise = rule.sample_noise(x, rule.live.sigma)                    # the same draw again
     noisy = obj.per_sample(model(x, noise=noise, use_feedback=False).out, y)
     for got, xi in zip(lam, noise):
         torch.testing.assert_close(got, (noisy - clean)[:, None] * xi / cfg.sigma ** 2)

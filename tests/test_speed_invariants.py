@@ -263,8 +263,8 @@ def test_the_first_non_finite_step_is_reported_across_the_device_log(bad_step):
     trainer = Trainer(cfg, dataset=_random_data())
     compute = trainer.rule.compute_gradients
 
-    def poisoned(x, y, objective):
-        result = compute(x, y, objective)
+    def poisoned(x, y, objective, live):
+        result = compute(x, y, objective, live)
         if trainer.step_count + 1 >= bad_step:
             result.loss = result.loss.clone().fill_(math.inf if bad_step % 2 else math.nan)
         return result

@@ -164,14 +164,14 @@ class RunHandle:
         return self.status in ACTIVE
 
     def set(self, **changes: Any) -> dict[str, Any]:
-        """Change σ / lr / feedback_lr live. Validates first (ConfigError, nothing applied)."""
+        """Change σ / lr / feedback_lr live. Validates first (ConfigError, nothing applied).
+        `cfg` stays the set-up the run started with: the values a step used are in its record."""
         checked = {name: self.cfg.check_live_change(name, value) for name, value in changes.items()}
         with self._lock:
             for name, value in checked.items():
-                old = getattr(self.cfg, name)
+                old = next((c["new"] for c in reversed(self.changes) if c["name"] == name), getattr(self.cfg, name))
                 if old != value:
                     self.changes.append({"step": self.step_count, "name": name, "old": old, "new": value})
-                setattr(self.cfg, name, value)
         self._send("set", checked)
         return checked
 

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import torch
 
+from engine.live import Live
 from engine.errors import ConfigError
 
 RULES: dict[str, type["LearningRule"]] = {}
@@ -132,16 +133,16 @@ class LearningRule:
     learns_feedback: ClassVar[bool] = False
 
     def __init__(self, model, cfg, generator: torch.Generator):
+        """`cfg` is read for the settings that stay fixed; the live ones (σ, lr, feedback_lr)
+        come with each step as its `live` argument. A step called without one (a test, a
+        notebook) uses `self.live`, the values cfg had when the rule was made."""
         self.model = model
         self.cfg = cfg
+        self.live = Live.of(cfg)
         self.generator = generator
         self.device = next(model.parameters()).device
 
     # ------------------------------------------------------------ interface
-    def set_live(self, name: str, value) -> None:
-        """A live setting (σ, lr, feedback_lr) changed between steps: the trainer calls this with
-        the checked value, and the rule uses it from its next step on."""
-        setattr(self.cfg, name, value)
 
     @classmethod
     def uses_noise(cls, cfg) -> bool:
@@ -161,27 +162,27 @@ class LearningRule:
         """The matrix that carries the error into each hidden layer, input side first."""
         raise NotImplementedError
 
-    def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, objective) -> StepResult:
+    def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, objective, live: Live | None = None) -> StepResult:
         """Write forward-weight gradients into `.grad` and report the batch (feedback unchanged)."""
-        return self.forward_backward(x, y, objective, noisy=self.cfg.train_on_noise)
+        return self.forward_backward(x, y, objective, noisy=self.cfg.train_on_noise, live=live)
 
-    def learn_feedback(self, x, y, objective, result: StepResult) -> None:
+    def learn_feedback(self, x, y, objective, result: StepResult, live: Live | None = None) -> None:
         """Update the feedback weights from this batch (fixed-feedback rules: nothing).
 
         Called after `compute_gradients` and after the trainer has measured the step, so the
         metrics see the feedback that actually carried this step's errors.
         """
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, objective) -> StepResult:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, objective, live: Live | None = None) -> StepResult:
         """Both halves of a step, for callers that do not measure in between."""
-        result = self.compute_gradients(x, y, objective)
-        self.learn_feedback(x, y, objective, result)
+        result = self.compute_gradients(x, y, objective, live)
+        self.learn_feedback(x, y, objective, result, live)
         return result
 
     def before_optimizer_step(self) -> None:
         """Hook called just before the optimiser applies `.grad` (also when W is frozen)."""
 
-    def after_optimizer_step(self) -> None:
+    def after_optimizer_step(self, live: Live | None = None) -> None:
         """Hook for rules whose feedback follows the forward weights' applied update."""
 
     def error_signals(self, result: StepResult) -> list[torch.Tensor]:
@@ -207,14 +208,16 @@ class LearningRule:
         for layer, b in zip(layers[1:], matrices or [None] * (len(layers) - 1)):
             layer.feedback = b
 
-    def sample_noise(self, x: torch.Tensor, sites: list[int] | None = None) -> list[torch.Tensor | None]:
+    def sample_noise(self, x: torch.Tensor, sigma: float,
+                     sites: list[int] | None = None) -> list[torch.Tensor | None]:
         """ξᵢ ~ N(0, σ²I) for each hidden site in `sites` (default: all), None for the others."""
-        sigma, shapes = self.cfg.sigma, self.model.hidden_shapes()
+        shapes = self.model.hidden_shapes()
         sites = range(len(shapes)) if sites is None else sites
         return [_gaussian((x.shape[0], *shape), sigma, self.generator, x.device) if i in sites else None
                 for i, shape in enumerate(shapes)]
 
-    def forward_backward(self, x, y, objective, noisy: bool = False, taps=None) -> StepResult:
+    def forward_backward(self, x, y, objective, noisy: bool = False, taps=None,
+                         live: Live | None = None) -> StepResult:
         """One pass through the rule's backward; gradients of the batch-mean loss into `.grad`.
 
         With `noisy`, the pass that trains is the perturbed network (the noise-only ablation);
@@ -224,7 +227,7 @@ class LearningRule:
         weights = [layer.weight for layer in model.layers]
         biases = [layer.bias for layer in model.layers]
         masks = model.sample_masks(x.shape[0], self.generator, x.device)
-        noise = self.sample_noise(x) if noisy else None
+        noise = self.sample_noise(x, (live or self.live).sigma) if noisy else None
         trace = model(x, noise=noise, masks=masks, taps=taps)
         loss = objective.per_sample(trace.out, y)
         # Autograd on the batch *mean* writes the forward gradients as they are (no copy of every

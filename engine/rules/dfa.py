@@ -87,9 +87,9 @@ class DirectFeedbackAlignment(LearningRule):
         self.feedback = direct_random_feedback(model, generator, self.device)
         self.attach_feedback(None)
 
-    def compute_gradients(self, x, y, objective):
+    def compute_gradients(self, x, y, objective, live=None):
         return self.forward_backward(x, y, objective, noisy=self.cfg.train_on_noise,
-                                     taps=DirectTaps(self.feedback))
+                                     taps=DirectTaps(self.feedback), live=live)
 
     def feedback_matrices(self):
         return self.feedback

@@ -25,8 +25,8 @@ class KolenPollack(LearningRule):
         self.attach_feedback(self.feedback)
         self._before: list[torch.Tensor] = []
 
-    def compute_gradients(self, x, y, objective):
-        result = super().compute_gradients(x, y, objective)
+    def compute_gradients(self, x, y, objective, live=None):
+        result = super().compute_gradients(x, y, objective, live)
         with torch.no_grad():
             for layer in self.model.layers:
                 layer.weight.grad.add_(layer.weight, alpha=self.cfg.weight_decay)
@@ -36,8 +36,8 @@ class KolenPollack(LearningRule):
         self._before = [layer.backprop_feedback().detach().clone() for layer in self.model.layers[1:]]
 
     @torch.no_grad()
-    def after_optimizer_step(self):
-        decay = self.cfg.lr * self.cfg.weight_decay
+    def after_optimizer_step(self, live=None):
+        decay = (live or self.live).lr * self.cfg.weight_decay
         for b, old, layer in zip(self.feedback, self._before, self.model.layers[1:]):
             # B += ΔWᵀ − ηλ(B − W_oldᵀ): equals −η(∇Wᵀ + λB) under plain SGD.
             drift = b - old

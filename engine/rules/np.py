@@ -51,10 +51,11 @@ class NodePerturbation(LearnedFeedback):
     def uses_noise(cls, cfg):
         return True
 
-    def compute_gradients(self, x, y, objective):
+    def compute_gradients(self, x, y, objective, live=None):
         result = self.forward_backward(x, y, objective, taps=self.taps())   # clean pass: W, δ, L
         result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
-                                         result.first_hidden, self.predictions(result))
+                                         result.first_hidden, self.predictions(result),
+                                         sigma=(live or self.live).sigma)
         return result
 
     def predictions(self, result):
@@ -64,8 +65,8 @@ class NodePerturbation(LearnedFeedback):
             return self.error_signals(result)
         return None
 
-    def learn_feedback(self, x, y, objective, result):
-        self.regression.update(self.regression_inputs(result), result.estimates,
+    def learn_feedback(self, x, y, objective, result, live=None):
+        self.regression.update(self.regression_inputs(result), result.estimates, (live or self.live).feedback_lr,
                                result.site_errors, self.step_gain(result.estimates))
 
     def step_gain(self, estimates) -> float:
@@ -82,7 +83,7 @@ class NodePerturbation(LearnedFeedback):
 
     @torch.no_grad()
     def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None, predictions=None,
-                 weight=None):
+                 weight=None, sigma=None):
         """λ̂ᵢ for every hidden site from the step's noisy passes (None for a site left
         unperturbed this step, under perturb="cycle").
 
@@ -93,13 +94,14 @@ class NodePerturbation(LearnedFeedback):
         With noise_draws K > 1 the batch is repeated K times in one noisy pass and λ̂ is the
         mean of the K estimates per sample (variance ÷ K). The noisy pass reuses the clean
         pass's dropout masks, so L̃ − L is caused by the node noise alone (independent masks let
-        dropout noise leak into the estimate)."""
+        dropout noise leak into the estimate). `sigma`: the step's σ (default: `self.live`'s)."""
+        sigma = self.live.sigma if sigma is None else sigma
         k, batch = self.cfg.noise_draws, x.shape[0]
         if k > 1:
             x, y, clean_loss = _repeat(x, k), _repeat(y, k), _repeat(clean_loss, k)
             masks = None if masks is None else [None if m is None else _repeat(m, k) for m in masks]
             first_hidden = None if first_hidden is None else _repeat(first_hidden, k)
-        noise = self.sample_noise(x, self.perturbed_sites())
+        noise = self.sample_noise(x, sigma, self.perturbed_sites())
 
         def loss_with(n):
             out = self.model(x, noise=n, masks=masks, use_feedback=False, first_hidden=first_hidden).out
@@ -121,7 +123,7 @@ class NodePerturbation(LearnedFeedback):
                 weight = self.cv_weight.value()
                 self.cv_weight.observe(change, predicted)      # after: c uses earlier batches only
             change = change - weight * predicted
-        scale = change / self.cfg.sigma ** 2
+        scale = change / sigma ** 2
         estimates = []
         for i, xi in enumerate(noise):
             if xi is None:

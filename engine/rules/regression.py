@@ -38,7 +38,7 @@ class FeedbackRegression:
     def __init__(self, feedback: list[torch.Tensor], maps: list, cfg):
         """`maps[i]` sends an error through `feedback[i]`: a layer, or a direct map (see dfa.py)."""
         self.feedback, self.maps = feedback, maps
-        self.cfg = cfg                      # read at every update: feedback_lr may change live
+        self.cfg = cfg                      # its fixed settings; feedback_lr comes with each update
         if cfg.feedback_mode == "ridge":
             self.gram, self.cross = [], []
             for b, m in zip(feedback, maps):
@@ -48,13 +48,14 @@ class FeedbackRegression:
             self._eye = [torch.eye(v.shape[0], dtype=torch.float64, device=v.device) for v in self.gram]
 
     @torch.no_grad()
-    def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor | None],
+    def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor | None], feedback_lr: float,
                predictions: list[torch.Tensor] | None = None, gain: float = 1.0) -> None:
         """Regress each feedback tensor on its (input, target) pairs of this batch. A target of
         None leaves that site alone (a site that was not perturbed this step). `predictions`,
         when given, are the current predictions (the errors the backward pass already sent
-        through B), so they are not computed again. `gain` scales the normalised SGD step (a noisy
-        target wants a smaller one); the plain step and ridge ignore it."""
+        through B), so they are not computed again. `feedback_lr` is the step's (it may change
+        live); `gain` scales the normalised SGD step (a noisy target wants a smaller one); the
+        plain step and ridge ignore both."""
         predictions = predictions or [None] * len(self.feedback)
         for i, (d, t, p) in enumerate(zip(inputs, targets, predictions)):
             if t is None:
@@ -62,9 +63,9 @@ class FeedbackRegression:
             if self.cfg.feedback_mode == "ridge":
                 self._ridge(i, d, t)
             else:
-                self._sgd(i, d, t, p, gain)
+                self._sgd(i, d, t, p, feedback_lr, gain)
 
-    def _sgd(self, i, d, t, prediction, gain=1.0):
+    def _sgd(self, i, d, t, prediction, feedback_lr, gain):
         b, m = self.feedback[i], self.maps[i]
         if prediction is None:
             prediction = m.input_grad(d, b, t.shape)
@@ -76,9 +77,9 @@ class FeedbackRegression:
             energy, c = torch.dot(flat, flat), m.regression_gain()
             if c != 1:
                 energy = energy * c
-            residual.mul_((-self.cfg.feedback_lr * gain) / energy.clamp_min(_TINY))
+            residual.mul_((-feedback_lr * gain) / energy.clamp_min(_TINY))
         else:                      # the reference code's step, as it stands: no gain
-            residual.mul_(-self.cfg.feedback_lr / d.shape[0])
+            residual.mul_(-feedback_lr / d.shape[0])
         m.add_feedback_grad(b, residual, d)                       # summed over the batch
 
     def _ridge(self, i, d, t):

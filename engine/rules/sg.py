@@ -17,6 +17,7 @@ class SyntheticGradientOracle(LearnedFeedback):
     reads = REGRESSION_SETTINGS + ("train_on_noise",)
     summary = "oracle: B regressed on the true ∂L/∂h (the ceiling of learned feedback)"
 
-    def learn_feedback(self, x, y, objective, result):
+    def learn_feedback(self, x, y, objective, result, live=None):
         target = backprop_site_errors(self.model, x, y, objective, result)
-        self.regression.update(self.regression_inputs(result), target, result.site_errors)
+        self.regression.update(self.regression_inputs(result), target, (live or self.live).feedback_lr,
+                               result.site_errors)

@@ -28,9 +28,9 @@ class SignSymmetry(LearningRule):
         for b, m, layer in zip(self.feedback, self.magnitude, self.model.layers[1:]):
             torch.mul(m, layer.backprop_feedback().sign(), out=b)
 
-    def compute_gradients(self, x, y, objective):
+    def compute_gradients(self, x, y, objective, live=None):
         self.refresh()
-        return super().compute_gradients(x, y, objective)
+        return super().compute_gradients(x, y, objective, live)
 
     def feedback_matrices(self):
         return self.feedback
