@@ -27,6 +27,23 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A context of Debian's Chromium for a module's browser tests, closed in teardown."""
+    from browser_helpers import chromium_context
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The dashboard served on a free port for a module's browser tests: (url, the Dashboards of
+    its sessions); the server and its runs are stopped in teardown."""
+    from browser_helpers import serve_dashboard
+    with serve_dashboard() as (url, dashboards):
+        yield url, dashboards
+
+
+@pytest.fixture(scope="module")
 def float64():
     """Exact comparisons in double precision, for a module (`pytestmark`); restored after it."""
     torch.set_default_dtype(torch.float64)

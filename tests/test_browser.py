@@ -15,24 +15,11 @@ import pytest
 from conftest import wait_until
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import (chromium_context, require_browser, serve_dashboard,  # noqa: E402
-                             source_info, wait_for_bokeh)
+from browser_helpers import (require_browser, source_info, wait_for_bokeh)
 
 pytestmark = pytest.mark.browser
 
 require_browser()
-
-
-@pytest.fixture(scope="module")
-def server():
-    with serve_dashboard() as (url, dashboards):
-        yield url, dashboards
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
-        yield context
 
 
 @pytest.fixture

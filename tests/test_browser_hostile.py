@@ -20,7 +20,7 @@ import pytest
 from engine.config import RunConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import chromium_context, require_browser, serve_dashboard, wait_for_bokeh  # noqa: E402
+from browser_helpers import require_browser, serve_dashboard, wait_for_bokeh  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -77,12 +77,6 @@ def server(runs):
         mp.setenv("CREDITLAB_RUNS", str(runs))              # each session's Dashboard reads it
         with serve_dashboard() as (url, dashboards):
             yield url
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
-        yield context
 
 
 @pytest.fixture

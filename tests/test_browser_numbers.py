@@ -20,10 +20,10 @@ pytestmark = pytest.mark.browser
 
 require_browser()
 
-# The served app, the browser and a page per test (each stopped in its fixture's teardown), and
-# how to open the dashboard and wait: the same as the other browser tests.
-from test_browser import (browser, open_dashboard, page, server, show_all_settings,  # noqa: E402,F401
-                          wait_until)
+# A page per test (closed in its fixture's teardown) and how to open the dashboard: the same as
+# the other browser tests; the served app and the browser are conftest's.
+from conftest import wait_until  # noqa: E402
+from test_browser import open_dashboard, page, show_all_settings  # noqa: E402,F401
 
 LR = "Learning rate (live)"
 

@@ -30,10 +30,10 @@ pytestmark = pytest.mark.browser
 
 require_browser()
 
-# The served app and the browser, each stopped in its fixture's teardown (as in the other browser
-# tests); the page fixture also stops the runs a test leaves behind.
-from test_browser import browser, server  # noqa: E402,F401
-from test_browser_teaching import page, settled_boxes, wait_until  # noqa: E402,F401
+# The page fixture stops the runs a test leaves behind (the served app and the browser are
+# conftest's).
+from conftest import wait_until  # noqa: E402
+from test_browser_teaching import page, settled_boxes  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1280, 720

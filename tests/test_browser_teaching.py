@@ -72,11 +72,6 @@ JS_HEATMAPS = """() => {
 }"""
 
 
-# The served app and the browser, each stopped in its fixture's teardown: the same as the other
-# browser tests (this module's `page` also stops the runs a test leaves).
-from test_browser import browser, server  # noqa: E402,F401
-
-
 @pytest.fixture
 def page(server, browser):
     """A fresh tab; afterwards its runs are stopped on the server side (a failed test must not

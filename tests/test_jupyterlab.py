@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import chromium_context, require_browser, serve_jupyterlab  # noqa: E402
+from browser_helpers import require_browser, serve_jupyterlab  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -119,12 +119,6 @@ def lab(tmp_path_factory):
     with serve_jupyterlab(tmp_path_factory.mktemp("jupyterlab"),
                           {"live/dashboard.ipynb": NOTEBOOK}) as (base, token, log):
         yield base, token, log
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
-        yield context
 
 
 def _steps(page) -> list[dict]:

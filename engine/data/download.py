@@ -19,11 +19,11 @@ Nothing here touches the network at import time. Errors are `DataError`, with a 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
 import socket
-import stat
 import sys
 import time
 import urllib.error
@@ -32,6 +32,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import files
 from engine.errors import one_line
 
 ENV_DATA_DIR = "CREDITLAB_DATA"
@@ -104,14 +105,6 @@ class _Fatal(Exception):
     """A failure another try of the same URL will not fix (404, no DNS)."""
 
 
-_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def _special_kind(mode: int) -> str | None:
-    return next((name for test, name in _SPECIAL if test(mode)), None)
-
-
 def _special(path, kind: str) -> DataError:
     return DataError(f"{path}: {kind}, not a regular file, where a dataset file is expected; "
                      "remove it or put the file there")
@@ -121,26 +114,23 @@ def refuse_special(path: str | os.PathLike) -> None:
     """DataError when `path` (links followed) is a FIFO, a device or a socket: opening a FIFO
     waits for a writer forever, a device never ends. Absent, a file or a folder: nothing."""
     try:
-        kind = _special_kind(os.stat(path).st_mode)
+        kind = files.kind_of(os.stat(path).st_mode)
     except (OSError, ValueError):
         return
-    if kind:
+    if kind and kind != "a directory":
         raise _special(path, kind)
 
 
 def open_regular(path: str | os.PathLike):
-    """`path` opened for binary reading, or DataError when it is not a regular file. O_NONBLOCK
-    makes the open of a FIFO return at once, so that fstat can name it; it changes nothing for a
-    regular file. OSError as open() raises it (absent, no permission, a folder)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    """`path` opened for binary reading, or DataError when it is a FIFO, a device or a socket.
+    OSError as open() raises it (absent, no permission, a folder: a folder is skipped like an
+    absent file)."""
     try:
-        kind = _special_kind(os.fstat(fd).st_mode)
-        if kind:
-            raise _special(path, kind)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return files.open_regular(path)
+    except files.NotReadable as exc:
+        if exc.kind == "a directory":
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path)) from None
+        raise _special(path, exc.kind) from None
 
 
 def file_digest(path: Path, algorithm: str) -> str:

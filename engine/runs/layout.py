@@ -34,30 +34,6 @@ def json_safe(value: Any) -> Any:
 MAX_JSON_BYTES = 1 << 20
 
 
-def read_regular(path, limit: int | None) -> bytes:
-    """The bytes of `path`, which must be a regular file of at most `limit` bytes (None: any
-    size). Opened without blocking, so a FIFO planted in a run folder cannot hang the reader,
-    and checked after opening, so a device (/dev/zero) is never read. FileNotFoundError when
-    absent; ValueError, in words, when it is not a regular file or is too large."""
-    import os
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        if limit is not None and info.st_size > limit:
-            raise ValueError(f"{info.st_size:,} bytes, more than the {limit:,} such a file can hold")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read() if limit is None else f.read(limit + 1)
-    finally:
-        os.close(fd)
-    if limit is not None and len(data) > limit:      # it grew while we read it
-        raise ValueError(f"more than the {limit:,} bytes such a file can hold")
-    return data
-
-
 def process_started(pid: int) -> int | None:
     """When process `pid` started, in clock ticks since boot (None when that cannot be read).
     With the pid it names one process: after a run is killed its pid can be reused, but not

@@ -20,8 +20,8 @@ import pandas as pd
 
 from engine.config import RunConfig
 from engine.status import Status
-from engine.runs.layout import (CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE,
-                                process_started, read_regular)
+from engine.files import read_regular
+from engine.runs.layout import CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE, process_started
 from engine.labels import width_label
 
 LIST_COLUMNS = ["id", "rule", "dataset", "depth", "width", "seed", "steps", "status",

@@ -1,5 +1,6 @@
 """Reading what a sweep is given or finds on disk, within limits: the sweep file, and the
-sweep.json of a sweep folder (a run folder's files are read by engine.runs.writer, bounded alike).
+sweep.json of a sweep folder (a run folder's files are read by engine/runs/reader.py, bounded alike),
+both through engine/files.py.
 
 Either may be hostile or broken: a FIFO (an open that blocks forever), a device (a read that
 never ends), a file of many MB, or nesting deeper than Python's recursion limit. Each is refused
@@ -14,48 +15,13 @@ import os
 import stat
 from pathlib import Path
 
-from engine.sweep.parse import toml_parser, check_shape
 from engine.errors import one_line
+from engine.files import NotReadable, read_regular
+from engine.sweep.parse import check_shape, toml_parser
 from engine.sweep.spec import SweepError
 
 MAX_SWEEP_FILE_BYTES = 1 << 20       # a sweep file is a few KB; parsing 50 MB of TOML takes minutes
 MAX_JSON_BYTES = 16 << 20            # a sweep folder's sweep.json: the spec, as large as its file
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-class NotReadable(Exception):
-    """The file is not a regular file, or is larger than allowed; the message says which."""
-
-
-def _kind(mode: int) -> str:
-    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
-
-
-def read_limited(path: str | os.PathLike, limit: int) -> bytes:
-    """The bytes of the regular file `path`, at most `limit` of them; NotReadable for anything
-    else, OSError when it cannot be opened.
-
-    O_NONBLOCK makes the open of a FIFO return at once (fstat then names it) instead of waiting
-    for a writer; the size is checked before reading, and the read stops after limit + 1 bytes
-    should the file grow meanwhile.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotReadable(f"it is {_kind(st.st_mode)}, not a regular file")
-        if st.st_size > limit:
-            raise NotReadable(f"it has {st.st_size:,} bytes, more than the {limit:,} allowed")
-        f = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-    with f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise NotReadable(f"it has more than the {limit:,} bytes allowed")
-    return data
 
 
 def is_regular(path: str | os.PathLike) -> bool:
@@ -70,7 +36,7 @@ def load_sweep_file(path: str | os.PathLike) -> dict:
     """The raw dict of a .toml, .yaml or .yml sweep file; SweepError with one line if unreadable."""
     path = Path(path)
     try:
-        text = read_limited(path, MAX_SWEEP_FILE_BYTES).decode("utf-8")
+        text = read_regular(path, MAX_SWEEP_FILE_BYTES).decode("utf-8")
     except NotReadable as exc:
         raise SweepError(f"cannot read the sweep file {str(path)!r}: {exc}; a sweep file is a "
                          f"regular .toml, .yaml or .yml file of at most {MAX_SWEEP_FILE_BYTES:,} bytes") from None
@@ -117,7 +83,7 @@ def read_json_object(path: Path, limit: int = MAX_JSON_BYTES) -> dict | None:
     not a regular file, over `limit` bytes, not UTF-8 JSON, nested past the recursion limit, or
     not an object."""
     try:
-        data = json.loads(read_limited(path, limit).decode("utf-8"))
+        data = json.loads(read_regular(path, limit).decode("utf-8"))
     except (OSError, NotReadable, ValueError, RecursionError):   # UnicodeDecodeError is a ValueError
         return None
     return data if isinstance(data, dict) else None
