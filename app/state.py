@@ -17,7 +17,7 @@ from typing import Any
 
 import param
 
-from engine.values import NUMBER, parse_float
+from engine.values import NUMBER, parse_float, parse_int_list
 from engine.errors import ConfigError
 from engine.config import RunConfig, choices_of, parse_int, settings
 
@@ -29,18 +29,9 @@ def format_width(width: int | list[int]) -> str:
 
 
 def parse_width(text: Any) -> int | list[int]:
-    """'50' → 50, '50,20' → [50, 20]; anything else → ConfigError with the one-line message."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
-    try:
-        if not parts or any(p == "" for p in parts):
-            raise ValueError
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"width={str(text)!r} is not allowed; give a positive integer, or one per "
-                          "hidden layer separated by commas (e.g. 50,20)") from None
-    return values[0] if len(values) == 1 else values
+    """'50' → 50, '50,20' → [50, 20]; anything else → ConfigError with the one-line message (the
+    CLI's grammar: one reader of a width)."""
+    return parse_int_list("width", text, parse_int)
 
 
 _START = RunConfig.from_dict(DASHBOARD_DEFAULTS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Callable
 
 from engine.errors import ConfigError
 
@@ -81,6 +81,19 @@ def parse_int(name: str, text: str, low: int = INT64_MIN, high: int = INT64_MAX)
     value = int(digits or "0") * (-1 if stripped[0] == "-" else 1)     # (int() counts leading zeros too)
     check_integer(name, value, low, high)
     return value
+
+
+def parse_int_list(name: str, text: Any, parse_one: Callable[[str, str], int] = parse_int) -> int | list[int]:
+    """One integer, or comma-separated integers, one per hidden layer ("50" → 50, "50,20" →
+    [50, 20]: a width), each read by `parse_one`; ConfigError in one line otherwise."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(INTEGER.fullmatch(p) for p in parts):
+        raise ConfigError(f"{name}={shown(str(text))} is not allowed; give one integer or comma-separated "
+                          "integers, one per hidden layer (e.g. 50 or 50,20)")
+    values = [parse_one(name, p) for p in parts]      # an entry of thousands of digits: one line
+    return values[0] if len(values) == 1 else values
 
 
 def parse_float(name: str, text: str) -> float:

@@ -9,9 +9,7 @@ from typing import Any
 from engine.cli.argtypes import int_at_least
 from engine.cli.common import PROG, UsageError
 from engine.config import DEVICES, RunConfig, choices_of, parse_int, settings
-from engine.errors import ConfigError
-from engine.values import parse_float
-from engine.values import INTEGER, shown
+from engine.values import parse_float, parse_int_list
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,15 +39,6 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
     return options
 
 
-def _parse_width(text: str) -> int | list[int]:
-    parts = [p.strip() for p in text.split(",")]
-    if not all(INTEGER.fullmatch(p) for p in parts):
-        raise ConfigError(f"width={shown(text)} is not allowed; give one integer or comma-separated "
-                          "integers, one per hidden layer (e.g. 50 or 50,20)")
-    values = [parse_int("width", p) for p in parts]      # an entry of thousands of digits: one line
-    return values[0] if len(values) == 1 else values
-
-
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A validated RunConfig: RunConfig's defaults, overridden by the flags that were given."""
     changes: dict[str, Any] = {}
@@ -59,7 +48,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             continue
         default = getattr(_DEFAULTS, name)
         if name == "width":
-            changes["width"] = _parse_width(text)
+            changes["width"] = parse_int_list("width", text, parse_int)
         elif isinstance(default, bool):
             changes[name] = text
         elif isinstance(default, int):
