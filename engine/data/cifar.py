@@ -105,7 +105,7 @@ def _unpickle(data: bytes, where: str) -> dict:
     try:
         out = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 - any failure here means a broken file
-        raise DataError(f"{where}: not a readable CIFAR pickle ({one_line(e) or type(e).__name__})") from None
+        raise DataError(f"{where}: not a readable CIFAR pickle ({one_line(e)})") from None
     if not isinstance(out, dict):
         raise DataError(f"{where}: not a CIFAR batch (a {type(out).__name__}, not a dict)")
     return out
@@ -139,7 +139,7 @@ def _cifar_members_from_tar(archive: Path, folder: str, names: list[str], limit:
                     f = tar.extractfile(member)
                     out[key] = f.read() if f else b""
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{archive}: cannot read the archive ({one_line(e) or type(e).__name__}); "
+        raise DataError(f"{archive}: cannot read the archive ({one_line(e)}); "
                         "it is truncated or corrupt — delete it and retry") from None
     missing = sorted(set(names) - set(out))
     if missing:

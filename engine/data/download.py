@@ -288,7 +288,7 @@ def _download_once(url: str, part: Path, *, timeout: float, progress: bool, desc
             raise _Fatal(f"cannot resolve {host} (no network?)") from None
         raise _Transient(one_line(e.reason)) from None
     except (OSError, http.client.HTTPException) as e:
-        raise _Transient(one_line(e) or type(e).__name__) from None
+        raise _Transient(one_line(e)) from None
 
     with response:
         status = getattr(response, "status", 200)
@@ -314,7 +314,7 @@ def _download_once(url: str, part: Path, *, timeout: float, progress: bool, desc
                         chunk = response.read(CHUNK)
                     except (OSError, http.client.HTTPException) as e:
                         raise _Transient(f"connection broke after {offset + received} bytes "
-                                         f"({one_line(e) or type(e).__name__})") from None
+                                         f"({one_line(e)})") from None
                     if not chunk:
                         break
                     f.write(chunk)

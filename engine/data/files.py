@@ -109,7 +109,7 @@ def unpacked_bytes(path: Path, fix: str, limit: int = MAX_UNPACKED,
             del buf[got:]                         # truncated: the parser says so
             return buf
     except (OSError, EOFError, zlib.error) as e:          # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot read ({one_line(e) or type(e).__name__}); the file is "
+        raise DataError(f"{path}: cannot read ({one_line(e)}); the file is "
                         f"truncated or corrupt: {fix}") from None
 
 

@@ -7,16 +7,15 @@ import copy
 import math
 from typing import Any, Iterable
 
-from engine.values import shown
+from engine.values import INT64_MAX, INT64_MIN, shown
 from engine.errors import ConfigError, one_line
 from engine.config import RunConfig, settings
 from engine.sweep.spec import (DEFAULTS, DISTRIBUTIONS, MAX_TRIALS, METRICS, SEARCH_KEYS, SWEEP_KEYS,
-                               TOP_KEYS, Distribution, Search, SweepError, SweepSpec, Trial, _coerce)
+                               TOP_KEYS, Distribution, Search, SweepError, SweepSpec, Trial, coerce)
 
 MAX_DEPTH = 32                        # a sweep file nests ~8 levels (search, grid, a list of widths)
 MAX_NODES = 1_000_000                 # values, counting every use of a YAML alias
 MAX_NAME = 100                        # the sweep id is a folder name
-INT64 = (-2 ** 63, 2 ** 63 - 1)
 
 
 def toml_parser():
@@ -98,7 +97,7 @@ def parse_distribution(name: str, spec: Any, where: str = "[random]") -> Distrib
     if not isinstance(args, list) or not args:
         raise SweepError(f"{name} = {{{kind} = {shown(args)}}} in {where} is not allowed; it needs a list")
     if kind == "choice":
-        return Distribution(kind, tuple(_coerce(name, a) for a in args))
+        return Distribution(kind, tuple(coerce(name, a) for a in args))
     if len(args) != 2 or not all(_number(a) for a in args) or args[0] > args[1]:
         raise SweepError(f"{name} = {{{kind} = {shown(args)}}} in {where} is not allowed; it needs "
                          "[low, high] with low <= high")
@@ -107,9 +106,9 @@ def parse_distribution(name: str, spec: Any, where: str = "[random]") -> Distrib
                          "a log-uniform range needs 0 < low <= high")
     if kind == "int_uniform":
         # numpy draws int64s from [low, high + 1)
-        if not all(isinstance(a, int) and INT64[0] <= a < INT64[1] for a in args):
+        if not all(isinstance(a, int) and INT64_MIN <= a < INT64_MAX for a in args):
             raise SweepError(f"{name} = {{int_uniform = {shown(args)}}} in {where} is not allowed; "
-                             f"it needs two integers from {INT64[0]} to {INT64[1] - 1}")
+                             f"it needs two integers from {INT64_MIN} to {INT64_MAX - 1}")
         return Distribution(kind, (int(args[0]), int(args[1])))
     return Distribution(kind, (float(args[0]), float(args[1])))
 
@@ -121,12 +120,12 @@ def _parse_search(data: dict, where: str, name: str) -> Search:
     base = _table(data.get("base"), f"{where}.base")
     for k in base:
         _field(k, f"{where}.base")
-    out = Search(name=str(data.get("name", name)), base={k: _coerce(k, v) for k, v in base.items()})
+    out = Search(name=str(data.get("name", name)), base={k: coerce(k, v) for k, v in base.items()})
     for k, values in grid.items():
         _field(k, f"{where}.grid")
         if not isinstance(values, list) or not values:
             raise SweepError(f"{k} in {where}.grid must be a non-empty list of values, not {shown(values)}")
-        out.grid[k] = [_coerce(k, v) for v in values]
+        out.grid[k] = [coerce(k, v) for v in values]
     for k, spec in random.items():
         _field(k, f"{where}.random")
         if k in out.grid:
@@ -153,10 +152,10 @@ def parse_sweep(data: dict, overrides: dict | None = None) -> SweepSpec:
     if len(name) > MAX_NAME:
         raise SweepError(f"name={shown(name)} is not allowed; it must be at most {MAX_NAME} characters")
     spec = SweepSpec(name=name,
-                     seed=_int(head.get("seed", 0), "seed", 0, INT64[1]),
+                     seed=_int(head.get("seed", 0), "seed", 0, INT64_MAX),
                      samples=_int(head.get("samples", 1), "samples", 1),
                      seeds_per_point=_int(head.get("seeds_per_point", 1), "seeds_per_point", 1),
-                     base={k: _coerce(k, v) for k, v in base.items()})
+                     base={k: coerce(k, v) for k, v in base.items()})
 
 
     spec.metric = str(head.get("metric", "test_accuracy"))

@@ -180,7 +180,7 @@ class SweepSpec:
                 for i, values in enumerate(draws):
                     cfg = {**DEFAULTS, **self.base, **search.base,
                            **dict(zip(keys, point)), **values}
-                    cfg = {k: _coerce(k, v) for k, v in cfg.items()}
+                    cfg = {k: coerce(k, v) for k, v in cfg.items()}
                     point_id = stable_hash({k: v for k, v in cfg.items() if k != "seed"})[:12]
                     first_seed = int(cfg["seed"])
                     for j in range(self.seeds_per_point):
@@ -219,7 +219,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.") or "sweep"
 
 
-def _coerce(name: str, value: Any) -> Any:
+def coerce(name: str, value: Any) -> Any:
     """TOML's 1 for a float field becomes 1.0, so equal configs hash equally."""
     default = defaults().get(name)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
