@@ -139,7 +139,7 @@ BIG = [
     (["--width", "7000", "--depth", "3"], "width=7000 with depth 3 is not allowed on cpu"),
     (["--model", "autoencoder", "--width", "7000,7000,2,7000,7000"],
      "width=[7000, 7000, 2, 7000, 7000] with depth 5 is not allowed on cpu"),
-    (["--rule", "np", "--feedback-mode", "ridge", "--width", "6000", "--depth", "2"],
+    (["--rule", "np", "--feedback-mode", "ridge", "--width", "5000", "--depth", "2"],
      "feedback_mode='ridge' is not allowed with this network on cpu: its float64 regression of B needs"),
     (["--width", "4096", "--depth", "1", "--batch-size", "65536", "--rule", "np", "--noise-draws", "64"],
      "batch_size=65536 is not allowed with this network on cpu"),
