@@ -44,7 +44,8 @@ from app.run_status import RunStatus, display_name, wrapping_row
 from engine.host.runner import RunHandle, SessionRuns
 from app.safe_text import md_text
 from app.sidebar import ALL, SettingsSidebar
-from app.state import ConfigState, format_width
+from app.state import ConfigState
+from engine.values import format_width
 
 CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
 SLOW_EVERY = 5                 # heatmaps and status: every 5th batch; the closed-tab check: every 5th pull
@@ -286,7 +287,8 @@ class Dashboard(pn.viewable.Viewer):
         def plot_it():
             for old in dropped:
                 self._forget(old)
-            self.curves.add_run(saved.id, saved.label, saved.n_layers(), steps=saved.cfg.steps)
+            self.curves.add_run(saved.id, display_name(saved), saved.n_layers(), steps=saved.cfg.steps,
+                                members=saved.cfg.seeds)
             self.curves.replace(saved.id, saved.rows())
             self.run_status.refresh_legend()
 

@@ -21,7 +21,7 @@ from engine.stream import flatten_record
 
 from app.network_view import hidden_layers
 from app.safe_text import plain
-from app.state import format_width
+from engine.values import format_width
 from engine.labels import run_label
 
 

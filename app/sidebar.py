@@ -19,12 +19,12 @@ from typing import Any
 import panel as pn
 import param
 
-from engine.errors import ConfigError
 from engine.config import applies, settings
 from engine.data.registry import DATASETS
 from engine.rules import RULES
 
 from app.network_view import CONV_LAYERS
+from app.number_box import number_box
 from app.presets import preset_note
 from app.presets import PRESETS
 from app.state import ConfigState, read_number
@@ -153,42 +153,5 @@ def _widget(state: ConfigState, name: str):
     if isinstance(p, param.Boolean):
         return w.Checkbox.from_param(p, label=s.label)      # (a checkbox has no tooltip)
     if isinstance(p, param.Number):           # param.Integer too
-        return number_box(state, name, label=s.label, **wide)
+        return number_box(state, name, lambda text: read_number(p, text), label=s.label, **wide)
     return w.TextInput.from_param(p, label=s.label, **wide)
-
-
-def number_box(state: ConfigState, name: str, **params) -> pn.widgets.TextInput:
-    """A text box bound to number setting `name` of `state`, read on the server.
-
-    Bokeh's number inputs drop what they cannot read ("nan", "inf", "1e999", "abc") in the browser
-    and send nothing, so the old value stayed while the box seemed to take the new one. Here every
-    entry (on Enter or leaving the box) goes to `state.set_text`: a number (the CLI's strict
-    parsers, finite) sets the setting as a typed value always did, live ones reaching a running
-    run; anything else keeps the value, is named in `state.unreadable` (the one-line message) and
-    makes Start refuse, while the box keeps what was typed. A value set from code (a preset, a
-    link) shows in the box and replaces what was typed."""
-    box = pn.widgets.TextInput(value=state.text(name), **params)
-    showing = False
-
-    def typed(event) -> None:
-        if not showing:
-            state.set_text(name, event.new)
-
-    def show(*_events) -> None:
-        nonlocal showing
-        if name in state.unreadable:          # keep the text the message names
-            return
-        try:
-            if read_number(state.param[name], box.value) == getattr(state, name):
-                return                        # "1e-3" for 0.001: leave the user's spelling
-        except ConfigError:
-            pass
-        showing = True
-        try:
-            box.value = state.text(name)
-        finally:
-            showing = False
-
-    box.param.watch(typed, "value")
-    state.param.watch(show, [name, "unreadable"])
-    return box

@@ -5,9 +5,9 @@
 parameters are deliberately permissive (width is free text, numbers are unbounded, selectors do not
 check on set): checking is RunConfig.validate()'s job, so a bad value reaches `to_config()` and
 comes back as the engine's one-line ConfigError message, shown inline, instead of being silently
-refused by a widget. A number typed as text (`set_text`) is read by the CLI's strict parsers; what
-they cannot read ("nan", "1e999", "abc") leaves the value as it was, is named in `unreadable`, and
-`to_config()` refuses with its message until it is fixed.
+refused by a widget. A number typed into its box (app/number_box.py) is read by `read_number`, the
+CLI's strict parsers; what they cannot read ("nan", "1e999", "abc") leaves the value as it was, is
+named in `unreadable`, and `to_config()` refuses with its message until it is fixed.
 """
 
 from __future__ import annotations
@@ -17,21 +17,17 @@ from typing import Any
 
 import param
 
-from engine.values import NUMBER, parse_float, parse_int_list
+from engine.values import NUMBER, format_width, parse_float, parse_int_list
 from engine.errors import ConfigError
-from engine.config import RunConfig, choices_of, parse_int, settings
+from engine.config import RunConfig, choices_of, settings
 
 from app.presets import DASHBOARD_DEFAULTS, preset_config
 
 
-def format_width(width: int | list[int]) -> str:
-    return ",".join(str(w) for w in width) if isinstance(width, (list, tuple)) else str(width)
-
-
 def parse_width(text: Any) -> int | list[int]:
     """'50' → 50, '50,20' → [50, 20]; anything else → ConfigError with the one-line message (the
-    CLI's grammar: one reader of a width)."""
-    return parse_int_list("width", text, parse_int)
+    CLI's grammar: one reader of a width; format_width writes it back)."""
+    return parse_int_list("width", text, settings()["width"].read_int)
 
 
 _START = RunConfig.from_dict(DASHBOARD_DEFAULTS)
@@ -109,23 +105,6 @@ class _ConfigStateBase(param.Parameterized):
     def apply_preset(self, name: str) -> None:
         self.set_config(preset_config(name))
 
-    # ------------------------------------------------------------------ a number's box
-    def text(self, name: str) -> str:
-        """A setting's value as its box (and the URL) shows it."""
-        return _query_value(getattr(self, name))
-
-    def set_text(self, name: str, text: str) -> str | None:
-        """Text typed for number setting `name`: applied when `read_number` reads it; otherwise
-        the setting keeps its value and the one-line message is kept in `unreadable` (and
-        returned), so that error() shows it and to_config() refuses with it."""
-        try:
-            value = read_number(self.param[name], text)
-        except ConfigError as exc:
-            self.unreadable = {**self.unreadable, name: str(exc)}
-            return str(exc)
-        self.param.update(unreadable=self._unreadable_without([name]), **{name: value})
-        return None
-
     def _unreadable_without(self, names) -> dict[str, str]:
         names = set(names)
         return {k: v for k, v in self.unreadable.items() if k not in names}
@@ -189,7 +168,7 @@ def read_number(p: param.Parameter, text: str) -> int | float:
     finite: a box cannot show nan or inf, and JSON cannot carry them. Anything else raises
     ConfigError with the one-line message: the setting, the text, and what is allowed."""
     if isinstance(p, param.Integer):
-        return parse_int(p.name, text)
+        return settings()[p.name].read_int(p.name, text)
     if not isinstance(p, param.Number):
         raise TypeError(f"{p.name} is not a number setting")
     if NUMBER.fullmatch(text.strip()) and math.isfinite(value := parse_float(p.name, text)):
@@ -202,4 +181,4 @@ def read_number(p: param.Parameter, text: str) -> int | float:
                       + (f" {allowed}" if allowed else ""))
 
 
-__all__ = ["ConfigState", "parse_width", "format_width", "read_number"]
+__all__ = ["ConfigState", "parse_width", "read_number"]

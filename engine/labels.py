@@ -1,16 +1,18 @@
-"""How a run is named where people read it: its width ("50-20") and its one-line label."""
+"""How a run is named where people read it: its width in tables and legends ("50-20") and its
+one-line label."""
 
 from __future__ import annotations
 
 from engine.config import RunConfig, applies, defaults
 from engine.rules import RULES
+from engine.values import WIDTH_SEPARATOR, format_width
 
 
 def width_label(width) -> str:
-    """50 → "50"; [50, 20] → "50-20"."""
-    if isinstance(width, (list, tuple)):
-        return "-".join(str(int(w)) for w in width)
-    return str(int(width))
+    """A width as tables and legends show it: the one width text (format_width) with its layers
+    joined as a network's shape is (784-50-20-10): 50 → "50"; [50, 20] → "50-20". Runs' and sweeps'
+    tables store it so."""
+    return format_width(width).replace(WIDTH_SEPARATOR, "-")
 
 
 # Settings a label leaves out: the budget and bookkeeping do not change what a run learns.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from engine.errors import ConfigError
-from engine.values import INT64_MAX, INT64_MIN, check_choice, check_integer, check_real, shown
+from engine.values import INT64_MAX, INT64_MIN, check_choice, check_integer, check_real, parse_int, shown
 
 NETWORK, FORWARD, FEEDBACK, BOOKKEEPING = "Network", "Forward weights", "Noise and feedback", "Bookkeeping"
 
@@ -41,6 +41,13 @@ class Setting:
         """An integer setting's bounds; int64's where it declares none, as torch keeps integers
         in int64."""
         return (INT64_MIN if self.low is None else int(self.low)), (INT64_MAX if self.high is None else int(self.high))
+
+    def read_int(self, name: str, text: str) -> int:
+        """Text for this integer setting (a flag, a link, a box), read by the one integer grammar
+        (values.parse_int). Text that is no int64 is refused naming this setting's bounds; a value
+        within int64 is returned for check() to judge with the rest, so that the app can apply a
+        link's steps=-1 and then name it."""
+        return parse_int(name, text, *self.integer_bounds(), check=False)
 
     def check(self, name: str, value: Any, default: Any, choices: Any = None) -> None:
         """ConfigError, one line naming `name`, unless `value` is one this setting allows

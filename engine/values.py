@@ -1,6 +1,6 @@
-"""Reading and checking values, one line per refusal: numbers as text (the CLI, a URL) and a
-value against a choice or bounds. It imports only engine.errors: the config, the CLI and the app
-share it."""
+"""Reading and checking values, one line per refusal: numbers and widths as text (the CLI, a URL,
+a box) and a value against a choice or bounds; and a width written back as that text. It imports
+only engine.errors: the config, the CLI and the app share it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ INTEGER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)", re.I)
 # What torch keeps an integer in: every integer setting's bounds lie within it.
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+# Between a width's layers: "50,20" (engine/labels.py shows it as "50-20" in tables and legends).
+WIDTH_SEPARATOR = ","
 
 # A message shows a value whole up to these lengths, then its start and its size: an integer of
 # thousands of digits (which Python will not even turn into text past 4,300) or a megabyte of
@@ -67,33 +69,51 @@ def integer_range(low: int, high: int | None) -> str:
     return f">= {low:,}" + ("" if high is None else f" and <= {high:,}")
 
 
-def parse_int(name: str, text: str, low: int = INT64_MIN, high: int = INT64_MAX) -> int:
-    """The integer `text` writes in ASCII digits, refused in one line when it is not one or lies
-    outside [low, high]. Its length is checked before it is converted: int() refuses more than
-    4,300 digits with a traceback and takes quadratic time well before that."""
+def parse_int(name: str, text: str, low: int = INT64_MIN, high: int = INT64_MAX, *,
+              check: bool = True) -> int:
+    """The integer `text` writes in ASCII digits: the one integer grammar of the CLI's flags, a
+    link and a box. Refused in one line when it is not one or lies outside [low, high]. With
+    check=False the bounds only word the refusal of text beyond int64: a value within int64 is
+    returned whatever they say, for validate() to name with the rest (the app applies a link's
+    steps=-1, then names it). Its length is checked before it is converted: int() refuses more
+    than 4,300 digits with a traceback and takes quadratic time well before that."""
     stripped = text.strip()
     if not INTEGER.fullmatch(stripped):
         raise ConfigError(f"{name}={shown(text)} is not allowed; it must be an integer, in digits")
+    lo, hi = (low, high) if check else (INT64_MIN, INT64_MAX)
     digits = stripped.lstrip("+-").lstrip("0")
-    if len(digits) > len(str(max(abs(low), abs(high)))):
-        raise ConfigError(f"{name}={_digits_text(stripped)} is not allowed; it must be an integer "
-                          f"{integer_range(low, high)}")
+    if len(digits) > len(str(max(abs(lo), abs(hi)))):
+        raise ConfigError(_out_of_range(name, _digits_text(stripped), low, high))
     value = int(digits or "0") * (-1 if stripped[0] == "-" else 1)     # (int() counts leading zeros too)
-    check_integer(name, value, low, high)
+    if not lo <= value <= hi:
+        raise ConfigError(_out_of_range(name, shown(value), low, high))
     return value
+
+
+def _out_of_range(name: str, text: str, low: int, high: int | None) -> str:
+    return f"{name}={text} is not allowed; it must be an integer {integer_range(low, high)}"
 
 
 def parse_int_list(name: str, text: Any, parse_one: Callable[[str, str], int] = parse_int) -> int | list[int]:
     """One integer, or comma-separated integers, one per hidden layer ("50" → 50, "50,20" →
-    [50, 20]: a width), each read by `parse_one`; ConfigError in one line otherwise."""
+    [50, 20]: a width), each read by `parse_one`; ConfigError in one line otherwise. The inverse
+    of format_width."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
-    parts = [p.strip() for p in str(text).split(",")]
+    parts = [p.strip() for p in str(text).split(WIDTH_SEPARATOR)]
     if not all(INTEGER.fullmatch(p) for p in parts):
         raise ConfigError(f"{name}={shown(str(text))} is not allowed; give one integer or comma-separated "
                           "integers, one per hidden layer (e.g. 50 or 50,20)")
     values = [parse_one(name, p) for p in parts]      # an entry of thousands of digits: one line
     return values[0] if len(values) == 1 else values
+
+
+def format_width(width: Any) -> str:
+    """A width as the CLI, a link and the sidebar write it, which parse_int_list reads back: 50 →
+    "50", [50, 20] → "50,20". Anything else (text typed for it) is shown as it is."""
+    if isinstance(width, (list, tuple)):
+        return WIDTH_SEPARATOR.join(str(w) for w in width)
+    return str(width)
 
 
 def parse_float(name: str, text: str) -> float:
@@ -114,8 +134,7 @@ def check_choice(name: str, value: Any, allowed) -> None:
 def check_integer(name: str, value: Any, low: int, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
             high is not None and value > high):
-        raise ConfigError(f"{name}={shown(value)} is not allowed; it must be an integer "
-                          f"{integer_range(low, high)}")
+        raise ConfigError(_out_of_range(name, shown(value), low, high))
 
 
 def check_real(name: str, value: Any, low: float | None = None, high: float | None = None,

@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
+from engine.cli.common import UsageError
+from engine.errors import ConfigError
+from engine.values import INT64_MAX, parse_int
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse `type=` that accepts integers >= low, with a one-line message otherwise."""
+
+def int_at_least(low: int, name: str | None = None, high: int = INT64_MAX) -> Callable[[str], int]:
+    """An argparse `type=` for an integer flag, read by the one integer grammar (values.parse_int:
+    ASCII digits, from low to high) and refused in one line: `<name>=<text> is not allowed; …`.
+    Without a name, argparse puts the flag before the refusal ("argument --seeds: value=…")."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed; it must be an integer >= {low}")
-        return value
-    parse.__name__ = f"integer >= {low}"      # argparse names the type in its messages
+            return parse_int(name or "value", text, low, high)
+        except ConfigError as exc:
+            if name is None:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+            # Not argparse's error: it would put "argument --<flag>:" before a line that names it.
+            raise UsageError(str(exc)) from None
     return parse
