@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 from engine.errors import ConfigError
 from engine.settings import BOOKKEEPING, FEEDBACK, FORWARD, NETWORK, Setting, setting
-from engine import values
 from engine.values import (shown)
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
@@ -170,8 +169,9 @@ class RunConfig:
                                   rule_specific=True)
     # bookkeeping
     seed: int = setting(0, "the random seed: the same seed gives the same run", group=BOOKKEEPING,
-                        label="Seed", low=0,
-                    high=2**63 - 1, metavar="S")
+                        label="Seed", low=0, high=2**63 - 1, metavar="S")
+    seeds: int = setting(1, "how many copies of the network train side by side in one batched step, "
+                         "seeded seed, seed+1, …", group=BOOKKEEPING, label="Seeds", low=1, high=4096, metavar="P")
     device: str = setting("auto", "where to train: cpu, a GPU (cuda), or auto (a GPU if there is one)",
                           group=BOOKKEEPING, label="Device", choices=DEVICES)
     metric_interval: int = setting(50, "measure the angles and the other curves every K steps",
@@ -231,12 +231,15 @@ class RunConfig:
             spec = DATASETS[self.dataset]
             n_in = math.prod(spec.image_shape) if spec.image_shape else 64
             sizes = [n_in, *self.widths(), n_in if self.model == "autoencoder" else spec.n_out or 10]
-            weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+            weights = sum(a * b for a, b in zip(sizes, sizes[1:])) * self.seeds     # all members'
             if weights > MAX_WEIGHTS:
                 raise ConfigError(f"width={shown(self.width)} is not allowed with depth {self.depth}: the "
-                                  f"network would have {weights:,} weights (at most {MAX_WEIGHTS:,} "
-                                  "fit in memory with their feedback and optimiser state); lower "
-                                  "the width or the depth")
+                                  f"network{'s' * (self.seeds > 1)} would have {weights:,} weights (at most "
+                                  f"{MAX_WEIGHTS:,} fit in memory with their feedback and optimiser state); "
+                                  "lower the width or the depth")
+        if self.model in CONV_MODELS and self.seeds > 1:
+            raise ConfigError(f"seeds={self.seeds} is not allowed for model={self.model!r}: "
+                              "populations of conv nets are not built yet; use seeds 1")
         if self.model in CONV_MODELS and DATASETS[self.dataset].image_shape is None:
             raise ConfigError(f"model={self.model!r} is not allowed for dataset {self.dataset!r}: "
                               "a conv net needs an image dataset")
@@ -379,18 +382,14 @@ def applies(name: str, cfg: Any) -> bool:
         return True
 
 
-def parse_int(name: str, text: str) -> int:
-    """An integer setting's value from text (the CLI, a URL). Text that is no int64 is refused
-    before Python converts it, naming the setting's own bounds; a value within int64 is returned
-    for validate() to check, as any other (the app applies a link's steps=-1, then names it)."""
-    try:
-        return values.parse_int(name, text)
-    except ConfigError:
-        s, default = settings().get(name), _defaults().get(name)
-        if s is not None and isinstance(default, int) and not isinstance(default, bool):
-            values.parse_int(name, text, *s.integer_bounds())     # the same refusal, with its bounds
-        raise
+def eval_interval_for(metric_interval: int) -> int:
+    """eval_interval where only metric_interval is given (the CLI): its first multiple from
+    eval_interval's default on. A step that evaluates the test set also measures every curve (a
+    record carries both), so an eval_interval that is no multiple of metric_interval measures
+    them off it: every 250 steps for a run asked to measure every 2,000."""
+    default = _defaults()["eval_interval"]
+    return -(-default // metric_interval) * metric_interval
 
 
-__all__ = ["RunConfig", "settings", "defaults", "rule_options", "choices_of", "applies", "parse_int", "LIVE_FIELDS",
-           "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS"]
+__all__ = ["RunConfig", "settings", "defaults", "rule_options", "choices_of", "applies", "eval_interval_for",
+           "LIVE_FIELDS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS"]

@@ -6,6 +6,11 @@ by its own `autograd.Function`. For a linear layer B has the shape of Wᵀ (in �
 paper, so "B vs Wᵀ" is a literal comparison; with a batch of row vectors the error reaching the
 input is g Bᵀ where backprop's is g W. For a convolution B has the kernel's shape and the error
 travels through the transposed convolution with B where backprop's uses W.
+
+A linear layer holds P `members` (engine/members.py): its weight is P stacked (out, in) blocks,
+its feedback P stacked (in, out) blocks, its batch P stacked blocks of rows, and each member's
+block meets only its own (one batched matmul). With one member every product is today's
+single one, kernel for kernel.
 """
 
 from __future__ import annotations
@@ -15,70 +20,118 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.grad import conv2d_input, conv2d_weight
 
+from engine.members import split
+
 
 # ----------------------------------------------------------------- layers
-def add_outer_products(b: torch.Tensor, r: torch.Tensor, g: torch.Tensor, alpha: float = 1.0) -> None:
+def add_outer_products(b: torch.Tensor, r: torch.Tensor, g: torch.Tensor, alpha: float = 1.0,
+                       members: int = 1) -> None:
     """b += α rᵀ g in place: the batch's summed outer products, as a linear feedback's regression
-    takes them. One accumulating product, no b-sized temporary; for a b only a few columns wide
-    the product is formed as (gᵀ r)ᵀ, as MKL's row-major kernel that narrow is about 3× slower
-    (256 × 10 on one thread: 65 against 22 µs)."""
-    if b.shape[1] < 16:
+    takes them (each member's block of b from its own rows). One accumulating product, no b-sized
+    temporary; for a b only a few columns wide the product is formed as (gᵀ r)ᵀ, as MKL's
+    row-major kernel that narrow is about 3× slower (256 × 10 on one thread: 65 against 22 µs)."""
+    if members > 1:
+        split(b, members).baddbmm_(split(r, members).transpose(1, 2), split(g, members), alpha=alpha)
+    elif b.shape[1] < 16:
         b.add_((g.T @ r).T, alpha=alpha)
     else:
         b.addmm_(r.T, g, alpha=alpha)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, members: int) -> torch.Tensor:
+    """x Wᵀ + b, each member's rows through its own block of W and b."""
+    if members == 1:
+        return F.linear(x, weight, bias)
+    out = torch.baddbmm(split(bias, members).unsqueeze(1), split(x, members),
+                        split(weight, members).transpose(1, 2))
+    return out.view(-1, out.shape[2])
+
+
+def times_transposed(g: torch.Tensor, m: torch.Tensor, members: int) -> torch.Tensor:
+    """g Mᵀ, each member's rows of g with its own block of M: the error g sent through B."""
+    if members == 1:
+        return g @ m.T
+    out = torch.bmm(split(g, members), split(m, members).transpose(1, 2))
+    return out.view(-1, out.shape[2])
 
 
 class FeedbackLinearFn(torch.autograd.Function):
     """y = x Wᵀ + b, whose backward returns g Bᵀ (not g W) as the input gradient."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, feedback):
+    def forward(ctx, x, weight, bias, feedback, members=1):
         ctx.save_for_backward(x, feedback)
-        return F.linear(x, weight, bias)
+        ctx.members = members
+        return linear(x, weight, bias, members)
 
     @staticmethod
     def backward(ctx, g):
         x, feedback = ctx.saved_tensors
-        grad_x = g @ feedback.T if ctx.needs_input_grad[0] else None
-        grad_w = g.T @ x if ctx.needs_input_grad[1] else None
-        grad_b = g.sum(0) if ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b, None
+        p = ctx.members
+        grad_x = times_transposed(g, feedback, p) if ctx.needs_input_grad[0] else None
+        grad_w = grad_b = None
+        if p == 1:
+            grad_w = g.T @ x if ctx.needs_input_grad[1] else None
+            grad_b = g.sum(0) if ctx.needs_input_grad[2] else None
+        else:
+            g3 = split(g, p)
+            if ctx.needs_input_grad[1]:
+                grad_w = torch.bmm(g3.transpose(1, 2), split(x, p)).view(-1, x.shape[1])
+            if ctx.needs_input_grad[2]:
+                grad_b = g3.sum(1).view(-1)
+        return grad_x, grad_w, grad_b, None, None
 
 
 class FeedbackLinear(nn.Linear):
-    """A linear layer with an optional feedback matrix B (shape in × out, like Wᵀ)."""
+    """A linear layer with an optional feedback matrix B (shape in × out, like Wᵀ), for
+    `members` members stacked: weight (P·out, in), B (P·in, out)."""
 
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__(in_features, out_features)
+    def __init__(self, in_features: int, out_features: int, members: int = 1):
+        super().__init__(in_features, out_features * members)
+        self.out_features, self.members = out_features, members
         self.feedback: torch.Tensor | None = None   # owned by the learning rule
 
     def forward(self, x: torch.Tensor, use_feedback: bool = True) -> torch.Tensor:
         if self.feedback is None or not use_feedback:
-            return F.linear(x, self.weight, self.bias)
-        return FeedbackLinearFn.apply(x, self.weight, self.bias, self.feedback)
+            return linear(x, self.weight, self.bias, self.members)
+        return FeedbackLinearFn.apply(x, self.weight, self.bias, self.feedback, self.members)
 
     # What a rule and the metrics need to know about this layer's feedback:
     def fan_in(self) -> int:
         return self.in_features
 
+    def feedback_shape(self) -> tuple[int, ...]:
+        """One member's feedback tensor: Wᵀ's shape (in × out)."""
+        return self.in_features, self.out_features
+
     def backprop_feedback(self) -> torch.Tensor:
         """The tensor backprop sends this layer's error back through, shaped like the rule's
-        feedback tensor B: Wᵀ here (for a convolution, the kernel itself)."""
-        return self.weight.T
+        feedback tensor B: Wᵀ here (for a convolution, the kernel itself). A view for one
+        member; for several, each member's Wᵀ stacked (a copy)."""
+        if self.members == 1:
+            return self.weight.T
+        return split(self.weight, self.members).transpose(1, 2).reshape(-1, self.out_features)
 
     def input_grad(self, g: torch.Tensor, feedback: torch.Tensor, input_shape) -> torch.Tensor:
         """The error sent to this layer's input for output error g, through `feedback`."""
-        return g @ feedback.T
+        return times_transposed(g, feedback, self.members)
 
     def add_feedback_grad(self, feedback: torch.Tensor, residual: torch.Tensor, g: torch.Tensor) -> None:
         """feedback += ∂/∂B of ⟨residual, input_grad(g, B)⟩ summed over the batch, in place
         (for regressing B): residualᵀ g here."""
-        add_outer_products(feedback, residual, g)
+        add_outer_products(feedback, residual, g, members=self.members)
 
     def backprop_grads(self, g: torch.Tensor, x: torch.Tensor, need_input: bool, need_weight: bool):
         """What autograd's backward of `F.linear(x, W, b)` (addmm with the factor Wᵀ) sends to x
         and to W for output error g, bit for bit: its mm_mat1_backward and mm_mat2_backward."""
         grad_x = grad_w = None
+        if self.members > 1:
+            g3, p = split(g, self.members), self.members
+            if need_input:
+                grad_x = torch.bmm(g3, split(self.weight, p)).view(-1, self.in_features)
+            if need_weight:
+                grad_w = torch.bmm(g3.transpose(1, 2), split(x, p)).view(-1, self.in_features)
+            return grad_x, grad_w
         if need_input:
             w = self.weight
             if x.stride(0) == 1 and x.stride(1) == x.shape[0]:     # a column-major input
@@ -95,9 +148,9 @@ class FeedbackLinear(nn.Linear):
         """How many times each entry of g enters the prediction (the normalised step's c)."""
         return 1
 
-    @staticmethod
-    def solution_shape(feedback: torch.Tensor) -> tuple[int, int]:
-        return tuple(feedback.shape)
+    def solution_shape(self, feedback: torch.Tensor) -> tuple[int, int]:
+        """One member's regression solution: (outputs, features)."""
+        return self.feedback_shape()
 
     @staticmethod
     def regression_rows(g: torch.Tensor, target: torch.Tensor):
@@ -133,6 +186,7 @@ class FeedbackConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0):
         super().__init__(in_channels, out_channels, kernel_size, padding=padding)
+        self.members = 1            # populations of conv nets (grouped convolutions): not yet
         self.feedback: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, use_feedback: bool = True) -> torch.Tensor:
@@ -143,6 +197,9 @@ class FeedbackConv2d(nn.Conv2d):
 
     def fan_in(self) -> int:
         return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+
+    def feedback_shape(self) -> tuple[int, ...]:
+        return tuple(self.weight.shape)
 
     def backprop_feedback(self) -> torch.Tensor:
         """The tensor backprop sends this layer's error back through, shaped like the rule's

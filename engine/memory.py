@@ -13,6 +13,7 @@ regression's float64 sums where B is learnt by ridge.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import ConfigError
+from engine.values import shown
 
 # Measured (Dec 2026, CPU): a node-perturbation step with metrics peaks at 2.3× the per-sample
 # values times the batch on 64-1024-1024-1024-10 at batch 16,384, and at 2.9× on 784-512×3-10 at
@@ -30,9 +32,9 @@ STEP_FACTOR = 4.0
 # parameters (Dec 2026, CPU): 7.6–7.7 for every rule on 784-30000-10, whose weights are nearly
 # all in the first layer; 9.4 (bp, fa, np) to 10.4 (kp, ss) on 64-6000-6000-10 and 10.1 (np) to
 # 12.4 (kp, on a CI machine) on 64-4000-4000-10, nearly all above it (14 for ss on
-# 64-3000-3000-10, where allocator slack weighs more). Every parameter: W, its gradient, two Adam slots, the backprop reference's
-# gradient, the optimiser step's temporaries; one of a layer above a hidden site also B and the
-# metrics' temporaries.
+# 64-3000-3000-10, where allocator slack weighs more). Every parameter: W, its gradient, two
+# Adam slots, the backprop reference's gradient, the optimiser step's temporaries; one of a
+# layer above a hidden site also B and the metrics' temporaries.
 PER_PARAMETER = 8
 PER_FEEDBACK_PARAMETER = 6
 # Ridge, per regression of n outputs on f features (float64): V, the identity, V + γI and its
@@ -76,6 +78,16 @@ class NetworkSize:
                    values_per_sample=values_per_sample(model), regressions=tuple(regressions),
                    sites=tuple(model.sizes[1:-1]), element_size=next(model.parameters()).element_size())
 
+    def population(self, members: int) -> "NetworkSize":
+        """The size of `members` such networks trained together: P times the parameters and the
+        regressions; the values per sample stay (a step pushes P times the rows)."""
+        if members == 1:
+            return self
+        return dataclasses.replace(self, parameters=self.parameters * members,
+                                   feedback_parameters=self.feedback_parameters * members,
+                                   regressions=self.regressions * members,
+                                   sites=self.sites * members)
+
     @property
     def n_out(self) -> int:
         return self.regressions[-1][1]
@@ -85,7 +97,7 @@ def values_per_sample(model) -> int:
     """Activations one sample leaves along the network, from one clean dummy pass."""
     device = next(model.parameters()).device
     with torch.no_grad():
-        trace = model(torch.zeros(1, *model.input_shape, device=device).flatten(1),
+        trace = model(torch.zeros(model.members, *model.input_shape, device=device).flatten(1),
                       use_feedback=False)
     return sum(t[0].numel() for t in (*trace.inputs, *trace.pre, *trace.hidden))
 
@@ -193,3 +205,20 @@ def check_fits(model, rows: int, device: torch.device, batch_size: int, eval_row
 
 def _gb(n: int) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def check_run_fits(cfg, rule, network, device: torch.device, eval_rows: int) -> None:
+    """`check_fits` for a run of `cfg` with learning rule class `rule`: its K noise draws widen
+    the batch, ridge adds its sums, a population of P seeds pushes P times the rows.
+    `network`: a built model, or a fully connected NetworkSize (one member's) before it is."""
+    draws = cfg.noise_draws if "noise_draws" in rule.reads else 1
+    ridge = (rule.feedback_kind if rule.learns_feedback and "feedback_mode" in rule.reads
+             and cfg.feedback_mode == "ridge" else None)
+    named = None
+    if isinstance(network, NetworkSize):
+        named = f"width={shown(cfg.width)} with depth {cfg.depth}"
+        if cfg.seeds > 1:
+            named += f" and {cfg.seeds} seeds"
+        network = network.population(cfg.seeds)
+    check_fits(network, cfg.batch_size * draws * cfg.seeds, device, cfg.batch_size,
+               eval_rows=eval_rows * cfg.seeds, ridge=ridge, network=named)

@@ -18,6 +18,7 @@ is the forward kernel (the backward uses it transposed) and tensors are compared
                      (NaN at a site left unperturbed this step).
 
 Everything stays a tensor on the training device; the trainer syncs once per logged step.
+In a population (engine/members.py) every metric is taken per member, on its own blocks.
 """
 
 from __future__ import annotations
@@ -48,56 +49,71 @@ def _rowwise_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(norms > 0, angle, torch.full_like(angle, math.nan))
 
 
-def angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _blocks(t: torch.Tensor, members: int) -> torch.Tensor:
+    """Each member's block of a member-stacked tensor as one flat row: (P, block size)."""
+    return t.reshape(members, -1)
+
+
+def _one(value: torch.Tensor, members: int) -> torch.Tensor:
+    """A single network's metric is a scalar; a population's, one per member."""
+    return value[0] if members == 1 else value
+
+
+def angle_deg(a: torch.Tensor, b: torch.Tensor, members: int = 1) -> torch.Tensor:
     """Angle in degrees between two tensors seen as flat vectors; NaN if either is zero."""
-    return _rowwise_angle_deg(a.reshape(1, -1), b.reshape(1, -1))[0]
+    return _one(_rowwise_angle_deg(_blocks(a, members), _blocks(b, members)), members)
 
 
-def mean_rowwise_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def mean_rowwise_angle_deg(a: torch.Tensor, b: torch.Tensor, members: int = 1) -> torch.Tensor:
     """Mean over rows (samples) of the angle between matching rows, unfolded; rows without an
     angle (a zero error) are left out, and NaN when no row has one."""
-    return torch.nanmean(_rowwise_angle_deg(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)))
+    angles = _rowwise_angle_deg(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
+    return _one(torch.nanmean(angles.view(members, -1), dim=1), members)
 
 
-def relative_error(b: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
-    return (wt - b).norm() / wt.norm().clamp_min(_EPS)
+def relative_error(b: torch.Tensor, wt: torch.Tensor, members: int = 1) -> torch.Tensor:
+    wt = _blocks(wt, members)
+    return _one((wt - _blocks(b, members)).norm(dim=1) / wt.norm(dim=1).clamp_min(_EPS), members)
 
 
-def sign_congruence(b: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
-    return (torch.sign(b) == torch.sign(wt)).float().mean()
+def sign_congruence(b: torch.Tensor, wt: torch.Tensor, members: int = 1) -> torch.Tensor:
+    return _one((torch.sign(_blocks(b, members)) == torch.sign(_blocks(wt, members))).float().mean(1),
+                members)
 
 
-def snr_db(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+def snr_db(estimate: torch.Tensor, truth: torch.Tensor, members: int = 1) -> torch.Tensor:
     estimate = estimate.reshape(truth.shape)          # a conv site's estimate vs a flat gradient
-    noise = (estimate - truth).pow(2).sum().clamp_min(_EPS)
-    return 10.0 * torch.log10(truth.pow(2).sum().clamp_min(_EPS) / noise)
+    truth = _blocks(truth, members)
+    noise = (_blocks(estimate, members) - truth).pow(2).sum(1).clamp_min(_EPS)
+    return _one(10.0 * torch.log10(truth.pow(2).sum(1).clamp_min(_EPS) / noise), members)
 
 
 @torch.no_grad()
 def layer_metrics(model, rule, result, x, y, objective) -> dict[str, torch.Tensor]:
-    """All metrics for every hidden layer, as {name: tensor of shape (N-1,)}; NaN = not defined."""
+    """All metrics for every hidden layer, as {name: tensor of shape (N-1,)} ((N-1, P) for a
+    population of P); NaN = not defined."""
     ref = backprop_reference(model, x, y, objective, result.masks, replay=result.pre)
-    layers = model.layers
-    nan = torch.tensor(math.nan, device=x.device)
+    layers, p = model.layers, model.members
+    nan = torch.full((p,) if p > 1 else (), math.nan, device=x.device)
     signals = rule.error_signals(result)
     rows: dict[str, list[torch.Tensor]] = {k: [] for k in LAYER_METRICS}
     for i, b in enumerate(rule.feedback_matrices()):
         above = layers[i + 1]
         if rule.feedback_kind == "layerwise":
             wt = above.backprop_feedback()
-            rows["weight_angle_deg"].append(angle_deg(b, wt))
-            rows["relative_error"].append(relative_error(b, wt))
-            rows["sign_congruence"].append(sign_congruence(b, wt))
+            rows["weight_angle_deg"].append(angle_deg(b, wt, p))
+            rows["relative_error"].append(relative_error(b, wt, p))
+            rows["sign_congruence"].append(sign_congruence(b, wt, p))
             bp_signal = above.input_grad(result.deltas[i + 1], wt, result.input_shapes[i + 1])
         else:
             for k in ("weight_angle_deg", "relative_error", "sign_congruence"):
                 rows[k].append(nan)
             bp_signal = ref.dh[i]
-        rows["signal_angle_deg"].append(mean_rowwise_angle_deg(signals[i], bp_signal))
-        rows["update_angle_deg"].append(angle_deg(result.weight_grads[i], ref.weight_grads[i]))
+        rows["signal_angle_deg"].append(mean_rowwise_angle_deg(signals[i], bp_signal, p))
+        rows["update_angle_deg"].append(angle_deg(result.weight_grads[i], ref.weight_grads[i], p))
         if result.estimates is not None and result.estimates[i] is not None:
-            rows["estimator_angle_deg"].append(mean_rowwise_angle_deg(result.estimates[i], ref.dh[i]))
-            rows["estimator_snr_db"].append(snr_db(result.estimates[i], ref.dh[i]))
+            rows["estimator_angle_deg"].append(mean_rowwise_angle_deg(result.estimates[i], ref.dh[i], p))
+            rows["estimator_snr_db"].append(snr_db(result.estimates[i], ref.dh[i], p))
         else:
             rows["estimator_angle_deg"].append(nan)
             rows["estimator_snr_db"].append(nan)

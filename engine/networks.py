@@ -5,6 +5,10 @@ a *hidden site*: the block's output after dropout. That is where node perturbati
 noise and where direct feedback injects the output error, so noise, masks and feedback always
 refer to the same tensor. The forward pass returns a `Trace` with every layer's input and
 pre-activation, so a rule can ask autograd for the error δ at each layer.
+
+A fully connected network may hold a population of P members (engine/members.py): its batches
+are P stacked blocks of rows, one per member, and `build_model` makes member k the network the
+single run of seed `seed + k` makes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from torch import nn
 
 from engine.errors import ConfigError
 from engine.layers import FeedbackConv2d, FeedbackLinear
+from engine.members import Streams
 
 ACTIVATION_FNS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
@@ -86,9 +91,11 @@ class FeedbackNet(nn.Module):
         self.init = "torch"               # the scheme the weights were drawn with (see INITS)
         self.blocks = blocks
         self.layers = nn.ModuleList(b.layer for b in blocks)
+        self.members = blocks[0].layer.members
         self.input_shape = tuple(input_shape)
         with torch.no_grad():       # site shapes, found by running a dummy sample through
-            trace = self.forward(torch.zeros(1, *self.input_shape).flatten(1), use_feedback=False)
+            trace = self.forward(torch.zeros(self.members, *self.input_shape).flatten(1),
+                                 use_feedback=False)
         self.site_shapes = [tuple(h.shape[1:]) for h in trace.hidden]
         self.sizes = [math.prod(self.input_shape), *(math.prod(s) for s in self.site_shapes),
                       trace.out.shape[1]]
@@ -97,16 +104,18 @@ class FeedbackNet(nn.Module):
         """Per-sample shape of every hidden site, input side first."""
         return self.site_shapes
 
-    def sample_masks(self, batch: int, generator: torch.Generator, device) -> list | None:
-        """Inverted-dropout masks for every site, to share between a step's passes (None: no dropout)."""
+    def sample_masks(self, rows: int, generator: torch.Generator | Streams, device) -> list | None:
+        """Inverted-dropout masks for every site of a batch of `rows` (all members' together), to
+        share between a step's passes (None: no dropout). Each member draws from its own stream."""
         if not any(b.dropout for b in self.blocks[:-1]):
             return None
+        streams, batch = Streams.of(generator), rows // self.members
         masks = []
         for block, shape in zip(self.blocks[:-1], self.site_shapes):
             if block.dropout:
                 keep = 1.0 - block.dropout
-                masks.append((torch.rand(batch, *shape, generator=generator, device=device) < keep)
-                             .to(torch.get_default_dtype()) / keep)
+                draw = streams.stack(lambda g: torch.rand(batch, *shape, generator=g, device=device))
+                masks.append((draw < keep).to(torch.get_default_dtype()) / keep)
             else:
                 masks.append(None)
         return masks
@@ -157,17 +166,17 @@ class FeedbackNet(nn.Module):
 
 
 # ----------------------------------------------------------------- the zoo
-def mlp(n_in: int, widths: list[int], n_out: int, activation: str) -> FeedbackNet:
+def mlp(n_in: int, widths: list[int], n_out: int, activation: str, members: int = 1) -> FeedbackNet:
     sizes = [n_in, *widths, n_out]
-    blocks = [Block(FeedbackLinear(a, b), activation) for a, b in zip(sizes[:-1], sizes[1:])]
+    blocks = [Block(FeedbackLinear(a, b, members), activation) for a, b in zip(sizes[:-1], sizes[1:])]
     return FeedbackNet(blocks, (n_in,))
 
 
-def autoencoder(n_in: int, widths: list[int], activation: str) -> FeedbackNet:
+def autoencoder(n_in: int, widths: list[int], activation: str, members: int = 1) -> FeedbackNet:
     """An MLP trained to reproduce its input; the middle hidden layer is a linear bottleneck."""
     sizes = [n_in, *widths, n_in]
     middle = len(widths) // 2
-    blocks = [Block(FeedbackLinear(a, b), "linear" if i == middle else activation)
+    blocks = [Block(FeedbackLinear(a, b, members), "linear" if i == middle else activation)
               for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))]
     return FeedbackNet(blocks, (n_in,))
 
@@ -235,10 +244,28 @@ def initialise(model: FeedbackNet, scheme: str) -> FeedbackNet:
     return model
 
 
-def build_model(cfg, data) -> FeedbackNet:
-    """The network cfg.model describes, sized for `data` (an engine.data.registry.Dataset), initialised
-    by cfg.init."""
-    return initialise(_architecture(cfg, data), cfg.init)
+def build_model(cfg, data, seeds: list[int] | None = None) -> FeedbackNet:
+    """The network cfg.model describes, sized for `data` (an engine.data.registry.Dataset),
+    initialised by cfg.init from the global RNG; with `seeds`, a population whose member k is
+    the network drawn after `torch.manual_seed(seeds[k])` (the caller's RNG state is kept)."""
+    if seeds is None:
+        return initialise(_architecture(cfg, data), cfg.init)
+    singles = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            singles.append(build_model(cfg, data))
+    if len(singles) == 1:
+        return singles[0]
+    if cfg.model in CONV_MODELS:
+        raise ConfigError(f"seeds={len(seeds)} is not allowed for model={cfg.model!r}: populations "
+                          "of conv nets are not built yet; use seeds 1")
+    model = _architecture(cfg, data, members=len(singles))
+    model.init = cfg.init
+    with torch.no_grad():                    # stack the members' tensors, member-major
+        for name, p in model.named_parameters():
+            p.copy_(torch.cat([dict(s.named_parameters())[name] for s in singles]))
+    return model
 
 
 def fully_connected_sizes(cfg, data) -> list[int] | None:
@@ -251,12 +278,12 @@ def fully_connected_sizes(cfg, data) -> list[int] | None:
     return None
 
 
-def _architecture(cfg, data) -> FeedbackNet:
+def _architecture(cfg, data, members: int = 1) -> FeedbackNet:
     sizes = fully_connected_sizes(cfg, data)
     if cfg.model == "mlp":
-        return mlp(sizes[0], sizes[1:-1], sizes[-1], cfg.activation)
+        return mlp(sizes[0], sizes[1:-1], sizes[-1], cfg.activation, members)
     if cfg.model == "autoencoder":
-        return autoencoder(sizes[0], sizes[1:-1], cfg.activation)
+        return autoencoder(sizes[0], sizes[1:-1], cfg.activation, members)
     image_shape = getattr(data, "image_shape", None)
     if image_shape is None:
         raise ConfigError(f"model={cfg.model!r} is not allowed for dataset {data.name!r}: "

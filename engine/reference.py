@@ -34,7 +34,7 @@ def backprop_reference(model, x, y, objective, masks=None, replay=None) -> Refer
         hidden_inputs = trace.inputs[1:]
         grads = torch.autograd.grad(loss, weights + hidden_inputs + trace.pre)
     n, k = len(weights), len(hidden_inputs)
-    batch = x.shape[0]
+    batch = x.shape[0] // model.members               # samples per member
     return Reference(weight_grads=[g.div_(batch) for g in grads[:n]],     # fresh: divided in place
                      dh=list(grads[n:n + k]), deltas=list(grads[n + k:]))
 

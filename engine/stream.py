@@ -91,10 +91,11 @@ class RecordBuffer:
 
 def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
     """One flat row per record: per-layer metrics become `<metric>_<layer>` columns, plus
-    `<metric>_mean` over layers (NaN-aware). Matrices are dropped. The shape of a Parquet row."""
+    `<metric>_mean` over layers (NaN-aware). Matrices and a population's members are dropped
+    (a population's record is its members' mean: see `member_rows`)."""
     import math
 
-    row = {k: v for k, v in record.items() if k not in ("layers", "matrices")}
+    row = {k: v for k, v in record.items() if k not in ("layers", "matrices", "members")}
     layers = record.get("layers", [])
     for i, layer in enumerate(layers, start=1):
         for name, value in layer.items():
@@ -104,3 +105,13 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
             values = [layer[name] for layer in layers if not math.isnan(layer[name])]
             row[f"{name}_mean"] = sum(values) / len(values) if values else math.nan
     return row
+
+
+def member_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Parquet rows of a record: one, or for a population one per member (with its
+    `member` and `seed` columns and the step's shared values), never their mean."""
+    members = record.get("members")
+    if not members:
+        return [flatten_record(record)]
+    shared = {k: v for k, v in record.items() if k not in members[0]}
+    return [flatten_record({**shared, **member}) for member in members]

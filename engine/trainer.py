@@ -10,6 +10,10 @@ record (a plain dict of floats) to its subscribers; every `eval_interval` steps 
 also carries the clean test loss and accuracy. Subscribers that ask for matrices also get the
 latest B and Wᵀ of each layer as float32 CPU copies. The hot path never syncs with the device
 except at those logged steps.
+
+With `cfg.seeds` = P > 1 it trains a population (engine/members.py): P copies of the network,
+seeds seed … seed + P − 1, in one batched step; member k is the run of seed + k. A population's
+record gives each member under "members" and their mean (of the defined values) at the top level.
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ from engine.status import Status
 from engine.control import drive
 from engine.data.dataset import Dataset
 from engine.data.registry import load_dataset
-from engine.memory import NetworkSize, check_fits
+from engine.members import Streams, mean, mean_record, split, std
+from engine.memory import NetworkSize, check_run_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
 from engine.networks import build_model, fully_connected_sizes
 from engine.objective import Objective
 from engine.optim import SGD, Adam
 from engine.rules import RULES
-from engine.values import shown
 
 EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
 LOSS_LOG = 64              # steps whose loss sums are held on the device between checks
@@ -75,17 +79,18 @@ class Trainer:
         # Before the weights exist: a network or batch the device cannot hold is one line now, not
         # seconds of allocation and then an out-of-memory kill (or a swapping machine). A conv
         # net's few weights are built first, to find its shapes.
+        self.members = cfg.seeds
+        self.seeds = [cfg.seed + k for k in range(self.members)]
         sizes = fully_connected_sizes(cfg, self.data)
         if sizes is not None:
             self._check_fits(NetworkSize.of_sizes(sizes))
-        # Weight init uses the global RNG: seed it in a fork so callers' RNG state is untouched.
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(cfg.seed)
-            self.model = build_model(cfg, self.data).to(self.device)
+        # Each member's weights are drawn from the global RNG seeded with its seed, in a fork, so
+        # callers' RNG state is untouched.
+        self.model = build_model(cfg, self.data, self.seeds).to(self.device)
         if sizes is None:
             self._check_fits(self.model)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
-        self.batch_generator = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
+        self.generator = Streams.seeded(self.seeds, self.device, offset=1)
+        self.batch_generator = Streams.seeded(self.seeds, self.device, offset=2)
         # An autoencoder's target is its own input: a regression, whatever the labels are.
         self.autoencoding = cfg.model == "autoencoder"
         task = "regression" if self.autoencoding else self.data.task
@@ -96,7 +101,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self._params = list(self.model.parameters())
         self.step_count = 0
-        self._order = torch.empty(0, dtype=torch.long, device=self.device)
+        self._order = torch.empty(self.members, 0, dtype=torch.long, device=self.device)   # per member
         self._cursor = 0
         # Each step's loss sum goes into a small device buffer (one op, no sync); the buffer is
         # searched for the first non-finite step at logged steps and whenever it is full.
@@ -113,13 +118,8 @@ class Trainer:
     def _check_fits(self, network) -> None:
         """ConfigError, one line, when a step of `network` (a model, or a NetworkSize before it is
         built) would not fit on the device."""
-        cfg, rule = self.cfg, RULES[self.cfg.rule]
-        draws = cfg.noise_draws if "noise_draws" in rule.reads else 1     # K draws widen the batch
-        ridge = (rule.feedback_kind if rule.learns_feedback and "feedback_mode" in rule.reads
-                 and cfg.feedback_mode == "ridge" else None)
-        named = f"width={shown(cfg.width)} with depth {cfg.depth}" if isinstance(network, NetworkSize) else None
-        check_fits(network, cfg.batch_size * draws, self.device, cfg.batch_size,
-                   eval_rows=min(EVAL_CHUNK, len(self.data.x_test)), ridge=ridge, network=named)
+        check_run_fits(self.cfg, RULES[self.cfg.rule], network, self.device,
+                       eval_rows=min(EVAL_CHUNK, len(self.data.x_test)))
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         # engine.optim's classes are torch.optim's, bit for bit and with interchangeable state
@@ -161,16 +161,21 @@ class Trainer:
         return self.cfg.freeze_forward or self.step_count < self.cfg.warmup_steps
 
     # ------------------------------------------------------------ training
-    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """A new epoch's order for one member: a fresh permutation, made on the device."""
         n, bs = self.data.x_train.shape[0], self.cfg.batch_size
-        if self._cursor + bs > self._order.numel():
-            # A new epoch: a fresh permutation, made on the device from the run's own generator.
-            self._order = torch.randperm(n, generator=self.batch_generator, device=self.device)
-            while self._order.numel() < bs:      # batch larger than the training set
-                self._order = torch.cat([self._order, torch.randperm(
-                    n, generator=self.batch_generator, device=self.device)])
+        order = torch.randperm(n, generator=generator, device=self.device)
+        while order.numel() < bs:      # batch larger than the training set
+            order = torch.cat([order, torch.randperm(n, generator=generator, device=self.device)])
+        return order
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch of every member (its own order through the data), stacked."""
+        bs = self.cfg.batch_size
+        if self._cursor + bs > self._order.shape[1]:
+            self._order = torch.stack([self._epoch_order(g) for g in self.batch_generator.generators])
             self._cursor = 0
-        idx = self._order[self._cursor:self._cursor + bs]
+        idx = self._order[:, self._cursor:self._cursor + bs].reshape(-1)
         self._cursor += bs
         # index_select, not x_train[idx]: the same rows, a third of advanced indexing's time
         x = self.data.x_train.index_select(0, idx)
@@ -249,49 +254,71 @@ class Trainer:
     # ------------------------------------------------------------ records
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> tuple[float, float]:
-        """Clean loss (mean per sample) and accuracy on a whole split; accuracy NaN for regression."""
+        """Clean loss (mean per sample) and accuracy on a whole split, the members' mean;
+        accuracy NaN for regression."""
+        losses, accs = self.evaluate_members(split)
+        return mean(losses), mean(accs)
+
+    @torch.no_grad()
+    def evaluate_members(self, split: str = "test") -> tuple[list[float], list[float]]:
+        """Each member's clean loss (mean per sample) and accuracy on a whole split."""
         x = self.data.x_test if split == "test" else self.data.x_train
         y = self.data.y_test if split == "test" else self.data.y_train
         if self.autoencoding:
             y = x
+        p = self.members
         # In chunks: a conv net's activations for a whole test set would not fit in memory.
         losses, corrects = [], []
         for start in range(0, x.shape[0], EVAL_CHUNK):
-            out = self.model(x[start:start + EVAL_CHUNK], use_feedback=False).out
-            chunk_y = y[start:start + EVAL_CHUNK]
-            losses.append(self.objective.per_sample(out, chunk_y))
-            corrects.append(self.objective.correct(out, chunk_y))
-        loss = torch.cat(losses).mean()
-        acc = torch.cat(corrects).mean() if corrects[0] is not None else torch.tensor(math.nan)
-        loss_v, acc_v = torch.stack([loss, acc.to(loss.device)]).tolist()
+            chunk_x, chunk_y = x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]
+            if p > 1:                   # every member sees the whole split
+                chunk_x = chunk_x.repeat(p, *[1] * (chunk_x.dim() - 1))
+                chunk_y = chunk_y.repeat(p, *[1] * (chunk_y.dim() - 1))
+            out = self.model(chunk_x, use_feedback=False).out
+            losses.append(self.objective.per_sample(out, chunk_y).view(p, -1))
+            correct = self.objective.correct(out, chunk_y)
+            corrects.append(None if correct is None else correct.view(p, -1))
+        loss = torch.cat(losses, 1).mean(1)
+        acc = (torch.cat(corrects, 1).mean(1) if corrects[0] is not None
+               else torch.full_like(loss, math.nan))
+        loss_v, acc_v = torch.stack([loss, acc]).tolist()
         return loss_v, acc_v
 
     def _record(self, y, result, metrics: dict[str, torch.Tensor], evaluate: bool) -> dict:
+        p = self.members
+        loss = result.loss.view(p, -1).mean(1)
         correct = self.objective.correct(result.out, y)
-        scalars = torch.stack([result.loss.mean(),
-                               correct.mean() if correct is not None else torch.tensor(math.nan, device=self.device)])
-        table = torch.stack([metrics[k] for k in LAYER_METRICS])       # (metrics, layers)
-        scalars_v, table_v = scalars.tolist(), table.tolist()          # the one sync of this step
+        acc = correct.view(p, -1).mean(1) if correct is not None else torch.full_like(loss, math.nan)
+        table = torch.stack([metrics[k] for k in LAYER_METRICS]).view(len(LAYER_METRICS), -1, p)
+        scalars_v, table_v = torch.stack([loss, acc]).tolist(), table.tolist()   # this step's syncs
+        test_loss = test_acc = [math.nan] * p
+        if evaluate:
+            test_loss, test_acc = self.evaluate_members("test")
+        members = [{"train_loss": scalars_v[0][k], "train_accuracy": scalars_v[1][k],
+                    "test_loss": test_loss[k], "test_accuracy": test_acc[k],
+                    "layers": [{name: table_v[m][i][k] for m, name in enumerate(LAYER_METRICS)}
+                               for i in range(table.shape[1])]}
+                   for k in range(p)]
+        summary = members[0] if p == 1 else mean_record(members)
         record: dict[str, Any] = {
             "step": self.step_count,
             "time": time.time() - self.started_at,
-            "train_loss": scalars_v[0],
-            "train_accuracy": scalars_v[1],
-            "test_loss": math.nan,
-            "test_accuracy": math.nan,
+            **{k: v for k, v in summary.items() if k != "layers"},
             "forward_frozen": self.forward_frozen,
             **{name: getattr(self.cfg, name) for name in LIVE_FIELDS},
-            "layers": [{k: table_v[m][i] for m, k in enumerate(LAYER_METRICS)}
-                       for i in range(len(table_v[0]))],
+            "layers": summary["layers"],
         }
-        if evaluate:
-            record["test_loss"], record["test_accuracy"] = self.evaluate("test")
+        if p > 1:
+            record["members"] = [{"member": k, "seed": s, **m} for k, (s, m) in enumerate(zip(self.seeds, members))]
         self._last_record = record
         return record
 
-    def matrices(self) -> list[dict[str, Any]]:
-        """Float32 CPU copies of each feedback matrix and the Wᵀ it stands for (None for direct rules)."""
+    def matrices(self, member: int = 0) -> list[dict[str, Any]]:
+        """Float32 CPU copies of each feedback matrix and the Wᵀ it stands for (None for direct
+        rules), of one member of a population."""
         def as_matrix(t):
+            if self.members > 1:
+                t = split(t, self.members)[member]
             # Conv kernels (out, in, kh, kw) are shown like a linear Wᵀ: (in·kh·kw) × out.
             t = t.detach().float()
             return (t.flatten(1).T if t.dim() == 4 else t).cpu().numpy().copy()
@@ -309,14 +336,22 @@ class Trainer:
             sub.callback({**record, "matrices": mats} if sub.matrices else record)
 
     def summary(self) -> dict[str, Any]:
-        """The final state in the CLI's --json shape."""
-        test_loss, test_acc = self.evaluate("test")
+        """The final state in the CLI's --json shape; for a population, the members' mean and
+        standard deviation, and each member."""
+        losses, accs = self.evaluate_members("test")
         last = self._last_record or {"layers": []}
-        return {"rule": self.cfg.rule, "dataset": self.cfg.dataset, "steps": self.step_count,
-                "status": self.status, "test_accuracy": test_acc, "test_loss": test_loss,
-                "train_loss": last.get("train_loss", math.nan),
-                "dataset_meta": dict(self.data.meta),
-                "layers": [{"layer": i + 1, **layer} for i, layer in enumerate(last["layers"])]}
+        summary = {"rule": self.cfg.rule, "dataset": self.cfg.dataset, "steps": self.step_count,
+                   "status": self.status, "test_accuracy": mean(accs), "test_loss": mean(losses),
+                   "train_loss": last.get("train_loss", math.nan),
+                   "dataset_meta": dict(self.data.meta),
+                   "layers": [{"layer": i + 1, **layer} for i, layer in enumerate(last["layers"])]}
+        if self.members > 1:
+            records = last.get("members") or [{}] * self.members
+            summary.update(seeds=self.members, test_accuracy_std=std(accs), test_loss_std=std(losses),
+                           members=[{"member": k, "seed": s, "test_accuracy": a, "test_loss": loss,
+                                     "train_loss": r.get("train_loss", math.nan)}
+                                    for k, (s, a, loss, r) in enumerate(zip(self.seeds, accs, losses, records))])
+        return summary
 
     # ------------------------------------------------------------ checkpoint
     def checkpoint(self) -> dict[str, Any]:
@@ -328,7 +363,9 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "rule": self.rule.state_dict(),
                 "generators": {"rule": self.generator.get_state(),
                                "batch": self.batch_generator.get_state()},
-                "order": self._order.cpu(), "cursor": self._cursor,
+                # a single run's order is one row, saved as it always was
+                "order": (self._order[0] if self.members == 1 else self._order).cpu(),
+                "cursor": self._cursor,
                 "last_record": self._last_record}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -337,16 +374,21 @@ class Trainer:
         uninterrupted one's. ValueError when the state's batch order cannot be this run's."""
         order, cursor = state["order"], int(state["cursor"])
         n = self.data.x_train.shape[0]
-        if (order.dim() != 1 or order.dtype != torch.long or not 0 <= cursor <= order.numel()
+        if isinstance(order, torch.Tensor) and order.dim() == 1 and self.members == 1:
+            order = order.unsqueeze(0)
+        if (not isinstance(order, torch.Tensor) or order.dim() != 2 or order.shape[0] != self.members
+                or order.dtype != torch.long or not 0 <= cursor <= order.shape[1]
                 or (order.numel() and not 0 <= int(order.min()) <= int(order.max()) < n)):
-            raise ValueError(f"its batch order is not one over this run's {n} training samples")
+            raise ValueError(f"its batch order is not one over this run's {n} training samples "
+                             f"for {self.members} member(s)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rule.load_state_dict(state["rule"])
         self.step_count = int(state["step"])
         self._logged_losses = 0
-        self.generator.set_state(state["generators"]["rule"])
+        self.generator.set_state(state["generators"]["rule"])     # ValueError: another member count
         self.batch_generator.set_state(state["generators"]["batch"])
         self._order = order.to(self.device)
         self._cursor = cursor
         self._last_record = state.get("last_record")
+

@@ -1,9 +1,12 @@
 """The bench's floor rows are cost models, but they must compute what they claim: each is
 checked here against its formula on one step, with per-sample quantities formed independently."""
 
+import json
+
+import pytest
 import torch
 
-from engine import bench
+from engine.bench import rules as bench
 from engine.config import RunConfig
 
 NET = {"name": "small", "model": "mlp", "widths": [8, 6], "batch": 16}
@@ -76,3 +79,18 @@ def test_np_dfa_floor_trains_w_by_direct_feedback_and_learns_b():
         grad = delta.T @ inputs[i] / x.shape[0]
         torch.testing.assert_close(floor.linears[i].weight.detach(), weights[i][0] - 0.05 * grad,
                                    rtol=1e-4, atol=1e-6)
+
+
+def test_the_population_bench_reports_model_steps_and_the_ratio_to_one_member(capsys):
+    """`creditlab bench --population 1,3 --rules fa --quick`: every network, each size, the rate
+    P / (seconds per step) and its ratio to P = 1 of the same rule, in one report."""
+    from engine.cli.main import main
+
+    assert main(["bench", "--population", "1,3", "--rules", "fa", "--quick", "--json", "--threads", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for net in report["networks"]:
+        rows = {r["population"]: r for r in net["rows"]}
+        assert set(rows) == {1, 3} and rows[1]["ratio"] == 1.0
+        for p, r in rows.items():
+            assert r["model_steps_per_s"] == pytest.approx(p / (r["ms_per_step"] / 1e3))
+            assert r["ratio"] == pytest.approx(r["model_steps_per_s"] / rows[1]["model_steps_per_s"])

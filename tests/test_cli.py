@@ -19,6 +19,7 @@ import torch
 from engine import cli
 from engine.cli.main import main
 from engine.config import RunConfig
+from engine.errors import ConfigError
 from engine.rules import RULES
 
 LAYER_KEYS = {"weight_angle_deg", "signal_angle_deg", "update_angle_deg", "sign_congruence",
@@ -153,6 +154,41 @@ def test_help_exits_0(capsys):
     text = " ".join(out.split())
     assert f"(default: {RunConfig().sigma})" in text   # defaults come from RunConfig
     assert f"(default: {RunConfig().steps})" in text
+
+
+# ----------------------------------------------------------------- intervals
+def train_config(*argv: str) -> RunConfig:
+    from engine.cli.parser import build_parser, config_from_args
+    return config_from_args(build_parser(only="train").parse_args(["train", *argv]))
+
+
+@pytest.mark.parametrize("argv, metric, evaluate", [
+    ([], 50, 250),                                       # the defaults, as they were
+    (["--metric-interval", "2000"], 2000, 2000),
+    (["--metric-interval", "100"], 100, 300),            # the first multiple from 250 on
+    (["--metric-interval", "5"], 5, 250),
+    (["--metric-interval", "2000", "--eval-interval", "250"], 2000, 250),     # given: kept
+    (["--eval-interval", "100"], 50, 100),
+])
+def test_an_eval_interval_left_out_follows_the_metric_interval(argv, metric, evaluate):
+    cfg = train_config(*argv)
+    assert (cfg.metric_interval, cfg.eval_interval) == (metric, evaluate)
+
+
+def test_a_bad_metric_interval_is_still_named():
+    with pytest.raises(ConfigError, match=r"^metric_interval=0 is not allowed; it must be an integer >= 1"):
+        train_config("--metric-interval", "0")
+
+
+def test_a_run_asked_to_measure_every_k_steps_measures_every_k_steps(capsys, tmp_path):
+    """--metric-interval 300 with eval_interval at its default (250) logged, and measured every
+    curve, at steps 250 and 500 too: every step that evaluates the test set is a full record."""
+    rc, out, err = run_cli(capsys, "train", "--steps", "600", "--metric-interval", "300", "--width", "8",
+                           "--quiet", "--out", str(tmp_path), "--json")
+    assert rc == 0, err
+    records = pd.read_parquet(Path(strict_json(out)["run_dir"]) / "metrics.parquet")
+    assert records["step"].tolist() == [300, 600]
+    assert records["test_loss"].notna().all() and records["signal_angle_deg_mean"].notna().all()
 
 
 # ----------------------------------------------------------------- divergence
@@ -414,3 +450,30 @@ def test_the_program_ends_at_once_and_keeps_its_output_and_exit_status(tmp_path)
                                "--lr", "1e6", "--steps", "50", "--no-save", "--quiet"],
                               capture_output=True, text=True, timeout=300)
     assert diverged.returncode == 3 and "diverged" in diverged.stderr
+
+
+def test_the_cli_trains_a_population_in_one_process_and_its_folder_has_a_row_per_member(capsys, tmp_path):
+    """`creditlab train --seeds 3`: one run folder whose metrics hold each member's rows, whose
+    summary gives each member and their spread, listed with its P, and resumed whole."""
+    from engine.runs.reader import list_runs
+
+    common = ["train", "--seeds", "3", "--width", "12", "--metric-interval", "10", "--quiet", "--json"]
+    assert main([*common, "--steps", "20", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seeds"] == 3 and [m["seed"] for m in summary["members"]] == [0, 1, 2]
+    folder = Path(summary["run_dir"])
+    df = pd.read_parquet(folder / "metrics.parquet")
+    assert sorted(df["step"].unique()) == [10, 20]
+    assert df.groupby("step")["member"].apply(list).tolist() == [[0, 1, 2], [0, 1, 2]]
+    assert df.groupby("step")["seed"].apply(list).tolist() == [[0, 1, 2], [0, 1, 2]]
+    last = df[df["step"] == 20].set_index("member")
+    assert last["test_accuracy"].tolist() == pytest.approx([m["test_accuracy"] for m in summary["members"]])
+    listed = list_runs(tmp_path).iloc[0]
+    assert listed["seeds"] == 3 and listed["test_accuracy_std"] == pytest.approx(summary["test_accuracy_std"])
+
+    assert main(["train", "--resume", str(folder), "--steps", "30", "--quiet", "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["steps"] == 30 and len(resumed["members"]) == 3
+    df = pd.read_parquet(folder / "metrics.parquet")
+    assert sorted(df["step"].unique()) == [10, 20, 30] and len(df) == 9
+    assert df["seed"].tolist() == [0, 1, 2] * 3

@@ -43,7 +43,7 @@ def test_ridge_recovers_a_conv_kernel_from_its_transposed_convolution():
     for _ in range(3):
         g = torch.randn(8, 3, 5, 5)
         reg.update([g], [layer.input_grad(g, truth, (8, 2, 5, 5))], reg.cfg.feedback_lr)
-    assert reg.gram[0].dtype == torch.float64 and reg.gram[0].shape == (27, 27)
+    assert reg.gram[0].dtype == torch.float64 and reg.gram[0].shape == (1, 27, 27)   # one member
     assert ((feedback - truth).norm() / truth.norm()).item() < 1e-4
 
 

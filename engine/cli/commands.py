@@ -26,12 +26,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if df.empty:
         print(f"no runs in {args.out}")
         return EXIT_OK
-    shown = df.drop(columns=["path"]).copy()
-    shown["test_accuracy"] = [fmt(v, ".1f", 100.0) for v in shown["test_accuracy"]]
+    shown = df.drop(columns=["path", "test_accuracy_std"]).copy()
+    # a population's accuracy is its members' mean ± their standard deviation
+    shown["test_accuracy"] = [fmt(v, ".1f", 100.0) + ("" if _missing(sd) else f" ± {fmt(sd, '.1f', 100.0)}")
+                              for v, sd in zip(df["test_accuracy"], df["test_accuracy_std"])]
     shown["test_loss"] = [fmt(v, ".4g") for v in shown["test_loss"]]
     shown["steps"] = ["-" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
                       for v in shown["steps"]]
-    for col in ("rule", "dataset", "depth", "width", "seed"):     # blank in unreadable rows
+    for col in ("rule", "dataset", "depth", "width", "seed", "seeds"):     # blank in unreadable rows
         shown[col] = [cell(v) for v in shown[col]]
     for col in ("id", "rule", "dataset", "status"):      # folder names and files are anyone's
         shown[col] = [_printable(v) for v in shown[col]]
@@ -39,6 +41,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(shown.to_string(index=False))
     print(f"{len(df)} run{'s' if len(df) != 1 else ''} in {args.out}")
     return EXIT_OK
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _printable(value) -> str:
@@ -107,13 +113,22 @@ def _die_with_parent() -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from engine import bench
+    from engine.bench import populations, rules
 
     if args.device not in DEVICES:
         raise ConfigError(f"device={args.device!r} is not allowed; choose one of {', '.join(DEVICES)}")
-    report = bench.run_benchmark(device=args.device, quick=args.quick, threads=args.threads,
-                                 rounds=args.rounds, steps=args.steps,
-                                 progress=None if args.json else sys.stderr)
+    if args.rules is not None and args.population is None:
+        raise UsageError("--rules is not allowed without --population (the rules bench times every rule)")
+    progress = None if args.json else sys.stderr
+    if args.population is not None:
+        bench = populations
+        report = bench.run_benchmark(populations=args.population, rules=args.rules or bench.RULES,
+                                     device=args.device, threads=args.threads, rounds=args.rounds,
+                                     steps=args.steps, quick=args.quick, progress=progress)
+    else:
+        bench = rules
+        report = bench.run_benchmark(device=args.device, quick=args.quick, threads=args.threads,
+                                     rounds=args.rounds, steps=args.steps, progress=progress)
     if args.json:
         print(dumps(report))
     else:

@@ -8,8 +8,10 @@ from typing import Any
 
 from engine.cli.argtypes import int_at_least
 from engine.cli.common import PROG, UsageError
-from engine.config import DEVICES, RunConfig, choices_of, parse_int, settings
-from engine.values import parse_float, parse_int_list
+from engine.config import DEVICES, RunConfig, choices_of, eval_interval_for, settings
+from engine.errors import ConfigError
+from engine.rules import RULES
+from engine.values import check_choice, format_width, parse_float, parse_int_list
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,23 +44,27 @@ def _train_options() -> list[tuple[str, str, str | None, str]]:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """A validated RunConfig: RunConfig's defaults, overridden by the flags that were given."""
     changes: dict[str, Any] = {}
-    for name in settings():
+    for name, s in settings().items():
         text = getattr(args, name, None)
         if text is None:
             continue
         default = getattr(_DEFAULTS, name)
         if name == "width":
-            changes["width"] = parse_int_list("width", text, parse_int)
+            changes["width"] = parse_int_list("width", text, s.read_int)
         elif isinstance(default, bool):
             changes[name] = text
         elif isinstance(default, int):
-            changes[name] = parse_int(name, text)
+            changes[name] = s.read_int(name, text)
         elif isinstance(default, float):
             changes[name] = parse_float(name, text)
         else:
             changes[name] = text
     if isinstance(changes.get("width"), list) and "depth" not in changes:
         changes["depth"] = len(changes["width"])
+    # A run asked to measure every K steps does: the test set, left out, follows K (a step that
+    # evaluates measures every curve too). A bad K is left for validate() to name.
+    if changes.get("metric_interval", 0) >= 1 and "eval_interval" not in changes:
+        changes["eval_interval"] = eval_interval_for(changes["metric_interval"])
     return RunConfig.from_dict({**_DEFAULTS.to_dict(), **changes}).validate()
 
 
@@ -84,7 +90,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                                action="store_const", const=not default, default=None,
                                help=help_text)
         else:
-            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            shown = format_width(default) if name == "width" else default
+            if name == "eval_interval":
+                shown = f"{default}, or with --metric-interval K the first multiple of K from {default} on"
             train.add_argument(flag, dest=name, metavar=metavar, default=None,
                                help=f"{help_text} (default: {shown})")
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -105,7 +113,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="print the list as JSON")
 
     serve = sub.add_parser("serve", help="start the dashboard (needs the app extra)")
-    serve.add_argument("--port", type=_port, default=5006, help="port (default: 5006)")
+    serve.add_argument("--port", type=int_at_least(1, "port", 65535), default=5006,
+                       help="port (default: 5006)")
     serve.add_argument("--address", default="localhost", help="address (default: localhost)")
     serve.add_argument("--show", action="store_true", help="open it in a browser")
 
@@ -119,24 +128,42 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu", metavar=_choices(DEVICES),
                        help="device (default: cpu)")
     bench.add_argument("--quick", action="store_true", help="few steps: a smoke test, not a timing")
-    bench.add_argument("--threads", type=int_at_least(1), default=None, metavar="N",
+    # torch.set_num_threads takes a C int
+    bench.add_argument("--threads", type=int_at_least(1, "threads", 2**31 - 1), default=None, metavar="N",
                        help="torch.set_num_threads(N) (default: torch's)")
-    bench.add_argument("--rounds", type=int_at_least(1), default=None, metavar="R",
+    bench.add_argument("--rounds", type=int_at_least(1, "rounds"), default=None, metavar="R",
                        help="interleaved timing rounds (default: 15, quick: 2)")
-    bench.add_argument("--steps", type=int_at_least(1), default=None, metavar="N",
+    bench.add_argument("--steps", type=int_at_least(1, "steps"), default=None, metavar="N",
                        help="timed steps per round and candidate (default: the metric "
                        f"interval, {_DEFAULTS.metric_interval}, so each block holds one logged "
                        "step; quick: 3)")
+    bench.add_argument("--population", type=_populations, default=None, metavar="P,…",
+                       help="time populations of these sizes instead (e.g. 1,8,32,128): model-steps/s "
+                       "of P seeds trained in one batched step, and the ratio to P = 1")
+    bench.add_argument("--rules", type=_rule_list, default=None, metavar="RULE,…",
+                       help="with --population: the rules to time (default: np,fa,bp)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
 
-def _port(text: str) -> int:
+def _populations(text: str) -> list[int]:
+    """--population: population sizes, each one the seeds setting allows (one line otherwise,
+    not argparse's "invalid value", which would hide what is allowed)."""
     try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"port={text!r} is not allowed; it must be an integer "
-                                         "from 1 to 65535")
-    return value
+        sizes = [settings()["seeds"].read_int("population", part) for part in text.split(",")]
+        for p in sizes:
+            settings()["seeds"].check("population", p, 1)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return sizes
+
+
+def _rule_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    try:
+        for n in names:
+            check_choice("rules", n, sorted(RULES))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return names
+

@@ -12,10 +12,11 @@ from engine.cli.common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EX
                                print_error, fmt)
 from engine.cli.parser import config_from_args
 from engine.errors import ConfigError
-from engine.config import RunConfig, parse_int, settings
+from engine.config import RunConfig, settings
 from engine.metric_names import METRICS
 from engine.control import Control, drive
 from engine.status import Status
+from engine.threads import threads_for
 from engine.errors import one_line
 
 
@@ -23,8 +24,15 @@ def _print_summary(result: dict, seconds: float) -> None:
     acc = result.get("test_accuracy")
     print(f"{result['rule']} on {result['dataset']}: {result['status']} after {result['steps']} steps "
           f"in {seconds:.1f} s")
-    print(f"test accuracy {fmt(acc, '.1f', 100.0)} %, test loss {fmt(result.get('test_loss'), '.4g')}, "
-          f"train loss {fmt(result.get('train_loss'), '.4g')}")
+    members = result.get("members")
+    if members:             # a population: each member, then their mean ± standard deviation
+        print(f"{len(members)} seeds, the members' mean ± standard deviation (each member below)")
+        print(f"test accuracy {fmt(acc, '.1f', 100.0)} ± {fmt(result.get('test_accuracy_std'), '.1f', 100.0)} %, "
+              f"test loss {fmt(result.get('test_loss'), '.4g')} ± {fmt(result.get('test_loss_std'), '.2g')}, "
+              f"train loss {fmt(result.get('train_loss'), '.4g')}")
+    else:
+        print(f"test accuracy {fmt(acc, '.1f', 100.0)} %, test loss {fmt(result.get('test_loss'), '.4g')}, "
+              f"train loss {fmt(result.get('train_loss'), '.4g')}")
     layers = result.get("layers") or []
     if layers:
         heads = [METRICS[m].short for m in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg",
@@ -36,6 +44,11 @@ def _print_summary(result: dict, seconds: float) -> None:
                   f"{fmt(layer['update_angle_deg'], '7.1f'):>7}  "
                   f"{fmt(layer['sign_congruence'], '9.1f', 100.0):>9} %  "
                   f"{fmt(layer['relative_error'], '10.3f'):>10}")
+    if members:
+        print("member   seed  test acc %  test loss  train loss")
+        for m in members:
+            print(f"{m['member']:>6}  {m['seed']:>5}  {fmt(m['test_accuracy'], '9.1f', 100.0):>9}  "
+                  f"{fmt(m['test_loss'], '9.4g'):>9}  {fmt(m['train_loss'], '10.4g'):>10}")
     if result.get("run_dir"):
         print(f"saved to {result['run_dir']}")
 
@@ -75,7 +88,7 @@ def _resumed(args: argparse.Namespace):
     cfg = RunConfig.from_dict(state["config"])
     done = state["step"]
     if args.steps is not None:
-        cfg.steps = parse_int("steps", args.steps)
+        cfg.steps = settings()["steps"].read_int("steps", args.steps)
     if cfg.steps <= done:
         raise UsageError(f"steps={cfg.steps} is not allowed with --resume: the run has done "
                          f"{done} steps already; give --steps larger than {done}")
@@ -111,6 +124,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         DOWNLOAD_OPTIONS["progress"] = False
 
     trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)
+    threads = threads_for(cfg, sum(p.numel() for p in trainer.model.parameters()) // cfg.seeds)
+    if threads is not None:                       # a small step: one thread (engine/threads.py)
+        import torch
+        torch.set_num_threads(threads)
     if state is not None:
         _restored(trainer, state, args.resume)
     writer = None

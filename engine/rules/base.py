@@ -9,6 +9,9 @@ Conventions: layers are numbered 1..N from the input; hidden site i (1..N-1, the
 layer i+1) receives its error through `feedback_matrices()[i-1]`: for layer-wise rules the
 feedback tensor of layer i+1, shaped like W_{i+1}ᵀ (linear) or the kernel (conv); for direct
 (DFA-form) rules a matrix of shape (units at site i) × n_out fed by the output error.
+
+In a population (engine/members.py) every tensor here is the members' blocks stacked: the batch,
+the losses, the errors, B; and every random draw comes from each member's own stream.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from engine.live import Live
 from engine.errors import ConfigError
+from engine.members import Streams
 
 RULES: dict[str, type["LearningRule"]] = {}
 
@@ -41,7 +45,7 @@ class StepResult:
     weight_grads: list[torch.Tensor]   # the rule's ∂L/∂Wᵢ (batch mean), i = 1..N
     mean_deltas: list[torch.Tensor]    # ∂(batch-mean loss)/∂aᵢ, i = 1..N: see `deltas`
     mean_site_errors: list[torch.Tensor] | None = None   # the same at each hidden site
-    input_shapes: list[torch.Size] = field(default_factory=list)  # each layer's input shape
+    input_shapes: list[torch.Size] = field(default_factory=list)  # each layer's input shape (all members' rows)
     masks: list | None = None          # dropout masks, shared by every pass of this step
     first_hidden: torch.Tensor | None = None      # block 1's clean output (before mask and noise)
     estimates: list[torch.Tensor | None] | None = None   # NP's λ̂ᵢ per hidden site (None: unperturbed)
@@ -49,6 +53,7 @@ class StepResult:
     # noisy): with first_hidden and masks, what backprop's errors can be replayed from without
     # a second forward pass (engine/reference.py).
     pre: list[torch.Tensor] | None = None
+    members: int = 1                   # the population's P: the batch is P blocks of loss.shape[0] / P rows
 
     # Per-sample errors are the batch-mean ones times the batch size, each scaled on first use
     # only: rules that neither regress B nor get measured this step never pay for the copies,
@@ -56,14 +61,19 @@ class StepResult:
     @functools.cached_property
     def deltas(self) -> Sequence[torch.Tensor]:
         """The rule's per-sample δᵢ = ∂L/∂aᵢ, i = 1..N."""
-        return _PerSample(self.mean_deltas, self.loss.shape[0])
+        return _PerSample(self.mean_deltas, self.batch)
+
+    @property
+    def batch(self) -> int:
+        """Samples per member."""
+        return self.loss.shape[0] // self.members
 
     @functools.cached_property
     def site_errors(self) -> Sequence[torch.Tensor] | None:
         """The error each hidden site received from the backward pass, per sample."""
         if self.mean_site_errors is None:
             return None
-        return _PerSample(self.mean_site_errors, self.loss.shape[0])
+        return _PerSample(self.mean_site_errors, self.batch)
 
 
 class _PerSample(Sequence):
@@ -88,21 +98,31 @@ class _PerSample(Sequence):
         return repr(list(self))
 
 
-def _gaussian(shape, sigma: float, generator: torch.Generator, device) -> torch.Tensor:
-    """`torch.randn(shape, generator=generator) * sigma`, bit for bit, in one pass on the CPU.
+def _gaussian(shape, sigma: float, generator: torch.Generator | Streams, device) -> torch.Tensor:
+    """`torch.randn(shape, generator=generator) * sigma`, bit for bit, in one pass on the CPU;
+    for a population's streams, each member's such draw, stacked.
 
     torch's CPU normal_ draws every tensor of 16 or more numbers as torch.randn does (the same
     uniforms, the same Box-Muller), scaling by σ as it stores them, so the product is the one
     randn · σ rounds to; smaller tensors take a scalar path that rounds differently, and other
-    devices keep the product."""
+    devices keep the product. A member's block of one buffer is filled in place, as a fresh
+    tensor of its shape would be (no buffer per member, no concatenation)."""
+    streams = Streams.of(generator)
     if torch.device(device).type == "cpu" and math.prod(shape) >= 16:
-        return torch.empty(shape, device=device).normal_(0.0, sigma, generator=generator)
-    return torch.randn(shape, generator=generator, device=device) * sigma
+        rows, out = shape[0], torch.empty((len(streams) * shape[0], *shape[1:]), device=device)
+        for k, g in enumerate(streams.generators):
+            out[k * rows:(k + 1) * rows].normal_(0.0, sigma, generator=g)
+        return out
+    return streams.stack(lambda g: torch.randn(shape, generator=g, device=device) * sigma)
 
 
-def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator, device) -> torch.Tensor:
-    """A random tensor at a forward layer's init scale under `scheme` (see models.INITS):
-    U(−1/√fan_in, 1/√fan_in) for "torch", N(0, 2/fan_in) for "paper"."""
+def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator | Streams,
+              device) -> torch.Tensor:
+    """A random tensor at a forward layer's init scale under `scheme` (see networks.INITS):
+    U(−1/√fan_in, 1/√fan_in) for "torch", N(0, 2/fan_in) for "paper"; one `shape` per member,
+    stacked, when `generator` is a population's streams."""
+    if isinstance(generator, Streams):
+        return generator.stack(lambda g: init_like(scheme, fan_in, shape, g, device))
     if scheme == "paper":
         return torch.randn(shape, generator=generator, device=device) * (2.0 / fan_in) ** 0.5
     bound = 1.0 / fan_in ** 0.5
@@ -132,14 +152,16 @@ class LearningRule:
     feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ) or "direct" (DFA-form)
     learns_feedback: ClassVar[bool] = False
 
-    def __init__(self, model, cfg, generator: torch.Generator):
+    def __init__(self, model, cfg, generator: torch.Generator | Streams):
         """`cfg` is read for the settings that stay fixed; the live ones (σ, lr, feedback_lr)
         come with each step as its `live` argument. A step called without one (a test, a
-        notebook) uses `self.live`, the values cfg had when the rule was made."""
+        notebook) uses `self.live`, the values cfg had when the rule was made. `generator`: the
+        rule's random stream, or one per member of a population."""
         self.model = model
         self.cfg = cfg
         self.live = Live.of(cfg)
-        self.generator = generator
+        self.generator = Streams.of(generator)
+        self.members = model.members
         self.device = next(model.parameters()).device
 
     # ------------------------------------------------------------ interface
@@ -213,7 +235,8 @@ class LearningRule:
         """ξᵢ ~ N(0, σ²I) for each hidden site in `sites` (default: all), None for the others."""
         shapes = self.model.hidden_shapes()
         sites = range(len(shapes)) if sites is None else sites
-        return [_gaussian((x.shape[0], *shape), sigma, self.generator, x.device) if i in sites else None
+        rows = x.shape[0] // self.members
+        return [_gaussian((rows, *shape), sigma, self.generator, x.device) if i in sites else None
                 for i, shape in enumerate(shapes)]
 
     def forward_backward(self, x, y, objective, noisy: bool = False, taps=None,
@@ -235,7 +258,7 @@ class LearningRule:
         # StepResult). The gradients at the hidden sites are the errors the backward sent through
         # B, kept so that neither the metrics nor the regression of B recompute them.
         # With taps (direct feedback) the sites' errors are the ones the taps sent: not asked for.
-        n, batch = len(weights), x.shape[0]
+        n, batch = len(weights), x.shape[0] // self.members
         sites = trace.inputs[1:] if taps is None else []
         grads = torch.autograd.grad(loss.sum() / batch, weights + biases + trace.pre + sites)
         for p, g in zip(weights + biases, grads[:2 * n]):
@@ -251,4 +274,5 @@ class LearningRule:
                           mean_site_errors=taps.sent if taps is not None else list(grads[3 * n:]),
                           masks=masks, input_shapes=[t.shape for t in trace.inputs],
                           pre=None if noisy else [a.detach() for a in trace.pre],
-                          first_hidden=trace.hidden[0].detach() if trace.hidden else None)
+                          first_hidden=trace.hidden[0].detach() if trace.hidden else None,
+                          members=self.members)

@@ -10,7 +10,7 @@ hidden output.
 
 import torch
 
-from engine.layers import FeedbackLinear, add_outer_products
+from engine.layers import add_outer_products, times_transposed
 from engine.rules.base import LearningRule, init_like, register
 
 
@@ -25,7 +25,8 @@ class _DirectFeedback(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, e):
-        sent = [(e @ b.T).view(shape) for b, shape in zip(ctx.feedback, ctx.shapes)]
+        p = ctx.taps.members
+        sent = [times_transposed(e, b, p).view(shape) for b, shape in zip(ctx.feedback, ctx.shapes)]
         ctx.taps.sent = sent
         return (None, e, *sent)
 
@@ -37,8 +38,8 @@ class DirectTaps:
     `sent` holds the errors e Bᵢᵀ it sent (of the batch-mean loss, like autograd's),
     so that neither the metrics nor B's regression form them again."""
 
-    def __init__(self, feedback):
-        self.feedback = feedback
+    def __init__(self, feedback, members: int = 1):
+        self.feedback, self.members = feedback, members
         self.sent: list[torch.Tensor] | None = None
         self.sites: list[torch.Tensor] = []
 
@@ -55,18 +56,29 @@ class DirectMap:
     """The map from the output error to a site, e ↦ e Bᵀ, in the interface of a layer's
     feedback (see engine/layers.py), so the feedback regression treats both alike."""
 
-    @staticmethod
-    def input_grad(g, feedback, shape):
-        return g @ feedback.T
+    def __init__(self, members: int = 1):
+        self.members = members
+
+    def input_grad(self, g, feedback, shape):
+        return times_transposed(g, feedback, self.members)
+
+    def add_feedback_grad(self, feedback, residual, g) -> None:
+        add_outer_products(feedback, residual.flatten(1), g, members=self.members)
 
     @staticmethod
-    def add_feedback_grad(feedback, residual, g) -> None:
-        add_outer_products(feedback, residual.flatten(1), g)
+    def regression_gain() -> int:
+        return 1
 
-    regression_gain = FeedbackLinear.regression_gain
-    solution_shape = FeedbackLinear.solution_shape
-    regression_rows = FeedbackLinear.regression_rows
-    feedback_from_solution = FeedbackLinear.feedback_from_solution
+    def solution_shape(self, feedback):
+        return feedback.shape[0] // self.members, feedback.shape[1]
+
+    @staticmethod
+    def regression_rows(g, target):
+        return g, target.flatten(1)
+
+    @staticmethod
+    def feedback_from_solution(solution, feedback):
+        return solution
 
 
 def direct_random_feedback(model, generator, device):
@@ -84,12 +96,12 @@ class DirectFeedbackAlignment(LearningRule):
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
-        self.feedback = direct_random_feedback(model, generator, self.device)
+        self.feedback = direct_random_feedback(model, self.generator, self.device)
         self.attach_feedback(None)
 
     def compute_gradients(self, x, y, objective, live=None):
         return self.forward_backward(x, y, objective, noisy=self.cfg.train_on_noise,
-                                     taps=DirectTaps(self.feedback), live=live)
+                                     taps=DirectTaps(self.feedback, self.members), live=live)
 
     def feedback_matrices(self):
         return self.feedback

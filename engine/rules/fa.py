@@ -8,8 +8,8 @@ from engine.rules.base import LearningRule, init_like, register
 
 def random_feedback(model, generator, device):
     """One random tensor per layer above the first, shaped like what it stands for (Wᵀ, or the
-    kernel of a convolution), at the forward weights' init scale."""
-    return [init_like(model.init, layer.fan_in(), layer.backprop_feedback().shape, generator, device)
+    kernel of a convolution), at the forward weights' init scale; one per member, stacked."""
+    return [init_like(model.init, layer.fan_in(), layer.feedback_shape(), generator, device)
             for layer in model.layers[1:]]
 
 
@@ -21,7 +21,7 @@ class FeedbackAlignment(LearningRule):
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
-        self.feedback = random_feedback(model, generator, self.device)
+        self.feedback = random_feedback(model, self.generator, self.device)
         self.attach_feedback(self.feedback)
 
     def feedback_matrices(self):

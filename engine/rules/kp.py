@@ -21,7 +21,7 @@ class KolenPollack(LearningRule):
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
-        self.feedback = random_feedback(model, generator, self.device)
+        self.feedback = random_feedback(model, self.generator, self.device)
         self.attach_feedback(self.feedback)
         self._before: list[torch.Tensor] = []
 

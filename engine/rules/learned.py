@@ -20,17 +20,17 @@ class LearnedFeedback(LearningRule):
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
         if self.feedback_kind == "direct":
-            self.feedback = direct_random_feedback(model, generator, self.device)
-            maps = [DirectMap] * len(self.feedback)
+            self.feedback = direct_random_feedback(model, self.generator, self.device)
+            maps = [DirectMap(self.members)] * len(self.feedback)
             self.attach_feedback(None)            # the backward taps carry e (see `taps`)
         else:
-            self.feedback = random_feedback(model, generator, self.device)
+            self.feedback = random_feedback(model, self.generator, self.device)
             maps = list(model.layers[1:])
             self.attach_feedback(self.feedback)
         if cfg.feedback_mode == "ridge":
             for b in self.feedback:
                 b.zero_()
-        self.regression = FeedbackRegression(self.feedback, maps, cfg)
+        self.regression = FeedbackRegression(self.feedback, maps, cfg, self.members)
 
     @property
     def direct(self) -> bool:
@@ -38,7 +38,7 @@ class LearnedFeedback(LearningRule):
 
     def taps(self):
         """The backward pass's taps: direct feedback replaces each hidden site's error."""
-        return DirectTaps(self.feedback) if self.direct else None
+        return DirectTaps(self.feedback, self.members) if self.direct else None
 
     def regression_inputs(self, result) -> list:
         """What each B is applied to: δ_{i+1} (layer-wise) or the output error (direct)."""

@@ -23,6 +23,7 @@ Globally it is a prediction error: the loss change minus the change the feedback
 
 import torch
 
+from engine.members import split
 from engine.rules.base import REGRESSION_SETTINGS, register
 from engine.rules.learned import LearnedFeedback
 
@@ -37,7 +38,7 @@ class NodePerturbation(LearnedFeedback):
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
         self._cycle = 0                     # perturb="cycle": the next site to perturb
-        self.cv_weight = ControlVariateWeight(self.device)
+        self.cv_weight = ControlVariateWeight(self.device, self.members)
 
     def state_dict(self):
         return {**super().state_dict(), "cycle": self._cycle, "cv_weight": self.cv_weight.state_dict()}
@@ -96,11 +97,11 @@ class NodePerturbation(LearnedFeedback):
         pass's dropout masks, so L̃ − L is caused by the node noise alone (independent masks let
         dropout noise leak into the estimate). `sigma`: the step's σ (default: `self.live`'s)."""
         sigma = self.live.sigma if sigma is None else sigma
-        k, batch = self.cfg.noise_draws, x.shape[0]
+        k, batch, p = self.cfg.noise_draws, x.shape[0], self.members
         if k > 1:
-            x, y, clean_loss = _repeat(x, k), _repeat(y, k), _repeat(clean_loss, k)
-            masks = None if masks is None else [None if m is None else _repeat(m, k) for m in masks]
-            first_hidden = None if first_hidden is None else _repeat(first_hidden, k)
+            x, y, clean_loss = _repeat(x, k, p), _repeat(y, k, p), _repeat(clean_loss, k, p)
+            masks = None if masks is None else [None if m is None else _repeat(m, k, p) for m in masks]
+            first_hidden = None if first_hidden is None else _repeat(first_hidden, k, p)
         noise = self.sample_noise(x, sigma, self.perturbed_sites())
 
         def loss_with(n):
@@ -112,7 +113,7 @@ class NodePerturbation(LearnedFeedback):
         else:
             change = loss_with(noise) - clean_loss
         if predictions is not None:             # the change that B's errors ĝ predict: ξ·ĝ
-            predictions = [None if xi is None else _repeat(g.reshape(batch, *xi.shape[1:]), k)
+            predictions = [None if xi is None else _repeat(g.reshape(batch, *xi.shape[1:]), k, p)
                            for xi, g in zip(noise, predictions)]
             predicted = None
             for xi, g in zip(noise, predictions):
@@ -122,6 +123,8 @@ class NodePerturbation(LearnedFeedback):
             if weight is None:
                 weight = self.cv_weight.value()
                 self.cv_weight.observe(change, predicted)      # after: c uses earlier batches only
+                if p > 1:                                      # each member's c, on its rows
+                    weight = weight.repeat_interleave(change.shape[0] // p)
             change = change - weight * predicted
         scale = change / sigma ** 2
         estimates = []
@@ -129,10 +132,17 @@ class NodePerturbation(LearnedFeedback):
             if xi is None:
                 estimates.append(None)
                 continue
-            s = scale.view(-1, *[1] * (xi.dim() - 1))
+            column = [1] * (xi.dim() - 1)
+            s = scale.view(-1, *column)
             # λ̂ᵢ = s ξᵢ (+ c ĝᵢ): one fused multiply-add per site
-            lam = s * xi if predictions is None else torch.addcmul(weight * predictions[i], s, xi)
-            estimates.append(lam.view(k, batch, *lam.shape[1:]).mean(0) if k > 1 else lam)
+            if predictions is None:
+                lam = s * xi
+            else:
+                c = weight.view(-1, *column) if isinstance(weight, torch.Tensor) and weight.dim() else weight
+                lam = torch.addcmul(c * predictions[i], s, xi)
+            if k > 1:               # each member's K draws of a sample, averaged
+                lam = lam.view(p, k, batch // p, *lam.shape[1:]).mean(1).view(batch, *lam.shape[1:])
+            estimates.append(lam)
         return estimates
 
     def perturbed_sites(self) -> list[int]:
@@ -156,18 +166,25 @@ class ControlVariateWeight:
 
     DECAY = 0.99                 # about the last 100 batches
 
-    def __init__(self, device):
-        # (Σ ΔL p, Σ p²) in one float64 vector: one update per step (sums over 10⁵⁺ steps)
-        self.sums = torch.zeros(2, dtype=torch.float64, device=device)
-        self.cross, self.power = self.sums[0], self.sums[1]         # views of it
+    def __init__(self, device, members: int = 1):
+        # (Σ ΔL p, Σ p²) per member in float64: one update per step (sums over 10⁵⁺ steps)
+        self.members = members
+        self.sums = torch.zeros(2, members, dtype=torch.float64, device=device)
+        self.cross, self.power = self.sums[0], self.sums[1]         # views of it, (P,) each
 
     def value(self) -> torch.Tensor:
+        """Each member's c, (P,)."""
         return (self.cross / self.power.clamp_min(1e-300)).clamp(0.0, 1.0).float()
 
     def observe(self, change: torch.Tensor, predicted: torch.Tensor) -> None:
         predicted = predicted.double()
-        both = torch.stack((change.double(), predicted))
-        self.sums.addmv_(both, predicted, beta=self.DECAY)        # decay, then add (ΔL·p, p·p)
+        if self.members == 1:
+            both = torch.stack((change.double(), predicted))
+            self.sums[:, 0].addmv_(both, predicted, beta=self.DECAY)   # decay, then add (ΔL·p, p·p)
+            return
+        p = split(predicted, self.members)
+        both = torch.stack((split(change.double(), self.members) * p, p * p))   # (2, P, rows)
+        self.sums.mul_(self.DECAY).add_(both.sum(2))
 
     def state_dict(self) -> dict:
         return {"cross": self.cross.clone().cpu(), "power": self.power.clone().cpu()}
@@ -178,9 +195,13 @@ class ControlVariateWeight:
             self.power.copy_(state["power"])
 
 
-def _repeat(t: torch.Tensor, k: int) -> torch.Tensor:
-    """k copies of a batch, stacked along the batch dimension."""
-    return t if k == 1 else t.repeat(k, *[1] * (t.dim() - 1))
+def _repeat(t: torch.Tensor, k: int, members: int = 1) -> torch.Tensor:
+    """k copies of each member's batch, stacked along the batch dimension within its block."""
+    if k == 1:
+        return t
+    if members == 1:
+        return t.repeat(k, *[1] * (t.dim() - 1))
+    return split(t, members).repeat(1, k, *[1] * (t.dim() - 1)).view(-1, *t.shape[1:])
 
 
 @register

@@ -25,27 +25,42 @@ its regression as rows of features and targets (`regression_rows`) and turns the
 into its feedback tensor (`feedback_from_solution`): for a convolution each row is one position
 of one sample, its features the patch of δ around it, shared by every input channel, so the Gram
 is (C_out·kh·kw)² however many input channels there are.
+
+A population's members regress their own B on their own rows: one normalisation, one V and S,
+one solve per member (V and S carry a leading member axis; the solves are batched).
 """
 
 from __future__ import annotations
 
 import torch
 
+from engine.members import split
+
 _TINY = 1e-30
 
 
+def _products(a: torch.Tensor, b: torch.Tensor, members: int) -> torch.Tensor:
+    """aᵀ b of each member's rows, as (P, a's columns, b's columns)."""
+    if members == 1:
+        return (a.T @ b).unsqueeze(0)
+    return torch.bmm(split(a, members).transpose(1, 2), split(b, members))
+
+
 class FeedbackRegression:
-    def __init__(self, feedback: list[torch.Tensor], maps: list, cfg):
-        """`maps[i]` sends an error through `feedback[i]`: a layer, or a direct map (see dfa.py)."""
-        self.feedback, self.maps = feedback, maps
+    def __init__(self, feedback: list[torch.Tensor], maps: list, cfg, members: int = 1):
+        """`maps[i]` sends an error through `feedback[i]`: a layer, or a direct map (see dfa.py);
+        `members`: the population's P, whose blocks are stacked in every tensor."""
+        self.feedback, self.maps, self.members = feedback, maps, members
         self.cfg = cfg                      # its fixed settings; feedback_lr comes with each update
         if cfg.feedback_mode == "ridge":
             self.gram, self.cross = [], []
             for b, m in zip(feedback, maps):
                 n_out, n_features = m.solution_shape(b)
-                self.gram.append(torch.zeros(n_features, n_features, dtype=torch.float64, device=b.device))
-                self.cross.append(torch.zeros(n_out, n_features, dtype=torch.float64, device=b.device))
-            self._eye = [torch.eye(v.shape[0], dtype=torch.float64, device=v.device) for v in self.gram]
+                self.gram.append(torch.zeros(members, n_features, n_features, dtype=torch.float64,
+                                             device=b.device))
+                self.cross.append(torch.zeros(members, n_out, n_features, dtype=torch.float64,
+                                              device=b.device))
+            self._eye = [torch.eye(v.shape[1], dtype=torch.float64, device=v.device) for v in self.gram]
 
     @torch.no_grad()
     def update(self, inputs: list[torch.Tensor], targets: list[torch.Tensor | None], feedback_lr: float,
@@ -72,14 +87,20 @@ class FeedbackRegression:
         residual = prediction - t.reshape(prediction.shape)
         # The step's one factor scales the residual (batch-sized), so that B takes the summed
         # product in place: no B-sized temporaries.
+        p = self.members
         if self.cfg.feedback_normalize:
-            flat = d.reshape(-1)
-            energy, c = torch.dot(flat, flat), m.regression_gain()
+            if p == 1:
+                flat = d.reshape(-1)
+                energy = torch.dot(flat, flat)
+            else:                  # each member's own input energy, as a column over its rows
+                energy = split(d, p).flatten(1).pow(2).sum(1).repeat_interleave(d.shape[0] // p)
+                energy = energy.view(-1, *[1] * (residual.dim() - 1))
+            c = m.regression_gain()
             if c != 1:
                 energy = energy * c
             residual.mul_((-feedback_lr * gain) / energy.clamp_min(_TINY))
         else:                      # the reference code's step, as it stands: no gain
-            residual.mul_(-feedback_lr / d.shape[0])
+            residual.mul_(-feedback_lr / (d.shape[0] // p))
         m.add_feedback_grad(b, residual, d)                       # summed over the batch
 
     def _ridge(self, i, d, t):
@@ -89,31 +110,39 @@ class FeedbackRegression:
         if rho != 1.0:
             v.mul_(rho)
             s.mul_(rho)
-        v.add_((features.T @ features).double())
-        s.add_((target.T @ features).double())
-        self.feedback[i].copy_(m.feedback_from_solution(self.solve(i), self.feedback[i]))
+        p = self.members
+        v.add_(_products(features, features, p).double())
+        s.add_(_products(target, features, p).double())
+        b, solution = self.feedback[i], self.solve(i)
+        if p == 1:
+            b.copy_(m.feedback_from_solution(solution[0], b))
+        else:
+            split(b, p).copy_(m.feedback_from_solution(solution, split(b, p)))
 
     def ridge_gamma(self, i: int) -> torch.Tensor | float:
-        """The γ added to V's diagonal at site i (data-scaled when `ridge_relative`)."""
+        """The γ added to V's diagonal at site i (data-scaled when `ridge_relative`), per member."""
         gamma = self.cfg.ridge_gamma
         if self.cfg.ridge_relative:
             v = self.gram[i]
-            return gamma * torch.diagonal(v).sum() / v.shape[0] + _TINY
+            return (gamma * torch.diagonal(v, dim1=1, dim2=2).sum(1) / v.shape[1] + _TINY).view(-1, 1, 1)
         return gamma
 
     def solve(self, i: int) -> torch.Tensor:
-        """S (V + γI)⁻¹ in float64, by Cholesky (V + γI is symmetric positive definite)."""
+        """S (V + γI)⁻¹ in float64 for every member, (P, outputs, features), by Cholesky
+        (V + γI is symmetric positive definite)."""
         v, s = self.gram[i], self.cross[i]
         chol, _ = torch.linalg.cholesky_ex(v + self.ridge_gamma(i) * self._eye[i])
         # B (V + γI) = S  ⇔  (V + γI) Bᵀ = Sᵀ; cholesky_ex: no host sync to check the factor
-        return torch.cholesky_solve(s.T, chol).T
+        return torch.cholesky_solve(s.transpose(1, 2), chol).transpose(1, 2)
 
     def state_dict(self) -> dict:
         if self.cfg.feedback_mode != "ridge":
             return {}
-        return {"gram": [v.cpu() for v in self.gram], "cross": [s.cpu() for s in self.cross]}
+        # one member's sums without the member axis, as a single run has always saved them
+        squeeze = (lambda t: t[0]) if self.members == 1 else (lambda t: t)
+        return {"gram": [squeeze(v).cpu() for v in self.gram], "cross": [squeeze(s).cpu() for s in self.cross]}
 
     def load_state_dict(self, state: dict) -> None:
         for name in ("gram", "cross"):
             for mine, saved in zip(getattr(self, name, []), state.get(name, [])):
-                mine.copy_(saved)
+                mine.copy_(saved.view_as(mine))

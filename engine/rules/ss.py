@@ -18,7 +18,7 @@ class SignSymmetry(LearningRule):
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)
-        self.magnitude = [r.abs() for r in random_feedback(model, generator, self.device)]
+        self.magnitude = [r.abs() for r in random_feedback(model, self.generator, self.device)]
         self.feedback = [torch.empty_like(m) for m in self.magnitude]
         self.refresh()
         self.attach_feedback(self.feedback)

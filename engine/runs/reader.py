@@ -24,8 +24,8 @@ from engine.files import read_regular
 from engine.runs.layout import CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE, process_started
 from engine.labels import width_label
 
-LIST_COLUMNS = ["id", "rule", "dataset", "depth", "width", "seed", "steps", "status",
-                "test_accuracy", "test_loss", "path"]
+LIST_COLUMNS = ["id", "rule", "dataset", "depth", "width", "seed", "seeds", "steps", "status",
+                "test_accuracy", "test_accuracy_std", "test_loss", "path"]
 # A folder holding none of these is not a run: the listing leaves it out.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_FILE)
 
@@ -119,7 +119,8 @@ def _checked_summary(path: Path) -> dict:
 
 def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
     """One row per run folder under `root` (oldest first): id, rule, dataset, depth, width, seed,
-    steps (done), status, test_accuracy, test_loss, path. A folder with a run's files that
+    seeds (a population's members), steps (done), status, test_accuracy (the members' mean),
+    test_accuracy_std (their spread; NaN for one), test_loss, path. A folder with a run's files that
     cannot be read is listed with status "unreadable: <file>: <why>"; other folders are not runs
     and are left out."""
     root = Path(root)
@@ -136,9 +137,10 @@ def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
                 continue
             rows.append({
                 **row, "rule": cfg.rule, "dataset": cfg.dataset, "depth": cfg.depth,
-                "width": width_label(cfg.width), "seed": cfg.seed, "steps": summary.get("steps"),
-                "status": summary.get("status", "unknown"),
+                "width": width_label(cfg.width), "seed": cfg.seed, "seeds": cfg.seeds,
+                "steps": summary.get("steps"), "status": summary.get("status", "unknown"),
                 "test_accuracy": _float(summary.get("test_accuracy")),
+                "test_accuracy_std": _float(summary.get("test_accuracy_std")),
                 "test_loss": _float(summary.get("test_loss"))})
     # object columns: a listing with unreadable rows keeps its integers integers
     return pd.DataFrame(rows, columns=LIST_COLUMNS, dtype=object)

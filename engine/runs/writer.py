@@ -3,7 +3,8 @@
 Layout of `<root>/<run id>/`:
 
 - `config.json`      `RunConfig.to_dict()`, written once, atomically, when the run starts.
-- `metrics.parquet`  one tidy row per logged step: `engine.stream.flatten_record(record)` plus
+- `metrics.parquet`  one tidy row per logged step (per member and step for a population of
+                     several seeds, with `member` and `seed` columns): `engine.stream.member_rows` plus
                      the run's hyperparameters as columns (rule, dataset, depth, width as "50" or
                      "50-20", seed, …; σ, lr and feedback_lr are live columns of the record) and
                      `run_id`. Rewritten atomically (temp file in the same folder, then
@@ -44,7 +45,7 @@ from engine.errors import SaveError
 from engine.runs.layout import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, json_safe, process_started
 from engine.labels import width_label
 from engine.runs.reader import read_metrics
-from engine.stream import flatten_record
+from engine.stream import member_rows
 
 
 # ------------------------------------------------------------------ atomic writes
@@ -152,6 +153,8 @@ class RunWriter:
         # Which data the run really saw (e.g. full MNIST or the 5k subset) is part of its record.
         self._fixed = {"run_id": self.run_id, **hyperparameter_columns(self.cfg),
                        "dataset_variant": str(trainer.data.meta.get("variant", "full"))}
+        if self.cfg.seeds > 1:                # each member's row carries its own seed
+            del self._fixed["seed"]
         self._tables: list = []               # pyarrow tables already converted
         self._pending: list[dict] = []        # rows not yet converted
         self._last_flush = -math.inf
@@ -176,15 +179,16 @@ class RunWriter:
 
     # -------------------------------------------------------------- writing
     def _on_record(self, record: dict) -> None:
-        row = flatten_record(record)
-        for name in LIVE_FIELDS:              # a live change to lr=1 must not make an int column
-            if name in row:
-                row[name] = float(row[name])
-        row.update(self._fixed)
+        rows = member_rows(record)
+        for row in rows:
+            for name in LIVE_FIELDS:              # a live change to lr=1 must not make an int column
+                if name in row:
+                    row[name] = float(row[name])
+            row.update(self._fixed)
         with self._lock:
             if self._closed:
                 return
-            self._pending.append(row)
+            self._pending.extend(rows)
             self.last_step = record["step"]
             due = time.monotonic() - self._last_flush >= self.flush_interval
         if due:

@@ -159,7 +159,8 @@ def best_table(df, metric: str = "test_accuracy", mode: str = "max", per: str = 
     agg = g.agg(**{f"{metric}_mean": ("_m", "mean"), f"{metric}_std": ("_m", "std"),
                    "seeds": ("_m", "size"), "ok": ("_ok", "sum")})
     agg.loc[agg["ok"] < agg["seeds"], f"{metric}_mean"] = math.nan
-    first = g.head(1).set_index("point_id")
+    # the trial's own `seeds` setting (members of one run) is not this table's count of seeds
+    first = g.head(1).set_index("point_id").drop(columns=["seeds"], errors="ignore")
     agg = agg.join(first)
     agg = agg[agg[f"{metric}_mean"].notna()]
     if agg.empty:
