@@ -3,19 +3,30 @@
 Every test runs with one torch thread: the networks here are tiny, and on a shared 2-core
 machine torch's second thread made a step 50× slower (300–390 ms against 5–7 ms). No test
 measures threading; one that did would set its own count. OMP_NUM_THREADS also reaches the
-processes the tests start (the CLI, the dashboard's runs)."""
+processes the tests start (the CLI, the dashboard's runs).
+
+The browser tests drive the dashboard with scripts/measure/browser.py, which the measuring scripts
+use too; this file puts its folder on the path (pytest puts this one there)."""
 
 import contextlib
 import os
 import resource
 import signal
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "measure"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from browser import CHROMIUM, chromium_context, free_port, serve_dashboard, source_info  # noqa: E402
+
+# How long a page may take to show the server's answer to a click or an entry, and Playwright's
+# default for every action: under a second on a quiet machine, many on a loaded one.
+UI_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(autouse=True)
@@ -26,11 +37,19 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def require_browser() -> None:
+    """Skip the calling test module, with the reason, unless Debian's chromium and playwright are there."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests",
+                    allow_module_level=True)
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """A context of Debian's Chromium for a module's browser tests, closed in teardown."""
-    from browser_helpers import chromium_context
     with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+        context.set_default_timeout(UI_TIMEOUT_MS)
         yield context
 
 
@@ -38,9 +57,80 @@ def browser(tmp_path_factory):
 def server():
     """The dashboard served on a free port for a module's browser tests: (url, the Dashboards of
     its sessions); the server and its runs are stopped in teardown."""
-    from browser_helpers import serve_dashboard
     with serve_dashboard() as (url, dashboards):
         yield url, dashboards
+
+
+@pytest.fixture
+def page(server, browser):
+    """A fresh tab; afterwards its runs are stopped on the server side (a failed test must not
+    leave a million-step run training) and the tab is closed."""
+    url, dashboards = server
+    before = len(dashboards)
+    page = browser.new_page()
+    try:
+        yield page
+    finally:
+        for dash in dashboards[before:]:
+            dash.session.stop_all()
+        for dash in dashboards[before:]:
+            for run in dash.session.runs:
+                if hasattr(run, "join"):
+                    run.join(60)
+        page.close()
+
+
+def show_all_settings(page) -> None:
+    """Story mode, the default, keeps all but the lesson's settings in a collapsed "Advanced"
+    card: switch to every setting, in view."""
+    page.get_by_role("button", name="All settings").click()
+    page.get_by_label("Seed", exact=True).wait_for(state="visible")
+
+
+def total_points(page) -> int:
+    """Points in all the page's curves."""
+    return sum(s["n"] for s in source_info(page, "curves-", "step"))
+
+
+# The boxes of the plots' canvases and figures, found through shadow roots.
+JS_BOXES = """() => {
+  const all = (root, out) => {
+    for (const el of root.querySelectorAll('*')) { out.push(el); if (el.shadowRoot) all(el.shadowRoot, out); }
+    return out;
+  };
+  const box = el => { const r = el.getBoundingClientRect();
+                      return {x: r.x, y: r.y, w: r.width, h: r.height, cls: el.className}; };
+  const els = all(document, []);
+  return {
+    canvases: els.filter(el => el.classList && el.classList.contains('bk-Canvas')).map(box)
+                 .filter(b => b.w > 0 && b.h > 0),
+    heatmaps: Object.fromEntries(['start', 'B', 'WT', 'diff'].map(k => [k,
+        els.filter(el => el.classList && el.classList.contains('creditlab-heatmap-' + k)).map(box)])),
+    curves: els.filter(el => el.classList && el.classList.contains('creditlab-curve')).map(box),
+    width: window.innerWidth, height: window.innerHeight, scrollY: window.scrollY,
+    scrollWidth: document.documentElement.scrollWidth,
+  };
+}"""
+
+
+def settled_boxes(page) -> dict:
+    """JS_BOXES once the layout has settled (fonts, titles, the first data): the plots' boxes
+    read alike twice in a row, and all 12 plots drawn."""
+    last: dict = {}
+
+    def settled():
+        nonlocal last
+        boxes = page.evaluate(JS_BOXES)
+        same = boxes["canvases"] == last.get("canvases")
+        last = boxes
+        return same and len(boxes["canvases"]) >= 12
+    wait_until(settled, timeout=120, what="the plots' layout kept changing", interval=0.5)
+    return last
+
+
+# A run on the embedded digits that finishes in seconds: the app tests' run.
+TINY = dict(dataset="digits", depth=1, width=8, steps=400, metric_interval=10, eval_interval=100,
+            device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +190,104 @@ def bounded(seconds: float = 30.0, peak_mib: int | None = 32):
         tracemalloc.stop()
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     assert peak_mib is None or peak < peak_mib * MiB, f"peak allocation {peak / MiB:.0f} MiB"
+
+
+# ---------------------------------------------------------------- JupyterLab
+JUPYTERLAB_TOKEN = "creditlab-test"
+
+
+@contextlib.contextmanager
+def serve_jupyterlab(workdir: Path, notebooks: dict[str, Path], timeout: float = 120.0):
+    """Run `python -m jupyterlab` headless on 127.0.0.1 with everything it writes under `workdir`.
+
+    `notebooks` maps a path under the root folder to the notebook copied there. Kernels import
+    the repository's `app` and `engine` through PYTHONPATH. Yields (base URL, token, log path).
+    On exit the server, its kernels and their run processes are ended by process group.
+    """
+    import shutil
+    import subprocess
+    import urllib.request
+
+    repo = Path(__file__).resolve().parent.parent
+    root = workdir / "root"
+    dirs = {name: workdir / name for name in ("config", "data", "runtime", "ipython", "settings",
+                                              "workspaces", "runs", "mpl")}
+    for folder in (root, *dirs.values()):
+        folder.mkdir(parents=True, exist_ok=True)
+    for target, source in notebooks.items():
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / target)
+    # No news or update prompts: they would fetch from the network and cover the page's corner.
+    notification = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text('{"fetchNews": "false", "checkForUpdates": false}')
+
+    env = dict(os.environ)
+    env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+               JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), IPYTHONDIR=str(dirs["ipython"]),
+               JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+               JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+               MPLCONFIGDIR=str(dirs["mpl"]), CREDITLAB_RUNS=str(dirs["runs"]),
+               PYTHONPATH=os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH")) if p))
+    env.pop("JUPYTER_PATH", None)
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    port = free_port()
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           f"--ServerApp.token={JUPYTERLAB_TOKEN}", f"--ServerApp.root_dir={root}",
+           "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly"]
+    log = workdir / "jupyterlab.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.time()
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"jupyterlab exited ({server.returncode}):\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={JUPYTERLAB_TOKEN}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.time() - t0 > timeout:
+                raise RuntimeError(f"jupyterlab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base, JUPYTERLAB_TOKEN, log
+    finally:
+        _stop_process_tree(server)
+
+
+def _stop_process_tree(proc, grace: float = 20.0) -> None:
+    """End `proc` and everything under it. Jupyter starts each kernel in a session of its own, so
+    the descendants' process groups are collected before the server goes, then ended too."""
+    import psutil
+
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
+    groups = {proc.pid}
+    for kid in kids:
+        try:
+            groups.add(os.getpgid(kid.pid))
+        except OSError:
+            pass
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGTERM)        # the server shuts its kernels down
+    try:
+        proc.wait(grace)
+    except Exception:
+        pass
+    _, alive = psutil.wait_procs(kids, timeout=5)
+    for group in groups - {os.getpgrp()}:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(Exception):
+        proc.wait(5)

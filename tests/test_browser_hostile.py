@@ -9,18 +9,15 @@ source): a payload shown as text is only ever in text nodes (and in a menu optio
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pandas as pd
 import pytest
+from browser import open_dashboard, serve_dashboard
+from conftest import require_browser
 
 from engine.config import RunConfig
-
-sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import require_browser, serve_dashboard, wait_for_bokeh  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -73,23 +70,11 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(runs):
+    """conftest's, serving the hostile runs folder."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CREDITLAB_RUNS", str(runs))              # each session's Dashboard reads it
         with serve_dashboard() as (url, dashboards):
-            yield url
-
-
-@pytest.fixture
-def page(server, browser):
-    page = browser.new_page()
-    yield page
-    page.close()
-
-
-def open_dashboard(page, url: str) -> None:
-    page.goto(url)
-    wait_for_bokeh(page)
-    page.get_by_role("button", name="Start").wait_for(timeout=30_000)
+            yield url, dashboards
 
 
 def assert_nothing_ran(page) -> None:
@@ -100,17 +85,19 @@ def assert_nothing_ran(page) -> None:
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_a_links_values_show_as_text_in_the_alert(server, page, payload):
+    url, _ = server
     query = {"depth": payload, "rule": payload, "sigma": payload, "freeze_forward": payload, "width": payload}
-    open_dashboard(page, server + "?" + urlencode(query))
-    page.get_by_text("cannot be read").first.wait_for(timeout=10_000)
+    open_dashboard(page, url, "?" + urlencode(query))
+    page.get_by_text("cannot be read").first.wait_for()
     for name in ("depth", "rule", "sigma", "freeze_forward"):
-        page.get_by_text(f"{name}={payload!r}").first.wait_for(timeout=10_000)
-    page.get_by_text(f"width={payload!r} is not allowed").first.wait_for(timeout=10_000)
+        page.get_by_text(f"{name}={payload!r}").first.wait_for()
+    page.get_by_text(f"width={payload!r} is not allowed").first.wait_for()
     assert_nothing_ran(page)
 
 
 def test_saved_runs_with_hostile_names_and_settings_load_as_text(server, page):
-    open_dashboard(page, server)
+    url, _ = server
+    open_dashboard(page, url)
     menu = page.get_by_label("Saved runs (runs/)")
     labels = menu.evaluate("el => Array.from(el.options).map(o => o.text)")
     assert any(label.startswith("unknown-rule: unreadable") for label in labels), labels
@@ -118,13 +105,14 @@ def test_saved_runs_with_hostile_names_and_settings_load_as_text(server, page):
         label = next(label for label in labels if label.startswith(prefix + ": "))
         menu.select_option(label=label)
         page.get_by_role("button", name="Load into comparison").click()
-    page.get_by_text(f"[{FOLDER}]").first.wait_for(timeout=10_000)        # the run's key above the plots
-    page.get_by_text(f"{PAYLOADS[0]} seed0 [optimizer]").first.wait_for(timeout=10_000)
+    page.get_by_text(f"[{FOLDER}]").first.wait_for()        # the run's key above the plots
+    page.get_by_text(f"{PAYLOADS[0]} seed0 [optimizer]").first.wait_for()
     assert_nothing_ran(page)
 
 
 def test_a_sweeps_id_shows_as_text_on_the_sweeps_page(server, page):
-    open_dashboard(page, server)
+    url, _ = server
+    open_dashboard(page, url)
     page.get_by_text("Sweeps", exact=True).first.click()
-    page.get_by_text(f"{SWEEP_ID}: 1 / 1 trials done").first.wait_for(timeout=20_000)
+    page.get_by_text(f"{SWEEP_ID}: 1 / 1 trials done").first.wait_for()
     assert_nothing_ran(page)

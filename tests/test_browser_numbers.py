@@ -7,23 +7,15 @@ server: a bad entry shows its one-line message and Start starts nothing.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import require_browser, source_info  # noqa: E402
+from browser import open_dashboard, source_info
+from conftest import require_browser, show_all_settings, wait_until
 
 pytestmark = pytest.mark.browser
 
 require_browser()
-
-# A page per test (closed in its fixture's teardown) and how to open the dashboard: the same as
-# the other browser tests; the served app and the browser are conftest's.
-from conftest import wait_until  # noqa: E402
-from test_browser import open_dashboard, page, show_all_settings  # noqa: E402,F401
 
 LR = "Learning rate (live)"
 
@@ -37,13 +29,13 @@ def test_a_non_finite_number_is_refused_with_its_message_and_starts_nothing(serv
     box.fill(text)
     box.press(key)
     message = page.get_by_text(f"lr='{text}' is not allowed; it must be a finite number").first
-    message.wait_for(timeout=10_000)
+    message.wait_for()
     assert message.is_visible()
     assert box.input_value() == text                 # the page shows what was typed, not 0.001
     dash = dashboards[-1]
     assert dash.state.lr == 0.001 and "lr" in dash.state.unreadable
     page.get_by_role("button", name="Start").click()
-    page.get_by_text("Not started").first.wait_for(timeout=10_000)
+    page.get_by_text("Not started").first.wait_for()
     time.sleep(1.0)                                  # a run would have sent its first points by now
     assert source_info(page, "curves-", "step") == []
     assert dash.session.runs == []
@@ -57,10 +49,10 @@ def test_a_fixed_entry_clears_the_message_and_a_preset_shows_its_value(server, p
     box = page.get_by_label(LR, exact=True)
     box.fill("inf")
     box.press("Enter")
-    page.get_by_text("lr='inf' is not allowed").first.wait_for(timeout=10_000)
+    page.get_by_text("lr='inf' is not allowed").first.wait_for()
     box.fill("0.02")
     box.press("Enter")
-    page.get_by_text("lr='inf' is not allowed").first.wait_for(state="hidden", timeout=10_000)
-    wait_until(lambda: dashboards[-1].state.lr == 0.02, timeout=10)
+    page.get_by_text("lr='inf' is not allowed").first.wait_for(state="hidden")
+    wait_until(lambda: dashboards[-1].state.lr == 0.02)
     page.get_by_label("Preset (the paper's set-ups)").select_option("Paper MLP: NP")
-    wait_until(lambda: box.input_value() == "0.05", timeout=10)
+    wait_until(lambda: box.input_value() == "0.05")

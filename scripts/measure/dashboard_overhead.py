@@ -7,7 +7,7 @@ records (steps between the first and last record over the trainer's clock), so b
 page load are excluded. Bare and dashboard runs alternate, to spread any load from other
 processes over both. Prints both rates and their ratio.
 
-    .venv/bin/python scripts/dashboard_overhead.py [--steps 20000] [--repeats 2]
+    .venv/bin/python scripts/measure/dashboard_overhead.py [--steps 20000] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from engine.config import RunConfig  # noqa: E402
 
@@ -60,13 +59,11 @@ def bare_rate(cfg: RunConfig) -> float:
 
 def dashboard_rate(page, url: str, dashboards: list, cfg: RunConfig, timeout: float = 600) -> float:
     from app.state import ConfigState
-    from browser_helpers import wait_for_bokeh
+    from browser import open_dashboard
 
     state = ConfigState()
     state.set_config(cfg)
-    page.goto(url + "?" + urlencode(state.to_query()))
-    wait_for_bokeh(page)
-    page.get_by_role("button", name="Start").wait_for(timeout=60_000)
+    open_dashboard(page, url, "?" + urlencode(state.to_query()))
     time.sleep(1.0)
     page.get_by_role("button", name="Start").click()
     page.get_by_text("— finished").first.wait_for(timeout=timeout * 1000)
@@ -82,7 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rule", default="np")
     args = parser.parse_args(argv)
 
-    from browser_helpers import CHROMIUM, chromium_context, serve_dashboard
+    from browser import CHROMIUM, chromium_context, serve_dashboard
 
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is absent: cannot open the dashboard in a browser", file=sys.stderr)

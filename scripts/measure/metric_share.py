@@ -5,8 +5,8 @@ times the two parts inside the run itself: `layer_metrics` (the alignment metric
 reference included) and the record (its one sync and, every eval interval, the test-set pass),
 against the run's whole wall time, at the default metric and evaluation intervals.
 
-    .venv/bin/python scripts/metric_share.py                               # Fashion-MNIST 784-256-256-10
-    .venv/bin/python scripts/metric_share.py --dataset digits --steps 1000
+    .venv/bin/python scripts/measure/metric_share.py                               # Fashion-MNIST 784-256-256-10
+    .venv/bin/python scripts/measure/metric_share.py --dataset digits --steps 1000
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def timed(fn, bucket: list[float], sync):

@@ -1,13 +1,13 @@
 """Where a rule's step spends its time beyond the trainer's BP step: torch.profiler, op by op.
 
-Both rules run through the bench's own trainer steps (engine/bench.py: random 784-input data,
+Both rules run through the bench's own trainer steps (engine/bench/rules.py: random 784-input data,
 SGD, metrics off) on one thread; the table lists self CPU time per step for the ops whose time
 differs most.
 
-    .venv/bin/python scripts/profile_step.py                  # np against bp on 784-256-256-10
-    .venv/bin/python scripts/profile_step.py --rule sg --steps 300
-    .venv/bin/python scripts/profile_step.py --against np-floor     # np's glue above its floor
-    .venv/bin/python scripts/profile_step.py --rule bp --against baseline   # the trainer's own
+    .venv/bin/python scripts/measure/profile_step.py                  # np against bp on 784-256-256-10
+    .venv/bin/python scripts/measure/profile_step.py --rule sg --steps 300
+    .venv/bin/python scripts/measure/profile_step.py --against np-floor     # np's glue above its floor
+    .venv/bin/python scripts/measure/profile_step.py --rule bp --against baseline   # the trainer's own
 
 Besides the rules, --rule and --against take the bench's `baseline` and its floors
 (`np-floor`, `np-dfa-floor`).
@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def profile(rule: str, net: dict, data, steps: int) -> dict[str, tuple[float, float]]:
@@ -27,7 +27,7 @@ def profile(rule: str, net: dict, data, steps: int) -> dict[str, tuple[float, fl
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from engine import bench
+    from engine.bench import rules as bench
     references = bench.reference_steps(net, data, "cpu")
     step = references[rule] if rule in references else bench._trainer_step(
         rule, net, net["batch"], data, "cpu", metrics=False)
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from engine import bench
+    from engine.bench import rules as bench
     torch.set_num_threads(1)
     net = next(n for n in bench.NETWORKS if n["name"].startswith(a.network))
     data = bench.random_dataset(torch.device("cpu"))

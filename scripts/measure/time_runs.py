@@ -6,8 +6,8 @@ spent on metrics and evaluation (the same run with both intervals pushed past it
 Rules are interleaved round by round so that a change in the machine's load hits all alike;
 the best round of each is reported.
 
-    .venv/bin/python scripts/time_runs.py                       # Fashion-MNIST 784-256-256-10
-    .venv/bin/python scripts/time_runs.py --dataset digits --steps 1000 --rounds 2
+    .venv/bin/python scripts/measure/time_runs.py                       # Fashion-MNIST 784-256-256-10
+    .venv/bin/python scripts/measure/time_runs.py --dataset digits --steps 1000 --rounds 2
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NEVER = str(10**12)
 
 

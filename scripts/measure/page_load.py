@@ -12,7 +12,7 @@ run and, over a window of seconds, measures inside the page:
 `--unpaced` also measures the same dashboard sending a batch every 200 ms whatever the page has
 drawn (as before app/pace.py), for the comparison in one run:
 
-    .venv/bin/python scripts/page_load.py --throttle 1 2 --seconds 15 --unpaced
+    .venv/bin/python scripts/measure/page_load.py --throttle 1 2 --seconds 15 --unpaced
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from browser_helpers import chromium_context, serve_dashboard, source_info  # noqa: E402
+from browser import chromium_context, open_dashboard, serve_dashboard, source_info  # noqa: E402
 
 PROBE = """(seconds) => new Promise(resolve => {
   const tasks = [];
@@ -75,8 +74,7 @@ def measure(throttle: float, seconds: float, paced: bool) -> dict:
             page = context.new_page()
             cdp = context.new_cdp_session(page)
             cdp.send("Emulation.setCPUThrottlingRate", {"rate": throttle})
-            page.goto(url + "?rule=np&steps=10000000", timeout=120_000)
-            page.get_by_role("button", name="Start", exact=True).wait_for(timeout=120_000)
+            open_dashboard(page, url, "?rule=np&steps=10000000")
             dash = dashboards[-1]
             if not paced:
                 dash.pace.patience_s = 0.0

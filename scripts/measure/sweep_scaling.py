@@ -1,6 +1,6 @@
 """Wall time of the same sweep serially (in-process) and on a 2-worker LocalCluster, in one run.
 
-    .venv/bin/python scripts/sweep_scaling.py [--trials 12] [--steps 1500] [--workers 2] [--repeat 3]
+    .venv/bin/python scripts/measure/sweep_scaling.py [--trials 12] [--steps 1500] [--workers 2] [--repeat 3]
 
 The machine's 1-minute load average is printed with each round: other work on the cores makes the
 ratio meaningless (2 workers cannot get 2 cores), so compare rounds run at a load below ~2.

@@ -5,7 +5,7 @@ runs briefly, then NP, so the comparison shows two runs overlaid, shot while NP 
 Scene "learn-b" (docs/learn_b.png): the "Learn B only (frozen W)" preset (the paper's Fig. 2)
 after `--seconds` (default 30): the top layer's heatmaps, first on the page.
 
-    .venv/bin/python scripts/screenshot_dashboard.py [--scene compare|learn-b] [--out PATH] [--seconds S]
+    .venv/bin/python scripts/measure/screenshot_dashboard.py [--scene compare|learn-b] [--out PATH] [--seconds S]
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main(argv=None) -> int:
@@ -34,7 +33,7 @@ def main(argv=None) -> int:
     args.seconds = args.seconds or (30.0 if learn_b else 8.0)
 
     from app.state import ConfigState
-    from browser_helpers import CHROMIUM, chromium_context, serve_dashboard, wait_for_bokeh
+    from browser import CHROMIUM, chromium_context, open_dashboard, serve_dashboard
 
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is absent", file=sys.stderr)
@@ -47,9 +46,7 @@ def main(argv=None) -> int:
         page = context.new_page()
         # The first run: its preset in the address bar, as a shared link would open it.
         state.apply_preset("Learn B only (frozen W)" if learn_b else "Paper MLP: FA")
-        page.goto(url + "?" + urlencode(state.to_query()))
-        wait_for_bokeh(page)
-        page.get_by_role("button", name="Start").wait_for(timeout=60_000)
+        open_dashboard(page, url, "?" + urlencode(state.to_query()))
         time.sleep(1.0)
         page.get_by_role("button", name="Start").click()
         time.sleep(args.seconds)

@@ -1,0 +1,39 @@
+"""The learning curves (app/curves.py) without a browser: the next run's spare curves, built a
+figure at a time and taken by the next run."""
+
+from __future__ import annotations
+
+from conftest import TINY, wait_until
+
+from engine.config import RunConfig
+
+from app.dashboard import SLOW_EVERY, Dashboard
+
+
+def test_the_spare_curves_are_built_a_figure_at_a_time_and_a_new_run_takes_them():
+    dash = Dashboard(sync_url=False)
+    assert dash.curves.has_spare                      # made with the page, whole
+    dash.state.set_config(RunConfig(**{**TINY, "steps": 10_000_000}))
+    run = dash._on_start()
+    try:
+        assert not dash.curves.has_spare              # the run took it
+        wait_until(lambda: len(run.buffer) > 3)
+        counts = lambda: [len(f.renderers) for f in dash.curves.figures.values()]   # noqa: E731
+        grown = []
+        for _ in range(20 * SLOW_EVERY):
+            before = counts()
+            dash._pull()
+            grown.append(sum(b != a for b, a in zip(before, counts())))
+            if dash.curves.has_spare:
+                break
+        # One figure per slow pull: each change makes the page lay itself out again.
+        assert dash.curves.has_spare and max(grown) == 1
+        assert sum(grown) == len(dash.curves.figures)
+        spare = dash.curves._spare
+        assert spare["curves"].name.startswith("spare-")
+        before = counts()
+        second = dash._on_start()                     # the next run takes it, and no new renderers
+        assert dash.curves._runs[second.id]["curves"] is spare["curves"]
+        assert counts() == before
+    finally:
+        dash.close()

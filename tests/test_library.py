@@ -1,0 +1,58 @@
+"""Saved runs (app/library.py): exported, listed (interrupted and unreadable ones named), and
+loaded into the comparison."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import TINY
+
+from engine.config import RunConfig
+from engine.host.runner import RunHandle
+
+from app.dashboard import Dashboard
+from app.library import SavedRun, list_saved_runs, runs_frame
+
+
+def test_export_and_loading_saved_runs(tmp_path, monkeypatch):
+    run = RunHandle(RunConfig(**TINY)).start()
+    assert run.join(30)
+    frame = runs_frame([run])
+    assert {"run", "step", "train_loss", "weight_angle_deg_1", "rule", "seed"} <= set(frame.columns)
+    # A run folder as engine/runs/writer.py writes it: config.json + metrics.parquet.
+    folder = tmp_path / "runs" / "20260101-np-seed0"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(run.cfg.to_dict()))
+    frame.drop(columns=["run"]).to_parquet(folder / "metrics.parquet")
+    monkeypatch.setenv("CREDITLAB_RUNS", str(tmp_path / "runs"))
+    listed = list_saved_runs()
+    assert list(listed.values()) == [str(folder)]
+    saved = SavedRun(folder)
+    assert saved.step_count == TINY["steps"] and saved.n_layers() == 1
+    dash = Dashboard(sync_url=False)
+    try:
+        dash.saved_select.value = str(folder)
+        dash._on_load_saved()
+        assert dash.curves.has_run(saved.id) and dash.curves.length(saved.id) == len(frame)
+        assert len(dash.frame()) == len(frame)
+    finally:
+        dash.close()
+
+
+def test_saved_run_list_names_interrupted_and_unreadable_runs(tmp_path):
+    import socket
+
+    good = tmp_path / "20260101-000000-np-s0-aaaa"
+    good.mkdir()
+    (good / "config.json").write_text(json.dumps(RunConfig(**TINY).to_dict()))
+    (good / "metrics.parquet").write_bytes(b"")
+    # written by a process that has gone (pid 2**22 + 1 is above Linux's pid limit)
+    (good / "summary.json").write_text(json.dumps({"status": "running", "steps": 1200,
+                                                   "pid": 2**22 + 1, "host": socket.gethostname()}))
+    bad = tmp_path / "20260101-000001-np-s0-bbbb"
+    bad.mkdir()
+    (bad / "config.json").write_text("[]")
+    (bad / "metrics.parquet").write_bytes(b"")
+    names = list(list_saved_runs(tmp_path))
+    assert any(n.startswith(good.name) and n.endswith("(interrupted at step 1,200)") for n in names)
+    assert f"{bad.name}: unreadable: config.json: holds an array, not a JSON object" in names

@@ -1,0 +1,38 @@
+"""The presets (app/presets.py): valid configs, the paper's MLP, and the story's steps first."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.presets import PRESETS, preset_config
+from app.state import ConfigState
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_are_valid_configs(name):
+    cfg = preset_config(name).validate()
+    state = ConfigState()
+    state.apply_preset(name)
+    assert state.to_config().to_dict() == cfg.to_dict()
+
+
+def test_paper_presets_use_the_paper_mlp():
+    for name in ("Paper MLP: NP", "Paper MLP: FA", "Paper MLP: BP"):
+        cfg = preset_config(name)
+        assert (cfg.depth, cfg.widths(), cfg.activation, cfg.loss) == (2, [50, 20], "sigmoid", "mse")
+    assert preset_config("Learn B only (frozen W)").freeze_forward
+    assert preset_config("Noise-only ablation (FA + noise)").train_on_noise
+
+
+def test_the_story_presets_come_first_in_order_and_every_preset_has_one_sentence():
+    from app.presets import PRESET_NOTES, STORY
+
+    assert list(PRESETS)[:4] == list(STORY) and [n[:2] for n in STORY] == ["1.", "2.", "3.", "4."]
+    for name in ["(custom)", *PRESETS]:
+        note = PRESET_NOTES[name]
+        assert note.endswith(".") and "\n" not in note and len(note) < 240, name
+    fa, learn_b, np_trains, conv = (preset_config(name) for name in STORY)
+    assert fa.rule == "fa"
+    assert learn_b.to_dict() == preset_config("Learn B only (frozen W)").to_dict() and learn_b.freeze_forward
+    assert np_trains.to_dict() == preset_config("Paper MLP: NP").to_dict()
+    assert conv.model == "conv-small" and conv.dataset == "digits" and conv.rule == "np"
