@@ -237,9 +237,6 @@ class RunConfig:
                                   f"network{'s' * (self.seeds > 1)} would have {weights:,} weights (at most "
                                   f"{MAX_WEIGHTS:,} fit in memory with their feedback and optimiser state); "
                                   "lower the width or the depth")
-        if self.model in CONV_MODELS and self.seeds > 1:
-            raise ConfigError(f"seeds={self.seeds} is not allowed for model={self.model!r}: "
-                              "populations of conv nets are not built yet; use seeds 1")
         if self.model in CONV_MODELS and DATASETS[self.dataset].image_shape is None:
             raise ConfigError(f"model={self.model!r} is not allowed for dataset {self.dataset!r}: "
                               "a conv net needs an image dataset")

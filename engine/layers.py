@@ -7,10 +7,11 @@ paper, so "B vs Wᵀ" is a literal comparison; with a batch of row vectors the e
 input is g Bᵀ where backprop's is g W. For a convolution B has the kernel's shape and the error
 travels through the transposed convolution with B where backprop's uses W.
 
-A linear layer holds P `members` (engine/members.py): its weight is P stacked (out, in) blocks,
-its feedback P stacked (in, out) blocks, its batch P stacked blocks of rows, and each member's
-block meets only its own (one batched matmul). With one member every product is today's
-single one, kernel for kernel.
+A layer holds P `members` (engine/members.py): its weight is P stacked blocks (out, in) or (C_out,
+C_in, kh, kw), its feedback P stacked blocks, its batch P stacked blocks of rows, and each
+member's block meets only its own: one batched matmul, or one grouped convolution (P groups, the
+rows moved into channels for it and back). With one member every product is the single one,
+kernel for kernel.
 """
 
 from __future__ import annotations
@@ -161,45 +162,77 @@ class FeedbackLinear(nn.Linear):
         return solution
 
 
+def to_channels(t: torch.Tensor, members: int) -> torch.Tensor:
+    """Members' rows (P·B, C, H, W) as one batch of P·C channels (B, P·C, H, W): the layout of a
+    grouped convolution's P groups."""
+    if members == 1:
+        return t
+    p_b, c, h, w = t.shape
+    return t.view(members, p_b // members, c, h, w).transpose(0, 1).reshape(p_b // members, members * c, h, w)
+
+
+def to_rows(t: torch.Tensor, members: int) -> torch.Tensor:
+    """The inverse of `to_channels`."""
+    if members == 1:
+        return t
+    b, p_c, h, w = t.shape
+    return t.view(b, members, p_c // members, h, w).transpose(0, 1).reshape(members * b, p_c // members, h, w)
+
+
 class FeedbackConv2dFn(torch.autograd.Function):
-    """conv2d(x, W) + b, whose backward is the transposed convolution with B, not W."""
+    """conv2d(x, W) + b, whose backward is the transposed convolution with B, not W (for P
+    members, one grouped convolution each way)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, feedback, stride, padding):
+    def forward(ctx, x, weight, bias, feedback, stride, padding, members=1):
+        x = to_channels(x, members)
         ctx.save_for_backward(x, feedback)
-        ctx.stride, ctx.padding, ctx.weight_shape = stride, padding, weight.shape
-        return F.conv2d(x, weight, bias, stride, padding)
+        ctx.stride, ctx.padding, ctx.weight_shape, ctx.members = stride, padding, weight.shape, members
+        return to_rows(F.conv2d(x, weight, bias, stride, padding, 1, members), members)
 
     @staticmethod
     def backward(ctx, g):
         x, feedback = ctx.saved_tensors
-        grad_x = conv2d_input(x.shape, feedback, g, ctx.stride, ctx.padding) \
+        p = ctx.members
+        g = to_channels(g, p)
+        grad_x = to_rows(conv2d_input(x.shape, feedback, g, ctx.stride, ctx.padding, 1, p), p) \
             if ctx.needs_input_grad[0] else None
-        grad_w = conv2d_weight(x, ctx.weight_shape, g, ctx.stride, ctx.padding) \
+        grad_w = conv2d_weight(x, ctx.weight_shape, g, ctx.stride, ctx.padding, 1, p) \
             if ctx.needs_input_grad[1] else None
         grad_b = g.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
 class FeedbackConv2d(nn.Conv2d):
-    """A convolution with an optional feedback kernel B of the forward kernel's shape."""
+    """A convolution with an optional feedback kernel B of the forward kernel's shape; for
+    `members` members, a grouped convolution of P groups (its weight and B (P·C_out, C_in, kh,
+    kw), member-major, as grouped convolution keeps them)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0):
-        super().__init__(in_channels, out_channels, kernel_size, padding=padding)
-        self.members = 1            # populations of conv nets (grouped convolutions): not yet
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
+                 members: int = 1):
+        super().__init__(in_channels * members, out_channels * members, kernel_size, padding=padding,
+                         groups=members)
+        self.members = members
         self.feedback: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, use_feedback: bool = True) -> torch.Tensor:
         if self.feedback is None or not use_feedback:
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+            out = F.conv2d(to_channels(x, self.members), self.weight, self.bias, self.stride,
+                           self.padding, 1, self.groups)
+            return to_rows(out, self.members)
         return FeedbackConv2dFn.apply(x, self.weight, self.bias, self.feedback,
-                                      self.stride, self.padding)
+                                      self.stride, self.padding, self.members)
 
     def fan_in(self) -> int:
-        return self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        return self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
 
     def feedback_shape(self) -> tuple[int, ...]:
-        return tuple(self.weight.shape)
+        """One member's kernel."""
+        return (self.out_channels // self.members, *self.weight.shape[1:])
+
+    def _channels_shape(self, rows_shape) -> tuple[int, ...]:
+        p_b, c, h, w = rows_shape
+        return p_b // self.members, c * self.members, h, w
 
     def backprop_feedback(self) -> torch.Tensor:
         """The tensor backprop sends this layer's error back through, shaped like the rule's
@@ -208,10 +241,14 @@ class FeedbackConv2d(nn.Conv2d):
         return self.weight
 
     def input_grad(self, g, feedback, input_shape):
-        return conv2d_input(input_shape, feedback, g, self.stride, self.padding)
+        p = self.members
+        return to_rows(conv2d_input(self._channels_shape(input_shape), feedback, to_channels(g, p),
+                                    self.stride, self.padding, 1, p), p)
 
     def feedback_grad(self, residual, g):
-        return conv2d_weight(residual, self.weight.shape, g, self.stride, self.padding)
+        p = self.members
+        return conv2d_weight(to_channels(residual, p), self.weight.shape, to_channels(g, p),
+                             self.stride, self.padding, 1, p)
 
     def add_feedback_grad(self, feedback, residual, g) -> None:
         feedback.add_(self.feedback_grad(residual, g))
@@ -219,10 +256,11 @@ class FeedbackConv2d(nn.Conv2d):
     def backprop_grads(self, g, x, need_input: bool, need_weight: bool):
         """What autograd's backward of `F.conv2d(x, W, b)` sends to x and to W for output error g
         (its convolution_backward, with the same output mask when the bias is not asked for)."""
+        p = self.members
         grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-            g, x, self.weight, [self.out_channels], self.stride, self.padding, self.dilation,
-            False, [0, 0], self.groups, [need_input, need_weight, False])
-        return grad_x, grad_w
+            to_channels(g, p), to_channels(x, p), self.weight, [self.out_channels], self.stride,
+            self.padding, self.dilation, False, [0, 0], self.groups, [need_input, need_weight, False])
+        return (None if grad_x is None else to_rows(grad_x, p)), grad_w
 
     # The transposed convolution with B is a convolution of g with B's flipped, channel-swapped
     # kernel at padding k − 1 − p (stride 1). So the error at one position of input channel c is
@@ -232,7 +270,7 @@ class FeedbackConv2d(nn.Conv2d):
         return self.kernel_size[0] * self.kernel_size[1]
 
     def solution_shape(self, feedback):
-        c_out, c_in, kh, kw = feedback.shape
+        c_out, c_in, kh, kw = self.feedback_shape()
         return c_in, c_out * kh * kw
 
     def _flipped_padding(self):
@@ -242,9 +280,13 @@ class FeedbackConv2d(nn.Conv2d):
         assert self.stride == (1, 1), "patch regression assumes stride 1"
         patches = F.unfold(g, self.kernel_size, padding=self._flipped_padding())   # N, F, H·W
         features = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-        rows = target.reshape(target.shape[0], self.in_channels, -1).transpose(1, 2)
-        return features, rows.reshape(-1, self.in_channels)
+        c_in = self.in_channels // self.groups
+        rows = target.reshape(target.shape[0], c_in, -1).transpose(1, 2)
+        return features, rows.reshape(-1, c_in)
 
     def feedback_from_solution(self, solution, feedback):
-        c_out, c_in, kh, kw = feedback.shape
-        return solution.view(c_in, c_out, kh, kw).transpose(0, 1).flip(2, 3)
+        """The kernel of a solution (c_in, c_out·kh·kw), or of each member's, (P, …), into
+        `feedback`'s shape, (c_out, c_in, kh, kw) or (P, c_out, c_in, kh, kw)."""
+        c_out, c_in, kh, kw = feedback.shape[-4:]
+        lead = feedback.shape[:-4]
+        return solution.reshape(*lead, c_in, c_out, kh, kw).transpose(-4, -3).flip(-2, -1)

@@ -75,8 +75,10 @@ class NetworkSize:
             regressions.append((n, f, math.prod(shape[1:]) if isinstance(layer, torch.nn.Conv2d) else 1))
         return cls(parameters=sum(p.numel() for p in model.parameters()),
                    feedback_parameters=sum(p.numel() for layer in model.layers[1:] for p in layer.parameters()),
-                   values_per_sample=values_per_sample(model), regressions=tuple(regressions),
-                   sites=tuple(model.sizes[1:-1]), element_size=next(model.parameters()).element_size())
+                   values_per_sample=values_per_sample(model),
+                   regressions=tuple(regressions) * model.members,      # one regression per member
+                   sites=tuple(model.sizes[1:-1]) * model.members,
+                   element_size=next(model.parameters()).element_size())
 
     def population(self, members: int) -> "NetworkSize":
         """The size of `members` such networks trained together: P times the parameters and the

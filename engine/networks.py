@@ -181,33 +181,34 @@ def autoencoder(n_in: int, widths: list[int], activation: str, members: int = 1)
     return FeedbackNet(blocks, (n_in,))
 
 
-def conv_small(image_shape, n_out: int, activation: str) -> FeedbackNet:
+def conv_small(image_shape, n_out: int, activation: str, members: int = 1) -> FeedbackNet:
     """Two 5×5 conv layers (16, 32 channels, each with 2×2 max-pool), FC 128, output.
 
     Small enough to train for a few thousand steps on a 2-core CPU in minutes."""
     c, h, w = image_shape
     flat = 32 * (h // 4) * (w // 4)
-    blocks = [Block(FeedbackConv2d(c, 16, 5, padding=2), activation, pool=2),
-              Block(FeedbackConv2d(16, 32, 5, padding=2), activation, pool=2),
-              Block(FeedbackLinear(flat, 128), activation, flatten_input=True),
-              Block(FeedbackLinear(128, n_out))]
+    blocks = [Block(FeedbackConv2d(c, 16, 5, padding=2, members=members), activation, pool=2),
+              Block(FeedbackConv2d(16, 32, 5, padding=2, members=members), activation, pool=2),
+              Block(FeedbackLinear(flat, 128, members), activation, flatten_input=True),
+              Block(FeedbackLinear(128, n_out, members))]
     return FeedbackNet(blocks, image_shape)
 
 
-def conv_cifar(image_shape, n_out: int, activation: str, dropout: float = 0.5) -> FeedbackNet:
+def conv_cifar(image_shape, n_out: int, activation: str, dropout: float = 0.5,
+               members: int = 1) -> FeedbackNet:
     """The paper's CIFAR network: conv 5×5×96 → max-pool 3/2 → conv 5×5×128 → pool →
     conv 5×5×256 → pool → FC 2048 → FC 2048 → out, with dropout 0.5 on the FC layers."""
     c, h, w = image_shape
-    blocks = [Block(FeedbackConv2d(c_in, c_out, 5, padding=2), activation, pool=3, pool_stride=2,
-                    pool_padding=1)
+    blocks = [Block(FeedbackConv2d(c_in, c_out, 5, padding=2, members=members), activation, pool=3,
+                    pool_stride=2, pool_padding=1)
               for c_in, c_out in ((c, 96), (96, 128), (128, 256))]
     side = h
     for _ in range(3):
         side = (side + 2 * 1 - 3) // 2 + 1          # each pool 3/2 with padding 1 halves the side
-    blocks += [Block(FeedbackLinear(256 * side * side, 2048), activation, dropout=dropout,
+    blocks += [Block(FeedbackLinear(256 * side * side, 2048, members), activation, dropout=dropout,
                      flatten_input=True),
-               Block(FeedbackLinear(2048, 2048), activation, dropout=dropout),
-               Block(FeedbackLinear(2048, n_out))]
+               Block(FeedbackLinear(2048, 2048, members), activation, dropout=dropout),
+               Block(FeedbackLinear(2048, n_out, members))]
     return FeedbackNet(blocks, image_shape)
 
 
@@ -257,9 +258,6 @@ def build_model(cfg, data, seeds: list[int] | None = None) -> FeedbackNet:
             singles.append(build_model(cfg, data))
     if len(singles) == 1:
         return singles[0]
-    if cfg.model in CONV_MODELS:
-        raise ConfigError(f"seeds={len(seeds)} is not allowed for model={cfg.model!r}: populations "
-                          "of conv nets are not built yet; use seeds 1")
     model = _architecture(cfg, data, members=len(singles))
     model.init = cfg.init
     with torch.no_grad():                    # stack the members' tensors, member-major
@@ -289,5 +287,5 @@ def _architecture(cfg, data, members: int = 1) -> FeedbackNet:
         raise ConfigError(f"model={cfg.model!r} is not allowed for dataset {data.name!r}: "
                           "a conv net needs an image dataset")
     if cfg.model == "conv-small":
-        return conv_small(image_shape, data.n_out, cfg.activation)
-    return conv_cifar(image_shape, data.n_out, cfg.activation)
+        return conv_small(image_shape, data.n_out, cfg.activation, members=members)
+    return conv_cifar(image_shape, data.n_out, cfg.activation, members=members)
