@@ -84,13 +84,13 @@ def sweep_spec(name: str):
 
 def trials(conditions: list[Condition], seeds: Iterable[int], device: str = "cpu") -> list:
     """One sweep trial per (condition, seed), in that order; `sample` is the condition's index."""
-    from engine.sweep.spec import Trial, stable_hash
+    from engine.sweep.spec import Trial, identity, stable_hash
 
     seeds, out, seen = list(seeds), [], set()
     for i, cond in enumerate(conditions):
         for seed in (seeds if cond.seeds is None else seeds[:cond.seeds]):
             config = dataclasses.replace(cond.cfg, seed=seed, device=device).to_dict()
-            tid = stable_hash({"condition": cond.label, "config": config,
+            tid = stable_hash({"condition": cond.label, "config": identity(config),
                          "data_variant": expected_variant(config["dataset"])})[:12]
             if tid not in seen:
                 seen.add(tid)

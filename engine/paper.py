@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.config import RunConfig
+from engine.sweep.spec import identity
 
 SIGMAS = (1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -28,7 +29,7 @@ class Condition:
 
     def key(self) -> str:
         """A stable hash of everything that defines the run except its seed."""
-        d = self.cfg.to_dict()
+        d = identity(self.cfg.to_dict())
         d.pop("seed", None)
         d.pop("device", None)
         return hashlib.sha1(json.dumps([self.label, d], sort_keys=True, default=str)

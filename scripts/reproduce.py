@@ -5,9 +5,11 @@
 Experiments: feedback, mlp, autoencoder, conv, ablations, scaling (see engine/paper.py).
 Each (condition, seed) is a run folder under results/<experiment>[-quick]/runs/ (rerunning resumes
 and skips the runs already done there; `--workers N` runs them on a local Dask cluster), the tables
-derived from them go to results/<experiment>[-quick]/{final,history}.parquet, figures to docs/figures/ as PNG
-(quick runs get a "-quick" suffix so they never overwrite the report's figures), and the table
+derived from them go to results/<experiment>[-quick]/{final,history}.parquet, and the table
 (mean ± std over seeds) is printed as Markdown. `--no-train` only redraws from saved results.
+Figures go to results/<experiment>[-quick]/figures/ as PNG (or --figures DIR). The report's own
+figures in docs/figures/ are tracked files: they are redrawn only with --update-docs (quick runs
+get a "-quick" suffix so they never overwrite the report's figures).
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import experiments as ex  # noqa: E402
-from reports import figures, tables  # noqa: E402
+try:
+    from engine import experiments as ex  # noqa: E402
+    from reports import figures, tables  # noqa: E402
+except ModuleNotFoundError as exc:       # e.g. the system's python, which has no torch
+    sys.exit(f"reproduce: cannot import {exc.name}; run it with the project's venv: "
+             f".venv/bin/python scripts/reproduce.py ... (make serve or make test sets it up)")
+
+DOCS_FIGURES = ROOT / "docs" / "figures"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,18 +43,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None,
                    help="run the trials on a local Dask cluster of N processes (the sweep extra)")
     p.add_argument("--results", default=None, help="results root (default results/)")
-    p.add_argument("--figures", default=str(ROOT / "docs" / "figures"), help="where the PNGs go")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--figures", default=None, metavar="DIR",
+                       help="where the PNGs go (default: results/<experiment>[-quick]/figures/)")
+    where.add_argument("--update-docs", action="store_true",
+                       help=f"redraw the report's tracked figures in {DOCS_FIGURES.relative_to(ROOT)}/")
     args = p.parse_args(argv)
     exp = ex.EXPERIMENTS[args.experiment]
     print(f"{exp.title} — budget: {exp.budget(args.quick)}", file=sys.stderr)
     if args.no_train:
-        res = ex.load_results(args.experiment, args.quick, args.results)
+        try:
+            res = ex.load_results(args.experiment, args.quick, args.results)
+        except FileNotFoundError as exc:
+            print(f"reproduce: no saved results to redraw ({exc.filename}); run it without --no-train",
+                  file=sys.stderr)
+            return 2
     else:
         res = ex.run_experiment(args.experiment, args.quick, args.seeds, root=args.results,
                                 resume=not args.fresh, progress=True, device=args.device,
                                 workers=args.workers)
-    paths = figures.save_figures(figures.make_figures(res, args.quick, args.results), args.figures,
-                            suffix="-quick" if args.quick else "")
+    # Tracked files change only when asked: a redraw gives other PNG bytes (matplotlib's
+    # version, fonts) even from the same numbers, and the report's figures must match its text.
+    out = DOCS_FIGURES if args.update_docs else Path(args.figures or ex.experiment_dir(
+        args.experiment, args.quick, args.results) / "figures")
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        paths = []
+        print("reproduce: no figures: matplotlib is missing (.venv/bin/pip install -e '.[notebooks]'; "
+              "make test installs it)", file=sys.stderr)
+    else:
+        paths = figures.save_figures(figures.make_figures(res, args.quick, args.results), out,
+                                     suffix="-quick" if args.quick else "")
     variants = sorted(set(zip(res.final["cfg_dataset"], res.final["data_variant"])))
     print(f"## {exp.title}\n")
     print(f"Budget: {exp.budget(args.quick)}. Data: " + ", ".join(f"{d} ({v})" for d, v in variants) + ".\n")

@@ -302,6 +302,23 @@ def test_the_command_prints_the_summary_table(tmp_path, capsys):
     assert {r["rule"] for r in data["best"]} <= {"bp", "fa"}
 
 
+def test_dry_run_lists_every_trial_and_marks_the_done_ones(tmp_path, capsys):
+    flags = ["--out", str(tmp_path), "--name", "dry", "--set", "steps=20", "--set", "width=10",
+             "--grid", "rule=bp,fa", "--random", "lr=log_uniform:1e-2:0.3", "--samples", "4",
+             "--seeds", "2"]                               # 16 trials: more than a screenful cut
+    rc, out = _cli(flags + ["--dry-run"], capsys)
+    lines = out.out.splitlines()
+    assert rc == 0 and lines[0].endswith("16 trials (0 done), varying rule, lr")
+    assert len(lines) == 17 and not any("(done)" in line for line in lines)
+    assert _cli(flags + ["--serial", "--quiet", "--samples", "1"], capsys)[0] == 0   # 4 of them
+    rc, out = _cli(flags + ["--dry-run", "--json"], capsys)
+    info = json.loads(out.out)
+    assert info["trials"] == len(info["list"]) == 16 and info["done"] == 4
+    assert sum(t["done"] for t in info["list"]) == 4
+    rc, out = _cli(flags + ["--dry-run"], capsys)
+    assert sum(line.endswith("(done)") for line in out.out.splitlines()) == 4
+
+
 # ------------------------------------------------------------------ on Dask
 @pytest.mark.slow
 def test_eight_trials_on_a_two_worker_local_cluster(tmp_path):
@@ -422,3 +439,17 @@ def test_the_same_sweep_twice_at_once_is_refused_not_run_twice(tmp_path):
     finally:
         held.close()
     assert sw.run_sweep(s, tmp_path, serial=True, progress=False).ran == 1    # free again
+
+
+def test_a_setting_added_later_leaves_the_ids_of_trials_at_its_default_alone():
+    """`seeds` came after sweeps and experiments began hashing configs: at its default (1) it is
+    not part of a trial's identity, so trials already run (and the report's saved tables) keep
+    their ids; a population (seeds > 1) is another trial."""
+    from engine.config import RunConfig
+    from engine.sweep.spec import identity, stable_hash
+
+    single = RunConfig().to_dict()
+    assert "seeds" in single and "seeds" not in identity(single)
+    without = {k: v for k, v in single.items() if k != "seeds"}
+    assert stable_hash(identity(single)) == stable_hash(without)
+    assert stable_hash(identity({**single, "seeds": 4})) != stable_hash(without)

@@ -121,7 +121,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     h.add_argument("--out", default="runs", metavar="DIR",
                    help="runs folder: trials are runs in it; the table goes to DIR/sweeps/<id>/")
     h.add_argument("--dry-run", action="store_true",
-                   help="print the trials (and how many are done) without running anything")
+                   help="list every trial (and which are done) without running anything")
     h.add_argument("--quiet", action="store_true", help="no progress bar")
     h.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
@@ -155,18 +155,21 @@ def sweep_command(args: argparse.Namespace) -> int:
               f"and will be recorded as failed; first: {first}", file=sys.stderr)
     if args.dry_run:
         done = finished_trials(args.out, sid)
+        # Every trial: a dry run is how a sweep is checked before it is paid for, and a list cut
+        # short without a word hides the trials most likely to be wrong (the last search's).
         info = {"sweep_id": sid, "trials": len(trials),
                 "done": sum(t.trial_id in done for t in trials), "varied": spec.varied,
-                "first": [dict(trial_id=t.trial_id, search=t.search,
-                               **{k: t.config[k] for k in spec.varied if k in t.config},
-                               seed=t.config["seed"]) for t in trials[:10]]}
+                "list": [dict(trial_id=t.trial_id, search=t.search,
+                              **{k: t.config[k] for k in spec.varied if k in t.config},
+                              seed=t.config["seed"], done=t.trial_id in done) for t in trials]}
         if args.json:
             print(json.dumps(info, default=str))
         else:
             print(f"sweep {sid}: {info['trials']} trials ({info['done']} done), varying "
                   f"{', '.join(spec.varied) or 'nothing'}")
-            for t in info["first"]:
-                print("  " + " ".join(f"{k}={v}" for k, v in t.items()))
+            for t in info["list"]:
+                print("  " + " ".join(f"{k}={v}" for k, v in t.items() if k != "done")
+                      + ("  (done)" if t["done"] else ""))
         return EXIT_OK
     print(f"sweep {sid}: {len(trials)} trials"
           + ("" if args.serial else (f" on {args.scheduler}" if args.scheduler else

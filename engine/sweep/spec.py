@@ -181,11 +181,11 @@ class SweepSpec:
                     cfg = {**DEFAULTS, **self.base, **search.base,
                            **dict(zip(keys, point)), **values}
                     cfg = {k: coerce(k, v) for k, v in cfg.items()}
-                    point_id = stable_hash({k: v for k, v in cfg.items() if k != "seed"})[:12]
+                    point_id = stable_hash(identity({k: v for k, v in cfg.items() if k != "seed"}))[:12]
                     first_seed = int(cfg["seed"])
                     for j in range(self.seeds_per_point):
                         c = {**cfg, "seed": first_seed + j}
-                        tid = stable_hash(c)[:12]
+                        tid = stable_hash(identity(c))[:12]
                         if tid not in out:
                             out[tid] = Trial(tid, point_id, search.name, i, j, varied, c)
         return list(out.values())
@@ -209,6 +209,16 @@ def _draw_seed(seed: int, sample: int, name: str) -> int:
     """A 128-bit seed for draw `sample` of parameter `name`: independent across all three."""
     digest = hashlib.sha256(f"creditlab-sweep/{seed}/{sample}/{name}".encode()).digest()
     return int.from_bytes(digest[:16], "little")
+
+
+# Settings added after sweeps and experiments began hashing configs: at their default they are
+# left out of a trial's identity, so the trials already run keep their ids (and their results).
+LATER_SETTINGS = {"seeds": 1}
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What a trial's id hashes of its config: all of it but the later settings at their default."""
+    return {k: v for k, v in config.items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
 
 
 def stable_hash(obj: Any) -> str:
