@@ -4,6 +4,11 @@ Every run gets its own data sources, named `curves-<run>` and `evals-<run>`, and
 elements carry the CSS class `creditlab-curve`: the browser tests find them by these names (the
 sources through `Bokeh.documents[0]`). The curves plot the engine's records as they come; nothing
 here computes a learning quantity.
+
+A population (a run of several seeds) draws its members' mean, the record's own top-level values,
+as a line, and a shaded band from its lowest to its highest member (`<column>_min`, `<column>_max`
+in the same sources, so a band streams in the line's message). Its band renderers are named
+`band-<run>`. A run of one seed has neither the columns nor the bands.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from bokeh.plotting import figure
 
 from app.plot_style import FONT, style_figure, subtitle
 from engine.metric_names import METRICS
+from engine.stream import flatten_record
 
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"      # `save` writes the plot as PNG in the browser
 RUN_COLORS = Category10_10
@@ -58,6 +64,11 @@ CAPTIONS = {
     "estimator_snr_db": "Node perturbation only: how far the estimate's signal stands above its "
                         "noise; higher is better, 0 dB = as much noise as signal.",
 }
+# A population's band runs from its lowest member to its highest, not mean ± std: with a handful
+# of seeds a std is itself noisy, and mean − std can fall below zero on the log loss axis.
+BAND_SUFFIXES = ("_min", "_max")
+BAND_NOTE = "Shaded: the lowest to the highest of a run's seeds; the line is their mean."
+BAND_ALPHA = 0.15
 LEGEND_PLOTS = ("loss",)       # run labels are long: one legend, the page lists the runs too
 CURVE_MIN_WIDTH = 360          # the plot grid puts as many of these side by side as fit
 SPARE_LAYERS = 4               # the spare curves made ahead fit runs of up to this many hidden layers
@@ -89,13 +100,107 @@ def columns_for(n_layers: int) -> list[str]:
     return cols
 
 
+def band_columns(columns: Iterable[str]) -> list[str]:
+    """A population's band columns for `columns` (every one but `step`)."""
+    return [c + s for c in columns if c != "step" for s in BAND_SUFFIXES]
+
+
+def flat_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as a curve row: flatten_record's row, and a population's `members` as the record
+    has them (read column by column when the band columns are made, not flattened member by
+    member: that tripled a population's cost per record)."""
+    row = flatten_record(record)
+    members = record.get("members")
+    if members:
+        row["members"] = members
+    return row
+
+
 def rows_to_columns(rows: list[dict[str, Any]], columns: Iterable[str]) -> dict[str, np.ndarray]:
-    """Flat records → column arrays; a metric a record lacks (or holds as None) becomes NaN."""
-    out = {}
+    """Flat records → column arrays; a metric a record lacks (or holds as None) becomes NaN. A band
+    column (`<column>_min`/`_max`, its column also asked for) is drawn from each row's `members`."""
+    columns = list(columns)
+    asked = set(columns)
+    bases = [c for c in columns if c + BAND_SUFFIXES[0] in asked]
+    out = member_spread(rows, bases) if bases else {}
     for col in columns:
-        values = [row.get(col, math.nan) for row in rows]
-        out[col] = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+        if col not in out:
+            out[col] = np.asarray([row.get(col) for row in rows], dtype=float)   # None → NaN
     return out
+
+
+def _member_table(rows: list[dict[str, Any]], bases: list[str]) -> np.ndarray:
+    """(rows, members, bases): each row's members' values; NaN where a row has fewer members
+    (a run of one seed has none) or a member lacks a value. A member is a record's (its layers
+    nested, engine/trainer.py) or a saved table's row (flat `<metric>_<layer>` columns)."""
+    width = max((len(row.get("members") or ()) for row in rows), default=0)
+    table = np.full((len(rows), max(width, 1), len(bases)), math.nan)
+    if not width:
+        return table
+    # A record's member is read as one list: its scalars, then each layer's metrics in turn
+    # (plain comprehensions, no call per value), and `pick` takes the bases' places in it.
+    scalars, names, layers, places = [], [], 0, []
+    for base in bases:
+        name, _, layer = base.rpartition("_")
+        if name and layer.isdigit():
+            names += [name] if name not in names else []
+            layers = max(layers, int(layer))
+        else:
+            scalars.append(base)
+    for base in bases:
+        name, _, layer = base.rpartition("_")
+        places.append(len(scalars) + (int(layer) - 1) * len(names) + names.index(name)
+                      if name and layer.isdigit() else scalars.index(base))
+    pick = np.asarray(places, dtype=int)
+    for i, row in enumerate(rows):
+        members = row.get("members")
+        if not members:
+            continue
+        if "layers" in members[0]:
+            values = [[m.get(k) for k in scalars] + [layer.get(n) for layer in _padded(m["layers"], layers)
+                                                      for n in names] for m in members]
+            table[i, :len(members)] = np.asarray(values, dtype=float)[:, pick]   # None → NaN
+        else:
+            values = [[m.get(b) for b in bases] for m in members]
+            table[i, :len(members)] = np.asarray(values, dtype=float)
+    return table
+
+
+def _padded(layers: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """A member's first `n` layers, with empty ones for any it lacks (every entry then None)."""
+    return layers[:n] if len(layers) >= n else list(layers) + [{}] * (n - len(layers))
+
+
+def member_spread(rows: list[dict[str, Any]], bases: list[str]) -> dict[str, np.ndarray]:
+    """`<base>_min` and `<base>_max` over each row's members, NaN-aware (fmin/fmax skip a NaN member;
+    NaN only where no member has a value)."""
+    table = _member_table(rows, bases)
+    lo, hi = np.fmin.reduce(table, axis=1), np.fmax.reduce(table, axis=1)
+    out = {}
+    for k, base in enumerate(bases):
+        out[base + "_min"], out[base + "_max"] = lo[:, k], hi[:, k]
+    return out
+
+
+def fold_members(rows: list[dict[str, Any]], columns: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows of one row per member and step (a saved population's table: `member`, `seed`
+    columns) → one row per step: the members' mean of each of `columns` (NaN-aware, as the
+    engine's own records give it), and the members themselves for the band columns."""
+    steps: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        steps.setdefault(row.get("step"), []).append(row)
+    grouped = [{"step": step, "members": members} for step, members in steps.items()]
+    bases = [c for c in columns if c != "step"]
+    if not grouped or not bases:
+        return grouped
+    table = _member_table(grouped, bases)
+    defined = ~np.isnan(table)
+    count = defined.sum(axis=1)
+    total = np.where(defined, table, 0.0).sum(axis=1)
+    means = np.divide(total, count, out=np.full(total.shape, math.nan), where=count > 0)
+    for row, values in zip(grouped, means.tolist()):
+        row.update(zip(bases, values))
+    return grouped
 
 
 class CurvePlots:
@@ -140,8 +245,9 @@ class CurvePlots:
         return color
 
     def add_run(self, key: Any, label: str, n_layers: int, color: str | None = None,
-                steps: int = 0) -> str:
-        """Add a run's curves; `steps`, its planned length, widens the step axis to fit.
+                steps: int = 0, members: int = 1) -> str:
+        """Add a run's curves; `steps`, its planned length, widens the step axis to fit; a
+        population (`members` > 1) gets band columns now, and its bands from `build_bands`.
 
         A run takes the spare set of curves when it has enough layers: renaming two sources and
         recolouring and showing renderers the page already has is a small message, where new
@@ -166,6 +272,8 @@ class CurvePlots:
                 _recolor(r, color)
                 r.visible = True
             renderers.append((fig, r))
+        if members > 1:
+            _add_band_columns(made, n_layers)
         items = []
         for legend_key in LEGEND_PLOTS:
             fig = self.figures[legend_key]
@@ -175,8 +283,52 @@ class CurvePlots:
             items.append((fig.legend[0], item))
         self._runs[key] = {"curves": made["curves"], "evals": made["evals"], "renderers": renderers,
                            "unused": unused, "items": items, "color": color, "n_layers": n_layers,
-                           "label": label}
+                           "label": label, "members": members, "visible": True,
+                           # Its bands, a figure per call of build_bands, after its first points:
+                           # all at once, a population's Start took the page 5–8 s (2-core host).
+                           "bands_todo": list(self.figures) if members > 1 else []}
         return color
+
+    @property
+    def bands_pending(self) -> bool:
+        """Whether a population with points still lacks some of its bands."""
+        return any(run["bands_todo"] and len(run["curves"].data["step"]) for run in self._runs.values())
+
+    def build_bands(self, whole: bool = False) -> bool:
+        """Add one figure's bands of a population that still lacks some (every one: `whole`),
+        once it has points (its first points are not held up behind them). New renderers make
+        the page lay that figure out again, so the slow pull adds them a figure at a time, as it
+        builds the spare curves. Whether it added any."""
+        built = False
+        for key, run in self._runs.items():
+            while run["bands_todo"] and len(run["curves"].data["step"]):
+                self._add_bands(key, run, run["bands_todo"].pop(0))
+                built = True
+                if not whole:
+                    return True
+        return built
+
+    def _add_bands(self, key: Any, run: dict[str, Any], fig_key: str) -> None:
+        """A run's bands on figure `fig_key`, one under each of its lines there."""
+        fig, curves, evals = self.figures[fig_key], run["curves"], run["evals"]
+        if fig_key in ("loss", "accuracy"):
+            pairs = [(f"train_{fig_key}", curves), (f"test_{fig_key}", evals)]
+        else:
+            pairs = [(f"{fig_key}_{i}", curves) for i in range(1, run["n_layers"] + 1)]
+        for column, source in pairs:
+            # At the grid's level, under the lines: a band shades, it does not cover a line.
+            r = fig.varea(x="step", y1=column + "_min", y2=column + "_max", source=source,
+                          fill_color=run["color"], fill_alpha=BAND_ALPHA, level="underlay",
+                          name=f"band-{key}", visible=run["visible"])
+            run["renderers"].append((fig, r))
+
+    @property
+    def has_population(self) -> bool:
+        """Whether any run shown is a population (its curves have bands)."""
+        return any(run["members"] > 1 for run in self._runs.values())
+
+    def members(self, key: Any) -> int:
+        return self._runs[key]["members"] if key in self._runs else 1
 
     def prepare_spare(self, whole: bool = False) -> None:
         """Build the next run's curves ahead of its Start, hidden: one figure's renderers per
@@ -252,32 +404,41 @@ class CurvePlots:
         return len(self._runs[key]["curves"].data["step"])
 
     def stream(self, key: Any, rows: list[dict[str, Any]]) -> None:
-        """Append flat records (flatten_record rows) to a run's curves, as one message."""
+        """Append flat records (flat_row rows: a population's with its members) to a run's
+        curves, as one message."""
         if not rows:
             return
         run = self._runs[key]
         run["curves"].stream(rows_to_columns(rows, run["curves"].data.keys()))
         evals = [r for r in rows if _finite(r.get("test_loss"))]
         if evals:
-            run["evals"].stream(rows_to_columns(evals, ("step", "test_loss", "test_accuracy")))
+            run["evals"].stream(rows_to_columns(evals, run["evals"].data.keys()))
 
     def replace(self, key: Any, rows: list[dict[str, Any]]) -> None:
-        """Replace a run's curves (after the buffer thinned its history, or for a loaded run)."""
+        """Replace a run's curves (after the buffer thinned its history, or for a loaded run: a
+        saved population's rows, one per member and step, are folded into one per step)."""
         run = self._runs[key]
+        if rows and "member" in rows[0] and "members" not in rows[0]:
+            rows = fold_members(rows, [c for c in list(run["curves"].data) + ["test_loss", "test_accuracy"]
+                                       if not c.endswith(BAND_SUFFIXES)])
         run["curves"].data = rows_to_columns(rows, run["curves"].data.keys())
         evals = [r for r in rows if _finite(r.get("test_loss"))]
-        run["evals"].data = rows_to_columns(evals, ("step", "test_loss", "test_accuracy"))
+        run["evals"].data = rows_to_columns(evals, run["evals"].data.keys())
 
     def fit_y_ranges(self) -> None:
         """Fit the loss (log) and SNR axes to the data of every run, with a little margin."""
-        fits = (("loss", ("train_loss",), ("test_loss",), True),
-                ("estimator_snr_db", None, (), False))
+        # (a population's band columns count: the band must fit too; SNR's are in its prefix)
+        loss = ("loss", ("train_loss", "train_loss_min", "train_loss_max"),
+                ("test_loss", "test_loss_min", "test_loss_max"), True)
+        fits = (loss, ("estimator_snr_db", None, (), False))
         for fig_key, curve_cols, eval_cols, log in fits:
             values = []
             for run in self._runs.values():
                 cols = curve_cols or [c for c in run["curves"].data if c.startswith("estimator_snr_db_")]
-                values += [np.asarray(run["curves"].data[c], dtype=float) for c in cols]
-                values += [np.asarray(run["evals"].data[c], dtype=float) for c in eval_cols]
+                values += [np.asarray(run["curves"].data[c], dtype=float) for c in cols
+                           if c in run["curves"].data]
+                values += [np.asarray(run["evals"].data[c], dtype=float) for c in eval_cols
+                           if c in run["evals"].data]
             data = np.concatenate(values) if values else np.zeros(0)
             data = data[np.isfinite(data) & ((data > 0) if log else True)]
             if data.size == 0:
@@ -297,7 +458,11 @@ class CurvePlots:
         self.changes.stream({"step": [step], "color": [color], "what": [what]})
 
     def set_visible(self, key: Any, visible: bool) -> None:
-        for _, r in self._runs.get(key, {}).get("renderers", []):
+        run = self._runs.get(key)
+        if run is None:
+            return
+        run["visible"] = visible                 # (bands built later follow it)
+        for _, r in run["renderers"]:
             r.visible = visible
 
     def remove_run(self, key: Any) -> None:
@@ -316,6 +481,14 @@ class CurvePlots:
             self.remove_run(key)
         self.changes.data = {"step": [], "color": [], "what": []}
         self._color_index = 0
+
+
+def _add_band_columns(made: dict[str, Any], n_layers: int) -> None:
+    """A population's band columns in its two (still empty) sources, for its own layers only (a
+    spare's sources have columns for more)."""
+    curves, evals = made["curves"], made["evals"]
+    curves.data = rows_to_columns([], list(curves.data) + band_columns(columns_for(n_layers)))
+    evals.data = rows_to_columns([], list(evals.data) + band_columns(evals.data))
 
 
 def _recolor(renderer, color: str) -> None:

@@ -5,6 +5,10 @@ A run's worker fills its bounded RecordBuffer; `LivePlots.pull`, called from the
 periodic callback, takes what is new since the run's cursor and streams it into its curves, and
 once a second redraws the heatmaps of the current run from the matrices it published last and
 recolours the network picture from its newest record. Every plot has one sentence under it.
+
+A population (a run of several seeds) draws its members' mean and their spread as a band (the
+curves' captions then say so); the heatmaps show its member 0, the only one whose matrices the run
+publishes, and their heading names it; the network picture shows the members' mean angles.
 """
 
 from __future__ import annotations
@@ -14,9 +18,7 @@ from typing import Any
 
 import panel as pn
 
-from engine.stream import flatten_record
-
-from app.curves import CAPTIONS, CURVE_MIN_WIDTH, CurvePlots
+from app.curves import BAND_NOTE, CAPTIONS, CURVE_MIN_WIDTH, CurvePlots, flat_row
 from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, Heatmaps
 from app.network_view import NetworkView
 from app.run_status import display_name
@@ -50,6 +52,9 @@ class LivePlots:
         curve_panes = [_with_caption(pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH),
                                      CAPTIONS[key], CURVE_MIN_WIDTH)
                        for key, fig in self.curves.figures.items()]
+        # Each curve's caption, to add what a population's band is while one is shown.
+        self._curve_captions = {key: pane[1] for key, pane in zip(self.curves.figures, curve_panes)}
+        self._band_noted = False
         heat_panes = [_with_caption(pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
                                                   min_width=HEATMAP_MIN_WIDTH),
                                     Heatmaps.CAPTIONS[k], HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
@@ -74,7 +79,7 @@ class LivePlots:
     # ================================================================ runs
     def add_run(self, run: RunHandle, label: str, n_layers: int, steps: int) -> None:
         """Give a new run its curves; from now on the pull streams its records into them."""
-        self.curves.add_run(run.id, label, n_layers, steps=steps)
+        self.curves.add_run(run.id, label, n_layers, steps=steps, members=run.cfg.seeds)
         self._cursors[run.id] = 0
         self._changes_seen[run.id] = 0
 
@@ -105,7 +110,12 @@ class LivePlots:
             drew = self.refresh_heatmaps() or drew
             self.refresh_network()
             self.curves.fit_y_ranges()
-            if not self.curves.has_spare:
+            self.note_bands()
+            if self.curves.bands_pending:
+                # A population's bands, a figure per slow pull; the spare curves wait (they are
+                # for the next Start), so the page lays out one figure again per pull.
+                self.edit(self.curves.build_bands)
+            elif not self.curves.has_spare:
                 # The next run's curves, made ahead, a figure at a time: its Start then only
                 # recolours and shows them (app/curves.py, add_run).
                 self.edit(self.curves.prepare_spare)
@@ -120,9 +130,9 @@ class LivePlots:
         if new:
             if self.curves.length(run.id) + len(new) > BUFFER_CAPACITY:
                 # The buffer has thinned its history: resend it whole, so the page stays bounded too.
-                self.curves.replace(run.id, [flatten_record(r) for r in run.buffer.records()])
+                self.curves.replace(run.id, [flat_row(r) for r in run.buffer.records()])
             else:
-                self.curves.stream(run.id, [flatten_record(r) for r in new])
+                self.curves.stream(run.id, [flat_row(r) for r in new])
         # Markers where the records show a live change applied, not where the UI asked for it.
         seen = self._changes_seen.get(run.id, 0)
         applied = list(run.applied)
@@ -146,7 +156,7 @@ class LivePlots:
         self.heatmaps.show(matrices, self.layer_select.value or None, version,
                            step=_record_step(run, version), first=first_matrices,
                            first_step=first_step)
-        heading = heat_heading(self.heatmaps.where)
+        heading = heat_heading(self.heatmaps.where + member_note(run.cfg.seeds, run.cfg.seed))
         if self.heat_heading.object != heading:
             self.heat_heading.object = heading
         return True
@@ -158,7 +168,17 @@ class LivePlots:
         if run is None:
             return
         newest = run.buffer.tail(1)
-        self.network.show_record(newest[0] if newest else None, self.layer_select.value or None)
+        self.network.show_record(newest[0] if newest else None, self.layer_select.value or None,
+                                 members=run.cfg.seeds)
+
+    def note_bands(self) -> None:
+        """The curves' captions say what a band is while a population is shown, and only then."""
+        shown = self.curves.has_population
+        if shown == self._band_noted:
+            return
+        self._band_noted = shown
+        for key, pane in self._curve_captions.items():
+            pane.object = _caption_html(CAPTIONS[key] + (" " + BAND_NOTE if shown else ""))
 
 
 def _held(fn) -> None:
@@ -169,6 +189,11 @@ def _held(fn) -> None:
     doc = pn.state.curdoc
     with doc.models.freeze(), pn.io.hold():
         fn()
+
+
+def member_note(members: int, seed: int) -> str:
+    """Which member of a population the heatmaps show: the run publishes member 0's matrices."""
+    return f", member 0 (seed {seed}) of {members} seeds" if members > 1 else ""
 
 
 def heat_heading(where: str) -> str:
@@ -200,9 +225,13 @@ def plot_grid(panes: list, min_width: int, css_class: str) -> pn.Column:
 def _with_caption(pane, text: str, min_width: int) -> pn.Column:
     """A plot with its one-sentence caption under it, as one cell of a plot grid. HTML, not a
     Bokeh title: it wraps at any width, where a title would be cut off at the plot's edge."""
-    caption = pn.pane.HTML(f'<div class="creditlab-caption">{html.escape(text)}</div>', sizing_mode="stretch_width",
+    caption = pn.pane.HTML(_caption_html(text), sizing_mode="stretch_width",
                            margin=(0, 10, 6, 10), styles={"font-size": "0.9em", "color": "#444"})
     return pn.Column(pane, caption, sizing_mode="stretch_width", min_width=min_width, margin=0)
+
+
+def _caption_html(text: str) -> str:
+    return f'<div class="creditlab-caption">{html.escape(text)}</div>'
 
 
 def _record_step(run, version: int) -> int | None:

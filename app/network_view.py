@@ -33,6 +33,8 @@ NEUTRAL = "#c8c8c8"
 GREEN, GREY, RED = (26, 150, 65), (190, 190, 190), (215, 25, 28)
 CAPTION = ("Arrows: the error each layer gets back, coloured by its angle to backprop's error: "
            "green 0° = the same direction, grey 90° = unrelated.")
+# A population's record holds its members' mean angles (engine/trainer.py): say so.
+POPULATION_NOTE = " The angles are the mean of the run's {members} seeds."
 
 
 def hidden_names(cfg) -> list[str]:
@@ -134,6 +136,7 @@ class NetworkView:
         self._shape: tuple[str, tuple[str, ...], str] = ("input", (), "output")
         self._angles: tuple = ()
         self._selected: int | None = None
+        self._members = 1
         self._drawn = None
 
     def show_config(self, cfg) -> None:
@@ -141,28 +144,32 @@ class NetworkView:
         inputs, output = end_names(cfg)
         self._shape = (inputs, tuple(hidden_names(cfg)), output)
         self._angles = ()
+        self._members = 1
         self._draw()
 
-    def show_record(self, record: dict[str, Any] | None, selected: int | None = None) -> None:
+    def show_record(self, record: dict[str, Any] | None, selected: int | None = None,
+                    members: int = 1) -> None:
         """Colour the connections by a record's angles (whole degrees); `selected`: the layer
-        the heatmaps show."""
+        the heatmaps show; `members`: the run's seeds (a population's record holds their mean)."""
         angles = latest_angles(record, len(self._shape[1]))
         self._angles = tuple(None if a is None else round(a) for a in angles)
         self._selected = selected or len(self._shape[1])        # 0 / None: the top layer
+        self._members = members
         self._draw()
 
     def _draw(self) -> None:
-        drawn = (self._shape, self._angles, self._selected)
+        drawn = (self._shape, self._angles, self._selected, self._members)
         if drawn == self._drawn:          # unchanged: send nothing
             return
         self._drawn = drawn
         inputs, hidden, output = self._shape
         svg = network_svg(inputs, hidden, output, self._angles, self._selected)
+        caption = CAPTION + (POPULATION_NOTE.format(members=self._members) if self._members > 1 else "")
         # The caption beside the picture, not under it: the heatmaps must stay on a 720 px screen.
         self.pane.object = (f'<div style="display:flex;flex-wrap:wrap;align-items:center;gap:4px 16px">'
                             f'<div style="flex:0 1 {_width(len(hidden))}px;min-width:260px">{svg}</div>'
                             f'<div style="flex:1 1 220px;font-size:0.9em;color:#444;line-height:1.3">'
-                            f'{html.escape(CAPTION)}</div></div>')
+                            f'{html.escape(caption)}</div></div>')
 
 
 __all__ = ["NetworkView", "hidden_layers", "hidden_names", "network_svg", "angle_color", "CONV_LAYERS"]

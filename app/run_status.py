@@ -71,14 +71,17 @@ class RunStatus:
         extra = ""
         if status != Status.STARTING:
             # One batch of 32 swings by several points: the mean of the recent batches, and the
-            # newest test-set accuracy, which is the figure to trust.
+            # newest test-set accuracy, which is the figure to trust. A population's records
+            # hold its members' mean.
+            seeds = f", mean of {run.cfg.seeds} seeds" if run.cfg.seeds > 1 else ""
             recent = [r["train_accuracy"] for r in run.buffer.tail(RECENT_BATCHES)
                       if r.get("train_accuracy") is not None and r["train_accuracy"] == r["train_accuracy"]]
             if recent:
-                extra = f" · train accuracy {sum(recent) / len(recent):.1%} (last {len(recent)} logged batches)"
+                extra = (f" · train accuracy {sum(recent) / len(recent):.1%} (last {len(recent)} logged "
+                         f"batches{seeds})")
             test = run.buffer.last_eval()
             if test is not None and test.get("test_accuracy") == test.get("test_accuracy"):
-                extra += f" · **test accuracy {test['test_accuracy']:.1%}** (step {test['step']:,})"
+                extra += f" · **test accuracy {test['test_accuracy']:.1%}** (step {test['step']:,}{seeds})"
         speed = f" · {rate:,.0f} steps/s" if status == Status.RUNNING else ""
         self.status.object = (f"**{md_text(display_name(run))}** — {status}, step {run.step_count:,} / "
                               f"{run.cfg.steps:,}{speed}{extra}")
@@ -148,6 +151,24 @@ def wrapping_row(*objects, **params) -> pn.Column:
 
 
 def display_name(run) -> str:
-    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …"). Plain
-    text: a loaded run's label names its folder."""
-    return plain(f"#{run.id} {run.label}" if isinstance(run, RunHandle) else run.label)
+    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …"), a
+    population's with its seeds ("… ×4 seeds (0–3)"). Plain text: a loaded run's label names
+    its folder."""
+    label = population_label(run.label, getattr(run, "cfg", None))
+    return plain(f"#{run.id} {label}" if isinstance(run, RunHandle) else label)
+
+
+def population_label(label: str, cfg) -> str:
+    """`label` (engine/labels.py's run label) naming a population's seeds as one part at its
+    end: its "seeds=4" and "seed0" parts become "×4 seeds (0–3)"; a label without those parts
+    gets it appended. A run of one seed: `label` as it is."""
+    members = getattr(cfg, "seeds", 1) or 1
+    if members <= 1:
+        return label
+    seed = cfg.seed
+    drop = {f"seeds={members}", f"seed{seed}"}
+    parts = [part for part in label.split(" ") if part not in drop]
+    seeds = f"×{members} seeds ({seed}–{seed + members - 1})"
+    if parts and parts[-1].startswith("[") and parts[-1].endswith("]"):     # a saved run's [folder]
+        return " ".join(parts[:-1] + [seeds, parts[-1]])
+    return " ".join(parts + [seeds])
