@@ -107,8 +107,8 @@ def test_trainer_matches_torch_optim_and_resumes_its_old_checkpoints(overrides):
     def with_torch_optim():
         t = Trainer(cfg)
         kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
-        t.optimizer = kind(t.model.parameters(), **({"lr": cfg.lr} if cfg.optimizer == "adam"
-                                                    else {"lr": cfg.lr, "momentum": cfg.momentum}))
+        t.optimizer = kind(t.model.parameters(), fused=True,        # as the trainer makes it
+                           **({"lr": cfg.lr} if cfg.optimizer == "adam" else {"lr": cfg.lr, "momentum": cfg.momentum}))
         return t
 
     def run(t, steps):
