@@ -61,22 +61,28 @@ def server():
         yield url, dashboards
 
 
+def stop_runs(dashboards) -> None:
+    """Stop the runs of these sessions on the server side and wait for their processes (a failed
+    test must not leave a million-step run training; a Stop button still disabled in a tab
+    must not turn a slow start into a wait per tab)."""
+    for dash in dashboards:
+        dash.session.stop_all()
+    for dash in dashboards:
+        for run in dash.session.runs:
+            if hasattr(run, "join"):
+                run.join(60)
+
+
 @pytest.fixture
 def page(server, browser):
-    """A fresh tab; afterwards its runs are stopped on the server side (a failed test must not
-    leave a million-step run training) and the tab is closed."""
+    """A fresh tab; afterwards its runs are stopped and the tab is closed."""
     url, dashboards = server
     before = len(dashboards)
     page = browser.new_page()
     try:
         yield page
     finally:
-        for dash in dashboards[before:]:
-            dash.session.stop_all()
-        for dash in dashboards[before:]:
-            for run in dash.session.runs:
-                if hasattr(run, "join"):
-                    run.join(60)
+        stop_runs(dashboards[before:])
         page.close()
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from browser import open_dashboard, source_info
-from conftest import require_browser, show_all_settings, total_points, wait_until
+from conftest import require_browser, show_all_settings, stop_runs, total_points, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -232,13 +232,6 @@ def test_five_sessions_each_keep_updating(server, browser):
         for page, n in zip(pages, first):
             wait_until(lambda p=page, n=n: total_points(p) > n, timeout=240)
     finally:
-        # Stop on the server side: a Stop button that is still disabled (a run not yet started)
-        # must not turn a slow start into a 30 s wait per tab, or hide the first failure.
-        for dash in dashboards[before:]:
-            dash.session.stop_all()
-        for dash in dashboards[before:]:
-            for run in dash.session.runs:
-                if hasattr(run, "join"):
-                    run.join(60)
+        stop_runs(dashboards[before:])        # server side: no slow start or failure left running
         for page in pages:
             page.close()

@@ -18,11 +18,11 @@ from typing import Any, Callable, TextIO
 
 import torch
 
-from engine.bench.rules import time_candidates
+from engine.bench.rules import load_average, time_candidates, trainer_steps
 from engine.config import RunConfig
 from engine.data.dataset import Dataset
 from engine.errors import ConfigError
-from engine.trainer import DivergedError, Trainer, resolve_device
+from engine.trainer import resolve_device
 
 NETWORKS = [
     {"name": "64-50-20-10", "n_in": 64, "widths": [50, 20], "batch": 32},
@@ -49,14 +49,7 @@ def _step(rule: str, net: dict, members: int, data: Dataset, device: str) -> Cal
     """One step of a population of `members`; ConfigError where it does not fit."""
     cfg = RunConfig(rule=rule, dataset="digits", depth=len(net["widths"]), width=list(net["widths"]),
                     batch_size=net["batch"], steps=10 ** 9, device=device, seeds=members)
-    state = {"trainer": Trainer(cfg, dataset=data)}
-
-    def step():
-        try:
-            state["trainer"].step()
-        except DivergedError:        # keep timing real arithmetic, not NaNs: start afresh
-            state["trainer"] = Trainer(cfg, dataset=data)
-    return step
+    return trainer_steps(cfg, data)
 
 
 def run_benchmark(populations=POPULATIONS, rules=RULES, device: str = "cpu", threads: int | None = None,
@@ -71,7 +64,7 @@ def run_benchmark(populations=POPULATIONS, rules=RULES, device: str = "cpu", thr
     warmup = 1 if quick else interval // 2
     report: dict[str, Any] = {"torch": torch.__version__, "device": str(dev), "threads": torch.get_num_threads(),
                               "rounds": rounds, "steps_per_round": steps, "quick": quick,
-                              "metric_interval": interval, "load_average_before": _load(), "networks": []}
+                              "metric_interval": interval, "load_average_before": load_average(), "networks": []}
     for net in NETWORKS:
         data = random_dataset(net["n_in"], dev)
         candidates, refused = {}, {}
@@ -99,7 +92,7 @@ def run_benchmark(populations=POPULATIONS, rules=RULES, device: str = "cpu", thr
                              "model_steps_per_s": rate,
                              "ratio": rate / (1 / single) if single else float("nan")})
         report["networks"].append({"name": net["name"], "batch": net["batch"], "rows": rows})
-    report["load_average_after"] = _load()
+    report["load_average_after"] = load_average()
     report["goals"] = [_goal(report, name, limit) for name, limit in GOALS.items()]
     return report
 
@@ -110,13 +103,6 @@ def _goal(report: dict, network: str, limit: float) -> dict:
     ratio = row.get("ratio", float("nan")) if row else float("nan")
     return {"network": network, "rule": "np", "population": 32, "limit": limit, "ratio": ratio,
             "met": ratio >= limit}
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def format_report(report: dict[str, Any]) -> str:

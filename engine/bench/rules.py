@@ -233,12 +233,18 @@ def _trainer_step(rule: str, net: dict, batch: int, data: Dataset, device: str,
                     optimizer="sgd", lr=BENCH_LR, **shape, **overrides)
     if not metrics:
         cfg = dataclasses.replace(cfg, metric_interval=OFF, eval_interval=OFF)
+    return trainer_steps(cfg, data)
+
+
+def trainer_steps(cfg: RunConfig, data: Dataset) -> Callable[[], Any]:
+    """`Trainer.step` of a run of `cfg` on `data`, as a timing candidate: a run that diverges
+    starts afresh, so the timing stays on real arithmetic, not NaNs."""
     state = {"trainer": Trainer(cfg, dataset=data)}
 
     def step():
         try:
             state["trainer"].step()
-        except DivergedError:        # keep timing real arithmetic, not NaNs: start afresh
+        except DivergedError:
             state["trainer"] = Trainer(cfg, dataset=data)
     return step
 
@@ -292,7 +298,7 @@ def run_benchmark(device: str = "cpu", quick: bool = False, threads: int | None 
         "metric_interval": metric_interval, "lr": BENCH_LR, "momentum": RunConfig().momentum,
         "baseline": "plain autograd step: nn.Sequential(Linear, Sigmoid, …), "
                     "loss 0.5*((out - onehot)**2).sum(1).mean(), loss.backward(), torch.optim.SGD",
-        "load_average_before": _load(), "networks": [],
+        "load_average_before": load_average(), "networks": [],
     }
     for net in NETWORKS:
         if progress is not None:
@@ -319,7 +325,7 @@ def run_benchmark(device: str = "cpu", quick: bool = False, threads: int | None 
                         "ratio": times[name] / base, "ratio_of_mins": best[name] / best["baseline"]}
                        for name, (_, rule) in FLOORS.items() if name in times],
         })
-    report["load_average_after"] = _load()
+    report["load_average_after"] = load_average()
     goal_net = next(n for n in report["networks"] if n["name"] == GOAL_NETWORK)
     report["goals"] = [
         {"rule": rule, "network": GOAL_NETWORK, "limit": limit,
@@ -335,7 +341,7 @@ def run_benchmark(device: str = "cpu", quick: bool = False, threads: int | None 
     return report
 
 
-def _load() -> list[float] | None:
+def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
