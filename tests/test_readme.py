@@ -41,9 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 VENV = ROOT / ".venv"
 TOOLS = ("make", "creditlab", "python", "python3", "pip", "panel", "jupyter", "source", "dask")
-# Commands the README names as labels of the speed table, which the bench's measurements own;
-# drop an entry once that table writes it with .venv/bin/.
-NAMED_NOT_TYPED = {"creditlab bench", "creditlab bench --threads 1"}
 QUICK_STEPS = 300          # what a longer training command runs with here: seconds, not minutes
 PLACEHOLDERS = {"options": "", "DIR": "runs", "FILE.toml": "examples/sweep_np_digits.toml",
                 "P": "5006", "N": "10"}
@@ -115,7 +112,7 @@ def test_the_readme_shows_the_commands_this_file_checks():
 
 def test_every_command_runs_as_printed_from_the_repository_root():
     bare = [c for c in COMMANDS if c.split()[0] not in ("make", "source") and not c.startswith(".venv/bin/")
-            and c not in NAMED_NOT_TYPED]
+]
     assert not bare, ("bare commands fail with 'command not found' until the venv is activated; "
                       f"write them as .venv/bin/...: {bare}")
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
@@ -137,8 +134,7 @@ def test_every_command_runs_as_printed_from_the_repository_root():
 
 
 # ------------------------------------------------------------------ creditlab parses each
-CREDITLAB = [c for c in COMMANDS if c.startswith(".venv/bin/creditlab")] + \
-            [".venv/bin/" + c for c in NAMED_NOT_TYPED]
+CREDITLAB = [c for c in COMMANDS if c.startswith(".venv/bin/creditlab")]
 
 
 @pytest.mark.parametrize("command", sorted(set(CREDITLAB)))
