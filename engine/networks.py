@@ -253,7 +253,9 @@ def build_model(cfg, data, seeds: list[int] | None = None) -> FeedbackNet:
         return initialise(_architecture(cfg, data), cfg.init)
     singles = []
     for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed seeds every CUDA device too: fork them when there are any in use
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             singles.append(build_model(cfg, data))
     if len(singles) == 1:
