@@ -1,8 +1,9 @@
 """Runs on disk (for the comparison) and the session's runs as a table (for export).
 
 A finished run is a folder `runs/<id>/` holding `config.json` (RunConfig.to_dict()) and
-`metrics.parquet` (one flatten_record row per record, plus hyperparameter columns), read with
-engine/runs/writer.py's readers, which name any file that cannot be read instead of raising.
+`metrics.parquet` (one row per record, or per member and record for a population, plus
+hyperparameter columns), read with engine/runs/reader.py, which names any file that cannot be
+read instead of raising.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 from engine.status import Status
 from engine.runs.layout import METRICS_FILE
 from engine.runs.reader import UnreadableRun, load_run, load_summary, read_config
-from engine.stream import flatten_record
+from engine.stream import member_rows
 
 from app.network_view import hidden_layers
 from app.safe_text import plain
@@ -93,10 +94,11 @@ class SavedRun:
 
 
 def run_rows(run: Any) -> list[dict[str, Any]]:
-    """One flat row per record of a live (RunHandle) or loaded (SavedRun) run."""
+    """One flat row per record of a live (RunHandle) or loaded (SavedRun) run; for a population
+    one per member and record, as its saved metrics.parquet has them."""
     if isinstance(run, SavedRun):
         return run.rows()
-    return [flatten_record(r) for r in run.buffer.records()]
+    return [row for r in run.buffer.records() for row in member_rows(r)]
 
 
 def runs_frame(runs: list[Any]) -> pd.DataFrame:

@@ -56,3 +56,29 @@ def test_saved_run_list_names_interrupted_and_unreadable_runs(tmp_path):
     names = list(list_saved_runs(tmp_path))
     assert any(n.startswith(good.name) and n.endswith("(interrupted at step 1,200)") for n in names)
     assert f"{bad.name}: unreadable: config.json: holds an array, not a JSON object" in names
+
+
+def test_a_live_populations_export_has_a_row_per_member_as_its_saved_table_does():
+    """The export of a live population and its metrics.parquet agree: a row per member and
+    record (member, seed and the member's own values), never only the mean."""
+    from types import SimpleNamespace
+
+    from app.library import run_rows
+    from engine.runs.writer import RunWriter
+    from engine.trainer import Trainer
+    from engine.config import RunConfig
+    import pandas as pd
+    import tempfile
+
+    trainer = Trainer(RunConfig(seeds=3, width=8, steps=4, metric_interval=2, eval_interval=4))
+    records = []
+    trainer.subscribe(records.append)
+    with tempfile.TemporaryDirectory() as root:
+        writer = RunWriter(root, trainer)
+        trainer.run()
+        writer.close("finished")
+        saved = pd.read_parquet(writer.path / "metrics.parquet")
+    live = pd.DataFrame(run_rows(SimpleNamespace(buffer=SimpleNamespace(records=lambda: records))))
+    assert live["member"].tolist() == saved["member"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert live["seed"].tolist() == saved["seed"].tolist()
+    assert live["test_accuracy"].tolist()[3:] == saved["test_accuracy"].tolist()[3:]
