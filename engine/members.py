@@ -90,3 +90,13 @@ def mean_record(members: list[dict]) -> dict:
     layers = [{k: mean([m["layers"][i][k] for m in members]) for k in members[0]["layers"][i]}
               for i in range(len(members[0]["layers"]))]
     return {**scalars, "layers": layers}
+
+
+def diverged(loss: torch.Tensor, seeds: list[int]) -> str:
+    """Which members of a population have a non-finite loss in `loss` (their rows stacked), for
+    a divergence message; "" for a single run. The whole population stops with them."""
+    if len(seeds) == 1:
+        return ""
+    bad = (~torch.isfinite(split(loss, len(seeds))).all(1)).nonzero().flatten().tolist()
+    named = ", ".join(f"{k} (seed {seeds[k]})" for k in bad[:5]) + (", …" if len(bad) > 5 else "")
+    return f"in member{'s' if len(bad) > 1 else ''} {named} of {len(seeds)}" if bad else ""

@@ -33,7 +33,7 @@ from engine.status import Status
 from engine.control import drive
 from engine.data.dataset import Dataset
 from engine.data.registry import load_dataset
-from engine.members import Streams, mean, mean_record, split, std
+from engine.members import Streams, diverged, mean, mean_record, split, std
 from engine.memory import NetworkSize, check_run_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
 from engine.networks import build_model, fully_connected_sizes
@@ -48,9 +48,9 @@ LOSS_LOG = 64              # steps whose loss sums are held on the device betwee
 class DivergedError(RuntimeError):
     """The loss became NaN or infinite; `step` is the first step where it did."""
 
-    def __init__(self, step: int, hint: str = ""):
+    def __init__(self, step: int, hint: str = "", where: str = ""):
         super().__init__(f"the run diverged: the training loss became NaN or infinite at step {step}"
-                         + (f"; {hint}" if hint else ""))
+                         + (f" {where}" if where else "") + (f"; {hint}" if hint else ""))
         self.step = step
 
 
@@ -208,7 +208,7 @@ class Trainer:
         first_bad = int(self._first_bad_step)
         if first_bad >= 0:
             self.status = Status.DIVERGED
-            raise DivergedError(first_bad, self._divergence_hint())
+            raise DivergedError(first_bad, self._divergence_hint(), diverged(result.loss, self.seeds))
         record = self._record(y, result, metrics,
                               evaluate=(s % self.cfg.eval_interval == 0 or s == self.cfg.steps))
         self._publish(record)

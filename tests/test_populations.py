@@ -137,3 +137,15 @@ def test_a_population_too_big_for_the_machine_is_refused_in_one_line():
     with pytest.raises(ConfigError, match=r"^width=4000 is not allowed with depth 2: the networks would have"):
         RunConfig(width=4000, seeds=64).validate()
 
+
+
+def test_a_diverged_population_names_its_members():
+    """One member's NaN stops the population, and the message says which member (and seed)."""
+    from engine.trainer import DivergedError
+
+    trainer = Trainer(_config("fa", seed=SEED, seeds=P, steps=4, metric_interval=2), dataset=_digits())
+    with torch.no_grad():
+        split(trainer.model.layers[0].weight, P)[1].fill_(math.nan)
+    with pytest.raises(DivergedError, match=rf"at step 1 in member 1 \(seed {SEED + 1}\) of {P};"):
+        for _ in range(4):
+            trainer.step()
