@@ -24,11 +24,6 @@ def split(t: torch.Tensor, members: int) -> torch.Tensor:
     return t.view(members, t.shape[0] // members, *t.shape[1:])
 
 
-def per_row(values: torch.Tensor, rows: int) -> torch.Tensor:
-    """A (P,) tensor repeated for each member's rows of a (P·rows) batch, as a column (P·rows, 1)."""
-    return values.repeat_interleave(rows).unsqueeze(1)
-
-
 class Streams:
     """One torch.Generator per member, and draws stacked member-major.
 
