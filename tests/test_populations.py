@@ -149,3 +149,21 @@ def test_a_diverged_population_names_its_members():
     with pytest.raises(DivergedError, match=rf"at step 1 in member 1 \(seed {SEED + 1}\) of {P};"):
         for _ in range(4):
             trainer.step()
+
+
+@pytest.mark.parametrize("seeds", [1, P])
+def test_the_summary_reuses_the_last_records_evaluation_of_the_same_weights(seeds, monkeypatch):
+    """A run's last step evaluates the test set; its summary then gives those numbers without a
+    second pass (which doubled the end of a large run), and evaluates when weights moved since."""
+    trainer, records = _train(_config("fa", seed=SEED, seeds=seeds))
+    expected = trainer.evaluate_members("test")
+    monkeypatch.setattr(trainer, "evaluate_members", lambda split: pytest.fail("evaluated again"))
+    summary = trainer.summary()
+    members = summary.get("members") or [summary]
+    assert [m["test_loss"] for m in members] == pytest.approx(expected[0])
+    monkeypatch.undo()
+    trainer.step()                              # unlogged: the weights moved past the record
+    calls = []
+    monkeypatch.setattr(trainer, "evaluate_members", lambda split: calls.append(split) or expected)
+    trainer.summary()
+    assert calls == ["test"]
