@@ -246,15 +246,13 @@ class CurvePlots:
 
     def add_run(self, key: Any, label: str, n_layers: int, color: str | None = None,
                 steps: int = 0, members: int = 1) -> str:
-        """Add a run's curves; `steps`, its planned length, widens the step axis to fit; a
+        """Add a run's curves; `steps`, its planned length, is fitted by the step axis; a
         population (`members` > 1) gets band columns now, and its bands from `build_bands`.
 
         A run takes the spare set of curves when it has enough layers: renaming two sources and
         recolouring and showing renderers the page already has is a small message, where new
         renderers took the browser seconds to build, so the first point showed late."""
         color = color or self.next_color()
-        if steps > self.steps_axis.end:
-            self.steps_axis.end = steps
         spare = self._spare if self._spare is not None and n_layers <= self._spare["n_layers"] else None
         if spare is not None:
             self.prepare_spare(whole=True)       # a spare still being built: finish it now
@@ -283,11 +281,18 @@ class CurvePlots:
             items.append((fig.legend[0], item))
         self._runs[key] = {"curves": made["curves"], "evals": made["evals"], "renderers": renderers,
                            "unused": unused, "items": items, "color": color, "n_layers": n_layers,
-                           "label": label, "members": members, "visible": True,
+                           "label": label, "members": members, "visible": True, "steps": steps,
                            # Its bands, a figure per call of build_bands, after its first points:
                            # all at once, a population's Start took the page 5–8 s (2-core host).
                            "bands_todo": list(self.figures) if members > 1 else []}
+        self._fit_steps_axis()
         return color
+
+    def _fit_steps_axis(self) -> None:
+        """The step axis spans the longest run shown, no more: a 100,000-step run that is gone
+        or hidden must not leave a 2,000-step one a sliver at its left edge."""
+        shown = [run["steps"] for run in self._runs.values() if run["visible"]]
+        self.steps_axis.end = max(shown, default=0) or 1
 
     @property
     def bands_pending(self) -> bool:
@@ -462,6 +467,7 @@ class CurvePlots:
         if run is None:
             return
         run["visible"] = visible                 # (bands built later follow it)
+        self._fit_steps_axis()
         for _, r in run["renderers"]:
             r.visible = visible
 
@@ -475,6 +481,7 @@ class CurvePlots:
             legend = fig.legend[0]
             legend.items = [it for it in legend.items
                             if not any(id(r) in gone for r in it.renderers)]
+        self._fit_steps_axis()
 
     def clear(self) -> None:
         for key in list(self._runs):

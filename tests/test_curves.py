@@ -37,3 +37,23 @@ def test_the_spare_curves_are_built_a_figure_at_a_time_and_a_new_run_takes_them(
         assert counts() == before
     finally:
         dash.close()
+
+
+def test_the_step_axis_spans_the_longest_run_shown_not_every_run_ever():
+    """A lecture's 100,000-step run, once removed, hidden or reset, must not leave the next
+    2,000-step run a sliver at the left edge: the axis follows the runs shown."""
+    from app.curves import CurvePlots
+
+    plots = CurvePlots()
+    plots.add_run("long", "Fig. 2", 2, steps=100_000)
+    plots.add_run("short", "conv", 2, steps=2_000)
+    assert plots.steps_axis.end == 100_000
+    plots.set_visible("long", False)
+    assert plots.steps_axis.end == 2_000
+    plots.set_visible("long", True)
+    assert plots.steps_axis.end == 100_000
+    plots.remove_run("long")
+    assert plots.steps_axis.end == 2_000
+    plots.clear()
+    plots.add_run("next", "after Reset", 2, steps=5_000)
+    assert plots.steps_axis.end == 5_000
