@@ -151,24 +151,7 @@ def wrapping_row(*objects, **params) -> pn.Column:
 
 
 def display_name(run) -> str:
-    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …"), a
-    population's with its seeds ("… ×4 seeds (0–3)"). Plain text: a loaded run's label names
-    its folder."""
-    label = population_label(run.label, getattr(run, "cfg", None))
-    return plain(f"#{run.id} {label}" if isinstance(run, RunHandle) else label)
-
-
-def population_label(label: str, cfg) -> str:
-    """`label` (engine/labels.py's run label) naming a population's seeds as one part at its
-    end: its "seeds=4" and "seed0" parts become "×4 seeds (0–3)"; a label without those parts
-    gets it appended. A run of one seed: `label` as it is."""
-    members = getattr(cfg, "seeds", 1) or 1
-    if members <= 1:
-        return label
-    seed = cfg.seed
-    drop = {f"seeds={members}", f"seed{seed}"}
-    parts = [part for part in label.split(" ") if part not in drop]
-    seeds = f"×{members} seeds ({seed}–{seed + members - 1})"
-    if parts and parts[-1].startswith("[") and parts[-1].endswith("]"):     # a saved run's [folder]
-        return " ".join(parts[:-1] + [seeds, parts[-1]])
-    return " ".join(parts + [seeds])
+    """A run's name in legends and lists: unique within the session ("#3 np σ=0.01 …"; a
+    population's label ends with its seeds, "×4 seeds (0–3)"). Plain text: a loaded run's label
+    names its folder."""
+    return plain(f"#{run.id} {run.label}" if isinstance(run, RunHandle) else run.label)

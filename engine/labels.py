@@ -27,14 +27,14 @@ _SHORT = {"freeze_forward": lambda v: "frozen W" if v else "W trains",
 def run_label(cfg: RunConfig) -> str:
     """A short legend label: the rule, σ, the network, lr and seed, then every other setting that
     applies to this run and differs from its default, e.g. 'np σ=0.01 d2 w50-20 lr=0.001 ridge B
-    warm-up 1,000 paper init seed0'."""
+    warm-up 1,000 paper init seed0'; a population ends with its seeds, '… ×4 seeds (0–3)'."""
     parts = [cfg.rule]
     if RULES[cfg.rule].uses_noise(cfg) or cfg.rule == "np":
         parts.append(f"σ={cfg.sigma:g}")
     parts.append(f"d{cfg.depth}")
     parts.append("w" + width_label(cfg.width))
     parts.append(f"lr={cfg.lr:g}")
-    shown = {"rule", "sigma", "depth", "width", "lr", "seed", "dataset"} | _UNLABELLED
+    shown = {"rule", "sigma", "depth", "width", "lr", "seed", "seeds", "dataset"} | _UNLABELLED
     for name, default in defaults().items():
         value = getattr(cfg, name)
         if name in shown or value == default or not applies(name, cfg):
@@ -47,5 +47,6 @@ def run_label(cfg: RunConfig) -> str:
             parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
     if cfg.dataset != "digits":
         parts.append(cfg.dataset)
-    parts.append(f"seed{cfg.seed}")
+    parts.append(f"seed{cfg.seed}" if cfg.seeds == 1 else
+                 f"×{cfg.seeds} seeds ({cfg.seed}–{cfg.seed + cfg.seeds - 1})")
     return " ".join(parts)
