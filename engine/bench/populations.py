@@ -18,7 +18,7 @@ from typing import Any, Callable, TextIO
 
 import torch
 
-from engine.bench.rules import load_average, time_candidates, trainer_steps
+from engine.bench.rules import load_average, random_dataset, time_candidates, trainer_steps
 from engine.config import RunConfig
 from engine.data.dataset import Dataset
 from engine.errors import ConfigError
@@ -32,17 +32,8 @@ NETWORKS = [
 ]
 POPULATIONS = (1, 8, 32, 128)
 RULES = ("np", "fa", "bp")
-N_OUT, N_TRAIN, N_TEST = 10, 4096, 512
 # Goals (one thread, NP at its defaults, metrics on): P = 32 against P = 1
 GOALS = {"64-50-20-10": 10.0, "784-50-20-10": 4.0}
-
-
-def random_dataset(n_in: int, device: torch.device, seed: int = 0) -> Dataset:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(N_TRAIN + N_TEST, n_in, generator=g)
-    y = torch.randint(0, N_OUT, (N_TRAIN + N_TEST,), generator=g)
-    return Dataset("random", x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], n_in=n_in,
-                   n_out=N_OUT, task="classification").to(device)
 
 
 def _step(rule: str, net: dict, members: int, data: Dataset, device: str) -> Callable[[], Any]:
@@ -66,7 +57,7 @@ def run_benchmark(populations=POPULATIONS, rules=RULES, device: str = "cpu", thr
                               "rounds": rounds, "steps_per_round": steps, "quick": quick,
                               "metric_interval": interval, "load_average_before": load_average(), "networks": []}
     for net in NETWORKS:
-        data = random_dataset(net["n_in"], dev)
+        data = random_dataset(dev, n_in=net["n_in"])
         candidates, refused = {}, {}
         for rule in rules:
             for p in populations:

@@ -63,12 +63,13 @@ OFF = 10 ** 9                        # a metric / eval interval that is never re
 BENCH_LR = 0.01
 
 
-def random_dataset(device: torch.device, seed: int = 0) -> Dataset:
+def random_dataset(device: torch.device, seed: int = 0, n_in: int = N_IN) -> Dataset:
+    """Random inputs U(0, 1) and labels of 10 classes; 784 inputs are 28×28 images (the conv net's)."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(N_TRAIN + N_TEST, N_IN, generator=g)
+    x = torch.rand(N_TRAIN + N_TEST, n_in, generator=g)
     y = torch.randint(0, N_OUT, (N_TRAIN + N_TEST,), generator=g)
-    return Dataset("random", x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], n_in=N_IN,
-                   n_out=N_OUT, task="classification", image_shape=(1, 28, 28)).to(device)
+    return Dataset("random", x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:], n_in=n_in, n_out=N_OUT,
+                   task="classification", image_shape=(1, 28, 28) if n_in == N_IN else None).to(device)
 
 
 def plain_network(net: dict) -> nn.Sequential:
