@@ -10,8 +10,16 @@ every time, and none of that should keep the HTTP answer waiting.
 """
 
 import panel as pn
+from panel.io.resources import LOCAL_DIST
 
 pn.extension()
+
+# Panel points a document's stylesheets at its CDN unless the document's HTML page was rendered
+# here. A session Bokeh makes when a page's websocket connects, because the page took longer to
+# load than an unused session lives, never had its page rendered: without this it fetched its
+# CSS from the internet (offline: an alert lost its red box). Panel's own expression for the URL.
+pn.state.curdoc.template_variables.setdefault(
+    "dist_url", f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST)
 
 page = pn.Column(pn.pane.Markdown("**Loading the dashboard…**", margin=(20, 20)),
                  sizing_mode="stretch_width")

@@ -263,7 +263,7 @@ def test_serve_runs_panel_on_the_app_package(capsys, monkeypatch):
     cmd = calls[0]
     assert cmd[1:4] == ["-m", "panel", "serve"] and os.path.basename(cmd[4]) == "app"
     assert cmd[5:] == ["--address", "127.0.0.1", "--port", "5111",
-                       "--check-unused-sessions", "1000", "--unused-session-lifetime", "3000",
+                       "--check-unused-sessions", "1000", "--unused-session-lifetime", "10000",
                        "--allow-websocket-origin", "127.0.0.1:5111",
                        "--allow-websocket-origin", "localhost:5111", "--show"]
 

@@ -120,10 +120,27 @@ def test_runs_end_when_their_server_is_killed(tmp_path):
 
 
 # --------------------------------------------------------------------------- creditlab serve
-def _serve(port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", str(port),
-                             "--address", "127.0.0.1"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def _serve(port: int, log: Path | None = None) -> subprocess.Popen:
+    """`creditlab serve` on `port`; its output goes to `log` (so a failure can show it)."""
+    out = open(log, "w") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", str(port),
+                                 "--address", "127.0.0.1"], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
+    finally:
+        if log:
+            out.close()
+
+
+def _start_button(page, log: Path, timeout_s: float = 120) -> None:
+    """Wait for the Start button; on a timeout, say what the page and the server showed."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.get_by_role("button", name="Start").wait_for(timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        pytest.fail(f"no Start button after {timeout_s} s; the page shows "
+                    f"{page.inner_text('body')[:300]!r}; the server wrote:\n"
+                    f"{log.read_text()[-3000:]}")
 
 
 def _listening(port: int) -> bool:
@@ -158,8 +175,8 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
     """kill -9 of `creditlab serve` while a run trains: the panel server gets SIGTERM from the
     kernel, and the run and the forkserver end with it."""
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    port = free_port()
-    serve = _serve(port)
+    port, log = free_port(), tmp_path / "serve.log"
+    serve = _serve(port, log)
     family: list[int] = []
     try:
         wait_until(lambda: _listening(port), 120, "the dashboard server did not listen")
@@ -167,9 +184,8 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/app?steps=10000000")
             wait_for_bokeh(page, 60)
-            # A cold server's first page: its document can take longer than Playwright's 30 s
-            # default to draw on a loaded 2-core machine (CI once waited past it).
-            page.get_by_role("button", name="Start").click(timeout=120_000)
+            _start_button(page, log)
+            page.get_by_role("button", name="Start").click()
             page.get_by_text("— running").first.wait_for(timeout=120_000)
             family = descendants(serve.pid)
             assert len(family) >= 3              # the panel server, the forkserver, the run
@@ -181,6 +197,36 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
         serve.kill()
         serve.wait(10)
         kill_all(family)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent")
+def test_a_page_slower_than_a_session_lives_still_loads_offline(tmp_path):
+    """A page whose scripts take longer to arrive than an unused session lives (a busy laptop):
+    Bokeh builds its session again when it connects. That session, whose HTML page was never
+    rendered, must still take Panel's stylesheets from this server, not from the internet."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    port, log = free_port(), tmp_path / "serve.log"
+    serve = _serve(port, log)
+    try:
+        wait_until(lambda: _listening(port), 120, "the dashboard server did not listen")
+        with chromium_context(tmp_path / "profile") as browser:
+            page = browser.new_page()
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(f"http://127.0.0.1:{port}/")
+                    or r.url.startswith(f"ws://127.0.0.1:{port}/") else outside.append(r.url))
+            # Past the 10 s lifetime and its 1 s check: the page's own session is gone.
+            page.route("**/static/js/bokeh.min.js*",
+                       lambda route: (time.sleep(12), route.continue_()))
+            page.goto(f"http://127.0.0.1:{port}/app", timeout=120_000)
+            wait_for_bokeh(page, 120)
+            _start_button(page, log)
+            page.wait_for_load_state("networkidle")
+            assert outside == [], outside[:5]
+    finally:
+        serve.kill()
+        serve.wait(10)
 
 
 # --------------------------------------------------------------------------- write errors

@@ -70,8 +70,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     hosts = sorted(loopback) if args.address in loopback else [args.address]
     command = [sys.executable, "-m", "panel", "serve", app_dir, "--address", args.address,
                "--port", str(args.port),
-               # a closed tab's session (and so its runs) is cleaned up within seconds
-               "--check-unused-sessions", "1000", "--unused-session-lifetime", "3000"]
+               # A closed tab's session (and so its runs) is cleaned up within seconds, but not
+               # before a slow page has connected: a busy laptop can take over 3 s from the
+               # page's HTTP answer to its websocket, and a session reaped in between is built
+               # a second time when the page connects.
+               "--check-unused-sessions", "1000", "--unused-session-lifetime", "10000"]
     for host in hosts:
         command += ["--allow-websocket-origin", f"{host}:{args.port}"]
     if args.show:
