@@ -75,7 +75,7 @@ class RunConfig:
     width: int | list[int] = setting(
         50, "units in each hidden layer: one number for all, or one per layer, comma-separated "
         "(e.g. 50,20; then --depth may be left out)", group=NETWORK, label="Width (one, or per layer: 50,20)",
-        low=1, high=65536, metavar="W")
+        low=1, high=65536, metavar="W", many=True)
     activation: str = setting("sigmoid", "the function each hidden unit applies to its summed input "
                               "(linear: none)", group=NETWORK, label="Activation",
                               choices=ACTIVATIONS)
@@ -83,15 +83,13 @@ class RunConfig:
                         label="Weight init (paper: N(0, 2/fan_in))",
                         choices=_registry("engine.networks", "INITS"))
     loss: str = setting("mse", "how an output's error is counted: mse = half the squared error (the "
-                        "paper's), ce = cross-entropy", group=NETWORK,
-                        label="Loss", choices=LOSSES)
+                        "paper's), ce = cross-entropy", group=NETWORK, label="Loss", choices=LOSSES)
     # how the forward weights learn
     # Adam by default: its per-weight normalised step does not grow with a layer's fan-in, so
     # one lr trains widths 8–1,024 and depths 1–6 with every rule; SGD with momentum at any
     # one lr diverges for the wide nets (the output layer's curvature grows with its width).
     optimizer: str = setting("adam", "how the forward weights W are updated: SGD with momentum, or Adam",
-                             group=FORWARD,
-                             label="Optimizer", choices=OPTIMIZERS)
+                             group=FORWARD, label="Optimizer", choices=OPTIMIZERS)
     lr: float = setting(1e-3, "how big a step the forward weights W take at each update (can change "
                         "while running)", group=FORWARD, label="Learning rate (live)",
                         low=0.0, high=1e6, live=True, metavar="LR", step=0.0005)
@@ -100,11 +98,9 @@ class RunConfig:
                               high=1.0, high_open=True, metavar="M", step=0.1,
                               when=lambda cfg: cfg.optimizer == "sgd")
     batch_size: int = setting(32, "how many examples each training step learns from", group=FORWARD,
-                              label="Batch size", low=1,
-                              high=65536, metavar="B")
+                              label="Batch size", low=1, high=65536, metavar="B")
     steps: int = setting(2000, "how many training steps the run takes", group=FORWARD, label="Steps",
-                         low=1, high=10**12,
-                         metavar="N", step=1000)
+                         low=1, high=10**12, metavar="N", step=1000)
     warmup_steps: int = setting(0, "W stays frozen for the first K steps while B learns", group=FORWARD,
                                 label="Warm-up steps (W frozen)", low=0, high=10**12, metavar="K",
                                 step=100)
@@ -112,10 +108,11 @@ class RunConfig:
                                    "Fig. 2 set-up)",
                                    group=FORWARD, label="Freeze W (only B learns)")
     # node perturbation and feedback learning
-    sigma: float = setting(0.01, "how much random noise is added to each hidden unit (its standard "
-                           "deviation; np needs > 0; can change while running)",
-                           group=FEEDBACK, label="σ: noise std (live)", low=0.0, high=1e3, live=True,
-                           metavar="S", step=0.001, when=_noisy)
+    sigma: float | list[float] = setting(
+        0.01, "how much random noise is added to each hidden unit (its standard deviation; np needs "
+        "> 0; can change while running); comma-separated values (1e-3,1e-2) train `seeds` members "
+        "for each in one population", group=FEEDBACK, label="σ: noise std (live)", low=0.0, high=1e3,
+        live=True, metavar="S", step=0.001, when=_noisy, many=True)
     feedback_lr: float = setting(1.0, "how big a step the feedback B takes when it learns by sgd (NP "
                                  "divides it by its noise; can change while running)", group=FEEDBACK,
                                  label="Feedback learning rate (live)", low=0.0, high=1e6, live=True,
@@ -125,30 +122,25 @@ class RunConfig:
                                  choices=FEEDBACK_MODES, rule_specific=True)
     feedback_normalize: bool = setting(
         True, "sgd B: each step is divided by the size of the layer's inputs, so one rate suits every "
-        "layer",
-        group=FEEDBACK, label="Normalised SGD step (scale-free)", rule_specific=True, when=_sgd,
+        "layer", group=FEEDBACK, label="Normalised SGD step (scale-free)", rule_specific=True, when=_sgd,
         off="sgd: the plain step, not divided by the batch's input energy (by default it is, so "
             "that one rate suits every layer)")
     ridge_gamma: float = setting(0.1, "ridge B: how strongly the fit is pulled towards B = 0 (γ)",
-                                 group=FEEDBACK, label="Ridge γ",
-                                 low=1e-12, high=1e12, metavar="G", step=0.01,
-                                 rule_specific=True, when=_ridge)
+                                 group=FEEDBACK, label="Ridge γ", low=1e-12, high=1e12, metavar="G",
+                                 step=0.01, rule_specific=True, when=_ridge)
     ridge_relative: bool = setting(False, "ridge B: γ counts relative to the layer inputs' mean size "
-                                   "(tr(V)/n), not absolutely",
-                                   group=FEEDBACK, label="Ridge γ relative to tr(V)/n",
-                                   rule_specific=True, when=_ridge)
+                                   "(tr(V)/n), not absolutely", group=FEEDBACK,
+                                   label="Ridge γ relative to tr(V)/n", rule_specific=True, when=_ridge)
     ridge_forget: float = setting(1.0, "ridge B: how much older examples still count (1: all alike, as "
                                   "in the paper; < 1 forgets them, to follow a changing W)",
                                   group=FEEDBACK, label="Ridge forgetting",
                                   low=0.0, high=1.0, low_open=True, metavar="RHO", step=0.01,
                                   rule_specific=True, when=_ridge)
     antithetic: bool = setting(False, "each noise is used twice, as ξ and as −ξ, so that much of it "
-                               "cancels", group=FEEDBACK,
-                               label="Antithetic noise (ξ, −ξ)", rule_specific=True)
+                               "cancels", group=FEEDBACK, label="Antithetic noise (ξ, −ξ)", rule_specific=True)
     noise_draws: int = setting(1, "np: noisy passes per example and step, averaged (K times less "
-                               "variance, K times the work)",
-                               group=FEEDBACK, label="Noise draws per sample (K)", low=1, high=1024,
-                               metavar="K", rule_specific=True)
+                               "variance, K times the work)", group=FEEDBACK, label="Noise draws per sample (K)",
+                               low=1, high=1024, metavar="K", rule_specific=True)
     perturb: str = setting("all", "np: add noise to all hidden layers at once, or to one layer per step "
                            "in turn (cycle: no other layer's noise in its estimate)", group=FEEDBACK,
                            label="Perturb layers (all / one per step)", choices=PERTURB,
@@ -175,12 +167,10 @@ class RunConfig:
     device: str = setting("auto", "where to train: cpu, a GPU (cuda), or auto (a GPU if there is one)",
                           group=BOOKKEEPING, label="Device", choices=DEVICES)
     metric_interval: int = setting(50, "measure the angles and the other curves every K steps",
-                                   group=BOOKKEEPING,
-                                   label="Metrics every k steps", low=1, high=10**12,
+                                   group=BOOKKEEPING, label="Metrics every k steps", low=1, high=10**12,
                                    metavar="K")
     eval_interval: int = setting(250, "measure the test-set loss and accuracy every K steps",
-                                 group=BOOKKEEPING,
-                                 label="Test set every k steps", low=1, high=10**12,
+                                 group=BOOKKEEPING, label="Test set every k steps", low=1, high=10**12,
                                  metavar="K")
     # the settings rules declare in their own modules (LearningRule.options), by name; read
     # them as cfg.<name>. Serialised flat, beside the fields.
@@ -207,6 +197,18 @@ class RunConfig:
             return [int(w) for w in self.width]
         return [int(self.width)] * int(self.depth)
 
+    def sigmas(self) -> list[float]:
+        """σ of each group of members: one value, or the list a population compares."""
+        return list(self.sigma) if isinstance(self.sigma, (list, tuple)) else [self.sigma]
+
+    def members(self) -> int:
+        """How many networks train side by side: `seeds` of them for each value of σ."""
+        return self.seeds * len(self.sigmas())
+
+    def member_values(self) -> list[tuple[int, float]]:
+        """Member k's (seed, σ): σ-group by σ-group, seeds seed, seed+1, …, seed+seeds−1 in each."""
+        return [(self.seed + j, s) for s in self.sigmas() for j in range(self.seeds)]
+
     # --------------------------------------------------------------- checking
     def validate(self) -> "RunConfig":
         """Check every field against its Setting, then the settings that depend on each other."""
@@ -231,10 +233,10 @@ class RunConfig:
             spec = DATASETS[self.dataset]
             n_in = math.prod(spec.image_shape) if spec.image_shape else 64
             sizes = [n_in, *self.widths(), n_in if self.model == "autoencoder" else spec.n_out or 10]
-            weights = sum(a * b for a, b in zip(sizes, sizes[1:])) * self.seeds     # all members'
+            weights = sum(a * b for a, b in zip(sizes, sizes[1:])) * self.members()   # all members'
             if weights > MAX_WEIGHTS:
                 raise ConfigError(f"width={shown(self.width)} is not allowed with depth {self.depth}: the "
-                                  f"network{'s' * (self.seeds > 1)} would have {weights:,} weights (at most "
+                                  f"network{'s' * (self.members() > 1)} would have {weights:,} weights (at most "
                                   f"{MAX_WEIGHTS:,} fit in memory with their feedback and optimiser state); "
                                   "lower the width or the depth")
         if self.model in CONV_MODELS and DATASETS[self.dataset].image_shape is None:
@@ -257,6 +259,9 @@ class RunConfig:
         if name not in LIVE_FIELDS:
             raise ConfigError(f"{shown(name)} cannot change during a run; live fields are "
                               f"{', '.join(LIVE_FIELDS)}")
+        if name == "sigma" and len(self.sigmas()) > 1:
+            raise ConfigError(f"sigma cannot change during this run: its members compare "
+                              f"{','.join(f'{v:g}' for v in self.sigmas())}")
         trial = dataclasses.replace(self, **{name: value})
         trial.validate()
         return getattr(trial, name)

@@ -30,7 +30,7 @@ def run_label(cfg: RunConfig) -> str:
     warm-up 1,000 paper init seed0'; a population ends with its seeds, '… ×4 seeds (0–3)'."""
     parts = [cfg.rule]
     if RULES[cfg.rule].uses_noise(cfg) or cfg.rule == "np":
-        parts.append(f"σ={cfg.sigma:g}")
+        parts.append("σ=" + ",".join(f"{v:g}" for v in cfg.sigmas()))
     parts.append(f"d{cfg.depth}")
     parts.append("w" + width_label(cfg.width))
     parts.append(f"lr={cfg.lr:g}")
@@ -47,6 +47,7 @@ def run_label(cfg: RunConfig) -> str:
             parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
     if cfg.dataset != "digits":
         parts.append(cfg.dataset)
-    parts.append(f"seed{cfg.seed}" if cfg.seeds == 1 else
-                 f"×{cfg.seeds} seeds ({cfg.seed}–{cfg.seed + cfg.seeds - 1})")
+    each = " per σ" if len(cfg.sigmas()) > 1 else ""       # the seeds repeat for each value of σ
+    parts.append(f"seed{cfg.seed}{each}" if cfg.seeds == 1 else
+                 f"×{cfg.seeds} seeds ({cfg.seed}–{cfg.seed + cfg.seeds - 1}){each}")
     return " ".join(parts)

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Live:
     lr: float             # the forward weights' learning rate
-    sigma: float          # node perturbation's noise std
+    sigma: float | tuple[float, ...]   # node perturbation's noise std; per member where they differ
     feedback_lr: float    # the feedback regression's step
 
     @classmethod
     def of(cls, cfg) -> "Live":
-        return cls(lr=cfg.lr, sigma=cfg.sigma, feedback_lr=cfg.feedback_lr)
+        sigmas = cfg.sigmas()
+        sigma = sigmas[0] if len(sigmas) == 1 else tuple(s for _, s in cfg.member_values())
+        return cls(lr=cfg.lr, sigma=sigma, feedback_lr=cfg.feedback_lr)

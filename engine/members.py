@@ -87,11 +87,17 @@ def mean_record(members: list[dict]) -> dict:
     return {**scalars, "layers": layers}
 
 
-def diverged(loss: torch.Tensor, seeds: list[int]) -> str:
+def member_name(who: dict) -> str:
+    """'seed 3', or 'seed 3, σ=0.1' in a population that compares values of σ."""
+    return f"seed {who['seed']}" + (f", σ={who['sigma']:g}" if "sigma" in who else "")
+
+
+def diverged(loss: torch.Tensor, names: list[str]) -> str:
     """Which members of a population have a non-finite loss in `loss` (their rows stacked), for
-    a divergence message; "" for a single run. The whole population stops with them."""
-    if len(seeds) == 1:
+    a divergence message, each by its name ("seed 3"); "" for a single run. The whole
+    population stops with them."""
+    if len(names) == 1:
         return ""
-    bad = (~torch.isfinite(split(loss, len(seeds))).all(1)).nonzero().flatten().tolist()
-    named = ", ".join(f"{k} (seed {seeds[k]})" for k in bad[:5]) + (", …" if len(bad) > 5 else "")
-    return f"in member{'s' if len(bad) > 1 else ''} {named} of {len(seeds)}" if bad else ""
+    bad = (~torch.isfinite(split(loss, len(names))).all(1)).nonzero().flatten().tolist()
+    named = ", ".join(f"{k} ({names[k]})" for k in bad[:5]) + (", …" if len(bad) > 5 else "")
+    return f"in member{'s' if len(bad) > 1 else ''} {named} of {len(names)}" if bad else ""

@@ -219,8 +219,8 @@ def check_run_fits(cfg, rule, network, device: torch.device, eval_rows: int) -> 
     named = None
     if isinstance(network, NetworkSize):
         named = f"width={shown(cfg.width)} with depth {cfg.depth}"
-        if cfg.seeds > 1:
-            named += f" and {cfg.seeds} seeds"
-        network = network.population(cfg.seeds)
-    check_fits(network, cfg.batch_size * draws * cfg.seeds, device, cfg.batch_size,
-               eval_rows=eval_rows * cfg.seeds, ridge=ridge, network=named)
+        if cfg.members() > 1:
+            named += f" and {cfg.members()} members"
+        network = network.population(cfg.members())
+    check_fits(network, cfg.batch_size * draws * cfg.members(), device, cfg.batch_size,
+               eval_rows=eval_rows * cfg.members(), ridge=ridge, network=named)

@@ -36,6 +36,8 @@ class Setting:
     rule_specific: bool = False         # shown only for rules that list it in their `reads`
     when: Callable[[Any], bool] | None = None   # shown only where it matters (a cfg-like → bool)
     step: float | None = None           # the widget's increment
+    many: bool = False                  # also comma-separated values (width: one per layer; σ: one
+                                        # per group of a population's members)
 
     def integer_bounds(self) -> tuple[int, int]:
         """An integer setting's bounds; int64's where it declares none, as torch keeps integers
@@ -57,9 +59,11 @@ class Setting:
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{name}={shown(value)} is not allowed; it must be true or false")
-        elif isinstance(default, int) and isinstance(value, (list, tuple)) and name == "width":
-            for w in value:
-                check_integer(name, w, *self.integer_bounds())
+        elif self.many and isinstance(value, (list, tuple)):
+            if not value:
+                raise ConfigError(f"{name}=[] is not allowed; give one value or several")
+            for one in value:
+                self.check(name, one, default, choices)
         elif isinstance(default, int):
             check_integer(name, value, *self.integer_bounds())
         elif isinstance(default, float):

@@ -23,7 +23,7 @@ def step_work(cfg, weights: int) -> int:
     (one member's): every row a step pushes (batch × noise draws × members) meets each weight
     in each pass."""
     draws = getattr(cfg, "noise_draws", 1) if cfg.rule.startswith("np") else 1
-    return cfg.batch_size * draws * cfg.seeds * weights * PASSES
+    return cfg.batch_size * draws * cfg.members() * weights * PASSES
 
 
 def threads_for(cfg, weights: int) -> int | None:

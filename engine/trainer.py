@@ -11,8 +11,9 @@ also carries the clean test loss and accuracy. Subscribers that ask for matrices
 latest B and Wᵀ of each layer as float32 CPU copies. The hot path never syncs with the device
 except at those logged steps.
 
-With `cfg.seeds` = P > 1 it trains a population (engine/members.py): member k is the run of seed
-+ k; a record gives each member under "members" and their mean (NaN-aware) at the top level.
+With P = cfg.members() > 1 it trains a population (engine/members.py): `seeds` members for each
+value of σ, member k being the single run of its seed and σ; a record gives each member under
+"members" and their mean (NaN-aware) at the top level.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from engine.status import Status
 from engine.control import drive
 from engine.data.dataset import Dataset
 from engine.data.registry import load_dataset
-from engine.members import Streams, diverged, mean, mean_record, split, std
+from engine.members import Streams, diverged, mean, mean_record, member_name, split, std
 from engine.memory import NetworkSize, check_run_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
 from engine.networks import build_model, fully_connected_sizes
@@ -78,8 +79,11 @@ class Trainer:
         # Before the weights exist: a network or batch the device cannot hold is one line now, not
         # seconds of allocation and then an out-of-memory kill (or a swapping machine). A conv
         # net's few weights are built first, to find its shapes.
-        self.members = cfg.seeds
-        self.seeds = [cfg.seed + k for k in range(self.members)]
+        self.members = cfg.members()
+        self.seeds = [seed for seed, _ in cfg.member_values()]
+        # What tells member k apart in records and summaries: its seed, and σ where several are compared.
+        self.member_settings = [{"seed": seed, **({"sigma": sigma} if len(cfg.sigmas()) > 1 else {})}
+                                for seed, sigma in cfg.member_values()]
         sizes = fully_connected_sizes(cfg, self.data)
         if sizes is not None:
             self._check_fits(NetworkSize.of_sizes(sizes))
@@ -121,10 +125,9 @@ class Trainer:
                        eval_rows=min(EVAL_CHUNK, len(self.data.x_test)))
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        # engine.optim's classes are torch.optim's, bit for bit and with interchangeable state
-        # dicts, but do not import torch._dynamo (seconds) on their first use. Fused: one kernel
-        # per parameter instead of ~10, the same update to a rounding (Adam on a 32-member
-        # 784-50-20-10 population: 0.7 ms a step, not 6.4; one member: 0.07 ms, not 0.22).
+        # engine.optim's classes are torch.optim's, bit for bit, interchangeable state dicts, but
+        # no torch._dynamo import (seconds) on first use. Fused: one kernel per parameter, not ~10
+        # (Adam, 32 members of 784-50-20-10: 0.7 ms a step, not 6.4; one member: 0.07, not 0.22).
         params = list(self.model.parameters())
         if self.cfg.optimizer == "adam":
             return Adam(params, lr=self.cfg.lr, fused=True)
@@ -207,7 +210,8 @@ class Trainer:
         first_bad = int(self._first_bad_step)
         if first_bad >= 0:
             self.status = Status.DIVERGED
-            raise DivergedError(first_bad, self._divergence_hint(), diverged(result.loss, self.seeds))
+            raise DivergedError(first_bad, self._divergence_hint(),
+                                diverged(result.loss, [member_name(m) for m in self.member_settings]))
         record = self._record(y, result, metrics,
                               evaluate=(s % self.cfg.eval_interval == 0 or s == self.cfg.steps))
         self._publish(record)
@@ -228,8 +232,7 @@ class Trainer:
 
     def _check_losses(self) -> None:
         """Fold the logged loss sums into the first non-finite step (still on the device)."""
-        n = self._logged_losses
-        if n == 0:
+        if (n := self._logged_losses) == 0:
             return
         bad = ~torch.isfinite(self._loss_log[:n])
         first = torch.where(bad.any(), bad.byte().argmax() + (self.step_count - n + 1), -1)
@@ -238,8 +241,7 @@ class Trainer:
 
     def _divergence_hint(self) -> str:
         """What to lower: the forward step, and the feedback step where B is learnt by SGD."""
-        cfg, sgd = self.cfg, self.cfg.optimizer == "sgd"
-        lower = [f"lr (now {cfg.lr:g})"]
+        cfg, sgd, lower = self.cfg, self.cfg.optimizer == "sgd", [f"lr (now {self.cfg.lr:g})"]
         if "feedback_lr" in self.rule.reads and cfg.feedback_mode == "sgd":
             lower.append(f"feedback_lr (now {cfg.feedback_lr:g})")
         if sgd and cfg.momentum > 0:
@@ -263,11 +265,8 @@ class Trainer:
     @torch.no_grad()
     def evaluate_members(self, split: str = "test") -> tuple[list[float], list[float]]:
         """Each member's clean loss (mean per sample) and accuracy on a whole split."""
-        x = self.data.x_test if split == "test" else self.data.x_train
-        y = self.data.y_test if split == "test" else self.data.y_train
-        if self.autoencoding:
-            y = x
-        p = self.members
+        x, y = (self.data.x_test, self.data.y_test) if split == "test" else (self.data.x_train, self.data.y_train)
+        y, p = (x if self.autoencoding else y), self.members
         # In chunks: a conv net's activations for a whole test set would not fit in memory.
         losses, corrects = [], []
         for start in range(0, x.shape[0], EVAL_CHUNK):
@@ -282,8 +281,7 @@ class Trainer:
         loss = torch.cat(losses, 1).mean(1)
         acc = (torch.cat(corrects, 1).mean(1) if corrects[0] is not None
                else torch.full_like(loss, math.nan))
-        loss_v, acc_v = torch.stack([loss, acc]).tolist()
-        return loss_v, acc_v
+        return tuple(torch.stack([loss, acc]).tolist())
 
     def _record(self, y, result, metrics: dict[str, torch.Tensor], evaluate: bool) -> dict:
         p = self.members
@@ -310,7 +308,8 @@ class Trainer:
             "layers": summary["layers"],
         }
         if p > 1:
-            record["members"] = [{"member": k, "seed": s, **m} for k, (s, m) in enumerate(zip(self.seeds, members))]
+            record["members"] = [{"member": k, **who, **m}
+                                 for k, (who, m) in enumerate(zip(self.member_settings, members))]
         self._last_record = record
         return record
 
@@ -354,9 +353,9 @@ class Trainer:
         if self.members > 1:
             records = last.get("members") or [{}] * self.members
             summary.update(seeds=self.members, test_accuracy_std=std(accs), test_loss_std=std(losses),
-                           members=[{"member": k, "seed": s, "test_accuracy": a, "test_loss": loss,
-                                     "train_loss": r.get("train_loss", math.nan)}
-                                    for k, (s, a, loss, r) in enumerate(zip(self.seeds, accs, losses, records))])
+                           members=[{"member": k, **who, "test_accuracy": a, "test_loss": loss,
+                                     "train_loss": r.get("train_loss", math.nan)} for k, (who, a, loss, r)
+                                    in enumerate(zip(self.member_settings, accs, losses, records))])
         return summary
 
     # ------------------------------------------------------------ checkpoint

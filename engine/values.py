@@ -116,6 +116,13 @@ def format_width(width: Any) -> str:
     return str(width)
 
 
+def parse_float_list(name: str, text: str) -> float | list[float]:
+    """One number, or comma-separated numbers ("1e-3,1e-2": the values of σ a population
+    compares), each read by parse_float."""
+    values = [parse_float(name, part) for part in str(text).split(WIDTH_SEPARATOR)]
+    return values[0] if len(values) == 1 else values
+
+
 def parse_float(name: str, text: str) -> float:
     if not NUMBER.fullmatch(text.strip()):
         raise ConfigError(f"{name}={shown(text)} is not allowed; it must be a number")

@@ -11,7 +11,7 @@ from engine.cli.common import PROG, UsageError
 from engine.config import DEVICES, RunConfig, choices_of, eval_interval_for, settings
 from engine.errors import ConfigError
 from engine.rules import RULES
-from engine.values import check_choice, format_width, parse_float, parse_int_list
+from engine.values import check_choice, format_width, parse_float, parse_float_list, parse_int_list
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +56,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         elif isinstance(default, int):
             changes[name] = s.read_int(name, text)
         elif isinstance(default, float):
-            changes[name] = parse_float(name, text)
+            changes[name] = (parse_float_list if s.many else parse_float)(name, text)
         else:
             changes[name] = text
     if isinstance(changes.get("width"), list) and "depth" not in changes:

@@ -13,6 +13,7 @@ from engine.cli.common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EX
 from engine.cli.parser import config_from_args
 from engine.errors import ConfigError
 from engine.config import RunConfig, settings
+from engine.members import mean, std
 from engine.metric_names import METRICS
 from engine.control import Control, drive
 from engine.status import Status
@@ -25,7 +26,16 @@ def _print_summary(result: dict, seconds: float) -> None:
     print(f"{result['rule']} on {result['dataset']}: {result['status']} after {result['steps']} steps "
           f"in {seconds:.1f} s")
     members = result.get("members")
-    if members:             # a population: each member, then their mean ± standard deviation
+    sigmas = list(dict.fromkeys(m["sigma"] for m in members or [] if "sigma" in m))
+    if sigmas:              # a population comparing σ: each value's members, then each member
+        print(f"{len(members)} members, {len(members) // len(sigmas)} seed(s) for each σ: each σ's "
+              "mean ± standard deviation (each member below)")
+        for sigma in sigmas:
+            group = [m for m in members if m["sigma"] == sigma]
+            accs, losses = [m["test_accuracy"] for m in group], [m["test_loss"] for m in group]
+            print(f"σ={sigma:<8g} test accuracy {fmt(mean(accs), '.1f', 100.0)} ± {fmt(std(accs), '.1f', 100.0)} %, "
+                  f"test loss {fmt(mean(losses), '.4g')} ± {fmt(std(losses), '.2g')}")
+    elif members:           # a population: each member, then their mean ± standard deviation
         print(f"{len(members)} seeds, the members' mean ± standard deviation (each member below)")
         print(f"test accuracy {fmt(acc, '.1f', 100.0)} ± {fmt(result.get('test_accuracy_std'), '.1f', 100.0)} %, "
               f"test loss {fmt(result.get('test_loss'), '.4g')} ± {fmt(result.get('test_loss_std'), '.2g')}, "
@@ -45,9 +55,10 @@ def _print_summary(result: dict, seconds: float) -> None:
                   f"{fmt(layer['sign_congruence'], '9.1f', 100.0):>9} %  "
                   f"{fmt(layer['relative_error'], '10.3f'):>10}")
     if members:
-        print("member   seed  test acc %  test loss  train loss")
+        print("member   seed" + ("         σ" if sigmas else "") + "  test acc %  test loss  train loss")
         for m in members:
-            print(f"{m['member']:>6}  {m['seed']:>5}  {fmt(m['test_accuracy'], '9.1f', 100.0):>9}  "
+            sigma = f"  {m['sigma']:>8g}" if sigmas else ""
+            print(f"{m['member']:>6}  {m['seed']:>5}{sigma}  {fmt(m['test_accuracy'], '9.1f', 100.0):>9}  "
                   f"{fmt(m['test_loss'], '9.4g'):>9}  {fmt(m['train_loss'], '10.4g'):>10}")
     if result.get("run_dir"):
         print(f"saved to {result['run_dir']}")
@@ -124,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         DOWNLOAD_OPTIONS["progress"] = False
 
     trainer = Trainer(cfg)                         # may raise ConfigError (e.g. no CUDA)
-    threads = threads_for(cfg, sum(p.numel() for p in trainer.model.parameters()) // cfg.seeds)
+    threads = threads_for(cfg, sum(p.numel() for p in trainer.model.parameters()) // cfg.members())
     if threads is not None:                       # a small step: one thread (engine/threads.py)
         import torch
         torch.set_num_threads(threads)

@@ -98,9 +98,11 @@ class _PerSample(Sequence):
         return repr(list(self))
 
 
-def _gaussian(shape, sigma: float, generator: torch.Generator | Streams, device) -> torch.Tensor:
+def _gaussian(shape, sigma: float | tuple[float, ...], generator: torch.Generator | Streams,
+              device) -> torch.Tensor:
     """`torch.randn(shape, generator=generator) * sigma`, bit for bit, in one pass on the CPU;
-    for a population's streams, each member's such draw, stacked.
+    for a population's streams, each member's such draw (with its own σ, where `sigma` gives one
+    per member), stacked.
 
     torch's CPU normal_ draws every tensor of 16 or more numbers as torch.randn does (the same
     uniforms, the same Box-Muller), scaling by σ as it stores them, so the product is the one
@@ -108,12 +110,16 @@ def _gaussian(shape, sigma: float, generator: torch.Generator | Streams, device)
     devices keep the product. A member's block of one buffer is filled in place, as a fresh
     tensor of its shape would be (no buffer per member, no concatenation)."""
     streams = Streams.of(generator)
+    sigmas = sigma if isinstance(sigma, tuple) else (sigma,) * len(streams)
     if torch.device(device).type == "cpu" and math.prod(shape) >= 16:
         rows, out = shape[0], torch.empty((len(streams) * shape[0], *shape[1:]), device=device)
         for k, g in enumerate(streams.generators):
-            out[k * rows:(k + 1) * rows].normal_(0.0, sigma, generator=g)
+            out[k * rows:(k + 1) * rows].normal_(0.0, sigmas[k], generator=g)
         return out
-    return streams.stack(lambda g: torch.randn(shape, generator=g, device=device) * sigma)
+    if len(streams) == 1:
+        return torch.randn(shape, generator=streams.generators[0], device=device) * sigmas[0]
+    return torch.cat([torch.randn(shape, generator=g, device=device) * s
+                      for g, s in zip(streams.generators, sigmas)])
 
 
 def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator | Streams,
@@ -175,8 +181,8 @@ class LearningRule:
     def check(cls, cfg) -> None:
         """Refuse, with the one-line ConfigError, a set-up this rule cannot train (called by
         RunConfig.validate(), so the dashboard shows it inline before Start)."""
-        if cls.uses_noise(cfg) and not cfg.sigma >= MIN_SIGMA:
-            raise ConfigError(f"sigma={cfg.sigma!r} is not allowed for rule {cls.name!r}: "
+        if cls.uses_noise(cfg) and not min(cfg.sigmas()) >= MIN_SIGMA:
+            raise ConfigError(f"sigma={min(cfg.sigmas())!r} is not allowed for rule {cls.name!r}: "
                               f"node perturbation needs sigma >= {MIN_SIGMA:g} (below it the loss "
                               "change the noise causes is lost in float32 rounding)")
 
@@ -230,7 +236,7 @@ class LearningRule:
         for layer, b in zip(layers[1:], matrices or [None] * (len(layers) - 1)):
             layer.feedback = b
 
-    def sample_noise(self, x: torch.Tensor, sigma: float,
+    def sample_noise(self, x: torch.Tensor, sigma: float | tuple[float, ...],
                      sites: list[int] | None = None) -> list[torch.Tensor | None]:
         """ξᵢ ~ N(0, σ²I) for each hidden site in `sites` (default: all), None for the others."""
         shapes = self.model.hidden_shapes()

@@ -126,6 +126,9 @@ class NodePerturbation(LearnedFeedback):
                 if p > 1:                                      # each member's c, on its rows
                     weight = weight.repeat_interleave(change.shape[0] // p)
             change = change - weight * predicted
+        if isinstance(sigma, tuple):            # a σ per member: each on its member's rows
+            sigma = torch.tensor(sigma, dtype=change.dtype, device=change.device)
+            sigma = sigma.repeat_interleave(change.shape[0] // p)
         scale = change / sigma ** 2
         estimates = []
         for i, xi in enumerate(noise):

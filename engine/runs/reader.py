@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from engine.config import RunConfig
+from engine.config import RunConfig, settings
 from engine.status import Status
 from engine.files import read_regular
 from engine.runs.layout import CHECKPOINT_FILE, CONFIG_FILE, MAX_JSON_BYTES, METRICS_FILE, SUMMARY_FILE, process_started
@@ -83,9 +83,11 @@ def read_config(path: str | os.PathLike) -> RunConfig:
     except (TypeError, ValueError) as exc:      # ConfigError is a ValueError
         raise UnreadableRun(f"{CONFIG_FILE}: {exc}") from None
     # Types only, not validate(): a run stays listed when today's bounds would refuse its values.
+    declared = settings()
     for name, default in RunConfig().to_dict().items():
         value = getattr(cfg, name)
-        if not _same_kind(value, default):
+        many = name in declared and declared[name].many and isinstance(value, list) and value
+        if not (all(_same_kind(v, default) for v in value) if many else _same_kind(value, default)):
             kind = {bool: "true or false", int: "an integer", float: "a number"}.get(
                 type(default), "a string")
             raise UnreadableRun(f"{CONFIG_FILE}: {name}={value!r} is not {kind}")
@@ -96,8 +98,6 @@ def _same_kind(value: Any, default: Any) -> bool:
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) == isinstance(default, bool)
     if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if isinstance(default, int) and isinstance(value, list):        # width: one or per layer
-            return all(_same_kind(v, default) for v in value)
         return isinstance(value, int) or (isinstance(default, float) and isinstance(value, float))
     return isinstance(value, type(default))
 
@@ -137,7 +137,7 @@ def list_runs(root: str | os.PathLike = "runs") -> pd.DataFrame:
                 continue
             rows.append({
                 **row, "rule": cfg.rule, "dataset": cfg.dataset, "depth": cfg.depth,
-                "width": width_label(cfg.width), "seed": cfg.seed, "seeds": cfg.seeds,
+                "width": width_label(cfg.width), "seed": cfg.seed, "seeds": cfg.members(),
                 "steps": summary.get("steps"), "status": summary.get("status", "unknown"),
                 "test_accuracy": _float(summary.get("test_accuracy")),
                 "test_accuracy_std": _float(summary.get("test_accuracy_std")),

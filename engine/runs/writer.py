@@ -153,7 +153,7 @@ class RunWriter:
         # Which data the run really saw (e.g. full MNIST or the 5k subset) is part of its record.
         self._fixed = {"run_id": self.run_id, **hyperparameter_columns(self.cfg),
                        "dataset_variant": str(trainer.data.meta.get("variant", "full"))}
-        if self.cfg.seeds > 1:                # each member's row carries its own seed
+        if self.cfg.members() > 1:            # each member's row carries its own seed (and σ)
             del self._fixed["seed"]
         self._tables: list = []               # pyarrow tables already converted
         self._pending: list[dict] = []        # rows not yet converted

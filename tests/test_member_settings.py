@@ -1,0 +1,107 @@
+"""A population that compares values of σ: `sigma=[σ₁, σ₂, …]` with `seeds=S` trains S members
+for each σ in one batched step, and member k is the single run of its own seed and σ."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from engine.config import RunConfig
+from engine.errors import ConfigError
+from engine.members import split
+from engine.trainer import Trainer
+from test_populations import _close, _config, _digits, _same_number, _train
+
+pytestmark = pytest.mark.usefixtures("float64")
+
+SIGMAS, SEEDS, SEED = [1e-3, 0.05], 2, 5
+
+
+@pytest.mark.parametrize("name", ["np", "np K draws, antithetic", "np-dfa", "fa on noise", "np conv"])
+def test_member_k_is_the_single_run_of_its_seed_and_sigma(name):
+    population, pop_records = _train(_config(name, seed=SEED, seeds=SEEDS, sigma=SIGMAS))
+    p = len(SIGMAS) * SEEDS
+    assert population.members == p
+    for k in range(p):
+        seed, sigma = SEED + k % SEEDS, SIGMAS[k // SEEDS]
+        single, records = _train(_config(name, seed=seed, sigma=sigma))
+        for (pname, w), s in zip(population.model.named_parameters(), single.model.parameters()):
+            _close(split(w.detach(), p)[k], s.detach(), f"member {k}'s {pname}")
+        for i, (b, s) in enumerate(zip(population.rule.feedback_matrices(), single.rule.feedback_matrices())):
+            _close(split(b.detach(), p)[k], s.detach(), f"member {k}'s feedback {i + 1}")
+        for pr, r in zip(pop_records, records):
+            member = pr["members"][k]
+            assert (member["seed"], member["sigma"]) == (seed, sigma)
+            for key in ("train_loss", "test_loss"):
+                _same_number(member[key], r[key], f"member {k}'s {key} at step {r['step']}")
+            _same_number(member["layers"][0]["signal_angle_deg"], r["layers"][0]["signal_angle_deg"],
+                         f"member {k}'s signal angle at step {r['step']}")
+
+
+def test_the_members_of_a_sigma_differ_only_in_sigma():
+    """The same seed under two values of σ: the same initial weights, different noise scales (so
+    the runs part), which is what comparing σ needs."""
+    trainer = Trainer(_config("np", seed=SEED, seeds=1, sigma=[1e-3, 1e-1]), dataset=_digits())
+    w = split(trainer.model.layers[0].weight.detach(), 2)
+    assert torch.equal(w[0], w[1])
+    noise = trainer.rule.sample_noise(torch.zeros(2 * 200, 64, dtype=torch.float64), trainer.live.sigma)[0]
+    ratio = split(noise, 2)[1].std() / split(noise, 2)[0].std()
+    assert 90 < ratio < 110
+
+
+def test_the_summary_and_records_name_each_members_seed_and_sigma():
+    trainer, records = _train(_config("np", seed=SEED, seeds=SEEDS, sigma=SIGMAS))
+    summary = trainer.summary()
+    assert [(m["seed"], m["sigma"]) for m in summary["members"]] == [
+        (SEED, SIGMAS[0]), (SEED + 1, SIGMAS[0]), (SEED, SIGMAS[1]), (SEED + 1, SIGMAS[1])]
+    assert records[-1]["sigma"] == SIGMAS and [m["sigma"] for m in records[-1]["members"]] == [
+        SIGMAS[0], SIGMAS[0], SIGMAS[1], SIGMAS[1]]
+
+
+def test_sigma_cannot_change_live_when_members_compare_it():
+    trainer = Trainer(_config("np", seeds=SEEDS, sigma=SIGMAS), dataset=_digits())
+    with pytest.raises(ConfigError, match=r"^sigma cannot change during this run: its members compare 0.001,0.05$"):
+        trainer.set(sigma=0.02)
+    trainer.set(lr=1e-4)                        # the other live settings still change, for all
+
+
+@pytest.mark.parametrize("sigma,message", [
+    ([1e-3, 0.0], r"^sigma=0.0 is not allowed for rule 'np'"),
+    ([1e-3, -1.0], r"^sigma=-1.0 is not allowed"),
+    ([], r"^sigma=\[\] is not allowed; give one value or several$"),
+    ([1e-3, "x"], r"^sigma='x' is not allowed"),
+])
+def test_a_bad_value_in_a_sigma_list_is_named_in_one_line(sigma, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(sigma=sigma).validate()
+
+
+def test_a_diverging_member_is_named_with_its_sigma():
+    from engine.trainer import DivergedError
+
+    trainer = Trainer(_config("np", seed=SEED, seeds=1, sigma=SIGMAS, steps=4, metric_interval=2),
+                      dataset=_digits())
+    with torch.no_grad():
+        split(trainer.model.layers[0].weight, 2)[1].fill_(math.nan)
+    with pytest.raises(DivergedError, match=rf"in member 1 \(seed {SEED}, σ=0.05\) of 2"):
+        for _ in range(4):
+            trainer.step()
+
+
+def test_the_cli_trains_a_sigma_list_and_saves_each_members_rows(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "engine", "train", "--sigma", "1e-3,1e-2,1e-1", "--seeds", "2",
+                          "--steps", "20", "--metric-interval", "10", "--out", str(tmp_path), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "6 members, 2 seed(s) for each σ" in out.stdout
+    for sigma in ("0.001", "0.01", "0.1"):
+        assert f"σ={sigma}" in out.stdout
+    from engine.runs.reader import list_runs, load_run
+    run = list_runs(tmp_path).iloc[0]
+    assert run["seeds"] == 6
+    cfg, metrics = load_run(run["path"])
+    assert cfg.sigma == [1e-3, 1e-2, 1e-1]
+    last = metrics[metrics["step"] == 20]
+    assert sorted(zip(last["seed"], last["sigma"])) == sorted((s, v) for v in (1e-3, 1e-2, 1e-1) for s in (0, 1))
