@@ -118,6 +118,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                    help="an existing Dask scheduler, e.g. tcp://host:8786 (workers must see --out)")
     h.add_argument("--serial", action="store_true",
                    help="run the trials one after another in this process, without Dask")
+    h.add_argument("--no-pack", dest="pack", action="store_false",
+                   help="train every seed of a configuration as its own run, not the seeds "
+                        "together as one population (the same results, to rounding; for comparison)")
     h.add_argument("--out", default="runs", metavar="DIR",
                    help="runs folder: trials are runs in it; the table goes to DIR/sweeps/<id>/")
     h.add_argument("--dry-run", action="store_true",
@@ -177,7 +180,8 @@ def sweep_command(args: argparse.Namespace) -> int:
           + f"; table: {sweep_dir(args.out, sid) / TRIALS_FILE}", file=sys.stderr)
     try:
         result = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler,
-                           serial=args.serial, progress=not args.quiet)
+                           serial=args.serial, progress=not args.quiet,
+                           pack=args.pack)
     except KeyboardInterrupt:
         print(f"creditlab: interrupted: finished trials are saved; run the same command again "
               f"to resume sweep {sid}", file=sys.stderr)

@@ -28,6 +28,11 @@ says finished, diverged or failed, so an interrupted sweep resumes where it stop
 finished trials is `runs/sweeps/<sweep id>/trials.parquet`, rewritten atomically as trials finish,
 next to `sweep.json` (the spec, the trial count and the varied parameters).
 
+Packing: the trials to run that differ only in consecutive seeds (base.seed, base.seed+1, …)
+train as one population (RunConfig.seeds; one task, one batched step), and each is still saved
+as its own run folder and row, as if it had run alone; a population that diverges or fails runs
+its trials again one by one. `pack=False` (`--no-pack`) runs every trial alone.
+
 Execution: `distributed.LocalCluster` with one single-threaded worker process per core (torch
 threads set to 1 in every trial), an existing scheduler (`scheduler="tcp://host:8786"`, run
 folders must then be on a file system the workers share), or in-process (`serial=True`). Dask is
@@ -35,15 +40,16 @@ an optional extra: `pip install 'creditlab[sweep]'`.
 
 Layout: spec.py (the description), parse.py (files' dicts and flags into one, checked),
 files.py (reading sweep files and sweep folders' JSON within limits), trial.py (one trial,
-anywhere), store.py (state on disk and the summary), run.py (running a sweep), cli.py
-(`creditlab sweep`).
+anywhere), pack.py (a pack of trials as one population, anywhere), store.py (state on disk and
+the summary), run.py (running a sweep), cli.py (`creditlab sweep`).
 """
 
 from engine.sweep.spec import (DISTRIBUTIONS, DONE, METRICS, SWEEP_FILE, SWEEPS_DIR, TRIALS_FILE,
-                               Distribution, Search, SweepError, SweepSpec, Trial)
+                               Distribution, Search, SweepError, SweepSpec, Trial, packs)
 from engine.sweep.parse import check_trials, parse_distribution, parse_sweep
 from engine.sweep.files import load_sweep_file
 from engine.sweep.trial import make_row, run_trial
+from engine.sweep.pack import run_pack
 from engine.sweep.store import (best_table, finished_trials, format_best, list_sweeps, load_trials,
                                 sweep_dir, sweep_runs, trials_frame)
 from engine.sweep.run import (SweepBusy, SweepResult, SweepUnavailable,
@@ -51,6 +57,7 @@ from engine.sweep.run import (SweepBusy, SweepResult, SweepUnavailable,
 
 __all__ = ["SweepSpec", "Search", "Trial", "Distribution", "SweepError", "SweepResult",
            "load_sweep_file", "parse_sweep", "parse_distribution", "run_sweep", "run_trial",
+           "run_pack", "packs",
            "finished_trials", "load_trials", "list_sweeps", "best_table", "format_best",
            "sweep_dir", "TRIALS_FILE",
            "SweepBusy", "SweepUnavailable", "check_trials", "default_workers", "import_dask",

@@ -18,8 +18,9 @@ from engine.errors import one_line
 from engine.runs.reader import try_read_json_object
 from engine.runs.writer import atomic_write_parquet
 from engine.status import Status
-from engine.sweep.spec import DASK_MISSING, DONE, SWEEP_FILE, SweepError, SweepSpec, TRIALS_FILE, Trial
+from engine.sweep.spec import DASK_MISSING, DONE, SWEEP_FILE, SweepError, SweepSpec, TRIALS_FILE, Trial, packs
 from engine.sweep.trial import sweep_tag, make_row, run_trial
+from engine.sweep.pack import run_pack
 from engine.sweep.store import best_table, finished_trials, mark_stopped, sweep_dir, sweep_runs, trials_frame
 
 
@@ -102,10 +103,14 @@ def run_sweep(spec: SweepSpec, runs_root: str | os.PathLike = "runs", *,
               on_row: Callable[[dict], None] | None = None,
               on_update: Callable[[dict, int], None] | None = None,
               trials: list[Trial] | None = None, cluster_kwargs: dict | None = None,
-              rerun: bool = False) -> SweepResult:
+              rerun: bool = False, pack: bool = True) -> SweepResult:
     """Run every trial of `spec` not already done (with `rerun`, every trial, into new run
     folders: the newest done folder of a trial is the one read); return the table of all its
     trials.
+
+    `pack`: the trials to run that differ only in consecutive seeds train as one population
+    (spec.packs, pack.py), one task instead of one per seed; each is saved and tabled as if it
+    had run alone. Off, every trial is its own task.
 
     `stop` (a threading.Event) ends the sweep early: pending trials are cancelled, running ones
     are saved as "stopped" and run again on the next call. KeyboardInterrupt does the same and
@@ -122,18 +127,20 @@ def run_sweep(spec: SweepSpec, runs_root: str | os.PathLike = "runs", *,
         return _run_locked(spec, root, sid, sdir, trials, started, workers=workers,
                            scheduler=scheduler, serial=serial, progress=progress, stop=stop,
                            on_row=on_row, on_update=on_update, cluster_kwargs=cluster_kwargs,
-                           rerun=rerun)
+                           rerun=rerun, pack=pack)
     finally:
         lock.close()
 
 
 def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, serial, progress,
-                stop, on_row, on_update, cluster_kwargs, rerun=False) -> SweepResult:
+                stop, on_row, on_update, cluster_kwargs, rerun=False, pack=True) -> SweepResult:
     from engine.runs.writer import atomic_write_json
     atomic_write_json(sdir / SWEEP_FILE, {**spec.to_json(), "n_trials": len(trials),
                                           "varied": spec.varied, "trials_file": TRIALS_FILE})
     done = {} if rerun else finished_trials(root, sid, trials)
     todo = [t for t in trials if t.trial_id not in done]
+    # Only the trials to run are packed: a partly done configuration packs the seeds it lacks.
+    tasks = packs(todo) if pack else [[t] for t in todo]
     rows: dict[str, dict] = dict(done)
     write_lock = threading.Lock()
 
@@ -159,17 +166,18 @@ def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, s
             import torch
             before = torch.get_num_threads()
             try:
-                for t in todo:
+                for task in tasks:
                     if stop is not None and stop.is_set():
                         interrupted = True
                         break
-                    bar.running = 1
-                    accept(run_trial(t.to_json(), str(root), sid, threads=1))
+                    bar.running = len(task)
+                    for row in run_pack([t.to_json() for t in task], str(root), sid, threads=1):
+                        accept(row)
                 bar.running = 0
             finally:
                 torch.set_num_threads(before)
         elif todo:
-            interrupted = _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept,
+            interrupted = _run_dask(tasks, root, sid, workers, scheduler, stop, bar, accept,
                                     cluster_kwargs or {})
     except BaseException:
         mark_stopped(root, sid, pending)
@@ -185,8 +193,9 @@ def _run_locked(spec, root, sid, sdir, trials, started, *, workers, scheduler, s
                        len(rows) - len(done), counts, time.perf_counter() - started, interrupted)
 
 
-def _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept, cluster_kwargs) -> bool:
-    """Submit every trial, take results as they complete. Returns True if stopped early."""
+def _run_dask(tasks, root, sid, workers, scheduler, stop, bar, accept, cluster_kwargs) -> bool:
+    """Submit every task (a trial, or a pack of them), take results as they complete. Returns
+    True if stopped early."""
     import contextlib
     import logging
 
@@ -213,8 +222,7 @@ def _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept, cluster_kw
             with dask.config.set(WORKER_CONFIG):
                 cluster = stack.enter_context(LocalCluster(**kw))
             client = stack.enter_context(Client(cluster))
-        futures = {client.submit(run_trial, t.to_json(), str(root), sid, 1,
-                                 key=f"trial-{sid}-{t.trial_id}", pure=False): t for t in todo}
+        futures = {_submit(client, task, root, sid): task for task in tasks}
 
 
         stack.callback(lambda: client.cancel(list(futures)) if client.status == "running" else None)
@@ -225,12 +233,14 @@ def _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept, cluster_kw
                 return True
             if ac.has_ready():
                 for fut in ac.next_batch(block=False):
-                    t = futures[fut]
+                    task = futures[fut]
                     try:
-                        row = fut.result()
+                        result = fut.result()
+                        rows = result if isinstance(result, list) else [result]
                     except Exception as exc:          # the worker died, or could not unpickle
-                        row = _lost_row(t, root, sid, exc)
-                    accept(row)
+                        rows = [_lost_row(t, root, sid, exc) for t in task]
+                    for row in rows:
+                        accept(row)
                     fut.release()
             else:
                 now = time.monotonic()
@@ -240,10 +250,20 @@ def _run_dask(todo, root, sid, workers, scheduler, stop, bar, accept, cluster_kw
                         slots = sum(client.nthreads().values())
                     except Exception:
                         slots = 0
-                    bar.set_running(min(slots, sum(1 for f in futures if not f.done())))
+                    waiting = [len(task) for f, task in futures.items() if not f.done()]
+                    bar.set_running(sum(waiting[:slots]))      # trials in the running tasks
                 time.sleep(0.05)
         bar.set_running(0)
     return False
+
+
+def _submit(client, task: list[Trial], root: Path, sid: str):
+    """One Dask task: a trial alone (keyed by its id, as before packing), or a pack."""
+    if len(task) == 1:
+        return client.submit(run_trial, task[0].to_json(), str(root), sid, 1,
+                             key=f"trial-{sid}-{task[0].trial_id}", pure=False)
+    return client.submit(run_pack, [t.to_json() for t in task], str(root), sid, 1,
+                         key=f"pack-{sid}-{task[0].trial_id}-{len(task)}", pure=False)
 
 
 def _lost_row(t: Trial, root: Path, sid: str, exc: BaseException) -> dict:

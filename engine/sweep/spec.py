@@ -191,6 +191,41 @@ class SweepSpec:
         return list(out.values())
 
 
+# The most members one population may have: RunConfig's bound on `seeds`.
+MAX_PACK = 4096
+
+
+def packs(trials: list[Trial], size: int = MAX_PACK) -> list[list[Trial]]:
+    """The trials in packs that one population trains exactly: trials whose configs are equal
+    but for `seed`, with consecutive seeds (seed, seed + 1, …), are one pack, as a population of
+    seed = the first and seeds = their number is member for member those runs. Every other
+    trial (a gap in the seeds, a trial that is itself a population, of seeds or of values of σ)
+    is a pack of its own; at most
+    `size` trials a pack. Packs come in the order of their first trial."""
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        seed = t.config.get("seed")
+        if (t.config.get("seeds", 1) == 1 and not isinstance(t.config.get("sigma"), list)
+                and isinstance(seed, int) and not isinstance(seed, bool)):
+            key = json.dumps({k: v for k, v in t.config.items() if k != "seed"}, sort_keys=True, default=str)
+        else:                                 # packing it would change what it computes
+            key = f"alone:{t.trial_id}:{len(groups)}"
+        groups.setdefault(key, []).append(t)
+    out: list[list[Trial]] = []
+    for group in groups.values():
+        group = sorted(group, key=lambda t: t.config["seed"]) if len(group) > 1 else group
+        run = [group[0]]
+        for t in group[1:]:
+            if t.config["seed"] == run[-1].config["seed"] + 1 and len(run) < size:
+                run.append(t)
+            else:
+                out.append(run)
+                run = [t]
+        out.append(run)
+    order = {t.trial_id: i for i, t in enumerate(trials)}
+    return sorted(out, key=lambda run: min(order[t.trial_id] for t in run))
+
+
 def _chars(value: Any) -> int:
     return len(json.dumps(value, default=str))
 

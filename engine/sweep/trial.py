@@ -14,7 +14,7 @@ from engine.errors import one_line
 from engine.sweep.spec import SWEEP_FILE, slug
 
 
-def _run_id(cfg: dict, trial_id: str, attempt: int = 1) -> str:
+def trial_run_id(cfg: dict, trial_id: str, attempt: int = 1) -> str:
     """Like engine.runs.writer.new_run_id (UTC time, rule, seed) with the trial id as the suffix."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     stem = f"{stamp}-{slug(cfg.get('rule'))}-s{cfg.get('seed')}-{trial_id[:8]}"
@@ -24,7 +24,7 @@ def _run_id(cfg: dict, trial_id: str, attempt: int = 1) -> str:
 def _run_dir_for(root: Path, cfg: dict, trial_id: str) -> tuple[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 100):
-        rid = _run_id(cfg, trial_id, attempt)
+        rid = trial_run_id(cfg, trial_id, attempt)
         try:
             (root / rid).mkdir()
             return rid, root / rid
@@ -50,7 +50,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
     import torch
 
     from engine.runs.layout import CONFIG_FILE, SUMMARY_FILE
-    from engine.runs.writer import RunWriter, atomic_write_json
+    from engine.runs.writer import atomic_write_json
     from engine.trainer import DivergedError, Trainer
 
     if threads:
@@ -70,17 +70,7 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
         atomic_write_json(path / SUMMARY_FILE, summary)
         return make_row(trial["config"], tag, summary, path)
 
-    writer = None
-    for attempt in range(1, 100):             # RunWriter creates the folder exclusively
-        run_id = _run_id(trial["config"], trial["trial_id"], attempt)
-        try:
-            writer = RunWriter(root, trainer, run_id=run_id, flush_interval=flush_interval)
-            break
-        except FileExistsError:
-            continue
-    if writer is None:
-        raise RuntimeError(f"could not create a unique run folder in {root}")
-    atomic_write_json(writer.path / SWEEP_FILE, tag)
+    writer = open_writer(root, trainer, trial, sweep_id, flush_interval)
     status, error = Status.FINISHED, None
     try:
         status = trainer.run()
@@ -102,6 +92,24 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
     result["wall_seconds"] = time.time() - started
     result["cpu_seconds"] = time.thread_time() - cpu_started    # < wall: the core was shared
     return make_row(trial["config"], tag, result, writer.path)
+
+
+def open_writer(root: Path, trainer, trial: dict, sweep_id: str, flush_interval: float):
+    """A RunWriter for `trainer` (a Trainer, or anything that looks like one to the writer) in a
+    new folder named after the trial, tagged with the sweep."""
+    from engine.runs.writer import RunWriter, atomic_write_json
+
+    for attempt in range(1, 100):             # RunWriter creates the folder exclusively
+        run_id = trial_run_id(trial["config"], trial["trial_id"], attempt)
+        try:
+            writer = RunWriter(root, trainer, run_id=run_id, flush_interval=flush_interval)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise RuntimeError(f"could not create a unique run folder in {root}")
+    atomic_write_json(writer.path / SWEEP_FILE, sweep_tag(trial, sweep_id))
+    return writer
 
 
 def make_row(config: dict, tag: dict, summary: dict, run_dir: Path | str) -> dict:

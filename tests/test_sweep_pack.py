@@ -1,0 +1,232 @@
+"""Sweeps pack (engine/sweep/pack.py): trials that differ only in consecutive seeds train as one
+population, and each is saved, tabled and resumed exactly as if it had run alone."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from engine import sweep as sw
+from engine.cli.sweep import add_sweep_arguments, sweep_command
+from engine.runs.reader import list_runs, load_run, load_summary, read_checkpoint
+from engine.sweep.pack import reproducible
+from engine.sweep.spec import Trial, packs
+from engine.trainer import DivergedError, Trainer
+
+TINY = {"dataset": "digits", "steps": 20, "metric_interval": 10, "eval_interval": 20, "width": 20,
+        "device": "cpu"}
+NUMBERS = ["test_loss", "test_accuracy", "train_loss"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def spec(seeds=3, rule="np", lrs=(0.01, 0.1), **base):
+    """3 seeds x 2 learning rates: 6 trials, 2 packs of 3."""
+    return sw.parse_sweep({"sweep": {"name": "pack", "seeds_per_point": seeds},
+                           "base": {**TINY, "rule": rule, **base}, "grid": {"lr": list(lrs)}})
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """The configs of the trainings that ran (Trainer.run calls): one per process or task."""
+    ran: list = []
+    real = Trainer.run
+
+    def run(self, *a, **k):
+        ran.append(self.cfg)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "run", run)
+    return ran
+
+
+def by_id(table: pd.DataFrame) -> pd.DataFrame:
+    return table.set_index("trial_id").sort_index()
+
+
+def same_results(packed: pd.DataFrame, alone: pd.DataFrame) -> None:
+    a, b = by_id(packed), by_id(alone)
+    assert list(packed.columns) == list(alone.columns)
+    assert list(a.index) == list(b.index)
+    for col in ("status", "seed", "lr", "point_id", "seed_index", "steps_done", "error"):
+        assert a[col].tolist() == b[col].tolist(), col
+    assert a["diverged_step"].astype(object).tolist() == b["diverged_step"].astype(object).tolist()
+    for col in NUMBERS:                   # a batched step rounds like the single one, to float32
+        for x, y in zip(a[col], b[col]):
+            assert (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-6), col
+
+
+# ------------------------------------------------------------------ which trials pack
+def _trial(seed, lr=0.1, seeds=1):
+    return Trial(f"t{seed}-{lr}-{seeds}", "p", "main", 0, seed, ("lr",),
+                 {"rule": "bp", "lr": lr, "seed": seed, "seeds": seeds})
+
+
+def test_packs_are_equal_configs_with_consecutive_seeds_in_the_trials_order():
+    trials = [_trial(0), _trial(1), _trial(0, lr=0.2), _trial(3), _trial(2), _trial(1, lr=0.2),
+              _trial(5), _trial(0, seeds=4), _trial(1, seeds=4)]
+    got = [[t.trial_id for t in p] for p in packs(trials)]
+    assert got == [["t0-0.1-1", "t1-0.1-1", "t2-0.1-1", "t3-0.1-1"],   # seeds 0-3, found in any order
+                   ["t0-0.2-1", "t1-0.2-1"],
+                   ["t5-0.1-1"],                                      # a gap: alone
+                   ["t0-0.1-4"], ["t1-0.1-4"]]                        # already populations: alone
+    assert [[t.trial_id for t in p] for p in packs(trials, size=3)][:3] == [
+        ["t0-0.1-1", "t1-0.1-1", "t2-0.1-1"], ["t0-0.2-1", "t1-0.2-1"], ["t3-0.1-1"]]
+    assert sum(map(len, packs(spec().trials()))) == 6 and len(packs(spec().trials())) == 2
+    # what run_pack accepts as a population: exactly such packs (anything else runs alone)
+    assert all(reproducible([t.to_json() for t in p]) == (len(p) > 1) for p in packs(trials))
+    assert not reproducible([_trial(0).to_json(), _trial(2).to_json()])
+    assert not reproducible([_trial(0, seeds=4).to_json(), _trial(1, seeds=4).to_json()])
+
+
+# ------------------------------------------------------------------ packed = unpacked
+def test_a_packed_sweep_gives_each_trial_what_it_gives_unpacked(tmp_path, trainings):
+    s = spec()
+    packed = sw.run_sweep(s, tmp_path / "packed", serial=True, progress=False)
+    assert [(c.seeds, c.seed) for c in trainings] == [(3, 0), (3, 0)]         # 2 trainings, not 6
+    trainings.clear()
+    alone = sw.run_sweep(s, tmp_path / "alone", serial=True, progress=False, pack=False)
+    assert [(c.seeds, c.seed) for c in trainings] == [(1, 0), (1, 1), (1, 2)] * 2
+    assert (packed.total, packed.ran, packed.counts) == (alone.total, alone.ran, alone.counts) == \
+        (6, 6, {"finished": 6, "diverged": 0, "failed": 0})
+    same_results(packed.table, alone.table)
+    same_results(sw.load_trials(packed.path), sw.load_trials(alone.path))     # the files too
+
+    # each trial is its own run folder, in the single run's format
+    a, b = by_id(packed.table), by_id(alone.table)
+    assert len(list_runs(tmp_path / "packed")) == 6
+    for tid in a.index:
+        (cfg_a, m_a), (cfg_b, m_b) = load_run(a.loc[tid, "run_dir"]), load_run(b.loc[tid, "run_dir"])
+        assert cfg_a == cfg_b and cfg_a.seeds == 1 and a.loc[tid, "run_id"].endswith(tid[:8])
+        assert list(m_a.columns) == list(m_b.columns) and "member" not in m_a.columns
+        assert m_a["seed"].tolist() == m_b["seed"].tolist() == [cfg_a.seed] * 2
+        assert torch.allclose(torch.tensor(m_a["train_loss"].to_numpy()),
+                              torch.tensor(m_b["train_loss"].to_numpy()), rtol=1e-5)
+        s_a, s_b = load_summary(a.loc[tid, "run_dir"]), load_summary(b.loc[tid, "run_dir"])
+        assert list(s_a) == list(s_b) and s_a["status"] == "finished"
+        assert math.isclose(s_a["test_loss"], s_b["test_loss"], rel_tol=1e-5)
+        k_a, k_b = read_checkpoint(a.loc[tid, "run_dir"]), read_checkpoint(b.loc[tid, "run_dir"])
+        assert k_a["config"] == k_b["config"] and k_a["step"] == k_b["step"] == 20
+        for name, w in k_b["model"].items():
+            assert torch.allclose(k_a["model"][name], w, rtol=1e-3, atol=1e-4), name
+        assert torch.equal(k_a["order"], k_b["order"])
+        for name in ("rule", "batch"):
+            assert torch.equal(k_a["generators"][name], k_b["generators"][name])
+
+
+def test_a_members_checkpoint_resumes_as_its_single_run(tmp_path):
+    """The member's checkpoint.pt is the single run's: restored, 10 more steps go as they would."""
+    s = spec(seeds=2, lrs=(0.1,), rule="np", feedback_mode="ridge")
+    packed = sw.run_sweep(s, tmp_path, serial=True, progress=False)
+    row = packed.table.sort_values("seed").iloc[1]
+    state = read_checkpoint(row["run_dir"])
+    cfg, _ = load_run(row["run_dir"])
+    cfg.steps = 30
+    resumed, fresh = Trainer(cfg), Trainer(cfg)
+    resumed.restore(state)
+    resumed.run()
+    fresh.run()
+    assert math.isclose(resumed.summary()["test_loss"], fresh.summary()["test_loss"], rel_tol=1e-4)
+
+
+# ------------------------------------------------------------------ resume
+def test_resume_runs_only_the_missing_trials_packing_the_seeds_still_to_do(tmp_path, trainings):
+    first = sw.run_sweep(spec(seeds=1), tmp_path, serial=True, progress=False)
+    assert (first.ran, len(trainings)) == (2, 2)
+    trainings.clear()
+    rest = sw.run_sweep(spec(seeds=3), tmp_path, serial=True, progress=False)
+    assert (rest.total, rest.skipped, rest.ran) == (6, 2, 4)
+    assert [(c.seeds, c.seed) for c in trainings] == [(2, 1), (2, 1)]         # seeds 1-2 of each lr
+    trainings.clear()
+    assert sw.run_sweep(spec(seeds=3), tmp_path, serial=True, progress=False).ran == 0
+    assert trainings == [] and len(list_runs(tmp_path)) == 6
+    alone = sw.run_sweep(spec(seeds=3), tmp_path / "alone", serial=True, progress=False, pack=False)
+    same_results(rest.table, alone.table)
+
+
+def test_an_interrupted_packed_sweep_resumes_with_the_packs_not_done(tmp_path):
+    import threading
+
+    stop = threading.Event()
+    first = sw.run_sweep(spec(), tmp_path, serial=True, progress=False, stop=stop,
+                         on_row=lambda row: stop.set())
+    assert first.interrupted and first.ran == 3                # the whole first pack is saved
+    rest = sw.run_sweep(spec(), tmp_path, serial=True, progress=False)
+    assert (rest.ran, rest.skipped, len(rest.table)) == (3, 3, 6)
+
+
+# ------------------------------------------------------------------ divergence and failure
+def test_a_diverging_pack_is_recorded_as_its_trials_diverge_alone(tmp_path):
+    s = spec(rule="bp", lrs=(1e6, 0.1), optimizer="sgd", metric_interval=1)
+    packed = sw.run_sweep(s, tmp_path / "packed", serial=True, progress=False)
+    alone = sw.run_sweep(s, tmp_path / "alone", serial=True, progress=False, pack=False)
+    same_results(packed.table, alone.table)
+    t = packed.table.set_index("lr")
+    assert set(t.loc[1e6, "status"]) == {"diverged"} and set(t.loc[0.1, "status"]) == {"finished"}
+    assert len(list_runs(tmp_path / "packed")) == 6        # no folder left of the population
+
+
+def test_one_diverging_member_does_not_mark_the_healthy_ones_diverged(tmp_path, monkeypatch):
+    """The trainer stops the whole population when one member diverges; the healthy members run
+    again alone and finish, and the bad one is diverged as it is alone."""
+    real = Trainer.run
+    ran = []
+
+    def run(self, *a, **k):
+        ran.append(self.cfg.seeds)
+        if self.cfg.seeds > 1 or self.cfg.seed == 1:
+            self.status = "diverged"
+            raise DivergedError(7, where="in member 1 (seed 1) of 3" if self.cfg.seeds > 1 else "")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "run", run)
+    result = sw.run_sweep(spec(lrs=(0.1,)), tmp_path, serial=True, progress=False)
+    assert ran == [3, 1, 1, 1]
+    t = result.table.set_index("seed")
+    assert t.loc[1, "status"] == "diverged" and t.loc[1, "diverged_step"] == 7
+    assert list(t.loc[[0, 2], "status"]) == ["finished", "finished"]
+    assert len(list_runs(tmp_path)) == 3
+    assert set(list_runs(tmp_path)["status"]) == {"finished", "diverged"}
+
+
+def test_a_pack_that_cannot_be_built_runs_its_trials_alone(tmp_path, trainings, monkeypatch):
+    """E.g. 3 times the weights over the memory limit: each trial runs (or fails) as it would."""
+    real = Trainer.__init__
+
+    def init(self, cfg, *a, **k):
+        if cfg.seeds > 1:
+            raise MemoryError("a population too big")
+        real(self, cfg, *a, **k)
+
+    monkeypatch.setattr(Trainer, "__init__", init)
+    result = sw.run_sweep(spec(lrs=(0.1,)), tmp_path, serial=True, progress=False)
+    assert result.counts["finished"] == 3 and [c.seeds for c in trainings] == [1, 1, 1]
+    assert len(list_runs(tmp_path)) == 3
+
+
+# ------------------------------------------------------------------ the command
+def test_no_pack_on_the_command_line_runs_each_seed_alone(tmp_path, trainings, capsys):
+    parser = add_sweep_arguments(argparse.ArgumentParser())
+    flags = ["--serial", "--quiet", "--out", str(tmp_path), "--name", "cli", "--set", "steps=20",
+             "--set", "width=20", "--set", "rule=bp", "--grid", "lr=0.01,0.1", "--seeds", "3"]
+    assert sweep_command(parser.parse_args(flags + ["--no-pack"])) == 0
+    assert [c.seeds for c in trainings] == [1] * 6
+    assert sweep_command(parser.parse_args(flags)) == 0 and len(trainings) == 6    # all done
+    assert parser.parse_args(flags).pack and not parser.parse_args(flags + ["--no-pack"]).pack
+
+
+# ------------------------------------------------------------------ on Dask
+@pytest.mark.slow
+def test_packs_on_a_local_cluster_give_the_serial_results(tmp_path):
+    pytest.importorskip("distributed")
+    s = spec()
+    on_dask = sw.run_sweep(s, tmp_path / "dask", workers=2, progress=False)
+    alone = sw.run_sweep(s, tmp_path / "alone", serial=True, progress=False, pack=False)
+    assert (on_dask.ran, on_dask.counts["finished"]) == (6, 6)
+    same_results(on_dask.table, alone.table)
+    assert len(list_runs(tmp_path / "dask")) == 6
+    assert sw.run_sweep(s, tmp_path / "dask", workers=2, progress=False).ran == 0
