@@ -12,6 +12,7 @@ import panel as pn
 from app.library import list_saved_runs, runs_frame, to_csv_bytes, to_parquet_bytes
 from app.live_plots import LivePlots
 from app.run_status import display_name
+from app.sigma_groups import curve_sets
 from engine.host.runner import SessionRuns
 
 
@@ -61,7 +62,8 @@ class CompareView(pn.viewable.Viewer):
 
         def apply():
             for run in runs:
-                self.plots.curves.set_visible(run.id, run.id in shown)
+                for key, _, _ in curve_sets(run.id, run.cfg):
+                    self.plots.curves.set_visible(key, run.id in shown)
 
         self.plots.edit(apply)
 

@@ -43,6 +43,7 @@ from app.pace import PagePace
 from app.run_status import RunStatus, display_name, wrapping_row
 from engine.host.runner import RunHandle, SessionRuns
 from app.safe_text import md_text
+from app.sigma_groups import curve_sets, set_label, split_rows
 from app.sidebar import ALL, SettingsSidebar
 from app.state import ConfigState
 from engine.values import format_width
@@ -287,9 +288,11 @@ class Dashboard(pn.viewable.Viewer):
         def plot_it():
             for old in dropped:
                 self._forget(old)
-            self.curves.add_run(saved.id, display_name(saved), saved.n_layers(), steps=saved.cfg.steps,
-                                members=saved.cfg.seeds)
-            self.curves.replace(saved.id, saved.rows())
+            sets = curve_sets(saved.id, saved.cfg)         # a set per σ it compares
+            for (key, sigma, members), rows in zip(sets, split_rows(saved.rows(), saved.cfg)):
+                self.curves.add_run(key, set_label(display_name(saved), saved.cfg, sigma), saved.n_layers(),
+                                    steps=saved.cfg.steps, members=members)
+                self.curves.replace(key, rows)
             self.run_status.refresh_legend()
 
         self.plots.edit(plot_it)

@@ -22,6 +22,7 @@ from app.curves import BAND_NOTE, CAPTIONS, CURVE_MIN_WIDTH, CurvePlots, flat_ro
 from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, Heatmaps
 from app.network_view import NetworkView
 from app.run_status import display_name
+from app.sigma_groups import curve_sets, set_label, split_record
 from engine.host.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
 
 HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
@@ -78,8 +79,10 @@ class LivePlots:
 
     # ================================================================ runs
     def add_run(self, run: RunHandle, label: str, n_layers: int, steps: int) -> None:
-        """Give a new run its curves; from now on the pull streams its records into them."""
-        self.curves.add_run(run.id, label, n_layers, steps=steps, members=run.cfg.seeds)
+        """Give a new run its curves (a set per σ where it compares σ); from now on the pull
+        streams its records into them."""
+        for key, sigma, members in curve_sets(run.id, run.cfg):
+            self.curves.add_run(key, set_label(label, run.cfg, sigma), n_layers, steps=steps, members=members)
         self._cursors[run.id] = 0
         self._changes_seen[run.id] = 0
 
@@ -94,7 +97,8 @@ class LivePlots:
         self.heat_heading.object = heat_heading("")
 
     def forget(self, run) -> None:
-        self.curves.remove_run(run.id)
+        for key, _, _ in curve_sets(run.id, run.cfg):
+            self.curves.remove_run(key)
         for table in (self._cursors, self._changes_seen):
             table.pop(run.id, None)
 
@@ -127,20 +131,23 @@ class LivePlots:
             return False
         new, cursor = run.buffer.since(cursor)
         self._cursors[run.id] = cursor
+        sets = curve_sets(run.id, run.cfg)
         if new:
-            if self.curves.length(run.id) + len(new) > BUFFER_CAPACITY:
-                # The buffer has thinned its history: resend it whole, so the page stays bounded too.
-                self.curves.replace(run.id, [flat_row(r) for r in run.buffer.records()])
-            else:
-                self.curves.stream(run.id, [flat_row(r) for r in new])
+            # The buffer has thinned its history: resend it whole, so the page stays bounded too.
+            thinned = self.curves.length(sets[0][0]) + len(new) > BUFFER_CAPACITY
+            records = [split_record(r, run.cfg) for r in (run.buffer.records() if thinned else new)]
+            for i, (key, _, _) in enumerate(sets):
+                rows = [flat_row(r[i]) for r in records]
+                (self.curves.replace if thinned else self.curves.stream)(key, rows)
         # Markers where the records show a live change applied, not where the UI asked for it.
         seen = self._changes_seen.get(run.id, 0)
         applied = list(run.applied)
         for change in applied[seen:]:
-            self.curves.mark_change(run.id, change["step"],
+            self.curves.mark_change(sets[0][0], change["step"],
                                     f"{change['name']}: {change['old']:g} → {change['new']:g}")
         if len(applied) > seen:              # the legend names the values the run now uses
-            self.curves.relabel(run.id, display_name(run))
+            for key, sigma, _ in sets:
+                self.curves.relabel(key, set_label(display_name(run), run.cfg, sigma))
         self._changes_seen[run.id] = len(applied)
         return bool(new)
 
@@ -156,7 +163,7 @@ class LivePlots:
         self.heatmaps.show(matrices, self.layer_select.value or None, version,
                            step=_record_step(run, version), first=first_matrices,
                            first_step=first_step)
-        heading = heat_heading(self.heatmaps.where + member_note(run.cfg.seeds, run.cfg.seed))
+        heading = heat_heading(self.heatmaps.where + member_note(run.cfg))
         if self.heat_heading.object != heading:
             self.heat_heading.object = heading
         return True
@@ -169,7 +176,7 @@ class LivePlots:
             return
         newest = run.buffer.tail(1)
         self.network.show_record(newest[0] if newest else None, self.layer_select.value or None,
-                                 members=run.cfg.seeds)
+                                 members=run.cfg.members())
 
     def note_bands(self) -> None:
         """The curves' captions say what a band is while a population is shown, and only then."""
@@ -191,9 +198,13 @@ def _held(fn) -> None:
         fn()
 
 
-def member_note(members: int, seed: int) -> str:
+def member_note(cfg) -> str:
     """Which member of a population the heatmaps show: the run publishes member 0's matrices."""
-    return f", member 0 (seed {seed}) of {members} seeds" if members > 1 else ""
+    if cfg.members() == 1:
+        return ""
+    if len(cfg.sigmas()) == 1:
+        return f", member 0 (seed {cfg.seed}) of {cfg.members()} seeds"
+    return f", member 0 (seed {cfg.seed}, σ={cfg.sigmas()[0]:g}) of {cfg.members()} members"
 
 
 def heat_heading(where: str) -> str:

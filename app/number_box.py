@@ -21,11 +21,12 @@ from engine.errors import ConfigError
 
 
 def number_box(owner: param.Parameterized, name: str, read: Callable[[str], Any],
-               **params) -> pn.widgets.TextInput:
+               shown: Callable[[Any], str] = str, **params) -> pn.widgets.TextInput:
     """A text box bound to number parameter `name` of `owner`; `read` turns text into the number
-    or raises ConfigError with the one-line message. `owner` has an `unreadable` dict parameter
-    (parameter name → message) and forgets a name's entry when that name is set from code."""
-    box = pn.widgets.TextInput(value=str(getattr(owner, name)), **params)
+    or raises ConfigError with the one-line message, `shown` the number into text. `owner` has an
+    `unreadable` dict parameter (parameter name → message) and forgets a name's entry when that
+    name is set from code."""
+    box = pn.widgets.TextInput(value=shown(getattr(owner, name)), **params)
     showing = False
 
     def typed(event) -> None:
@@ -50,7 +51,7 @@ def number_box(owner: param.Parameterized, name: str, read: Callable[[str], Any]
             pass
         showing = True
         try:
-            box.value = str(getattr(owner, name))
+            box.value = shown(getattr(owner, name))
         finally:
             showing = False
 

@@ -27,7 +27,7 @@ from app.network_view import CONV_LAYERS
 from app.number_box import number_box
 from app.presets import preset_note
 from app.presets import PRESETS
-from app.state import ConfigState, read_number
+from app.state import ConfigState, read_number, shown_number
 
 STORY, ALL = "Story", "All settings"
 # The settings a lesson changes, in the order the story mode shows them.
@@ -153,5 +153,6 @@ def _widget(state: ConfigState, name: str):
     if isinstance(p, param.Boolean):
         return w.Checkbox.from_param(p, label=s.label)      # (a checkbox has no tooltip)
     if isinstance(p, param.Number):           # param.Integer too
-        return number_box(state, name, lambda text: read_number(p, text), label=s.label, **wide)
+        return number_box(state, name, lambda text: read_number(p, text), shown=shown_number, label=s.label,
+                          **wide)
     return w.TextInput.from_param(p, label=s.label, **wide)

@@ -17,7 +17,7 @@ from typing import Any
 
 import param
 
-from engine.values import NUMBER, format_width, parse_float, parse_int_list
+from engine.values import NUMBER, WIDTH_SEPARATOR, format_width, parse_float, parse_int_list
 from engine.errors import ConfigError
 from engine.config import RunConfig, choices_of, settings
 
@@ -33,12 +33,26 @@ def parse_width(text: Any) -> int | list[int]:
 _START = RunConfig.from_dict(DASHBOARD_DEFAULTS)
 
 
+class Numbers(param.Number):
+    """A number, or a list of them: a setting that takes several values (σ: the values a
+    population compares). Typed as "0.001,0.01" (`read_number`), shown and linked the same way."""
+
+    def _validate(self, val: Any) -> None:
+        if isinstance(val, list):
+            for one in val:
+                super()._validate(one)
+        else:
+            super()._validate(val)
+
+
 def _parameter(name: str, default: Any) -> param.Parameter:
     """One permissive parameter for one RunConfig field, from its Setting."""
     s = settings()[name]
     choices = choices_of(name)
     if name == "width":
         return param.String(default=format_width(default), doc=s.doc)
+    if s.many and isinstance(default, float):
+        return Numbers(default=default, doc=s.doc)
     if choices is not None:
         return param.Selector(default=default, objects=list(choices), check_on_set=False, doc=s.doc)
     if isinstance(default, bool):
@@ -138,7 +152,12 @@ ConfigState = type("ConfigState", (_ConfigStateBase,), {
 def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return shown_number(value)
+
+
+def shown_number(value: Any) -> str:
+    """A number box's text for its value: a list (several values of σ) as "0.001,0.01"."""
+    return format_width(value) if isinstance(value, list) else str(value)
 
 
 def _from_query(p: param.Parameter, raw: Any) -> Any:
@@ -162,11 +181,15 @@ def _from_query(p: param.Parameter, raw: Any) -> Any:
     return raw
 
 
-def read_number(p: param.Parameter, text: str) -> int | float:
+def read_number(p: param.Parameter, text: str) -> int | float | list[float]:
     """The number that text typed for an Integer or Number parameter stands for, read as the CLI
     reads it (so the same text means the same number in a box, a link and a command line), and
     finite: a box cannot show nan or inf, and JSON cannot carry them. Anything else raises
-    ConfigError with the one-line message: the setting, the text, and what is allowed."""
+    ConfigError with the one-line message: the setting, the text, and what is allowed. A setting
+    of several values (Numbers) reads comma-separated numbers, each so."""
+    if isinstance(p, Numbers) and WIDTH_SEPARATOR in text:
+        values = [read_number(p, part) for part in text.split(WIDTH_SEPARATOR)]
+        return values
     if isinstance(p, param.Integer):
         return settings()[p.name].read_int(p.name, text)
     if not isinstance(p, param.Number):
@@ -181,4 +204,4 @@ def read_number(p: param.Parameter, text: str) -> int | float:
                       + (f" {allowed}" if allowed else ""))
 
 
-__all__ = ["ConfigState", "parse_width", "read_number"]
+__all__ = ["ConfigState", "Numbers", "parse_width", "read_number", "shown_number"]

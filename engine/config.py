@@ -262,6 +262,9 @@ class RunConfig:
         if name == "sigma" and len(self.sigmas()) > 1:
             raise ConfigError(f"sigma cannot change during this run: its members compare "
                               f"{','.join(f'{v:g}' for v in self.sigmas())}")
+        if name == "sigma" and isinstance(value, (list, tuple)) and len(value) > 1:
+            raise ConfigError(f"sigma={','.join(f'{v:g}' for v in value)} cannot be set during a run: several "
+                              "values of σ train side by side in a run of their own (press Start)")
         trial = dataclasses.replace(self, **{name: value})
         trial.validate()
         return getattr(trial, name)

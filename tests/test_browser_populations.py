@@ -65,3 +65,29 @@ def test_a_population_of_four_seeds_draws_bands_and_names_its_seeds(server, page
     page.get_by_text("member 0 (seed 0) of 4 seeds").first.wait_for()
     page.get_by_role("button", name="Stop").click()
     page.get_by_text("— stopped").first.wait_for()
+
+
+def test_several_values_of_sigma_typed_in_its_box_train_side_by_side(server, page):
+    """"0.001,0.1" in the σ box: one Start trains both (2 seeds each), and each σ gets its own
+    coloured curves with their band and its own key above the plots."""
+    url, dashboards = server
+    open_dashboard(page, url, "?rule=np&depth=2&width=20,10&steps=1000000&metric_interval=10&seeds=2")
+    box = page.get_by_label("σ: noise std (live)", exact=True)
+    box.fill("0.001,0.1")
+    box.press("Enter")
+    wait_until(lambda: dashboards[-1].state.sigma == [0.001, 0.1], what="the σ box did not reach the server")
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: total_points(page), what="no curve point after Start")
+    run = dashboards[-1].session.current
+    assert run.cfg.sigmas() == [0.001, 0.1] and run.cfg.members() == 4
+
+    def both_bands():
+        names = {b["name"] for b in page.evaluate(JS_BANDS) if b["lower"] and b["upper"]}
+        return names if len(names) == 2 else None
+    names = wait_until(both_bands, timeout=120, what="each σ's band did not reach the page", interval=0.5)
+    assert names == {f"band-{(run.id, 0)}", f"band-{(run.id, 1)}"}
+    page.get_by_text("np σ=0.001 d2").first.wait_for()
+    page.get_by_text("np σ=0.1 d2").first.wait_for()
+    assert "sigma=0.001%2C0.1" in page.url
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("— stopped").first.wait_for()

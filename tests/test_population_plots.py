@@ -15,6 +15,7 @@ from bokeh.models import VArea
 
 from engine.config import RunConfig
 from engine.data.registry import load_dataset
+from engine.errors import ConfigError
 from engine.labels import run_label
 from engine.members import split
 from engine.trainer import Trainer
@@ -167,8 +168,10 @@ def test_a_population_is_named_with_its_seeds():
 
 
 def test_the_heatmaps_name_the_member_they_show_and_the_picture_says_it_shows_the_mean():
-    assert member_note(1, 0) == ""
-    assert "member 0 (seed 5) of 4 seeds" in heat_heading("layer 2 ← output (6×10)" + member_note(4, 5))
+    assert member_note(RunConfig()) == ""
+    assert "member 0 (seed 5) of 4 seeds" in heat_heading("layer 2 ← output (6×10)"
+                                                          + member_note(RunConfig(seed=5, seeds=4)))
+    assert member_note(RunConfig(seed=5, seeds=2, sigma=[0.01, 0.1])) == ", member 0 (seed 5, σ=0.01) of 4 members"
     view = NetworkView()
     view.show_config(RunConfig(depth=2, width=[8, 6]))
     view.show_record(POPULATION[0], members=3)
@@ -276,5 +279,86 @@ def test_a_saved_population_loads_as_one_line_per_step_with_its_band(tmp_path, m
         assert (data["train_loss_min"] < data["train_loss_max"]).all()
         assert bands(dash.curves, saved.id)
         assert "×3 seeds (0–2)" in dash.run_status.run_legend.object
+    finally:
+        dash.close()
+
+
+# ------------------------------------------------------------------------- several values of σ
+def test_a_record_of_a_sigma_population_splits_into_each_sigmas_mean_and_members():
+    from app.sigma_groups import curve_sets, set_label, split_record
+
+    cfg = RunConfig(**TINY, seeds=2, sigma=[0.001, 0.1])
+    trainer = Trainer(cfg)
+    record = trainer.run(steps=10) and trainer._last_record
+    sets = curve_sets(7, cfg)
+    assert [(key, sigma, members) for key, sigma, members in sets] == [((7, 0), 0.001, 2), ((7, 1), 0.1, 2)]
+    parts = split_record(record, cfg)
+    for i, part in enumerate(parts):
+        group = record["members"][2 * i:2 * i + 2]
+        assert part["members"] == group and part["sigma"] == cfg.sigmas()[i]
+        assert part["train_loss"] == pytest.approx(sum(m["train_loss"] for m in group) / 2)
+        assert part["layers"][0]["signal_angle_deg"] == pytest.approx(
+            sum(m["layers"][0]["signal_angle_deg"] for m in group) / 2)
+        assert part["step"] == record["step"]
+    label = run_label(cfg)
+    assert "σ=0.001,0.1" in label and set_label(label, cfg, 0.1) == label.replace("σ=0.001,0.1", "σ=0.1")
+    assert curve_sets(7, RunConfig(**TINY, seeds=3)) == [(7, None, 3)]
+
+
+def test_several_sigmas_started_on_the_dashboard_draw_a_curve_set_per_sigma():
+    from app.dashboard import SLOW_EVERY, Dashboard
+
+    dash = Dashboard(sync_url=False)
+    try:
+        dash.state.set_config(RunConfig(**TINY, seeds=2))
+        dash.state.sigma = [0.001, 0.1]                 # as the σ box reads "0.001,0.1"
+        run = dash._on_start()
+        assert run.join(60) and run.status == "finished"
+        for _ in range(SLOW_EVERY * (len(dash.curves.figures) + 1)):
+            dash._pull()
+        keys = [(run.id, 0), (run.id, 1)]
+        assert [k for k in dash.curves._runs if k in keys] == keys
+        colors = {dash.curves.color(k) for k in keys}
+        assert len(colors) == 2                         # each σ its own colour
+        for i, key in enumerate(keys):
+            data = dash.curves._runs[key]["curves"].data
+            assert len(data["step"]) == TINY["steps"] // TINY["metric_interval"]
+            assert (data["train_loss_min"] <= data["train_loss"]).all()
+            assert bands(dash.curves, key)
+        legend = dash.run_status.run_legend.object
+        assert "σ=0.001 " in legend and "σ=0.1 " in legend and "per σ" in legend
+        dash._forget(run)
+        assert not any(k in dash.curves._runs for k in keys)
+    finally:
+        dash.close()
+
+
+def test_a_live_sigma_list_is_refused_in_one_line_on_a_running_run():
+    trainer = Trainer(RunConfig(**TINY))
+    with pytest.raises(ConfigError, match=r"^sigma=0.001,0.1 cannot be set during a run: several values of σ"):
+        trainer.set(sigma=[0.001, 0.1])
+
+
+def test_a_saved_sigma_population_loads_as_a_curve_set_per_sigma(tmp_path, monkeypatch):
+    from app.dashboard import Dashboard
+    from engine.runs.writer import RunWriter
+
+    trainer = Trainer(RunConfig(**TINY, seeds=2, sigma=[0.001, 0.1]))
+    writer = RunWriter(tmp_path / "runs", trainer)
+    trainer.run()
+    writer.close()
+    monkeypatch.setenv("CREDITLAB_RUNS", str(tmp_path / "runs"))
+    dash = Dashboard(sync_url=False)
+    try:
+        dash.compare.refresh_saved()
+        dash.saved_select.value = str(writer.path)
+        dash._on_load_saved()
+        dash.curves.build_bands(whole=True)
+        saved_keys = [k for k in dash.curves._runs if isinstance(k, tuple)]
+        assert len(saved_keys) == 2
+        for key in saved_keys:
+            data = dash.curves._runs[key]["curves"].data
+            assert len(data["step"]) == TINY["steps"] // TINY["metric_interval"]
+            assert (data["train_loss_min"] <= data["train_loss_max"]).all()
     finally:
         dash.close()
