@@ -121,7 +121,7 @@ class Dashboard(pn.viewable.Viewer):
             header, self.address_bar, self.pace, r.buttons, r.status, r.note, r.config_alert, r.run_alert,
             r.run_legend, p.network.pane,
             # The central picture first: it is in view at 1280×720 without scrolling.
-            pn.Row(p.heat_heading, p.layer_select, sizing_mode="stretch_width"),
+            pn.Row(p.heat_heading, p.layer_select, p.member_select, sizing_mode="stretch_width"),
             p.heatmap_grid,
             p.curves_heading,
             p.curve_grid,
@@ -227,6 +227,7 @@ class Dashboard(pn.viewable.Viewer):
 
         self.plots.edit(plot_it)
         self.plots.show_layers(n_layers)
+        self.plots.show_members(run)
         self.plots.network.show_config(cfg)
         self.run_status.restart_rate()
         self._refresh_run_list()
@@ -264,6 +265,7 @@ class Dashboard(pn.viewable.Viewer):
 
         self.plots.edit(clear_plots)
         self.plots.clear_heading()
+        self.plots.show_members(None)
         self._show_network(self.state.checked()[0])
         self.run_alert.visible = False
         self.note.visible = False

@@ -7,8 +7,10 @@ once a second redraws the heatmaps of the current run from the matrices it publi
 recolours the network picture from its newest record. Every plot has one sentence under it.
 
 A population (a run of several seeds) draws its members' mean and their spread as a band (the
-curves' captions then say so); the heatmaps show its member 0, the only one whose matrices the run
-publishes, and their heading names it; the network picture shows the members' mean angles.
+curves' captions then say so); the heatmaps show one member, chosen in the Heatmap member menu (the
+run publishes that member's matrices from its next record on: B matrices of different random
+starts have no meaningful mean), and their heading names it; the network picture shows the
+members' mean angles.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class LivePlots:
         self.heat_heading = pn.pane.Markdown(heat_heading(""), margin=(0, 10), sizing_mode="stretch_width")
         self.layer_select.param.watch(lambda e: self.edit(lambda: self.refresh_heatmaps(force=True)), "value")
         self.layer_select.param.watch(lambda e: self.refresh_network(), "value")
+        # A population's heatmaps show one member, chosen here; its maps come with the next record.
+        self.member_select = pn.widgets.Select(label="Heatmap member", options={"member 0": 0}, value=0,
+                                               width=230, visible=False)
+        self.member_select.param.watch(self._on_member, "value")
         # Plot grids that reflow: as many columns as fit at the plots' minimum widths (4 curve
         # plots a row at 1920 px, 3 at 1600, 2 at 1280), never wider than the page.
         curve_panes = [_with_caption(pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH),
@@ -92,6 +98,13 @@ class LivePlots:
         self.layer_select.options = layer_options(n_layers)
         # Open on the top layer: its B is the first to become Wᵀ (the hidden layers' follow).
         self.layer_select.value = n_layers
+
+    def show_members(self, run: RunHandle | None) -> None:
+        """The Heatmap member menu: a population's members, member 0 first; hidden otherwise."""
+        members = run.cfg.members() if run is not None else 1
+        self.member_select.options = member_options(run.cfg) if members > 1 else {"member 0": 0}
+        self.member_select.value = 0
+        self.member_select.visible = members > 1
 
     def clear_heading(self) -> None:
         self.heat_heading.object = heat_heading("")
@@ -151,6 +164,11 @@ class LivePlots:
         self._changes_seen[run.id] = len(applied)
         return bool(new)
 
+    def _on_member(self, event) -> None:
+        run = self.session.current
+        if isinstance(run, RunHandle) and run.active and event.new < run.cfg.members():
+            run.show_member(event.new)
+
     def refresh_heatmaps(self, force: bool = False) -> bool:
         """Redraw the current run's heatmaps if it has published new matrices; whether it did."""
         run = self.session.current
@@ -160,10 +178,13 @@ class LivePlots:
         if matrices is None or (version == self.heatmaps.version and not force):
             return False
         first_step, first_matrices = run.buffer.first_matrices()
+        member = matrices[0].get("member", 0) if matrices else 0        # whose maps these are
+        if member and run.first_members is not None:
+            first_matrices = run.first_members[member]
         self.heatmaps.show(matrices, self.layer_select.value or None, version,
                            step=_record_step(run, version), first=first_matrices,
                            first_step=first_step)
-        heading = heat_heading(self.heatmaps.where + member_note(run.cfg))
+        heading = heat_heading(self.heatmaps.where + member_note(run.cfg, member))
         if self.heat_heading.object != heading:
             self.heat_heading.object = heading
         return True
@@ -198,13 +219,21 @@ def _held(fn) -> None:
         fn()
 
 
-def member_note(cfg) -> str:
-    """Which member of a population the heatmaps show: the run publishes member 0's matrices."""
+def member_note(cfg, member: int = 0) -> str:
+    """Which member of a population the heatmaps show (the Heatmap member menu's)."""
     if cfg.members() == 1:
         return ""
+    seed, sigma = cfg.member_values()[member]
     if len(cfg.sigmas()) == 1:
-        return f", member 0 (seed {cfg.seed}) of {cfg.members()} seeds"
-    return f", member 0 (seed {cfg.seed}, σ={cfg.sigmas()[0]:g}) of {cfg.members()} members"
+        return f", member {member} (seed {seed}) of {cfg.members()} seeds"
+    return f", member {member} (seed {seed}, σ={sigma:g}) of {cfg.members()} members"
+
+
+def member_options(cfg) -> dict[str, int]:
+    """The Heatmap member menu of a population: each member by its seed (and σ)."""
+    many = len(cfg.sigmas()) > 1
+    return {f"member {k}: seed {seed}" + (f", σ={sigma:g}" if many else ""): k
+            for k, (seed, sigma) in enumerate(cfg.member_values())}
 
 
 def heat_heading(where: str) -> str:

@@ -6,6 +6,7 @@ dashboard's run process calls it with commands from a multiprocessing queue (eng
 Commands are plain tuples, so either kind of queue carries them:
 
     ("pause", None)   ("resume", None)   ("step", target)   ("stop", None)   ("set", {name: value})
+    ("member", k): the records' matrices are member k's of a population, from the next record on
 
 "step" pauses at step `target` (the dashboard's Step button). "set" changes live settings
 (σ, lr, feedback_lr) through `Trainer.set`; every record carries the values its step used.
@@ -68,6 +69,8 @@ class _Orders:
                 self.stop = True
             elif kind == "set":
                 self.trainer.set(**arg)
+            elif kind == "member":          # whose matrices the next records carry
+                self.trainer.shown_member = arg
             else:
                 raise ValueError(f"unknown run command {kind!r}")
             block = False

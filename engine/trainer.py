@@ -114,6 +114,7 @@ class Trainer:
         self._last_record: dict | None = None
         self._pending: dict[str, Any] = {}
         self._subscribers: list[Subscriber] = []
+        self.shown_member = 0           # whose B and Wᵀ the subscribers get ("member" command)
         self.status = Status.READY      # kept by the run loop (engine/control.py)
         self.started_at = time.time()
 
@@ -324,14 +325,14 @@ class Trainer:
             return (t.flatten(1).T if t.dim() == 4 else t).cpu().numpy().copy()
 
         layerwise = self.rule.feedback_kind == "layerwise"
-        return [{"layer": i + 1, "B": as_matrix(b),
+        return [{"layer": i + 1, "member": member, "B": as_matrix(b),
                  "WT": as_matrix(self.model.layers[i + 1].backprop_feedback()) if layerwise else None}
                 for i, b in enumerate(self.rule.feedback_matrices())]
 
     def _publish(self, record: dict) -> None:
         if not self._subscribers:
             return
-        mats = self.matrices() if any(s.matrices for s in self._subscribers) else None
+        mats = self.matrices(self.shown_member) if any(s.matrices for s in self._subscribers) else None
         for sub in list(self._subscribers):
             sub.callback({**record, "matrices": mats} if sub.matrices else record)
 

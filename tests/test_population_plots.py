@@ -362,3 +362,43 @@ def test_a_saved_sigma_population_loads_as_a_curve_set_per_sigma(tmp_path, monke
             assert (data["train_loss_min"] <= data["train_loss_max"]).all()
     finally:
         dash.close()
+
+
+def test_the_member_command_makes_the_records_carry_that_members_matrices():
+    from engine.control import Control, drive
+
+    trainer = Trainer(RunConfig(**{**TINY, "steps": 20}, seeds=3))
+    got = []
+    trainer.subscribe(lambda record: got.append(record["matrices"]), matrices=True)
+    control = Control()
+    control.commands.put(("member", 2))
+    drive(trainer, control, steps=10)
+    assert got[-1][0]["member"] == 2
+    for shown, mine in zip(got[-1], trainer.matrices(2)):
+        assert np.array_equal(shown["B"], mine["B"]) and np.array_equal(shown["WT"], mine["WT"])
+    assert not np.array_equal(got[-1][0]["B"], trainer.matrices(0)[0]["B"])
+
+
+def test_the_heatmap_member_menu_shows_the_chosen_member_and_its_start():
+    from conftest import wait_until
+
+    from app.dashboard import Dashboard
+
+    dash = Dashboard(sync_url=False)
+    try:
+        dash.state.set_config(RunConfig(**{**TINY, "steps": 1_000_000}, seeds=3))
+        run = dash._on_start()
+        menu = dash.plots.member_select
+        assert menu.visible and list(menu.options.values()) == [0, 1, 2]
+        menu.value = 2
+        wait_until(lambda: (run.buffer.latest_matrices()[1] or [{}])[0].get("member") == 2, 60,
+             "the run did not publish member 2's matrices")
+        dash.plots.refresh_heatmaps(force=True)
+        assert "member 2 (seed 2) of 3 seeds" in dash.heat_heading.object
+        assert run.first_members is not None and len(run.first_members) == 3
+        run.stop()
+        assert run.join(60)
+        dash._on_reset()
+        assert not menu.visible
+    finally:
+        dash.close()

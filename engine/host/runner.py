@@ -57,6 +57,7 @@ class RunHandle:
         self.step_count = 0
         self.ready = False          # the run's process has built its trainer
         self.started_at: float | None = None
+        self.first_members: list | None = None        # each member's matrices before the first step
         self.changes: list[dict[str, Any]] = []      # live changes asked for: step, name, old, new
         # ... and as the records show them applied: the first record that carries a new value
         # (at most one metric interval after the step it took effect at, never before it).
@@ -175,6 +176,12 @@ class RunHandle:
         self._send("set", checked)
         return checked
 
+    def show_member(self, member: int) -> None:
+        """From the next record on, the run's matrices (the heatmaps) are member `member`'s."""
+        if not 0 <= member < self.cfg.members():
+            raise ValueError(f"member={member} is not allowed; this run has members 0 to {self.cfg.members() - 1}")
+        self._send("member", int(member))
+
     # ------------------------------------------------------------------ events
     def _receive(self, events) -> None:
         """Move the run's events into plain state and the record buffer, until it ends."""
@@ -203,7 +210,8 @@ class RunHandle:
                 self.step_count = event[1]
             elif kind == "ready":
                 if event[1] is not None:
-                    self.buffer.set_first(event[1]["step"], event[1]["matrices"])
+                    self.first_members = event[1]["members"]
+                    self.buffer.set_first(event[1]["step"], event[1]["members"][0])
                 self.ready = True
             elif kind == "status":
                 _, status, step, error = event

@@ -99,7 +99,9 @@ def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int
     try:
         trainer = Trainer(RunConfig.from_dict(cfg_dict))
         trainer.subscribe(lambda record: events.put(("record", record)), matrices=True)
-        events.put(("ready", {"step": trainer.step_count, "matrices": trainer.matrices()}))   # B at step 0
+        # B at step 0, of every member of a population (the page may show any of them)
+        events.put(("ready", {"step": trainer.step_count,
+                              "members": [trainer.matrices(k) for k in range(trainer.members)]}))
         drive(trainer, commands, paused=paused, poll_every=COMMAND_POLL_STEPS, report=report,
               on_step=progress)
     except DivergedError as exc:
