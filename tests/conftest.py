@@ -202,6 +202,26 @@ def bounded(seconds: float = 30.0, peak_mib: int | None = 32):
 JUPYTERLAB_TOKEN = "creditlab-test"
 
 
+def creditlab_serve(port: int, log: Path | None = None):
+    """`creditlab serve` on `port` (the panel server under it, app/main.py, as a user starts it);
+    its output goes to `log`, so a failure can show it. The caller ends it (kill, then wait)."""
+    import subprocess
+    out = open(log, "w") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", str(port),
+                                 "--address", "127.0.0.1"], cwd=Path(__file__).resolve().parents[1],
+                                stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        if log:
+            out.close()
+
+
+def listening(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @contextlib.contextmanager
 def serve_jupyterlab(workdir: Path, notebooks: dict[str, Path], timeout: float = 120.0):
     """Run `python -m jupyterlab` headless on 127.0.0.1 with everything it writes under `workdir`.

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from conftest import creditlab_serve, listening, wait_until
 
 from engine.config import RunConfig
 
@@ -120,18 +120,6 @@ def test_runs_end_when_their_server_is_killed(tmp_path):
 
 
 # --------------------------------------------------------------------------- creditlab serve
-def _serve(port: int, log: Path | None = None) -> subprocess.Popen:
-    """`creditlab serve` on `port`; its output goes to `log` (so a failure can show it)."""
-    out = open(log, "w") if log else subprocess.DEVNULL
-    try:
-        return subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", str(port),
-                                 "--address", "127.0.0.1"], cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
-    finally:
-        if log:
-            out.close()
-
-
 def _start_button(page, log: Path, timeout_s: float = 120) -> None:
     """Wait for the Start button; on a timeout, say what the page and the server showed."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -143,25 +131,19 @@ def _start_button(page, log: Path, timeout_s: float = 120) -> None:
                     f"{log.read_text()[-3000:]}")
 
 
-def _listening(port: int) -> bool:
-    import socket
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.mark.slow
 def test_sigterm_to_serve_ends_its_server():
     port = free_port()
-    serve = _serve(port)
+    serve = creditlab_serve(port)
     family: list[int] = []
     try:
-        wait_until(lambda: _listening(port), 120, "the dashboard server did not listen")
+        wait_until(lambda: listening(port), 120, "the dashboard server did not listen")
         family = descendants(serve.pid)
         assert family
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 128 + signal.SIGTERM
         wait_until(lambda: all(gone(pid) for pid in family), 30, "the panel server outlived serve")
-        assert not _listening(port)
+        assert not listening(port)
     finally:
         serve.kill()
         serve.wait(10)
@@ -176,10 +158,10 @@ def test_killing_serve_ends_the_server_and_its_running_run(tmp_path):
     kernel, and the run and the forkserver end with it."""
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     port, log = free_port(), tmp_path / "serve.log"
-    serve = _serve(port, log)
+    serve = creditlab_serve(port, log)
     family: list[int] = []
     try:
-        wait_until(lambda: _listening(port), 120, "the dashboard server did not listen")
+        wait_until(lambda: listening(port), 120, "the dashboard server did not listen")
         with chromium_context(tmp_path / "profile") as browser:
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/app?steps=10000000")
@@ -208,9 +190,9 @@ def test_a_page_slower_than_a_session_lives_still_loads_offline(tmp_path):
     rendered, must still take Panel's stylesheets from this server, not from the internet."""
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     port, log = free_port(), tmp_path / "serve.log"
-    serve = _serve(port, log)
+    serve = creditlab_serve(port, log)
     try:
-        wait_until(lambda: _listening(port), 120, "the dashboard server did not listen")
+        wait_until(lambda: listening(port), 120, "the dashboard server did not listen")
         with chromium_context(tmp_path / "profile") as browser:
             page = browser.new_page()
             outside: list[str] = []
