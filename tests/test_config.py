@@ -5,7 +5,7 @@ import math
 import pytest
 
 from engine.errors import ConfigError
-from engine.config import RunConfig, settings
+from engine.config import RunConfig, rule_options, settings
 
 
 @pytest.mark.parametrize("change, fragment", [
@@ -61,7 +61,7 @@ def test_every_field_declares_its_setting_and_the_cli_is_derived_from_it():
     from engine.config import LIVE_FIELDS, settings
 
     table = settings()
-    assert list(table) == [f for f in RunConfig().to_dict()]
+    assert list(table) == [*RunConfig().to_dict(), *rule_options()]
     assert {s.group for s in table.values()} == {"Network", "Forward weights", "Noise and feedback",
                                                  "Bookkeeping"}
     assert LIVE_FIELDS == tuple(n for n, s in table.items() if s.live) == ("lr", "sigma", "feedback_lr")
@@ -99,9 +99,9 @@ def test_validate_refuses_values_above_each_settings_bound(name):
     s, default = settings()[name], getattr(RunConfig(), name)
     too_big = int(s.high) + 1 if isinstance(default, int) else s.high * 10
     with pytest.raises(ConfigError, match=f"^{name}="):
-        RunConfig(**{name: too_big}).validate()
+        RunConfig.from_dict({name: too_big}).validate()
     if name != "width" and not s.high_open:  # the widest layer alone is past the size bound
-        RunConfig(**{name: type(default)(s.high)}).validate()
+        RunConfig.from_dict({name: type(default)(s.high)}).validate()
 
 
 def test_a_network_too_big_for_memory_is_refused_before_it_is_built():

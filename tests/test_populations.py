@@ -24,6 +24,9 @@ P, SEED, STEPS = 3, 11, 12
 
 CASES = {
     "bp": {}, "fa": {}, "dfa": {}, "ss": {},
+    "ss brsf": {"rule": "ss", "options": {"ss_variant": "brsf"}},
+    "ss usf": {"rule": "ss", "options": {"ss_variant": "usf"}},
+    "wm": {}, "wm conv": {"rule": "wm", "model": "conv-small", "options": {"mirror_lr": 0.05}},
     "kp": {"optimizer": "sgd", "lr": 0.05},
     "sg": {}, "sg ridge": {"rule": "sg", "feedback_mode": "ridge", "ridge_relative": True},
     "np": {}, "np ridge": {"rule": "np", "feedback_mode": "ridge", "ridge_forget": 0.99},

@@ -163,6 +163,47 @@ def test_sign_symmetry_feedback_has_the_sign_of_W_transposed():
         torch.testing.assert_close(b.abs(), magnitude)
 
 
+def test_sign_symmetry_usf_is_the_sign_of_W_transposed_at_the_init_scale():
+    model, rule, cfg, x, y, obj = setup("ss", options={"ss_variant": "usf"})
+    rule.compute_gradients(x, y, obj)
+    for b, layer in zip(rule.feedback_matrices(), model.layers[1:]):
+        # B = s · sign(Wᵀ), s the RMS of U(±1/√fan_in): 1/√(3 fan_in)
+        torch.testing.assert_close(b, (3 * layer.in_features) ** -0.5 * torch.sign(layer.weight.T))
+
+
+def test_sign_symmetry_brsf_draws_its_magnitudes_afresh_for_every_batch():
+    from engine.rules.fa import random_feedback
+
+    model, rule, cfg, x, y, obj = setup("ss", options={"ss_variant": "brsf"})
+    for _ in range(2):
+        before = [b.abs().clone() for b in rule.feedback_matrices()]
+        state = rule.generator.get_state()
+        rule.compute_gradients(x, y, obj)
+        rule.generator.set_state(state)
+        drawn = random_feedback(model, rule.generator, "cpu")       # this batch's R, again
+        for b, old, r, layer in zip(rule.feedback_matrices(), before, drawn, model.layers[1:]):
+            torch.testing.assert_close(b, r.abs() * torch.sign(layer.weight.T))       # |R_t| ⊙ sign(Wᵀ)
+            assert not torch.allclose(b.abs(), old)
+
+
+def test_weight_mirror_step_is_the_decayed_correlation_of_noise_and_response():
+    eta, lam = 0.3, 0.5
+    model, rule, cfg, x, y, obj = setup("wm", options={"mirror_lr": eta, "mirror_decay": lam})
+    res = rule.compute_gradients(x, y, obj)
+    b2, b3 = rule.feedback_matrices()
+    torch.testing.assert_close(rule.error_signals(res)[1], res.deltas[2] @ b3.T)   # errors go through B
+    before = [b.clone() for b in (b2, b3)]
+    state = rule.generator.get_state()
+    rule.learn_feedback(x, y, obj, res)
+    rule.generator.set_state(state)
+    n = x.shape[0]
+    for b, old, layer in zip(rule.feedback_matrices(), before, model.layers[1:]):
+        xi = torch.randn(n, layer.in_features, generator=rule.generator.generators[0])   # the same noise
+        response = xi @ layer.weight.T                                                   # W ξ, no bias
+        # B ← B + η (ξᵀ y / n − λ B)
+        torch.testing.assert_close(b, old + eta * (xi.T @ response / n - lam * old))
+
+
 @pytest.mark.parametrize("antithetic", [False, True])
 def test_np_estimate_averaged_over_draws_approaches_true_gradient(antithetic):
     model, rule, cfg, x, y, obj = setup("np", sigma=1e-3, antithetic=antithetic)

@@ -1,4 +1,8 @@
-"""Backprop: the error travels down through the true Wᵀ. The reference every rule is measured against."""
+"""Backprop: the error travels down through the true Wᵀ. The reference every rule is measured against.
+
+The paper's baseline. Locality: none to speak of; each feedback synapse *is* its forward twin
+(weight transport), which is what every other rule here avoids.
+"""
 
 from engine.rules.base import LearningRule, register
 

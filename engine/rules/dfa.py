@@ -1,4 +1,8 @@
-"""Direct feedback alignment (Nøkland 2016): each hidden site gets the output error e through
+"""Direct feedback alignment (Nøkland 2016): the paper's CIFAR baseline (its learned form is
+`np-dfa`). Locality: the output error e must reach every hidden layer directly, through fixed
+random synapses; nothing is learned.
+
+Each hidden site gets the output error e through
 its own fixed random matrix Bᵢ (units_i × n_out): ∂L/∂hᵢ := e Bᵢᵀ for a batch of row vectors
 (reshaped to the site's shape in a conv net).
 

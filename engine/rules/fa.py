@@ -1,7 +1,8 @@
 """Feedback alignment (Lillicrap et al. 2016): a fixed random B in place of Wᵀ.
 
-In a convolution the error goes down through the transposed convolution with a fixed random
-kernel instead of the forward one."""
+The paper's baseline, and what every rule that learns B starts from. In a convolution the error
+goes down through the transposed convolution with a fixed random kernel instead of the forward
+one. Locality: none beyond the error arriving from the layer above; B never learns."""
 
 from engine.rules.base import LearningRule, init_like, register
 

@@ -1,8 +1,18 @@
-"""Kolen-Pollack ("matched" in the paper; Akrout et al. 2019).
+"""Kolen-Pollack (Kolen & Pollack 1994; Akrout et al. 2019). The paper's "Matched" baseline is this
+rule without decay (`weight_decay=0`); the decay, which makes B converge to Wᵀ, is the lab's
+addition from Akrout et al.
 
 B starts random and receives exactly the update that was applied to Wᵀ, and both decay:
-W ← W − η(∇W + λW) and B ← B − η(∇Wᵀ + λB) under plain SGD. Whatever the optimiser, the
-difference then shrinks geometrically, B − Wᵀ ← (1 − ηλ)(B − Wᵀ), so B → Wᵀ.
+W ← W − η(∇W + λW) and B ← B − η(∇Wᵀ + λB) under plain SGD. What the code does under any
+optimiser: λW is added to W's gradient, so W's decay is an L2 term that goes through the
+optimiser (SGD's momentum, Adam's normalisation) like the rest of the gradient, not decoupled
+weight decay; B then receives W's applied update, whatever the optimiser made of it, and its own
+decay ηλ(B − W_oldᵀ), so the difference shrinks geometrically, B − Wᵀ ← (1 − ηλ)(B − Wᵀ), and
+B → Wᵀ.
+
+Locality: under plain SGD each feedback synapse's update, δ hᵀ and a decay, uses only the
+activities at its two ends, as its forward twin's does; under momentum or Adam, B receiving W's
+*applied* update also needs W's optimiser state, which a separate synapse would not have.
 """
 
 import torch

@@ -5,6 +5,10 @@ state; a subclass says only what the target is (`learn_feedback`).
 Layer-wise feedback (`feedback_kind = "layerwise"`) stands for W_{i+1}ᵀ and carries δ_{i+1}
 down one layer; direct feedback (`"direct"`, DFA-shaped) sends the output error e straight to
 every hidden site. Under ridge, B starts from 0, as in the paper.
+
+What is the paper's and what the lab added is in each rule's module (np.py, sg.py) and in
+regression.py: cumulative ridge and the plain SGD step are the paper's solvers, the normalised
+step (the default) and ridge's forgetting and relative γ are the lab's.
 """
 
 from engine.rules.base import REGRESSION_SETTINGS, LearningRule

@@ -1,4 +1,25 @@
-"""Node perturbation learns the feedback (Lansdell, Prakash & Kording 2020) — the paper's rule.
+"""Node perturbation learns the feedback (Lansdell, Prakash & Kording 2020): the paper's method,
+run by default with the lab's estimator and solver, not the paper's.
+
+What is whose:
+- the paper's: every hidden unit perturbed at once, the plain estimate λ̂ = (L̃ − L) ξ/σ² of one
+  noise draw, B regressed on it by cumulative ridge from B = 0 (its MNIST solver), or by the
+  plain SGD step (its autoencoder's: `feedback_normalize` off). `feedback_mode="ridge"` is the
+  one switch to all of it, as the control variate applies to the SGD solver only
+  (app/presets.py: PAPER_ESTIMATOR, the "NP, the paper's estimator" preset; engine/paper.py's
+  Fig. 2 rows);
+- the lab's, and the defaults: the normalised SGD step scaled by K/(K + N) (regression.py,
+  `step_gain`) and the control variate with its learnt weight c (below); the options
+  `noise_draws` (K draws averaged), `antithetic` and `perturb="cycle"`; ridge's forgetting and
+  relative γ.
+
+Locality: the paper's estimator needs at each hidden unit its own noise ξᵢ and one scalar
+broadcast to the whole network, the loss change L̃ − L; B_{i+1}'s regression needs δ_{i+1} and
+λ̂ᵢ at the two ends of each feedback synapse (ridge also solves with the Gram of δ_{i+1} over the
+layer, not synapse by synapse). The control variate needs more: its scalar L̃ − L − c Σⱼ ξⱼ·ĝⱼ
+sums each unit's noise times the error its feedback sends it over the whole network, a second
+network-wide sum, and c is learnt from the history of both. K draws replay each sample K times;
+"cycle" needs every layer to know whose turn it is.
 
 Each step: a clean pass trains the forward weights through the current B (the output layer
 with its exact gradient), then a noisy pass of the same batch with ξᵢ ~ N(0, σ²I) added to
@@ -210,7 +231,9 @@ def _repeat(t: torch.Tensor, k: int, members: int = 1) -> torch.Tensor:
 @register
 class NodePerturbationDirect(NodePerturbation):
     """The paper's CIFAR form: feedback from the output error e straight to every hidden site
-    (DFA-shaped Bᵢ), learned by node perturbation: Bᵢ ← Bᵢ − β (Bᵢ e − λ̂ᵢ) eᵀ."""
+    (DFA-shaped Bᵢ), learned by node perturbation: Bᵢ ← Bᵢ − β (Bᵢ e − λ̂ᵢ) eᵀ (the paper's plain
+    step; by default the lab's normalised step and control variate, as for np). Locality: as
+    np's, and the output error e must reach every hidden layer, as in DFA."""
 
     name = "np-dfa"
     title = "NP-DFA: node perturbation (learned direct B)"

@@ -4,8 +4,9 @@ Shared by node perturbation (target: the noisy estimate λ̂ᵢ) and the SG orac
 true gradient), in layer-wise form (input δ_{i+1}, through layer i+1's feedback) and direct
 form (input: the output error e). Two solvers:
 
-- "sgd":   B ← B − η_B · Σ_t (B δ_t − λ_t) δ_tᵀ / Σ_t c‖δ_t‖²        (normalised LMS, the default)
-           B ← B − η_B · mean_t (B δ_t − λ_t) δ_tᵀ                    (feedback_normalize off)
+- "sgd":   B ← B − η_B · Σ_t (B δ_t − λ_t) δ_tᵀ / Σ_t c‖δ_t‖²        (normalised LMS: the lab's, the default)
+           B ← B − η_B · mean_t (B δ_t − λ_t) δ_tᵀ                    (feedback_normalize off: the
+                                                                     reference code's plain step, on the mean)
 - "ridge": V ← ρV + Σ δδᵀ,  S ← ρS + Σ λ δᵀ,  B = S (V + γI)⁻¹   (ρ = 1: cumulative, the paper's)
 
 Normalised LMS divides the step by the batch's own input energy (c = 1 for a linear map, kh·kw

@@ -1,5 +1,9 @@
 """SG oracle: the same regression of B as node perturbation, but on the *true* ∂L/∂hᵢ.
 
+The paper's (its autoencoder's "synthetic gradient" row); the solvers are NP's (regression.py),
+so the lab's normalised SGD step is the default here too. Not local: its target is backprop's
+own error, so it is a ceiling for learned feedback, not a candidate for the brain.
+
 The ceiling of the method: what learned feedback reaches when its target is noise-free.
 ("Synthetic gradient" in the paper's sense; the target is backprop's error at each hidden site,
 replayed from the training pass's own activations: see engine/reference.py.)
