@@ -27,7 +27,10 @@ from engine.stream import flatten_record
 
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"      # `save` writes the plot as PNG in the browser
 RUN_COLORS = Category10_10
-LAYER_DASHES = ("solid", "dashed", "dotted", "dotdash", "dashdot")
+# One line style per hidden layer, distinct up to the deepest net the settings allow (6 layers;
+# the named five, then patterns of their own: the sixth once reused layer 1's solid line).
+LAYER_DASHES = ("solid", "dashed", "dotted", "dotdash", "dashdot", [12, 3, 2, 3, 2, 3], [1, 6],
+                [14, 6])
 
 # (record metric, title in plain words, what a good value is (+ the paper's notation), y label),
 # from the metric registry; one line per hidden layer, input side first.
@@ -71,14 +74,16 @@ BAND_NOTE = "Shaded: the lowest to the highest of a run's seeds; the line is the
 BAND_ALPHA = 0.15
 LEGEND_PLOTS = ("loss",)       # run labels are long: one legend, the page lists the runs too
 CURVE_MIN_WIDTH = 360          # the plot grid puts as many of these side by side as fit
+FOCUS_MIN_WIDTH = 250          # a curve's own minimum: story mode's one curve beside the heatmaps
 SPARE_LAYERS = 4               # the spare curves made ahead fit runs of up to this many hidden layers
 
 
-def _new_figure(title: str, good: str, y_label: str, y_axis_type: str = "linear", x_range=None):
+def _new_figure(title: str, good: str, y_label: str, y_axis_type: str = "linear", x_range=None,
+                key: str = ""):
     shared = {"x_range": x_range} if x_range is not None else {}
-    fig = figure(title=title, height=270, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH,
+    fig = figure(title=title, height=270, sizing_mode="stretch_width", min_width=FOCUS_MIN_WIDTH,
                  tools=TOOLS, y_axis_type=y_axis_type, x_axis_label="step", y_axis_label=y_label,
-                 output_backend="canvas", css_classes=["creditlab-curve"], **shared)
+                 output_backend="canvas", css_classes=["creditlab-curve", f"creditlab-curve-{key}"], **shared)
     style_figure(fig)
     subtitle(fig, good)
     legend = Legend(items=[], location="top_right", label_text_font_size=FONT["legend"],
@@ -214,7 +219,7 @@ class CurvePlots:
         self.figures: dict[str, Any] = {}
         for key, title, good, ylabel in SCALAR_PLOTS + LAYER_PLOTS:
             axis_type = "log" if key == "loss" else "linear"
-            self.figures[key] = _new_figure(title, good, ylabel, axis_type, x_range=self.steps_axis)
+            self.figures[key] = _new_figure(title, good, ylabel, axis_type, x_range=self.steps_axis, key=key)
         self.figures["accuracy"].y_range = Range1d(0, 1.02)
         self.figures["sign_congruence"].y_range = Range1d(0, 1.02)
         for key in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg", "estimator_angle_deg"):

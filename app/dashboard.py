@@ -44,6 +44,7 @@ from app.run_status import RunStatus, display_name, wrapping_row
 from engine.host.runner import RunHandle, SessionRuns
 from app.safe_text import md_text
 from app.sigma_groups import curve_sets, set_label, split_rows
+from app.presets import PRESETS, STORY
 from app.sidebar import ALL, SettingsSidebar
 from app.state import ConfigState
 from engine.values import format_width
@@ -52,6 +53,21 @@ CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
 SLOW_EVERY = 5                 # heatmaps and status: every 5th batch; the closed-tab check: every 5th pull
 MAIN_MIN_WIDTH = CURVE_MIN_WIDTH + 24    # one curve plot and the grid's margins
 ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
+
+# The one curve each story step asks the class to watch: in story mode it sits beside the heatmaps
+# (app/live_plots.py, show_focus). The angle of the error each layer gets for the two steps about
+# feedback (FA's stays far from 0°, NP's falls); the accuracy for the two about training.
+STORY_FOCUS = dict(zip(STORY, ("signal_angle_deg", "signal_angle_deg", "accuracy", "accuracy")))
+DEFAULT_FOCUS = "signal_angle_deg"
+HEADER = ("# creditlab: learning feedback weights by node perturbation\n"
+          "Hidden layers learn the feedback B that carries their error; backprop would use Wᵀ. "
+          "The question: does B come to look like Wᵀ?")
+# Story mode keeps the title and drops the question (the heatmaps' heading asks it): the rows it
+# frees keep the heatmaps and the step's curve on a 720 px projector.
+STORY_HEADER = "## creditlab: learning feedback weights by node perturbation"
+# The story's sentence (under the preset menu), read from the back of a lecture room; the All
+# settings mode keeps the sidebar's own size.
+STORY_NOTE_STYLES = {"font-size": "16px", "line-height": "1.35", "color": "#222"}
 
 LIVE_NOTE = "σ and the learning rates change the running run at once; other settings apply at the next Start."
 
@@ -93,11 +109,16 @@ class Dashboard(pn.viewable.Viewer):
         self._orphan_since: float | None = None
         self._closed = False
         self._url_problem = ""                      # a link's unreadable values, until an edit
+        self._note_styles = dict(self.controls.preset_note.styles or {})    # the sidebar's own
         self._build_layout()
         # `unreadable`: a number box whose text is not a number (the value kept, Start refused).
         self.state.param.watch(self._on_setting, ConfigState.fields() + ["unreadable"])
         self.state.param.watch(self._on_live_setting, list(LIVE_FIELDS))
         self.controls.mode.param.watch(lambda _event: self._write_url(), "value")
+        self.controls.mode.param.watch(lambda _event: self._arrange_mode(), "value")
+        self.controls.preset.param.watch(self._on_preset, "value")
+        self.layer_select.param.watch(lambda _event: self._write_url(), "value")
+        self._url_layer: int | None = None           # a link's heatmap layer, for the next Start
         if sync_url if sync_url is not None else served:
             self._read_url()
         self._sync_url = bool(sync_url if sync_url is not None else served)
@@ -111,11 +132,10 @@ class Dashboard(pn.viewable.Viewer):
             self._callback = FollowingPull(self._pull, curve_period_ms)
 
     def _build_layout(self) -> None:
-        header = pn.pane.Markdown(
-            "# creditlab: learning feedback weights by node perturbation\n"
-            "Hidden layers learn the feedback B that carries their error; backprop would use Wᵀ. "
-            "The question: does B come to look like Wᵀ?",
-            sizing_mode="stretch_width", margin=(0, 10), css_classes=["creditlab-header"])
+        header = pn.pane.Markdown(STORY_HEADER, sizing_mode="stretch_width", margin=(0, 10),
+                                  css_classes=["creditlab-header"])
+        self.header = header
+        self._focus = DEFAULT_FOCUS
         r, p = self.run_status, self.plots
         self.main = pn.Column(
             header, self.address_bar, self.pace, r.buttons, r.status, r.note, r.config_alert, r.run_alert,
@@ -140,6 +160,23 @@ class Dashboard(pn.viewable.Viewer):
         if not self._served:     # Panel's notebook comm path needs these two (app/notebook.py)
             self.main.append(EchoFilter())
             inline_markup(self.layout)
+        self._arrange_mode()
+
+    def _arrange_mode(self) -> None:
+        """Story mode: the compact header, the step's curve beside the heatmaps, the story's sentence
+        in large type; All settings: the page as it always was."""
+        story = self.controls.mode.value != ALL
+        self.header.object = STORY_HEADER if story else HEADER
+        self.plots.show_focus(self._focus if story else None)
+        self.controls.preset_note.styles = STORY_NOTE_STYLES if story else self._note_styles
+
+    def _on_preset(self, event) -> None:
+        # A story step brings its curve beside the heatmaps; a custom set-up keeps the last one.
+        if event.new in STORY_FOCUS:
+            self._focus = STORY_FOCUS[event.new]
+            if self.controls.mode.value != ALL:
+                self.plots.show_focus(self._focus)
+        self._write_url()
 
     def __panel__(self):
         return self.layout
@@ -188,6 +225,13 @@ class Dashboard(pn.viewable.Viewer):
         args = dict(pn.state.session_args or {})
         if _first(args.get("mode", b"")) == "all":      # a link to every setting, not the story
             self.controls.mode.value = ALL
+        # A link to a story step names it: the step's sentence and curve come with its name.
+        preset = _first(args.get("preset", b""))
+        if preset in PRESETS:
+            self.controls.preset.value = preset
+        layer = _first(args.get("layer", b""))
+        if isinstance(layer, str) and layer.isdigit() and int(layer) > 0:
+            self._url_layer = int(layer)
         query = {k: v for k, v in args.items() if k in ConfigState.fields()}
         if not query:
             return
@@ -202,6 +246,13 @@ class Dashboard(pn.viewable.Viewer):
         query = self.state.to_query()
         if self.controls.mode.value == ALL:
             query["mode"] = "all"
+        if self.controls.preset.value in PRESETS:      # still exactly that preset (an edit drops it)
+            query["preset"] = self.controls.preset.value
+        options = self.layer_select.options
+        top = max(options.values()) if isinstance(options, dict) and options else 0
+        layer = self.layer_select.value or self._url_layer
+        if layer and layer != top:                     # the top layer is where the maps open anyway
+            query["layer"] = str(layer)
         self.address_bar.search = "?" + urlencode(query)
 
     # ================================================================ buttons
@@ -227,6 +278,9 @@ class Dashboard(pn.viewable.Viewer):
 
         self.plots.edit(plot_it)
         self.plots.show_layers(n_layers)
+        if self._url_layer and self._url_layer <= n_layers:       # a link's layer, once
+            self.layer_select.value = self._url_layer
+        self._url_layer = None
         self.plots.show_members(run)
         self.plots.network.show_config(cfg)
         self.run_status.restart_rate()
@@ -262,6 +316,7 @@ class Dashboard(pn.viewable.Viewer):
                 self._forget(run)
             self.curves.clear()
             self.heatmaps.clear()
+            self.plots.show_fillable()
 
         self.plots.edit(clear_plots)
         self.plots.clear_heading()
@@ -296,6 +351,7 @@ class Dashboard(pn.viewable.Viewer):
                                     steps=saved.cfg.steps, members=members)
                 self.curves.replace(key, rows)
             self.run_status.refresh_legend()
+            self.plots.show_fillable()
 
         self.plots.edit(plot_it)
         self._refresh_run_list()

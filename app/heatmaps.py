@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, LinearColorMapper
+from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, CustomJSHover, HoverTool, LinearColorMapper
 from bokeh.palettes import RdBu11
 from bokeh.plotting import figure
 
@@ -27,6 +27,14 @@ from app.plot_style import FONT, style_figure, subtitle
 HEATMAP_KEYS = ("start", "B", "WT", "diff")   # B before the first step, B now, Wᵀ now, pattern diff
 DIFF_RANGE = 1.0               # the pattern difference's fixed colour range: white = same pattern
 HEATMAP_MIN_WIDTH = 210        # the plot grid puts as many of these side by side as fit
+# A map's own minimum: story mode puts the four maps and a curve in one row (app/live_plots.py),
+# 1280 px wide with the sidebar, where each map gets about 165 px.
+STAGE_HEATMAP_MIN_WIDTH = 150
+
+
+# The hover's row and column of the cell under the pointer (value: the pointer's y or x).
+ROW_HOVER_JS = "return String(Math.max(0, source.data.dh[0] - 1 - Math.floor(value)));"
+COL_HOVER_JS = "return String(Math.max(0, Math.floor(value)));"
 
 
 def symmetric_range(matrix: np.ndarray | None) -> float:
@@ -76,11 +84,17 @@ class Heatmaps:
                                        nan_color="#dddddd", name=f"heatmap-mapper-{key}")
             source = ColumnDataSource(self._empty(), name=f"heatmap-{key}")
             fig = figure(title=self.TITLES[key], height=330, sizing_mode="stretch_width",
-                         min_width=HEATMAP_MIN_WIDTH, tools="hover,save,reset",
+                         min_width=STAGE_HEATMAP_MIN_WIDTH, tools="hover,save,reset",
                          toolbar_location="above", x_axis_label="unit in layer i+1",
                          y_axis_label="unit in layer i",
                          css_classes=["creditlab-heatmap", f"creditlab-heatmap-{key}"],
-                         tooltips=[("row", "$y{0}"), ("col", "$x{0}"), ("value", "@image{0.0000}")])
+                         tooltips=[("row", "$y{custom}"), ("col", "$x{custom}"), ("value", "@image{0.0000}")])
+            # The image is drawn flipped (row 0 at the top, _map), so the pointer's y counts rows
+            # from the bottom: the hover counts them from the top, as the matrix does, and both
+            # indices are the cell's (floor), not the nearest grid line's (rounding).
+            fig.select_one(HoverTool).formatters = {
+                "$y": CustomJSHover(args={"source": source}, code=ROW_HOVER_JS),
+                "$x": CustomJSHover(code=COL_HOVER_JS)}
             fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=source,
                       color_mapper=mapper)
             fig.x_range.range_padding = fig.y_range.range_padding = 0

@@ -20,17 +20,24 @@ from typing import Any
 
 import panel as pn
 
-from app.curves import BAND_NOTE, CAPTIONS, CURVE_MIN_WIDTH, CurvePlots, flat_row
-from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, Heatmaps
+from app.curves import BAND_NOTE, CAPTIONS, CURVE_MIN_WIDTH, FOCUS_MIN_WIDTH, CurvePlots, flat_row
+from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, STAGE_HEATMAP_MIN_WIDTH, Heatmaps
 from app.network_view import NetworkView
 from app.run_status import display_name
 from app.sigma_groups import curve_sets, set_label, split_record
 from engine.host.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
 
+# The plots only node perturbation fills (its estimate of each layer's error): hidden while every
+# run shown is of a rule that makes no estimate (FA, BP, …), where they would stand empty.
+NP_ONLY_PLOTS = ("estimator_angle_deg", "estimator_snr_db")
+
 HEAT_HELP = ("Same pattern of red and blue in *B now* and *Wᵀ now* = B has learned backprop's "
              "feedback. Each map has its own colour scale: compare patterns, not shades.")
 CURVES_HELP = ("Colour = run; solid = layer 1 (input side), dashed = layer 2, dotted = layer 3. "
                "Under each plot: what it shows and what good looks like.")
+
+
+STAGE_STYLES = {"display": "flex", "flex-direction": "row", "flex-wrap": "wrap", "gap": "0px"}
 
 
 class LivePlots:
@@ -56,19 +63,52 @@ class LivePlots:
         self.member_select.param.watch(self._on_member, "value")
         # Plot grids that reflow: as many columns as fit at the plots' minimum widths (4 curve
         # plots a row at 1920 px, 3 at 1600, 2 at 1280), never wider than the page.
-        curve_panes = [_with_caption(pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=CURVE_MIN_WIDTH),
-                                     CAPTIONS[key], CURVE_MIN_WIDTH)
+        # (a cell's own minimum is below the grid's column width: in story mode one curve sits in
+        # the heatmaps' row, narrower than a grid column, and must not overflow it)
+        curve_panes = [_with_caption(pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=FOCUS_MIN_WIDTH),
+                                     CAPTIONS[key], FOCUS_MIN_WIDTH)
                        for key, fig in self.curves.figures.items()]
+        self._curve_cells = dict(zip(self.curves.figures, curve_panes))
         # Each curve's caption, to add what a population's band is while one is shown.
         self._curve_captions = {key: pane[1] for key, pane in zip(self.curves.figures, curve_panes)}
         self._band_noted = False
         heat_panes = [_with_caption(pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
-                                                  min_width=HEATMAP_MIN_WIDTH),
-                                    Heatmaps.CAPTIONS[k], HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
+                                                  min_width=STAGE_HEATMAP_MIN_WIDTH),
+                                    Heatmaps.CAPTIONS[k], STAGE_HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
+        self._heat_cells = heat_panes
         self.heatmap_grid = plot_grid(heat_panes, HEATMAP_MIN_WIDTH, "creditlab-heatmaps")
+        self._grid_styles = dict(self.heatmap_grid.styles)
+        self.focus: str | None = None          # the curve shown beside the heatmaps (story mode)
         self.curves_heading = pn.pane.Markdown(f"### Learning curves\n{CURVES_HELP}", margin=(0, 10),
                                                sizing_mode="stretch_width")
         self.curve_grid = plot_grid(curve_panes, CURVE_MIN_WIDTH, "creditlab-curves")
+
+    def show_focus(self, key: str | None) -> None:
+        """Story mode: the curve `key` (the one the story's step is about) beside the heatmaps, in
+        their row, so that at 1280×720 the class sees both without scrolling; None (All settings):
+        every curve in the curve grid, the heatmaps in theirs, as always.
+
+        The cell is moved, not copied (a Bokeh figure is drawn in one place). It leaves its old
+        container before it joins the new one: a Panel layout cleans up the page models of what
+        it drops, and would drop them from under the other."""
+        if key == self.focus or (key is not None and key not in self._curve_cells):
+            return
+        self.focus = key
+        cells = self._curve_cells
+        self.curve_grid.objects = [cell for k, cell in cells.items() if k != key]
+        if key is None:
+            self.heatmap_grid.objects = list(self._heat_cells)
+            self.heatmap_grid.styles = self._grid_styles
+            for cell in [*self._heat_cells, *cells.values()]:
+                cell.styles = {}
+            return
+        # One wrapping flex row: four maps and the curve, which gets the larger share (it needs
+        # room for its axis); on a page too narrow for all five they wrap, nothing overflows.
+        self.heatmap_grid.styles = STAGE_STYLES
+        for cell in self._heat_cells:
+            cell.styles = {"flex": f"1 1 {STAGE_HEATMAP_MIN_WIDTH}px", "width": "auto"}
+        cells[key].styles = {"flex": f"1.7 1 {FOCUS_MIN_WIDTH}px", "width": "auto"}
+        self.heatmap_grid.objects = [*self._heat_cells, cells[key]]
 
     def edit(self, fn) -> None:
         """Run a change to the raw Bokeh figures with the document lock held.
@@ -91,6 +131,21 @@ class LivePlots:
             self.curves.add_run(key, set_label(label, run.cfg, sigma), n_layers, steps=steps, members=members)
         self._cursors[run.id] = 0
         self._changes_seen[run.id] = 0
+        self.show_fillable()
+
+    def show_fillable(self) -> None:
+        """Show the NP-only plots while a run shown (live or loaded) estimates with node
+        perturbation, or while no run is shown; hide them otherwise."""
+        from engine.rules import RULES
+        from engine.rules.np import NodePerturbation
+
+        runs = [run for run in self.session.runs if getattr(run, "cfg", None) is not None]
+        fills = not runs or any(isinstance(RULES.get(run.cfg.rule), type)
+                                and issubclass(RULES[run.cfg.rule], NodePerturbation) for run in runs)
+        for key in NP_ONLY_PLOTS:
+            cell = self._curve_cells[key]
+            if cell.visible != fills:
+                cell.visible = fills
 
     def show_layers(self, n_layers: int) -> None:
         """List a new run's layers in the heatmap menu, and clear the heading until its first map."""
@@ -114,6 +169,7 @@ class LivePlots:
             self.curves.remove_run(key)
         for table in (self._cursors, self._changes_seen):
             table.pop(run.id, None)
+        self.show_fillable()
 
     # ================================================================ the pull
     def pull(self, slow: bool) -> bool:

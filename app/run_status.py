@@ -39,7 +39,7 @@ class RunStatus:
         self.resume_button = w.Button(label="Resume", width=100, disabled=True)
         self.step_button = w.Button(label="Step", width=90, disabled=True,
                                     description="advance one logging interval (metric_interval steps)")
-        self.stop_button = w.Button(label="Stop", color="danger", width=90, disabled=True)
+        self.stop_button = w.Button(label="Stop", color="default", width=90, disabled=True)
         self.reset_button = w.Button(label="Reset", width=95,
                                      description="stop every run and clear the plots")
         self.buttons = wrapping_row(self.start_button, self.pause_button, self.resume_button,
@@ -113,6 +113,9 @@ class RunStatus:
         self.resume_button.disabled = status != Status.PAUSED
         self.step_button.disabled = not active
         self.stop_button.disabled = not active
+        # A disabled button keeps its colour in Panel's theme: a red Stop looked live with nothing
+        # to stop. Red only while there is a run to stop.
+        self.stop_button.color = "danger" if active else "default"
 
     def restart_rate(self) -> None:
         """Count steps/s from now (a run was just started)."""

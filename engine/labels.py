@@ -31,10 +31,19 @@ def run_label(cfg: RunConfig) -> str:
     parts = [cfg.rule]
     if RULES[cfg.rule].uses_noise(cfg) or cfg.rule == "np":
         parts.append("σ=" + ",".join(f"{v:g}" for v in cfg.sigmas()))
-    parts.append(f"d{cfg.depth}")
-    parts.append("w" + width_label(cfg.width))
+    from engine.networks import CONV_MODELS
+
+    if cfg.model in CONV_MODELS:
+        # A conv net's layers are fixed by its model: depth and width are not used, and
+        # "d2 w50-20" would describe a network it is not.
+        parts.append(cfg.model)
+    else:
+        parts.append(f"d{cfg.depth}")
+        parts.append("w" + width_label(cfg.width))
     parts.append(f"lr={cfg.lr:g}")
     shown = {"rule", "sigma", "depth", "width", "lr", "seed", "seeds", "dataset"} | _UNLABELLED
+    if cfg.model in CONV_MODELS:
+        shown.add("model")                  # named in place of the shape, above
     for name, default in defaults().items():
         value = getattr(cfg, name)
         if name in shown or value == default or not applies(name, cfg):

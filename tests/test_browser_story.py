@@ -107,7 +107,7 @@ def test_story_mode_at_1280x720_shows_the_lesson_and_fits_the_page(server, page,
                             "2. Node perturbation learns B (W frozen)", "3. NP trains the network",
                             "4. Conv nets"]
     menu.select_option("2. Node perturbation learns B (W frozen)")
-    page.get_by_text("a little noise on each hidden unit").first.wait_for()
+    page.get_by_text("noise on each hidden unit teaches B").first.wait_for()
     wait_until(lambda: dashboards[-1].state.freeze_forward)
 
     start.click()

@@ -83,7 +83,8 @@ def test_plots_fit_the_page_and_the_top_layer_heatmaps_are_in_view(server, page,
     assert boxes["scrollY"] == 0
     for key in ("start", "B", "WT", "diff"):
         (fig,) = boxes["heatmaps"][key]
-        assert fig["w"] >= 200 and fig["h"] >= 250, (key, fig)
+        # (story mode, the default, puts the step's curve in the maps' row: ~165 px each at 1280)
+        assert fig["w"] >= 140 and fig["h"] >= 250, (key, fig)
         assert fig["y"] >= 0 and fig["y"] + fig["h"] <= height + 0.5, (
             f"the {key} heatmap is not in view at {width}×{height}: {fig}")
         assert fig["x"] + fig["w"] <= width + 0.5

@@ -20,3 +20,11 @@ def test_run_label_says_what_differs():
     assert run_label(RunConfig(rule="np", noise_draws=4, ridge_gamma=0.5)) == \
         "np σ=0.01 d2 w50 lr=0.001 K=4 seed0"             # ridge_gamma does not apply to sgd B
     assert "ridge_gamma=0.5" in run_label(RunConfig(rule="np", feedback_mode="ridge", ridge_gamma=0.5))
+
+
+def test_a_conv_nets_label_names_its_model_not_an_mlp_shape():
+    conv = run_label(preset_config("4. Conv nets"))
+    assert " conv-small " in conv and " d2 " not in conv and "w50-20" not in conv
+    assert "model=" not in conv
+    # a fully connected net keeps its shape
+    assert " d2 w50-20 " in run_label(preset_config("3. NP trains the network"))
