@@ -66,6 +66,8 @@ def test_diverging_run_says_so_and_stops():
     assert run.join(30)
     assert run.status == "diverged"
     assert "diverged" in run.error
+    # the status line's step is the one the message names: where the loss went bad
+    assert f"at step {run.step_count}" in run.error and run.step_count < TINY["metric_interval"] * 2
 
 
 def test_session_cleanup_stops_every_run_process():

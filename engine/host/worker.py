@@ -105,7 +105,9 @@ def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int
         drive(trainer, commands, paused=paused, poll_every=COMMAND_POLL_STEPS, report=report,
               on_step=progress)
     except DivergedError as exc:
-        report(Status.DIVERGED, step_now(), f"{label}: {exc}")
+        # The step it went bad at, which the message names too (the run noticed it at its next
+        # logged step, up to metric_interval later): the status line says one step, not two.
+        report(Status.DIVERGED, exc.step, f"{label}: {exc}")
     except ConfigError as exc:
         report(Status.FAILED, step_now(), str(exc))
     except Exception as exc:                  # the server keeps serving; the page says what happened
