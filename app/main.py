@@ -12,6 +12,15 @@ every time, and none of that should keep the HTTP answer waiting.
 import panel as pn
 from panel.io.resources import LOCAL_DIST
 
+# The page's custom components (Panel JSComponents), defined before this session's page is
+# rendered: a page bundles the code of the components that exist when it is rendered, and the
+# Dashboard arrives later (onload). On a fresh server whose warm-up had not yet imported these
+# modules, the page could not resolve the AddressBar model the Dashboard then sent ("could not
+# resolve type 'AddressBar1'") and stayed at "Loading…": about one cold start in twenty.
+import app.address_bar  # noqa: F401,E402
+import app.notebook  # noqa: F401,E402
+import app.pace  # noqa: F401,E402
+
 pn.extension()
 
 # Panel points a document's stylesheets at its CDN unless the document's HTML page was rendered
