@@ -93,12 +93,6 @@ class _ConfigStateBase(param.Parameterized):
             raise ConfigError(next(iter(self.unreadable.values())))
         values = {name: getattr(self, name) for name in self.fields()}
         values["width"] = parse_width(values["width"])
-        # the sidebar holds every rule's own settings; the config takes only its rule's
-        from engine.config import rule_options
-        from engine.rules import RULES
-        if values["rule"] in RULES:
-            for name in set(rule_options()) - set(RULES[values["rule"]].options):
-                values.pop(name, None)
         return RunConfig.from_dict(values).validate()
 
     def checked(self) -> tuple[RunConfig | None, str | None]:

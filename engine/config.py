@@ -23,8 +23,6 @@ from engine.values import (shown)
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
 OPTIMIZERS = ("sgd", "adam")
-FEEDBACK_MODES = ("sgd", "ridge")
-PERTURB = ("all", "cycle")
 DEVICES = ("auto", "cpu", "cuda")
 TEACHERS = ("linear", "nonlinear")
 # Weights, B, gradients and optimiser state together stay under a few GB at this size.
@@ -40,12 +38,10 @@ def _registry(module: str, name: str, describe: Callable[[Any], str] = str) -> C
     return choices
 
 
-def _ridge(cfg) -> bool:
-    return cfg.feedback_mode == "ridge"
-
-
-def _sgd(cfg) -> bool:
-    return cfg.feedback_mode == "sgd"
+def _learns_b_by_sgd(cfg) -> bool:
+    # feedback_lr is live, so a RunConfig field (a rule's own setting cannot be); it matters where
+    # the rule declares the regression's solver and that is SGD
+    return applies("feedback_mode", cfg) and cfg.feedback_mode == "sgd"
 
 
 def _noisy(cfg) -> bool:
@@ -54,7 +50,7 @@ def _noisy(cfg) -> bool:
     return rule is None or rule.uses_noise(cfg)
 
 
-@dataclass
+@dataclass(init=False, eq=False)
 class RunConfig:
     # what learns
     rule: str = setting("np", "the learning rule: how each hidden layer gets the error it learns from",
@@ -116,49 +112,7 @@ class RunConfig:
     feedback_lr: float = setting(1.0, "how big a step the feedback B takes when it learns by sgd (NP "
                                  "divides it by its noise; can change while running)", group=FEEDBACK,
                                  label="Feedback learning rate (live)", low=0.0, high=1e6, live=True,
-                                 metavar="LRB", step=0.1, rule_specific=True, when=_sgd)
-    feedback_mode: str = setting("sgd", "how B learns: small sgd steps, or an exact ridge-regression fit "
-                                 "to the examples seen so far", group=FEEDBACK, label="Feedback learning",
-                                 choices=FEEDBACK_MODES, rule_specific=True)
-    feedback_normalize: bool = setting(
-        True, "sgd B: each step is divided by the size of the layer's inputs, so one rate suits every "
-        "layer", group=FEEDBACK, label="Normalised SGD step (scale-free)", rule_specific=True, when=_sgd,
-        off="sgd: the plain step, not divided by the batch's input energy (by default it is, so "
-            "that one rate suits every layer)")
-    ridge_gamma: float = setting(0.1, "ridge B: how strongly the fit is pulled towards B = 0 (γ)",
-                                 group=FEEDBACK, label="Ridge γ", low=1e-12, high=1e12, metavar="G",
-                                 step=0.01, rule_specific=True, when=_ridge)
-    ridge_relative: bool = setting(False, "ridge B: γ counts relative to the layer inputs' mean size "
-                                   "(tr(V)/n), not absolutely", group=FEEDBACK,
-                                   label="Ridge γ relative to tr(V)/n", rule_specific=True, when=_ridge)
-    ridge_forget: float = setting(1.0, "ridge B: how much older examples still count (1: all alike, as "
-                                  "in the paper; < 1 forgets them, to follow a changing W)",
-                                  group=FEEDBACK, label="Ridge forgetting",
-                                  low=0.0, high=1.0, low_open=True, metavar="RHO", step=0.01,
-                                  rule_specific=True, when=_ridge)
-    antithetic: bool = setting(False, "each noise is used twice, as ξ and as −ξ, so that much of it "
-                               "cancels", group=FEEDBACK, label="Antithetic noise (ξ, −ξ)", rule_specific=True)
-    noise_draws: int = setting(1, "np: noisy passes per example and step, averaged (K times less "
-                               "variance, K times the work)", group=FEEDBACK, label="Noise draws per sample (K)",
-                               low=1, high=1024, metavar="K", rule_specific=True)
-    perturb: str = setting("all", "np: add noise to all hidden layers at once, or to one layer per step "
-                           "in turn (cycle: no other layer's noise in its estimate)", group=FEEDBACK,
-                           label="Perturb layers (all / one per step)", choices=PERTURB,
-                           rule_specific=True)
-    control_variate: bool = setting(
-        True, "np with sgd B: first subtract the loss change that B already predicts (ξ·Bδ), so "
-        "the estimate gets less noisy as B learns", group=FEEDBACK,
-        label="Subtract B's predicted change (ξ·Bδ)", rule_specific=True, when=_sgd,
-        off="np with sgd B: the paper's plain estimate (L̃ − L) ξ/σ² (by default the change that "
-            "B's errors predict, ξ·Bδ, is subtracted first: the estimate's variance then falls as "
-            "B learns)")
-    train_on_noise: bool = setting(False, "rules with a fixed B: train on the noisy network anyway, to "
-                                   "see what the noise alone does", group=FEEDBACK,
-                                   label="Train on the noisy network", rule_specific=True)
-    weight_decay: float = setting(1e-3, "Kolen-Pollack: how fast W and B shrink at each step, which "
-                                  "pulls B towards Wᵀ", group=FEEDBACK,
-                                  label="Weight decay (KP)", low=0.0, high=1e3, metavar="L", step=0.001,
-                                  rule_specific=True)
+                                 metavar="LRB", step=0.1, when=_learns_b_by_sgd)
     # bookkeeping
     seed: int = setting(0, "the random seed: the same seed gives the same run", group=BOOKKEEPING,
                         label="Seed", low=0, high=2**63 - 1, metavar="S")
@@ -176,8 +130,22 @@ class RunConfig:
     # them as cfg.<name>. Serialised flat, beside the fields.
     options: dict[str, Any] = field(default_factory=dict, repr=False, metadata={"setting": None})
 
-    def __post_init__(self) -> None:
-        self.options = dict(self.options)     # its own copy: replace() must not share it
+    def __init__(self, **values: Any) -> None:
+        """Any setting by name, the rules' own as well as the fields: RunConfig(rule="np",
+        noise_draws=4). An unknown name is a ConfigError naming it."""
+        options = dict(values.pop("options", None) or {})
+        for f in _FIELDS:
+            setattr(self, f.name, values.pop(f.name) if f.name in values else f.default)
+        if values:                          # rules are imported only when a name needs them
+            unknown = sorted(set(values) - set(rule_options()))
+            if unknown:
+                raise ConfigError(f"unknown setting {shown(unknown[0])}; known settings are "
+                                  f"{', '.join(sorted(settings()))}")
+        self.options = {**options, **values}
+
+    def __eq__(self, other: object) -> bool:
+        # equal when every setting is: a rule's own setting at its default, given or not
+        return isinstance(other, RunConfig) and self.to_dict() == other.to_dict()
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: a rule's own setting, stored or at its default.
@@ -216,15 +184,8 @@ class RunConfig:
         from engine.networks import CONV_MODELS
         from engine.rules import RULES
 
-        declared = rule_options()
-        for name in sorted(set(self.options) - set(declared)):
-            raise ConfigError(f"unknown setting {shown(name)}; known settings are "
-                              f"{', '.join(sorted(settings()))}")
         for name, s in settings().items():
             s.check(name, getattr(self, name), _defaults()[name], choices_of(name))
-        # Record the chosen rule's own settings, so that a saved config names every value used.
-        for name in RULES[self.rule].options:
-            self.options.setdefault(name, declared[name].default)
         if isinstance(self.width, (list, tuple)) and len(self.width) != self.depth:
             raise ConfigError(f"width has {len(self.width)} entries but depth is {self.depth}: "
                               "give one width, or one per hidden layer")
@@ -271,10 +232,11 @@ class RunConfig:
 
     # ----------------------------------------------------------- serialising
     def to_dict(self) -> dict[str, Any]:
-        """Every field, and the rule settings stored in `options`, in one flat dict."""
+        """Every setting in one flat dict: the fields, and every rule's own settings (its value
+        where one was given, else its default), so that a saved config names every value."""
         data = dataclasses.asdict(self)
         options = data.pop("options")
-        return {**data, **options}
+        return {**data, **{name: opt.default for name, opt in rule_options().items()}, **options}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -283,18 +245,7 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """The inverse of `to_dict` (missing settings take their defaults); a name that is
         neither a field nor a rule's own setting is a ConfigError."""
-        data = dict(data)
-        opts = dict(data.pop("options", None) or {})
-        fields = {f.name for f in dataclasses.fields(cls)}
-        rest = sorted(set(data) - fields)
-        if rest:                            # rules are imported only when a name needs them
-            declared = rule_options()
-            unknown = [name for name in rest if name not in declared]
-            if unknown:
-                raise ConfigError(f"unknown setting {shown(unknown[0])}; known settings are "
-                                  f"{', '.join(sorted(settings()))}")
-            opts.update((name, data.pop(name)) for name in rest)
-        return cls(**data, options=opts)
+        return cls(**data)
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
@@ -323,7 +274,8 @@ def rule_options() -> dict[str, Any]:
 def _rule_options(rules: tuple) -> dict[str, Any]:
     out: dict[str, Any] = {}
     fields = {f.name for f in _FIELDS}
-    for rule in rules:
+    first = RunConfig.rule                  # the default rule's settings first, as a newcomer meets them
+    for rule in sorted(rules, key=lambda r: r.name != first):
         for name, opt in rule.options.items():
             if name in fields or (name in out and out[name] is not opt):
                 raise ValueError(f"rule {rule.name!r} declares setting {name!r}, which is taken")
@@ -332,18 +284,19 @@ def _rule_options(rules: tuple) -> dict[str, Any]:
 
 
 def settings() -> dict[str, Setting]:
-    """Every setting: RunConfig's fields in declaration order (the order of the CLI and
-    sidebar), then the rules' own settings. Cached per set of registered rules (the dashboard
-    asks for it per widget on every edit); do not modify it."""
+    """Every setting, in the order of the CLI and sidebar: RunConfig's fields in declaration
+    order, the rules' own settings before the bookkeeping ones. Cached per set of registered
+    rules (the dashboard asks for it per widget on every edit); do not modify it."""
     from engine.rules import RULES
     return _settings(tuple(RULES.values()))
 
 
 @functools.cache
 def _settings(rules: tuple) -> dict[str, Setting]:
-    out = {f.name: f.metadata["setting"] for f in _FIELDS}
-    out.update((name, opt.setting) for name, opt in _rule_options(rules).items())
-    return out
+    fields = {f.name: f.metadata["setting"] for f in _FIELDS}
+    options = {name: opt.setting for name, opt in _rule_options(rules).items()}
+    first = {name: s for name, s in fields.items() if s.group != BOOKKEEPING}
+    return {**first, **options, **{name: s for name, s in fields.items() if name not in first}}
 
 
 def defaults() -> dict[str, Any]:
@@ -380,7 +333,7 @@ def applies(name: str, cfg: Any) -> bool:
         if s.rule_specific:
             from engine.rules import RULES
             rule = RULES.get(cfg.rule)
-            if rule is not None and name not in rule.reads and name not in rule.options:
+            if rule is not None and name not in rule.options:
                 return False
         return s.when is None or bool(s.when(cfg))
     except (AttributeError, TypeError, ValueError):
@@ -397,4 +350,4 @@ def eval_interval_for(metric_interval: int) -> int:
 
 
 __all__ = ["RunConfig", "settings", "defaults", "rule_options", "choices_of", "applies", "eval_interval_for",
-           "LIVE_FIELDS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "FEEDBACK_MODES", "PERTURB", "DEVICES", "TEACHERS"]
+           "LIVE_FIELDS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DEVICES", "TEACHERS"]

@@ -213,8 +213,8 @@ def check_run_fits(cfg, rule, network, device: torch.device, eval_rows: int) -> 
     """`check_fits` for a run of `cfg` with learning rule class `rule`: its K noise draws widen
     the batch, ridge adds its sums, a population of P seeds pushes P times the rows.
     `network`: a built model, or a fully connected NetworkSize (one member's) before it is."""
-    draws = cfg.noise_draws if "noise_draws" in rule.reads else 1
-    ridge = (rule.feedback_kind if rule.learns_feedback and "feedback_mode" in rule.reads
+    draws = cfg.noise_draws if "noise_draws" in rule.options else 1
+    ridge = (rule.feedback_kind if rule.learns_feedback and "feedback_mode" in rule.options
              and cfg.feedback_mode == "ridge" else None)
     named = None
     if isinstance(network, NetworkSize):

@@ -195,7 +195,7 @@ def build_conv(quick: bool) -> list[Condition]:
                   lr=1e-3, batch_size=32, steps=steps,
                   metric_interval=20 if quick else 50, eval_interval=steps if quick else 500,
                   sigma=0.01, feedback_lr=0.5, control_variate=False)
-    learned = dict(feedback_lr=RunConfig.feedback_lr, control_variate=RunConfig.control_variate)
+    learned = dict(feedback_lr=RunConfig().feedback_lr, control_variate=RunConfig().control_variate)
     rules = [("BP", dict(rule="bp")), ("FA", dict(rule="fa")), ("DFA", dict(rule="dfa")),
              ("NP (layer-wise B)", dict(rule="np", **learned)),
              ("NP (layer-wise B, K = 8)", dict(rule="np", noise_draws=8, **learned)),

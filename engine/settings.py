@@ -33,7 +33,7 @@ class Setting:
     live: bool = False                  # may change while a run trains
     metavar: str | None = None          # the CLI's placeholder for the value
     off: str | None = None              # a switch on by default: what its --no- flag does
-    rule_specific: bool = False         # shown only for rules that list it in their `reads`
+    rule_specific: bool = False         # a rule's own (option()): shown for the rules that list it
     when: Callable[[Any], bool] | None = None   # shown only where it matters (a cfg-like → bool)
     step: float | None = None           # the widget's increment
     many: bool = False                  # also comma-separated values (width: one per layer; σ: one
@@ -77,16 +77,18 @@ def setting(default: Any, doc: str, **meta: Any) -> Any:
 
 @dataclass(frozen=True)
 class RuleOption:
-    """A setting that one rule declares in its own module (`LearningRule.options`): it is a
-    RunConfig setting like any field (a CLI flag, a sidebar widget shown for that rule, a URL
-    key), stored in `RunConfig.options` and read as `cfg.<name>`."""
+    """A setting that rules declare (`LearningRule.options`), in the module of the rule or of the
+    mechanism several rules share: it is a RunConfig setting like any field (a CLI flag, a
+    sidebar widget shown for the rules that list it, a URL key), stored in `RunConfig.options`
+    and read as `cfg.<name>`."""
     default: Any
     setting: Setting
 
 
 def option(default: Any, doc: str, **meta: Any) -> RuleOption:
     """Declare a rule's own setting: `options = {"name": option(default, doc, label=…, …)}`.
-    Shown only for the rule that declares it; not live (a run's rule is fixed)."""
+    Shown only for the rules that list it; not live (the values that change live reach a rule's
+    step as its `live` argument, one small object of RunConfig's live fields)."""
     if meta.get("live"):
         raise ValueError("a rule's own setting cannot be live")
     meta.setdefault("group", FEEDBACK)

@@ -243,7 +243,7 @@ class Trainer:
     def _divergence_hint(self) -> str:
         """What to lower: the forward step, and the feedback step where B is learnt by SGD."""
         cfg, sgd, lower = self.cfg, self.cfg.optimizer == "sgd", [f"lr (now {self.cfg.lr:g})"]
-        if "feedback_lr" in self.rule.reads and cfg.feedback_mode == "sgd":
+        if "feedback_mode" in self.rule.options and cfg.feedback_mode == "sgd":
             lower.append(f"feedback_lr (now {cfg.feedback_lr:g})")
         if sgd and cfg.momentum > 0:
             lower.append(f"momentum (now {cfg.momentum:g})")

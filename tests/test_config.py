@@ -61,7 +61,10 @@ def test_every_field_declares_its_setting_and_the_cli_is_derived_from_it():
     from engine.config import LIVE_FIELDS, settings
 
     table = settings()
-    assert list(table) == [*RunConfig().to_dict(), *rule_options()]
+    assert sorted(table) == sorted(RunConfig().to_dict()) and set(rule_options()) < set(table)
+    # the rules' own settings sit with the other feedback settings, before the bookkeeping ones
+    groups = [s.group for s in table.values()]
+    assert groups == sorted(groups, key=["Network", "Forward weights", "Noise and feedback", "Bookkeeping"].index)
     assert {s.group for s in table.values()} == {"Network", "Forward weights", "Noise and feedback",
                                                  "Bookkeeping"}
     assert LIVE_FIELDS == tuple(n for n, s in table.items() if s.live) == ("lr", "sigma", "feedback_lr")

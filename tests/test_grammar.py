@@ -40,11 +40,13 @@ def test_the_cli_refuses_what_is_no_integer_in_digits_in_one_line(capsys, argv, 
                                  "integer, in digits"]
 
 
-def test_a_sweep_flag_refuses_them_in_one_line_too(capsys, tmp_path):
+@pytest.mark.parametrize("flag, name", [("--seeds", "seeds"), ("--samples", "samples"), ("--seed", "seed"),
+                                        ("--workers", "workers")])
+def test_a_sweep_flag_refuses_them_in_one_line_naming_itself(capsys, tmp_path, flag, name):
     for text in ("1_0", "٣"):
-        rc, lines = cli(capsys, "sweep", "--seeds", text, "--dry-run", "--out", str(tmp_path))
-        assert rc == 2 and len(lines) == 1 and lines[0].startswith("creditlab: error: ")
-        assert f"{text!r} is not allowed; it must be an integer, in digits" in lines[0]
+        rc, lines = cli(capsys, "sweep", flag, text, "--dry-run", "--out", str(tmp_path))
+        assert rc == 2 and lines == [f"creditlab: error: {name}={text!r} is not allowed; it must be an "
+                                     "integer, in digits"]
 
 
 @pytest.mark.parametrize("argv, line", [

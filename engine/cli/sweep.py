@@ -84,7 +84,6 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return parse_sweep(data, overrides_from_args(args))
 
 
-_positive, _nonneg = int_at_least(1), int_at_least(0)
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -93,11 +92,11 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="sweep file (.toml, or .yaml/.yml with PyYAML); flags override it")
     g = parser.add_argument_group("what to sweep (added to / overriding the file)")
     g.add_argument("--name", default=None, help="sweep name (default: the file's, or 'sweep')")
-    g.add_argument("--seed", dest="sweep_seed", type=_nonneg, default=None, metavar="S",
+    g.add_argument("--seed", dest="sweep_seed", type=int_at_least(0, "seed"), default=None, metavar="S",
                    help="the sweep's seed: makes the sampled configurations reproducible")
-    g.add_argument("--samples", type=_positive, default=None, metavar="N",
+    g.add_argument("--samples", type=int_at_least(1, "samples"), default=None, metavar="N",
                    help="random draws per grid point")
-    g.add_argument("--seeds", type=_positive, default=None, metavar="N",
+    g.add_argument("--seeds", type=int_at_least(1, "seeds"), default=None, metavar="N",
                    help="training seeds per configuration (seeds_per_point)")
     g.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="a RunConfig setting shared by all trials, e.g. --set steps=1500")
@@ -111,7 +110,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     g.add_argument("--mode", default=None, choices=["max", "min"],
                    help="max or min (default: max for accuracy, min for losses)")
     h = parser.add_argument_group("where it runs")
-    h.add_argument("--workers", type=_positive, default=None, metavar="N",
+    h.add_argument("--workers", type=int_at_least(1, "workers"), default=None, metavar="N",
                    help=f"local worker processes, one thread each (default: one per core, "
                         f"{default_workers()} here)")
     h.add_argument("--scheduler", default=None, metavar="ADDRESS",

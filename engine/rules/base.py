@@ -27,6 +27,7 @@ import torch
 from engine.live import Live
 from engine.errors import ConfigError
 from engine.members import Streams
+from engine.settings import option
 
 RULES: dict[str, type["LearningRule"]] = {}
 
@@ -135,9 +136,9 @@ def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator | Stre
     return (torch.rand(shape, generator=generator, device=device) * 2 - 1) * bound
 
 
-# The settings that regress B (NP, NP-DFA and the SG oracle read them).
-REGRESSION_SETTINGS = ("feedback_lr", "feedback_mode", "feedback_normalize", "ridge_gamma",
-                       "ridge_relative", "ridge_forget")
+# Read by every rule trained by the base `compute_gradients` (or the same noisy pass).
+TRAIN_ON_NOISE = option(False, "rules with a fixed B: train on the noisy network anyway, to see what the "
+                        "noise alone does", label="Train on the noisy network")
 
 
 # The loss change node noise causes is about σ·‖g‖; a float32 loss of order 1 is resolved to
@@ -149,12 +150,10 @@ class LearningRule:
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""                     # the display name ("FA: feedback alignment")
     summary: ClassVar[str] = ""
-    # The rule-specific settings it reads (RunConfig fields marked rule_specific): the dashboard
-    # shows only these. Every rule trained by the base `compute_gradients` reads train_on_noise.
-    reads: ClassVar[tuple[str, ...]] = ("train_on_noise",)
-    # Settings only this rule has, declared here with engine.settings.option(): each becomes a
-    # CLI flag, a sidebar widget shown for this rule and a URL key, read as cfg.<name>.
-    options: ClassVar[dict] = {}
+    # The settings of its own it reads, by name, declared with engine.settings.option() (in its
+    # module, or beside the mechanism several rules share): each is a CLI flag, a URL key and a
+    # sidebar widget shown only for the rules that list it, read as cfg.<name>.
+    options: ClassVar[dict] = {"train_on_noise": TRAIN_ON_NOISE}
     feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ) or "direct" (DFA-form)
     learns_feedback: ClassVar[bool] = False
 

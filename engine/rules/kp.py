@@ -19,13 +19,17 @@ import torch
 
 from engine.rules.base import LearningRule, register
 from engine.rules.fa import random_feedback
+from engine.settings import option
 
 
 @register
 class KolenPollack(LearningRule):
     name = "kp"
     title = "KP: Kolen-Pollack"
-    reads = ("weight_decay", "train_on_noise")
+    options = {**LearningRule.options,
+               "weight_decay": option(1e-3, "Kolen-Pollack: how fast W and B shrink at each step, which pulls B "
+                                      "towards Wᵀ", label="Weight decay (KP)", low=0.0, high=1e3, metavar="L",
+                                      step=0.001)}
     summary = "Kolen-Pollack: B gets W's update, weight decay pulls B to Wᵀ"
     learns_feedback = True
 

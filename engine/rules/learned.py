@@ -11,15 +11,15 @@ regression.py: cumulative ridge and the plain SGD step are the paper's solvers, 
 step (the default) and ridge's forgetting and relative γ are the lab's.
 """
 
-from engine.rules.base import REGRESSION_SETTINGS, LearningRule
+from engine.rules.base import LearningRule
 from engine.rules.dfa import DirectMap, DirectTaps, direct_random_feedback
 from engine.rules.fa import random_feedback
-from engine.rules.regression import FeedbackRegression
+from engine.rules.regression import REGRESSION_OPTIONS, FeedbackRegression
 
 
 class LearnedFeedback(LearningRule):
     learns_feedback = True
-    reads = REGRESSION_SETTINGS
+    options = REGRESSION_OPTIONS
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)

@@ -45,15 +45,35 @@ Globally it is a prediction error: the loss change minus the change the feedback
 import torch
 
 from engine.members import split
-from engine.rules.base import REGRESSION_SETTINGS, register
+from engine.rules.base import register
 from engine.rules.learned import LearnedFeedback
+from engine.rules.regression import REGRESSION_OPTIONS
+from engine.settings import option
+
+PERTURB = ("all", "cycle")
+# How NP draws and uses its noise (the pure estimate's rule shares them).
+NOISE_OPTIONS = {
+    "antithetic": option(False, "each noise is used twice, as ξ and as −ξ, so that much of it cancels",
+                         label="Antithetic noise (ξ, −ξ)"),
+    "noise_draws": option(1, "np: noisy passes per example and step, averaged (K times less variance, K "
+                          "times the work)", label="Noise draws per sample (K)", low=1, high=1024, metavar="K"),
+    "perturb": option("all", "np: add noise to all hidden layers at once, or to one layer per step in turn "
+                      "(cycle: no other layer's noise in its estimate)",
+                      label="Perturb layers (all / one per step)", choices=PERTURB),
+}
+CONTROL_VARIATE = option(
+    True, "np with sgd B: first subtract the loss change that B already predicts (ξ·Bδ), so the "
+    "estimate gets less noisy as B learns", label="Subtract B's predicted change (ξ·Bδ)",
+    when=lambda cfg: cfg.feedback_mode == "sgd",
+    off="np with sgd B: the paper's plain estimate (L̃ − L) ξ/σ² (by default the change that B's errors "
+        "predict, ξ·Bδ, is subtracted first: the estimate's variance then falls as B learns)")
 
 
 @register
 class NodePerturbation(LearnedFeedback):
     name = "np"
     title = "NP: node perturbation (learned B)"
-    reads = REGRESSION_SETTINGS + ("antithetic", "noise_draws", "perturb", "control_variate")
+    options = {**REGRESSION_OPTIONS, **NOISE_OPTIONS, "control_variate": CONTROL_VARIATE}
     summary = "node perturbation learns B (the paper): B δ regressed on (L̃ − L) ξ / σ²"
 
     def __init__(self, model, cfg, generator):

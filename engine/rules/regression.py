@@ -36,8 +36,38 @@ from __future__ import annotations
 import torch
 
 from engine.members import split
+from engine.settings import option
 
 _TINY = 1e-30
+FEEDBACK_MODES = ("sgd", "ridge")
+
+
+def _sgd(cfg) -> bool:
+    return cfg.feedback_mode == "sgd"
+
+
+def _ridge(cfg) -> bool:
+    return cfg.feedback_mode == "ridge"
+
+
+# The settings of B's regression, read by every rule that learns B this way (NP, NP-DFA, SG).
+# feedback_lr, the SGD solver's rate, is a RunConfig field: it can change live.
+REGRESSION_OPTIONS = {
+    "feedback_mode": option("sgd", "how B learns: small sgd steps, or an exact ridge-regression fit to the "
+                            "examples seen so far", label="Feedback learning", choices=FEEDBACK_MODES),
+    "feedback_normalize": option(
+        True, "sgd B: each step is divided by the size of the layer's inputs, so one rate suits every "
+        "layer", label="Normalised SGD step (scale-free)", when=_sgd,
+        off="sgd: the plain step, not divided by the batch's input energy (by default it is, so "
+            "that one rate suits every layer)"),
+    "ridge_gamma": option(0.1, "ridge B: how strongly the fit is pulled towards B = 0 (γ)", label="Ridge γ",
+                          low=1e-12, high=1e12, metavar="G", step=0.01, when=_ridge),
+    "ridge_relative": option(False, "ridge B: γ counts relative to the layer inputs' mean size (tr(V)/n), "
+                             "not absolutely", label="Ridge γ relative to tr(V)/n", when=_ridge),
+    "ridge_forget": option(1.0, "ridge B: how much older examples still count (1: all alike, as in the "
+                           "paper; < 1 forgets them, to follow a changing W)", label="Ridge forgetting",
+                           low=0.0, high=1.0, low_open=True, metavar="RHO", step=0.01, when=_ridge),
+}
 
 
 def _products(a: torch.Tensor, b: torch.Tensor, members: int) -> torch.Tensor:

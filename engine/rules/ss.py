@@ -37,9 +37,9 @@ class SignSymmetry(LearningRule):
     name = "ss"
     title = "SS: sign symmetry"
     summary = "sign symmetry: B = magnitude ⊙ sign(Wᵀ), magnitudes fixed random, batchwise random or uniform"
-    options = {"ss_variant": option("frsf", "ss: what stands in for the size of each feedback weight "
-                                    "(its sign is W's)", label="Sign symmetry: magnitudes",
-                                    choices=lambda: VARIANTS)}
+    options = {**LearningRule.options,
+               "ss_variant": option("frsf", "ss: what stands in for the size of each feedback weight (its sign "
+                                    "is W's)", label="Sign symmetry: magnitudes", choices=lambda: VARIANTS)}
 
     def __init__(self, model, cfg, generator):
         super().__init__(model, cfg, generator)

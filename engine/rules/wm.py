@@ -41,6 +41,7 @@ class WeightMirror(LearningRule):
     summary = "weight mirrors (Akrout et al. 2019): B learns ξ·(Wξ)ᵀ from noise, decays, → Wᵀ"
     learns_feedback = True
     options = {
+        **LearningRule.options,
         "mirror_lr": option(0.01, "wm: how far B moves towards its noise-driven estimate of Wᵀ in each "
                             "step's mirror phase (η_M)", label="Mirror learning rate (WM)",
                             low=0.0, high=1.0, metavar="ETA", step=0.005),

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.values import shown
 from engine.errors import ConfigError
-from engine.config import RunConfig, defaults
+from engine.config import RunConfig, defaults, rule_options
 from engine.status import Status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -246,14 +246,19 @@ def _draw_seed(seed: int, sample: int, name: str) -> int:
     return int.from_bytes(digest[:16], "little")
 
 
-# Settings added after sweeps and experiments began hashing configs: at their default they are
-# left out of a trial's identity, so the trials already run keep their ids (and their results).
-LATER_SETTINGS = {"seeds": 1}
+# The rules' own settings that were RunConfig fields when sweeps and experiments began hashing
+# configs. Every other rule's own setting, and `seeds`, came later: at its default it is left out
+# of a trial's identity, so the trials already run keep their ids (and their results), and a rule
+# module added later (CREDITLAB_RULES) changes no other trial's id.
+HASHED_FROM_THE_START = ("feedback_mode", "feedback_normalize", "ridge_gamma", "ridge_relative", "ridge_forget",
+                         "antithetic", "noise_draws", "perturb", "control_variate", "train_on_noise", "weight_decay")
 
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     """What a trial's id hashes of its config: all of it but the later settings at their default."""
-    return {k: v for k, v in config.items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
+    later = {"seeds", *rule_options()} - set(HASHED_FROM_THE_START)
+    default = defaults()
+    return {k: v for k, v in config.items() if not (k in later and k in default and v == default[k])}
 
 
 def stable_hash(obj: Any) -> str:
