@@ -55,9 +55,9 @@ MAIN_MIN_WIDTH = CURVE_MIN_WIDTH + 24    # one curve plot and the grid's margins
 ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
 
 # The one curve each story step asks the class to watch: in story mode it sits beside the heatmaps
-# (app/live_plots.py, show_focus). The angle of the error each layer gets for the two steps about
-# feedback (FA's stays far from 0°, NP's falls); the accuracy for the two about training.
-STORY_FOCUS = dict(zip(STORY, ("signal_angle_deg", "signal_angle_deg", "accuracy", "accuracy")))
+# (app/live_plots.py, show_focus). The angle of the error each layer gets for the three steps about
+# feedback (pure NP's stays near 90°, FA's far from 0°, NP's falls); the accuracy for the two about training.
+STORY_FOCUS = dict(zip(STORY, ("signal_angle_deg", "signal_angle_deg", "signal_angle_deg", "accuracy", "accuracy")))
 DEFAULT_FOCUS = "signal_angle_deg"
 HEADER = ("# creditlab: learning feedback weights by node perturbation\n"
           "Hidden layers learn the feedback B that carries their error; backprop would use Wᵀ. "

@@ -30,6 +30,9 @@ HEATMAP_MIN_WIDTH = 210        # the plot grid puts as many of these side by sid
 # A map's own minimum: story mode puts the four maps and a curve in one row (app/live_plots.py),
 # 1280 px wide with the sidebar, where each map gets about 165 px.
 STAGE_HEATMAP_MIN_WIDTH = 150
+# Under the maps of a rule without feedback (pnp, whose layers learn from their own estimates);
+# short, as a story-mode map is ~165 px wide.
+NO_FEEDBACK = "no feedback"
 
 
 # The hover's row and column of the cell under the pointer (value: the pointer's y or x).
@@ -153,7 +156,7 @@ class Heatmaps:
         b, wt = entry["B"], entry["WT"]
         top = layer == self.top_layer(matrices)
         above = "output" if top else f"layer {layer + 1}"
-        rows, cols = b.shape
+        rows, cols = (wt if b is None else b).shape
         self.layer = layer
         self.where = f"layer {layer} ← {above} ({rows}×{cols})"
         for key, fig in self.figures.items():
@@ -161,10 +164,16 @@ class Heatmaps:
             if key == HEATMAP_KEYS[0]:
                 fig.yaxis.axis_label = f"unit in layer {layer}"
         now = f" (step {step:,})" if step is not None else ""
-        self._map("B", b, version, f"B now{now} {run_label}".strip())
+        if b is None:
+            self._map("B", None, version, "Now: no B", sub=NO_FEEDBACK)
+        else:
+            self._map("B", b, version, f"B now{now} {run_label}".strip())
         if wt is None:
             self._map("WT", None, version, "Wᵀ: none", sub="direct feedback: no Wᵀ")
             self._map("diff", None, version, "Difference: none", sub="direct feedback: no Wᵀ")
+        elif b is None:
+            self._map("WT", wt, version, self.TITLES["WT"])
+            self._map("diff", None, version, "Difference: none", sub=NO_FEEDBACK)
         else:
             self._map("WT", wt, version, self.TITLES["WT"])
             self._map("diff", pattern_difference(b, wt), version, self.TITLES["diff"],
@@ -175,6 +184,8 @@ class Heatmaps:
             first_entry = next((m for m in first or [] if m["layer"] == layer), None)
             if first_entry is None:
                 self._map("start", None, version, "B at the start: waiting for the first record")
+            elif first_entry["B"] is None:
+                self._map("start", None, version, "Start: no B", sub=NO_FEEDBACK)
             else:
                 at = f" (step {first_step:,})" if first_step is not None else ""
                 self._map("start", first_entry["B"], version, f"B at the start{at}")

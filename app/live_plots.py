@@ -137,11 +137,11 @@ class LivePlots:
         """Show the NP-only plots while a run shown (live or loaded) estimates with node
         perturbation, or while no run is shown; hide them otherwise."""
         from engine.rules import RULES
-        from engine.rules.np import NodePerturbation
+        from engine.rules.np import NodeNoise
 
         runs = [run for run in self.session.runs if getattr(run, "cfg", None) is not None]
         fills = not runs or any(isinstance(RULES.get(run.cfg.rule), type)
-                                and issubclass(RULES[run.cfg.rule], NodePerturbation) for run in runs)
+                                and issubclass(RULES[run.cfg.rule], NodeNoise) for run in runs)
         for key in NP_ONLY_PLOTS:
             cell = self._curve_cells[key]
             if cell.visible != fills:

@@ -1,10 +1,12 @@
-"""The dashboard's presets: the lesson's story in four steps first, then the paper's other set-ups.
+"""The dashboard's presets: the lesson's story in five steps first, then the paper's other set-ups.
 
 Each preset is a set of overrides on top of RunConfig() + DASHBOARD_DEFAULTS, and has one
 sentence (`PRESET_NOTES`) that the sidebar shows under the menu: what the set-up is and what to
 look for. The story presets (`STORY`) come first in the menu, in the order a lesson tells them:
+why learn B at all (trained by node perturbation's noisy estimate alone, a network learns slowly);
 fixed random feedback does not point like backprop's; node perturbation learns feedback that
-does; with it the network trains; and the same works in a conv net.
+does; with it the network trains; and the same works in a conv net. Step 0 was added last,
+numbered so that links to steps 1–4 keep working.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ CONV_NP = {"rule": "np", "model": "conv-small", "activation": "tanh", "loss": "c
            "optimizer": "adam", "lr": 1e-3, "batch_size": 32, "sigma": 0.01, "steps": 5000,
            "metric_interval": 25, "eval_interval": 250}
 
+# Why learn B at all: the same MLP trained by node perturbation's plain estimate itself, no B (pure
+# NP: one draw, every hidden layer perturbed at once, as the paper's estimator).
+PURE_NP = {"rule": "pnp", **PAPER_MLP, **PAPER_SGD, "init": "paper", "sigma": 0.01, "noise_draws": 1,
+           "antithetic": False, "perturb": "all"}
+
 STORY: dict[str, dict[str, Any]] = {
+    "0. Why learn B at all? Pure node perturbation": PURE_NP,
     "1. Feedback alignment: B is random, fixed": PAPER_FA,
     "2. Node perturbation learns B (W frozen)": LEARN_B_ONLY,
     "3. NP trains the network": PAPER_NP,
@@ -71,6 +79,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 # One sentence per preset, shown under the menu: what it is, and what to look for.
 PRESET_NOTES: dict[str, str] = {
     "(custom)": "Your own set-up: pick a step of the story above to start from one of the paper's.",
+    # tests/test_story_sentences.py holds each number to a run of the preset
+    "0. Why learn B at all? Pure node perturbation":
+        "No B: each layer follows its own noisy estimate λ̂, ≈ 83° off the true error for 50 units "
+        "perturbed alone (cos ≈ √(2/(πN))); K draws help only as √K. Angles stay near 80–90° and the "
+        "loss falls slower than with a learned B (≈ 2° in step 2).",
     "1. Feedback alignment: B is random, fixed":
         "The error travels down through a random B that never learns (B now = B at the start); W "
         "partly turns to fit it, so the angles to backprop fall from 90° but stay far from 0°.",
@@ -110,5 +123,5 @@ def preset_note(name: str) -> str:
     return PRESET_NOTES.get(name, "")
 
 
-__all__ = ["DASHBOARD_DEFAULTS", "PAPER_ESTIMATOR", "PAPER_SGD", "PRESETS", "PRESET_NOTES", "STORY", "preset_config",
-           "preset_note"]
+__all__ = ["DASHBOARD_DEFAULTS", "PAPER_ESTIMATOR", "PAPER_SGD", "PRESETS", "PRESET_NOTES", "PURE_NP", "STORY",
+           "preset_config", "preset_note"]

@@ -9,7 +9,8 @@ is the forward kernel (the backward uses it transposed) and tensors are compared
 - sign_congruence    fraction of entries with sign(B_{i+1}) = sign(W_{i+1}ᵀ)
 - signal_angle_deg   angle between the error the rule sends to hᵢ and backprop's for the same
                      upstream error: δ_{i+1}B_{i+1}ᵀ vs δ_{i+1}W_{i+1} (layer-wise); for direct
-                     rules e Bᵢᵀ vs the true ∂L/∂hᵢ (same output error e). Per-sample angles,
+                     rules e Bᵢᵀ vs the true ∂L/∂hᵢ (same output error e), and so for a rule
+                     without feedback (pnp) its λ̂ᵢ vs the true ∂L/∂hᵢ. Per-sample angles,
                      averaged over the batch, *not* folded into [0°, 90°] (the reference code
                      used one sample and folded).
 - update_angle_deg   angle between the rule's ∂L/∂Wᵢ and backprop's on the same batch
@@ -97,10 +98,11 @@ def layer_metrics(model, rule, result, x, y, objective) -> dict[str, torch.Tenso
     nan = torch.full((p,) if p > 1 else (), math.nan, device=x.device)
     signals = rule.error_signals(result)
     rows: dict[str, list[torch.Tensor]] = {k: [] for k in LAYER_METRICS}
-    for i, b in enumerate(rule.feedback_matrices()):
+    feedback = rule.feedback_matrices()                 # none at all for a rule without B (pnp)
+    for i in range(len(layers) - 1):
         above = layers[i + 1]
         if rule.feedback_kind == "layerwise":
-            wt = above.backprop_feedback()
+            b, wt = feedback[i], above.backprop_feedback()
             rows["weight_angle_deg"].append(angle_deg(b, wt, p))
             rows["relative_error"].append(relative_error(b, wt, p))
             rows["sign_congruence"].append(sign_congruence(b, wt, p))

@@ -22,7 +22,9 @@ def step_work(cfg, weights: int) -> int:
     """About how many multiply-adds a step of `cfg` takes on a network of `weights` weights
     (one member's): every row a step pushes (batch × noise draws × members) meets each weight
     in each pass."""
-    draws = getattr(cfg, "noise_draws", 1) if cfg.rule.startswith("np") else 1
+    from engine.rules import RULES          # late: the rules pull in torch, this module is a leaf
+
+    draws = cfg.noise_draws if "noise_draws" in getattr(RULES.get(cfg.rule), "options", {}) else 1
     return cfg.batch_size * draws * cfg.members() * weights * PASSES
 
 

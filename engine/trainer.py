@@ -315,8 +315,7 @@ class Trainer:
         return record
 
     def matrices(self, member: int = 0) -> list[dict[str, Any]]:
-        """Float32 CPU copies of each feedback matrix and the Wᵀ it stands for (None for direct
-        rules), of one member of a population."""
+        """Float32 CPU copies of one member's feedback B and the Wᵀ it stands for (None where it has none)."""
         def as_matrix(t):
             if self.members > 1:
                 t = split(t, self.members)[member]
@@ -324,10 +323,11 @@ class Trainer:
             t = t.detach().float()
             return (t.flatten(1).T if t.dim() == 4 else t).cpu().numpy().copy()
 
-        layerwise = self.rule.feedback_kind == "layerwise"
-        return [{"layer": i + 1, "member": member, "B": as_matrix(b),
-                 "WT": as_matrix(self.model.layers[i + 1].backprop_feedback()) if layerwise else None}
-                for i, b in enumerate(self.rule.feedback_matrices())]
+        kind, above = self.rule.feedback_kind, self.model.layers[1:]
+        feedback = [None] * len(above) if kind == "none" else self.rule.feedback_matrices()   # pnp: no B
+        return [{"layer": i + 1, "member": member, "B": None if b is None else as_matrix(b),
+                 "WT": None if kind == "direct" else as_matrix(layer.backprop_feedback())}
+                for i, (b, layer) in enumerate(zip(feedback, above))]
 
     def _publish(self, record: dict) -> None:
         if not self._subscribers:

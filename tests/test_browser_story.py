@@ -103,7 +103,8 @@ def test_story_mode_at_1280x720_shows_the_lesson_and_fits_the_page(server, page,
     # The story's steps lead the preset menu; each explains itself in one sentence.
     menu = page.get_by_label("Preset (the paper's set-ups)")
     options = menu.evaluate("el => Array.from(el.options).map(o => o.text)")
-    assert options[1:5] == ["1. Feedback alignment: B is random, fixed",
+    assert options[1:6] == ["0. Why learn B at all? Pure node perturbation",
+                            "1. Feedback alignment: B is random, fixed",
                             "2. Node perturbation learns B (W frozen)", "3. NP trains the network",
                             "4. Conv nets"]
     menu.select_option("2. Node perturbation learns B (W frozen)")

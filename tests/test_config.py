@@ -9,7 +9,7 @@ from engine.config import RunConfig, rule_options, settings
 
 
 @pytest.mark.parametrize("change, fragment", [
-    ({"rule": "magic"}, "rule='magic' is not allowed; choose one of bp, dfa, fa, kp, np, np-dfa, sg, ss"),
+    ({"rule": "magic"}, "rule='magic' is not allowed; choose one of bp, dfa, fa, kp, np, np-dfa, pnp, sg, ss, wm"),
     ({"dataset": "imagenet"}, "dataset='imagenet' is not allowed"),
     ({"depth": 0}, "depth=0 is not allowed; it must be an integer >= 1"),
     ({"width": 0}, "width=0 is not allowed"),

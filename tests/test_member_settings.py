@@ -19,7 +19,8 @@ pytestmark = pytest.mark.usefixtures("float64")
 SIGMAS, SEEDS, SEED = [1e-3, 0.05], 2, 5
 
 
-@pytest.mark.parametrize("name", ["np", "np K draws, antithetic", "np-dfa", "fa on noise", "np conv"])
+@pytest.mark.parametrize("name", ["np", "np K draws, antithetic", "np-dfa", "fa on noise", "np conv", "pnp",
+                                  "pnp conv"])
 def test_member_k_is_the_single_run_of_its_seed_and_sigma(name):
     population, pop_records = _train(_config(name, seed=SEED, seeds=SEEDS, sigma=SIGMAS))
     p = len(SIGMAS) * SEEDS

@@ -138,6 +138,22 @@ def test_direct_feedback_has_no_wt_and_says_so():
     assert mapper_range(h, "B") == pytest.approx((-b_max, b_max))
 
 
+def test_a_rule_without_feedback_shows_no_b_beside_wt_and_says_so():
+    """Pure NP (pnp) publishes each layer's Wᵀ with B None: its maps of B say there is none."""
+    from engine.trainer import Trainer
+
+    trainer = Trainer(RunConfig(rule="pnp", dataset="digits", width=[12, 8], steps=1))
+    mats = trainer.matrices()
+    assert [m["B"] for m in mats] == [None, None] and [m["WT"].shape for m in mats] == [(12, 8), (8, 10)]
+    h = Heatmaps()
+    assert h.show(mats, None, version=1, first=mats)
+    np.testing.assert_array_equal(image(h, "WT"), mats[1]["WT"])
+    for key in ("start", "B", "diff"):
+        assert np.isnan(image(h, key)).all() and ("no B" in h.figures[key].title.text or key == "diff")
+        assert "no feedback" in h.subtitles[key].text
+    assert h.where == "layer 2 ← output (8×10)"
+
+
 def test_clear_forgets_the_run():
     h, mats = Heatmaps(), snapshot()
     h.show(mats, None, version=4, first=mats)

@@ -45,6 +45,9 @@ CASES = {
     "kp conv": {"rule": "kp", "model": "conv-small", "optimizer": "sgd", "lr": 0.05},
     "dfa conv": {"rule": "dfa", "model": "conv-small"},
     "np-dfa cifar net, dropout": {"rule": "np-dfa", "model": "conv-cifar", "batch_size": 4},
+    "pnp": {}, "pnp K draws, antithetic": {"rule": "pnp", "noise_draws": 3, "antithetic": True},
+    "pnp cycle": {"rule": "pnp", "perturb": "cycle"},
+    "pnp conv": {"rule": "pnp", "model": "conv-small", "activation": "tanh"},
 }
 
 

@@ -27,11 +27,17 @@ def test_paper_presets_use_the_paper_mlp():
 def test_the_story_presets_come_first_in_order_and_every_preset_has_one_sentence():
     from app.presets import PRESET_NOTES, STORY
 
-    assert list(PRESETS)[:4] == list(STORY) and [n[:2] for n in STORY] == ["1.", "2.", "3.", "4."]
+    assert list(PRESETS)[:5] == list(STORY) and [n[:2] for n in STORY] == ["0.", "1.", "2.", "3.", "4."]
     for name in ["(custom)", *PRESETS]:
         note = PRESET_NOTES[name]
         assert note.endswith(".") and "\n" not in note and len(note) < 240, name
-    fa, learn_b, np_trains, conv = (preset_config(name) for name in STORY)
+    pure, fa, learn_b, np_trains, conv = (preset_config(name) for name in STORY)
+    # step 0 is step 3's set-up (network, optimiser, σ, estimator) with the estimate itself training W, no B
+    from engine.rules.regression import REGRESSION_OPTIONS
+
+    shared = set(pure.to_dict()) - {"rule", "warmup_steps", "feedback_lr", *REGRESSION_OPTIONS}
+    assert pure.rule == "pnp" and not pure.warmup_steps
+    assert {k: pure.to_dict()[k] for k in shared} == {k: np_trains.to_dict()[k] for k in shared}
     assert fa.rule == "fa"
     assert learn_b.to_dict() == preset_config("Learn B only (frozen W)").to_dict() and learn_b.freeze_forward
     assert np_trains.to_dict() == preset_config("Paper MLP: NP").to_dict()

@@ -20,6 +20,7 @@ def test_noise_draws_and_members_widen_the_step():
     assert step_work(RunConfig(rule="np", noise_draws=4), DIGITS_NET) == 4 * base
     assert step_work(RunConfig(rule="np", seeds=8), DIGITS_NET) == 8 * base
     assert step_work(RunConfig(rule="fa", noise_draws=4), DIGITS_NET) == base
+    assert step_work(RunConfig(rule="pnp", noise_draws=4), DIGITS_NET) == 4 * base     # any rule that reads K
 
 
 def test_a_users_omp_num_threads_is_left_to_torch(monkeypatch):

@@ -154,7 +154,7 @@ class LearningRule:
     # module, or beside the mechanism several rules share): each is a CLI flag, a URL key and a
     # sidebar widget shown only for the rules that list it, read as cfg.<name>.
     options: ClassVar[dict] = {"train_on_noise": TRAIN_ON_NOISE}
-    feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ) or "direct" (DFA-form)
+    feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ), "direct" (DFA-form), "none" (pnp)
     learns_feedback: ClassVar[bool] = False
 
     def __init__(self, model, cfg, generator: torch.Generator | Streams):

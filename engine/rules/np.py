@@ -69,59 +69,16 @@ CONTROL_VARIATE = option(
         "predict, ξ·Bδ, is subtracted first: the estimate's variance then falls as B learns)")
 
 
-@register
-class NodePerturbation(LearnedFeedback):
-    name = "np"
-    title = "NP: node perturbation (learned B)"
-    options = {**REGRESSION_OPTIONS, **NOISE_OPTIONS, "control_variate": CONTROL_VARIATE}
-    summary = "node perturbation learns B (the paper): B δ regressed on (L̃ − L) ξ / σ²"
+class NodeNoise:
+    """Node perturbation's noisy passes and its estimate λ̂ᵢ of every hidden site's error, mixed
+    into a LearningRule: np and np-dfa regress B on it, pnp (pnp.py) trains W on it directly.
+    The control variate (`predictions`) needs the rule's `cv_weight` (np's)."""
 
-    def __init__(self, model, cfg, generator):
-        super().__init__(model, cfg, generator)
-        self._cycle = 0                     # perturb="cycle": the next site to perturb
-        self.cv_weight = ControlVariateWeight(self.device, self.members)
-
-    def state_dict(self):
-        return {**super().state_dict(), "cycle": self._cycle, "cv_weight": self.cv_weight.state_dict()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self._cycle = int(state.get("cycle", 0))
-        self.cv_weight.load_state_dict(state.get("cv_weight", {}))
+    _cycle = 0                              # perturb="cycle": the next site to perturb
 
     @classmethod
     def uses_noise(cls, cfg):
         return True
-
-    def compute_gradients(self, x, y, objective, live=None):
-        result = self.forward_backward(x, y, objective, taps=self.taps())   # clean pass: W, δ, L
-        result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
-                                         result.first_hidden, self.predictions(result),
-                                         sigma=(live or self.live).sigma)
-        return result
-
-    def predictions(self, result):
-        """ĝᵢ = the error B sends to each hidden site, the control variate; None when off, and
-        under ridge, whose full-step solve would amplify a wrong early ĝ N-fold each step."""
-        if self.cfg.control_variate and self.cfg.feedback_mode == "sgd":
-            return self.error_signals(result)
-        return None
-
-    def learn_feedback(self, x, y, objective, result, live=None):
-        self.regression.update(self.regression_inputs(result), result.estimates, (live or self.live).feedback_lr,
-                               result.site_errors, self.step_gain(result.estimates))
-
-    def step_gain(self, estimates) -> float:
-        """The SGD step relative to a noise-free target's: K / (K + N).
-
-        λ̂ᵢ = (ξ·g) ξᵢ / σ² has E‖λ̂ᵢ − gᵢ‖² = nᵢ‖g‖² + ‖gᵢ‖², about N times the signal ‖gᵢ‖²
-        when the N perturbed units share the gradient evenly (K draws divide it by K). An LMS
-        step's excess error grows with that noise, so NP takes its steps N/K times smaller than
-        the SG oracle's: then one feedback_lr serves both, and networks of any size."""
-        sizes = self.model.sizes[1:-1]                      # units at each hidden site
-        perturbed = sum(n for n, lam in zip(sizes, estimates) if lam is not None)
-        k = self.cfg.noise_draws
-        return k / (k + perturbed)
 
     @torch.no_grad()
     def estimate(self, x, y, objective, clean_loss, masks=None, first_hidden=None, predictions=None,
@@ -198,6 +155,57 @@ class NodePerturbation(LearnedFeedback):
             self._cycle += 1
             return [site]
         return list(range(n))
+
+
+@register
+class NodePerturbation(NodeNoise, LearnedFeedback):
+    name = "np"
+    title = "NP: node perturbation (learned B)"
+    options = {**REGRESSION_OPTIONS, **NOISE_OPTIONS, "control_variate": CONTROL_VARIATE}
+    summary = "node perturbation learns B (the paper): B δ regressed on (L̃ − L) ξ / σ²"
+
+    def __init__(self, model, cfg, generator):
+        super().__init__(model, cfg, generator)
+        self._cycle = 0                     # perturb="cycle": the next site to perturb
+        self.cv_weight = ControlVariateWeight(self.device, self.members)
+
+    def state_dict(self):
+        return {**super().state_dict(), "cycle": self._cycle, "cv_weight": self.cv_weight.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._cycle = int(state.get("cycle", 0))
+        self.cv_weight.load_state_dict(state.get("cv_weight", {}))
+
+    def compute_gradients(self, x, y, objective, live=None):
+        result = self.forward_backward(x, y, objective, taps=self.taps())   # clean pass: W, δ, L
+        result.estimates = self.estimate(x, y, objective, result.loss, result.masks,
+                                         result.first_hidden, self.predictions(result),
+                                         sigma=(live or self.live).sigma)
+        return result
+
+    def predictions(self, result):
+        """ĝᵢ = the error B sends to each hidden site, the control variate; None when off, and
+        under ridge, whose full-step solve would amplify a wrong early ĝ N-fold each step."""
+        if self.cfg.control_variate and self.cfg.feedback_mode == "sgd":
+            return self.error_signals(result)
+        return None
+
+    def learn_feedback(self, x, y, objective, result, live=None):
+        self.regression.update(self.regression_inputs(result), result.estimates, (live or self.live).feedback_lr,
+                               result.site_errors, self.step_gain(result.estimates))
+
+    def step_gain(self, estimates) -> float:
+        """The SGD step relative to a noise-free target's: K / (K + N).
+
+        λ̂ᵢ = (ξ·g) ξᵢ / σ² has E‖λ̂ᵢ − gᵢ‖² = nᵢ‖g‖² + ‖gᵢ‖², about N times the signal ‖gᵢ‖²
+        when the N perturbed units share the gradient evenly (K draws divide it by K). An LMS
+        step's excess error grows with that noise, so NP takes its steps N/K times smaller than
+        the SG oracle's: then one feedback_lr serves both, and networks of any size."""
+        sizes = self.model.sizes[1:-1]                      # units at each hidden site
+        perturbed = sum(n for n, lam in zip(sizes, estimates) if lam is not None)
+        k = self.cfg.noise_draws
+        return k / (k + perturbed)
 
 
 class ControlVariateWeight:
