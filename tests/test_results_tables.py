@@ -1,0 +1,117 @@
+"""docs/results.md says what the committed tables say: every <!-- TABLE:name --> block's rows are
+the rows reports/tables.py makes from results/<name>/final.parquet (":claims" blocks: the paired
+tests of that experiment's claims); the forward lrs pinned in engine/paper.py are the ones the
+committed lr search chose; and the statistics and the validation split do what they say."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import experiments as ex
+from engine import paper
+from engine.data.registry import load_dataset
+from engine.data.validation import carve, held_out, parent_name
+from reports import tables
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK = re.compile(r"<!-- TABLE:([\w-]+)(?::(\w+))? -->\n(.*?)<!-- /TABLE -->", re.S)
+
+
+def _rows(markdown: str) -> list[list[str]]:
+    """The body rows of the first Markdown table in `markdown`, as lists of stripped cells."""
+    lines = [ln for ln in markdown.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines[2:]]
+
+
+BLOCKS = BLOCK.findall((ROOT / "docs" / "results.md").read_text(encoding="utf-8"))
+
+
+def test_the_report_has_its_tables():
+    names = {(n, k or "table") for n, k, _ in BLOCKS}
+    assert {("mlp", "table"), ("mlp", "claims"), ("ablations", "table"), ("ablations", "claims"),
+            ("lrsearch", "table")} <= names
+
+
+@pytest.mark.parametrize("name,kind,body", BLOCKS, ids=[f"{n}:{k or 'table'}" for n, k, _ in BLOCKS])
+def test_every_table_row_of_the_report_matches_its_parquet(name, kind, body):
+    res = ex.load_results(name)
+    want = _rows(tables.block(res, kind or "table"))
+    got = _rows(body)
+    assert got == want, f"docs/results.md's {name} {kind or 'table'} is not what results/{name} gives"
+
+
+def test_the_pinned_lrs_are_the_ones_the_search_chose():
+    chosen = tables.chosen_lrs(ex.load_results("lrsearch").final)
+    assert chosen == paper.LR
+    # and every row of §2 and §5 runs at its rule's chosen lr
+    for name in ("mlp", "ablations"):
+        for c in ex.EXPERIMENTS[name].build(False):
+            assert c.cfg.lr == paper.LR[c.cfg.dataset, c.columns["rule_label"]], (name, c.label)
+
+
+def test_the_lr_search_scored_on_validation_data_only():
+    final = ex.load_results("lrsearch").final
+    assert set(final["cfg_dataset"]) == {"fashion-mnist-val", "mnist-val"}
+    assert set(final["lr"]) == set(paper.LR_GRID)
+
+
+# ----------------------------------------------------------------------------- the statistics
+def test_confidence_interval_is_students_t():
+    v = pd.Series([1.0, 2.0, 3.0])
+    assert tables.ci_halfwidth(v) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert tables.ci_halfwidth(pd.Series([5.0])) == 0.0
+    f = pd.DataFrame({"condition": ["a"] * 3, "status": "finished", "x": [1.0, 2.0, 3.0],
+                      "wall_seconds": [1.0, 1.0, 1.5]})
+    out = tables.summarize(f, metrics=["x"], by=["condition"], spread="ci", wall=True)
+    assert out.loc[0, "x"] == "2.00 ± 2.48" and out.loc[0, "wall_s"] == "4" and out.loc[0, "seeds"] == 3
+
+
+def test_paired_test_and_holm():
+    rng = np.random.default_rng(0)
+    base = rng.normal(10, 1, 8)
+    f = pd.DataFrame({"condition": ["a"] * 8 + ["b"] * 8, "seed": list(range(8)) * 2, "status": "finished",
+                      "m": np.concatenate([base + 0.5 + rng.normal(0, 0.05, 8), base])})
+    r = tables.paired(f, "a", "b", "m")
+    assert r["n"] == 8 and r["diff"] == pytest.approx(0.5, abs=0.05) and r["p"] < 1e-6
+    same = tables.paired(f.assign(m=np.concatenate([base, base])), "a", "b", "m")
+    assert same["diff"] == 0 and same["p"] == 1.0
+    # a seed that diverged in one condition drops out of the pairs
+    r7 = tables.paired(f.assign(status=["finished"] * 15 + ["diverged"]), "a", "b", "m")
+    assert r7["n"] == 7
+    assert tables.holm([0.01, 0.04, 0.03, math.nan]) == pytest.approx([0.03, 0.06, 0.06, math.nan], nan_ok=True)
+
+
+def test_chosen_lr_skips_a_diverged_setting():
+    f = pd.DataFrame({"cfg_dataset": ["x-val"] * 4, "rule_label": ["R"] * 4, "lr": [0.1, 0.1, 0.3, 0.3],
+                      "status": ["finished", "finished", "finished", "diverged"],
+                      "test_error_tail": [5.0, 5.0, 1.0, math.nan]})
+    assert tables.chosen_lrs(f) == {("x", "R"): 0.1}
+
+
+# ----------------------------------------------------------------------------- the validation split
+def test_validation_split_is_a_fixed_stratified_part_of_the_training_set():
+    d = load_dataset("digits")
+    v = carve(d)
+    y = d.y_train.numpy()
+    idx = held_out(y)
+    assert len(v.y_test) == len(idx) and len(v.y_train) + len(v.y_test) == len(y)
+    assert np.array_equal(idx, held_out(y)), "the split must not depend on anything but the data"
+    # every class gives its sixth
+    for c in np.unique(y):
+        assert (y[idx] == c).sum() == round((y == c).sum() / 6)
+    # the held-out images are training images, none of them also trained on, none from the test set
+    train_rows = {r.tobytes() for r in v.x_train.numpy()}
+    assert not any(r.tobytes() in train_rows for r in v.x_test.numpy()
+                   if (d.x_train.numpy() == r).all(axis=1).sum() == 1)
+    assert torch_equal(v.x_test, d.x_train[idx])
+    assert v.name == "digits-val" and parent_name(v.name) == "digits" and parent_name("mnist") == "mnist"
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
