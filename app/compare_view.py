@@ -12,7 +12,7 @@ import panel as pn
 from app.library import list_saved_runs, runs_frame, to_csv_bytes, to_parquet_bytes
 from app.live_plots import LivePlots
 from app.run_status import display_name
-from app.sigma_groups import curve_sets
+from app.setting_groups import curve_sets
 from engine.host.runner import SessionRuns
 
 

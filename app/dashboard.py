@@ -43,7 +43,7 @@ from app.pace import PagePace
 from app.run_status import RunStatus, display_name, wrapping_row
 from engine.host.runner import RunHandle, SessionRuns
 from app.safe_text import md_text
-from app.sigma_groups import curve_sets, set_label, split_rows
+from app.setting_groups import curve_sets, set_label, split_rows
 from app.presets import PRESETS, STORY
 from app.sidebar import ALL, SettingsSidebar
 from app.state import ConfigState
@@ -345,9 +345,9 @@ class Dashboard(pn.viewable.Viewer):
         def plot_it():
             for old in dropped:
                 self._forget(old)
-            sets = curve_sets(saved.id, saved.cfg)         # a set per σ it compares
-            for (key, sigma, members), rows in zip(sets, split_rows(saved.rows(), saved.cfg)):
-                self.curves.add_run(key, set_label(display_name(saved), saved.cfg, sigma), saved.n_layers(),
+            sets = curve_sets(saved.id, saved.cfg)         # a set per group of settings it compares
+            for (key, group, members), rows in zip(sets, split_rows(saved.rows(), saved.cfg)):
+                self.curves.add_run(key, set_label(display_name(saved), saved.cfg, group), saved.n_layers(),
                                     steps=saved.cfg.steps, members=members)
                 self.curves.replace(key, rows)
             self.run_status.refresh_legend()

@@ -24,8 +24,9 @@ from app.curves import BAND_NOTE, CAPTIONS, CURVE_MIN_WIDTH, FOCUS_MIN_WIDTH, Cu
 from app.heatmaps import HEATMAP_KEYS, HEATMAP_MIN_WIDTH, STAGE_HEATMAP_MIN_WIDTH, Heatmaps
 from app.network_view import NetworkView
 from app.run_status import display_name
-from app.sigma_groups import curve_sets, set_label, split_record
+from app.setting_groups import curve_sets, set_label, split_record
 from engine.host.runner import BUFFER_CAPACITY, RunHandle, SessionRuns
+from engine.members import member_name
 
 # The plots only node perturbation fills (its estimate of each layer's error): hidden while every
 # run shown is of a rule that makes no estimate (FA, BP, …), where they would stand empty.
@@ -125,10 +126,10 @@ class LivePlots:
 
     # ================================================================ runs
     def add_run(self, run: RunHandle, label: str, n_layers: int, steps: int) -> None:
-        """Give a new run its curves (a set per σ where it compares σ); from now on the pull
+        """Give a new run its curves (a set per group of settings it compares); from now on the pull
         streams its records into them."""
-        for key, sigma, members in curve_sets(run.id, run.cfg):
-            self.curves.add_run(key, set_label(label, run.cfg, sigma), n_layers, steps=steps, members=members)
+        for key, group, members in curve_sets(run.id, run.cfg):
+            self.curves.add_run(key, set_label(label, run.cfg, group), n_layers, steps=steps, members=members)
         self._cursors[run.id] = 0
         self._changes_seen[run.id] = 0
         self.show_fillable()
@@ -215,8 +216,8 @@ class LivePlots:
             self.curves.mark_change(sets[0][0], change["step"],
                                     f"{change['name']}: {change['old']:g} → {change['new']:g}")
         if len(applied) > seen:              # the legend names the values the run now uses
-            for key, sigma, _ in sets:
-                self.curves.relabel(key, set_label(display_name(run), run.cfg, sigma))
+            for key, group, _ in sets:
+                self.curves.relabel(key, set_label(display_name(run), run.cfg, group))
         self._changes_seen[run.id] = len(applied)
         return bool(new)
 
@@ -279,17 +280,13 @@ def member_note(cfg, member: int = 0) -> str:
     """Which member of a population the heatmaps show (the Heatmap member menu's)."""
     if cfg.members() == 1:
         return ""
-    seed, sigma = cfg.member_values()[member]
-    if len(cfg.sigmas()) == 1:
-        return f", member {member} (seed {seed}) of {cfg.members()} seeds"
-    return f", member {member} (seed {seed}, σ={sigma:g}) of {cfg.members()} members"
+    who = member_name(cfg.member_values()[member])
+    return f", member {member} ({who}) of {cfg.members()} {'members' if len(cfg.groups()) > 1 else 'seeds'}"
 
 
 def member_options(cfg) -> dict[str, int]:
-    """The Heatmap member menu of a population: each member by its seed (and σ)."""
-    many = len(cfg.sigmas()) > 1
-    return {f"member {k}: seed {seed}" + (f", σ={sigma:g}" if many else ""): k
-            for k, (seed, sigma) in enumerate(cfg.member_values())}
+    """The Heatmap member menu of a population: each member by its seed (and compared settings)."""
+    return {f"member {k}: {member_name(who)}": k for k, who in enumerate(cfg.member_values())}
 
 
 def heat_heading(where: str) -> str:

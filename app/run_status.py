@@ -16,7 +16,7 @@ import panel as pn
 from engine.status import ACTIVE, Status
 
 from app.curves import CurvePlots
-from app.sigma_groups import curve_sets, set_label
+from app.setting_groups import curve_sets, set_label
 from engine.host.runner import RunHandle, SessionRuns
 from app.safe_text import html_text, md_text, plain, text_pane
 
@@ -75,8 +75,8 @@ class RunStatus:
             # newest test-set accuracy, which is the figure to trust. A population's records
             # hold its members' mean.
             seeds = f", mean of {run.cfg.seeds} seeds" if run.cfg.seeds > 1 else ""
-            if len(run.cfg.sigmas()) > 1:           # the curves give each σ its own
-                seeds = f", mean of all {run.cfg.members()} members ({len(run.cfg.sigmas())} values of σ)"
+            if len(run.cfg.groups()) > 1:           # the curves give each group of settings its own
+                seeds = f", mean of all {run.cfg.members()} members ({len(run.cfg.groups())} groups of settings)"
             recent = [r["train_accuracy"] for r in run.buffer.tail(RECENT_BATCHES)
                       if r.get("train_accuracy") is not None and r["train_accuracy"] == r["train_accuracy"]]
             if recent:
@@ -133,13 +133,13 @@ class RunStatus:
         """The runs as coloured keys above the plots (legible from the back of a lecture room)."""
         keys = []
         for run in self.session.runs:
-            for key, sigma, _ in curve_sets(run.id, run.cfg):      # a set per σ it compares
+            for key, group, _ in curve_sets(run.id, run.cfg):      # a set per group of settings
                 color = self.curves.color(key)
                 if color is None:
                     continue
                 swatch = (f'<span style="display:inline-block;width:26px;height:5px;background:{color};'
                           f'vertical-align:middle;margin-right:6px"></span>')
-                label = set_label(display_name(run), run.cfg, sigma)
+                label = set_label(display_name(run), run.cfg, group)
                 keys.append(f'<span style="margin-right:22px;white-space:nowrap">{swatch}'
                             f'{html_text(label)} <i style="color:#666">{html_text(run.status)}</i></span>')
         self.run_legend.object = " ".join(keys)

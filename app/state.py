@@ -156,7 +156,7 @@ def _query_value(value: Any) -> str:
 
 
 def shown_number(value: Any) -> str:
-    """A number box's text for its value: a list (several values of σ) as "0.001,0.01"."""
+    """A number box's text for its value: a list (several values of σ or lr) as "0.001,0.01"."""
     return format_width(value) if isinstance(value, list) else str(value)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -86,9 +87,10 @@ class RunConfig:
     # one lr diverges for the wide nets (the output layer's curvature grows with its width).
     optimizer: str = setting("adam", "how the forward weights W are updated: SGD with momentum, or Adam",
                              group=FORWARD, label="Optimizer", choices=OPTIMIZERS)
-    lr: float = setting(1e-3, "how big a step the forward weights W take at each update (can change "
-                        "while running)", group=FORWARD, label="Learning rate (live)",
-                        low=0.0, high=1e6, live=True, metavar="LR", step=0.0005)
+    lr: float | list[float] = setting(
+        1e-3, "how big a step the forward weights W take at each update (can change while running); "
+        "comma-separated values compare them in one population, like σ's", group=FORWARD,
+        label="Learning rate (live)", low=0.0, high=1e6, live=True, metavar="LR", step=0.0005, many=True)
     momentum: float = setting(0.9, "SGD only: how much of the previous step carries into the next "
                               "(0 = none)", group=FORWARD, label="Momentum", low=0.0,
                               high=1.0, high_open=True, metavar="M", step=0.1,
@@ -109,10 +111,11 @@ class RunConfig:
         "> 0; can change while running); comma-separated values (1e-3,1e-2) train `seeds` members "
         "for each in one population", group=FEEDBACK, label="σ: noise std (live)", low=0.0, high=1e3,
         live=True, metavar="S", step=0.001, when=_noisy, many=True)
-    feedback_lr: float = setting(1.0, "how big a step the feedback B takes when it learns by sgd (NP "
-                                 "divides it by its noise; can change while running)", group=FEEDBACK,
-                                 label="Feedback learning rate (live)", low=0.0, high=1e6, live=True,
-                                 metavar="LRB", step=0.1, when=_learns_b_by_sgd)
+    feedback_lr: float | list[float] = setting(
+        1.0, "how big a step the feedback B takes when it learns by sgd (NP divides it by its noise; "
+        "can change while running); comma-separated values compare them in one population, like σ's",
+        group=FEEDBACK, label="Feedback learning rate (live)", low=0.0, high=1e6, live=True, metavar="LRB",
+        step=0.1, when=_learns_b_by_sgd, many=True)
     # bookkeeping
     seed: int = setting(0, "the random seed: the same seed gives the same run", group=BOOKKEEPING,
                         label="Seed", low=0, high=2**63 - 1, metavar="S")
@@ -165,17 +168,32 @@ class RunConfig:
             return [int(w) for w in self.width]
         return [int(self.width)] * int(self.depth)
 
+    def values_of(self, name: str) -> list[float]:
+        """A member setting's values (σ, lr, feedback_lr): one, or the list a population compares."""
+        value = getattr(self, name)
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
     def sigmas(self) -> list[float]:
-        """σ of each group of members: one value, or the list a population compares."""
-        return list(self.sigma) if isinstance(self.sigma, (list, tuple)) else [self.sigma]
+        return self.values_of("sigma")
+
+    def compared(self) -> dict[str, list[float]]:
+        """The member settings given several values, in MEMBER_SETTINGS' order → their values."""
+        return {name: self.values_of(name) for name in MEMBER_SETTINGS if len(self.values_of(name)) > 1}
+
+    def groups(self) -> list[dict[str, float]]:
+        """One dict per combination of the compared values (σ slowest, then lr, then feedback_lr);
+        [{}] when nothing is compared. Each group trains `seeds` members."""
+        compared = self.compared()
+        return [dict(zip(compared, values)) for values in itertools.product(*compared.values())]
 
     def members(self) -> int:
-        """How many networks train side by side: `seeds` of them for each value of σ."""
-        return self.seeds * len(self.sigmas())
+        """How many networks train side by side: `seeds` of them for each group of settings."""
+        return self.seeds * len(self.groups())
 
-    def member_values(self) -> list[tuple[int, float]]:
-        """Member k's (seed, σ): σ-group by σ-group, seeds seed, seed+1, …, seed+seeds−1 in each."""
-        return [(self.seed + j, s) for s in self.sigmas() for j in range(self.seeds)]
+    def member_values(self) -> list[dict[str, Any]]:
+        """What tells member k apart: its seed and its group's compared values, group by group,
+        seeds seed, seed+1, …, seed+seeds−1 in each."""
+        return [{"seed": self.seed + j, **group} for group in self.groups() for j in range(self.seeds)]
 
     # --------------------------------------------------------------- checking
     def validate(self) -> "RunConfig":
@@ -220,12 +238,12 @@ class RunConfig:
         if name not in LIVE_FIELDS:
             raise ConfigError(f"{shown(name)} cannot change during a run; live fields are "
                               f"{', '.join(LIVE_FIELDS)}")
-        if name == "sigma" and len(self.sigmas()) > 1:
-            raise ConfigError(f"sigma cannot change during this run: its members compare "
-                              f"{','.join(f'{v:g}' for v in self.sigmas())}")
-        if name == "sigma" and isinstance(value, (list, tuple)) and len(value) > 1:
-            raise ConfigError(f"sigma={','.join(f'{v:g}' for v in value)} cannot be set during a run: several "
-                              "values of σ train side by side in a run of their own (press Start)")
+        if name in self.compared():
+            raise ConfigError(f"{name} cannot change during this run: its members compare "
+                              f"{','.join(f'{v:g}' for v in self.values_of(name))}")
+        if isinstance(value, (list, tuple)) and len(value) > 1:
+            raise ConfigError(f"{name}={','.join(f'{v:g}' for v in value)} cannot be set during a run: several "
+                              "values train side by side in a run of their own (press Start)")
         trial = dataclasses.replace(self, **{name: value})
         trial.validate()
         return getattr(trial, name)
@@ -261,6 +279,9 @@ class RunConfig:
 
 _FIELDS = [f for f in dataclasses.fields(RunConfig) if f.metadata["setting"] is not None]
 LIVE_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["setting"].live)
+# The settings a population's members may differ in (no shape depends on them); a list of values
+# for one or more of them trains `seeds` members per combination.
+MEMBER_SETTINGS = ("sigma", "lr", "feedback_lr")
 
 
 def rule_options() -> dict[str, Any]:
@@ -350,4 +371,4 @@ def eval_interval_for(metric_interval: int) -> int:
 
 
 __all__ = ["RunConfig", "settings", "defaults", "rule_options", "choices_of", "applies", "eval_interval_for",
-           "LIVE_FIELDS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DEVICES", "TEACHERS"]
+           "LIVE_FIELDS", "MEMBER_SETTINGS", "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "DEVICES", "TEACHERS"]

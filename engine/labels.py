@@ -4,6 +4,7 @@ one-line label."""
 from __future__ import annotations
 
 from engine.config import RunConfig, applies, defaults
+from engine.members import SYMBOLS
 from engine.rules import RULES
 from engine.values import WIDTH_SEPARATOR, format_width
 
@@ -21,7 +22,13 @@ _UNLABELLED = {"steps", "metric_interval", "eval_interval", "device"}
 _SHORT = {"freeze_forward": lambda v: "frozen W" if v else "W trains",
           "train_on_noise": lambda v: "+noise" if v else "no noise",
           "feedback_mode": lambda v: f"{v} B", "warmup_steps": lambda v: f"warm-up {v:,}",
-          "noise_draws": lambda v: f"K={v}", "init": lambda v: f"{v} init", "optimizer": str}
+          "noise_draws": lambda v: f"K={v}", "init": lambda v: f"{v} init", "optimizer": str,
+          "feedback_lr": lambda v: f"{SYMBOLS['feedback_lr']}={_values(v)}"}
+
+
+def _values(value: float | list[float]) -> str:
+    """One number, or a list a population compares, as the CLI takes it: 0.001 or 0.001,0.01."""
+    return ",".join(f"{v:g}" for v in (value if isinstance(value, (list, tuple)) else [value]))
 
 
 def run_label(cfg: RunConfig) -> str:
@@ -30,7 +37,7 @@ def run_label(cfg: RunConfig) -> str:
     warm-up 1,000 paper init seed0'; a population ends with its seeds, '… ×4 seeds (0–3)'."""
     parts = [cfg.rule]
     if RULES[cfg.rule].uses_noise(cfg) or cfg.rule == "np":
-        parts.append("σ=" + ",".join(f"{v:g}" for v in cfg.sigmas()))
+        parts.append("σ=" + _values(cfg.sigma))
     from engine.networks import CONV_MODELS
 
     if cfg.model in CONV_MODELS:
@@ -40,7 +47,7 @@ def run_label(cfg: RunConfig) -> str:
     else:
         parts.append(f"d{cfg.depth}")
         parts.append("w" + width_label(cfg.width))
-    parts.append(f"lr={cfg.lr:g}")
+    parts.append("lr=" + _values(cfg.lr))
     shown = {"rule", "sigma", "depth", "width", "lr", "seed", "seeds", "dataset"} | _UNLABELLED
     if cfg.model in CONV_MODELS:
         shown.add("model")                  # named in place of the shape, above
@@ -53,10 +60,11 @@ def run_label(cfg: RunConfig) -> str:
         elif isinstance(value, bool):
             parts.append(name.replace("_", " ") if value else "no " + name.replace("_", " "))
         else:
-            parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
+            parts.append(f"{name}={_values(value)}" if isinstance(value, (float, list)) else f"{name}={value}")
     if cfg.dataset != "digits":
         parts.append(cfg.dataset)
-    each = " per σ" if len(cfg.sigmas()) > 1 else ""       # the seeds repeat for each value of σ
+    # the seeds repeat for each combination of the compared settings
+    each = " per " + "×".join(SYMBOLS[name] for name in cfg.compared()) if cfg.compared() else ""
     parts.append(f"seed{cfg.seed}{each}" if cfg.seeds == 1 else
                  f"×{cfg.seeds} seeds ({cfg.seed}–{cfg.seed + cfg.seeds - 1}){each}")
     return " ".join(parts)

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Live:
-    lr: float             # the forward weights' learning rate
-    sigma: float | tuple[float, ...]   # node perturbation's noise std; per member where they differ
-    feedback_lr: float    # the feedback regression's step
+    # Each one value, or one per member where a population compares several (a tuple).
+    lr: float | tuple[float, ...]            # the forward weights' learning rate
+    sigma: float | tuple[float, ...]         # node perturbation's noise std
+    feedback_lr: float | tuple[float, ...]   # the feedback regression's step
 
     @classmethod
     def of(cls, cfg) -> "Live":
-        sigmas = cfg.sigmas()
-        sigma = sigmas[0] if len(sigmas) == 1 else tuple(s for _, s in cfg.member_values())
-        return cls(lr=cfg.lr, sigma=sigma, feedback_lr=cfg.feedback_lr)
+        members = cfg.member_values()
+
+        def value(name):
+            values = cfg.values_of(name)
+            return values[0] if len(values) == 1 else tuple(m[name] for m in members)
+        return cls(lr=value("lr"), sigma=value("sigma"), feedback_lr=value("feedback_lr"))

@@ -24,6 +24,13 @@ def split(t: torch.Tensor, members: int) -> torch.Tensor:
     return t.view(members, t.shape[0] // members, *t.shape[1:])
 
 
+def per_member(values: tuple[float, ...], t: torch.Tensor) -> torch.Tensor:
+    """Member k's value on every one of its rows of the member-stacked `t`, shaped to broadcast
+    against it: (P·rows, 1, …)."""
+    column = torch.tensor(values, dtype=t.dtype, device=t.device).repeat_interleave(t.shape[0] // len(values))
+    return column.view(-1, *[1] * (t.dim() - 1))
+
+
 class Streams:
     """One torch.Generator per member, and draws stacked member-major.
 
@@ -87,9 +94,18 @@ def mean_record(members: list[dict]) -> dict:
     return {**scalars, "layers": layers}
 
 
+SYMBOLS = {"sigma": "σ", "lr": "lr", "feedback_lr": "η_B"}
+
+
+def group_name(group: dict) -> str:
+    """'σ=0.1 lr=0.001': the compared settings of a group of members ('' when none are)."""
+    return " ".join(f"{SYMBOLS.get(k, k)}={v:g}" for k, v in group.items())
+
+
 def member_name(who: dict) -> str:
-    """'seed 3', or 'seed 3, σ=0.1' in a population that compares values of σ."""
-    return f"seed {who['seed']}" + (f", σ={who['sigma']:g}" if "sigma" in who else "")
+    """'seed 3', or 'seed 3, σ=0.1 lr=0.001' in a population that compares settings."""
+    group = group_name({k: v for k, v in who.items() if k != "seed"})
+    return f"seed {who['seed']}" + (f", {group}" if group else "")
 
 
 def diverged(loss: torch.Tensor, names: list[str]) -> str:

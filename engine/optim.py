@@ -52,3 +52,25 @@ class Adam(_WithoutDynamo, torch.optim.Adam):
 
 class SGD(_WithoutDynamo, torch.optim.SGD):
     step = _step_without_dynamo(torch.optim.SGD.step)
+
+
+class MemberRates:
+    """Each member of a population updated at its own learning rate, by one optimiser.
+
+    Adam's and SGD's updates are their lr times a direction that does not depend on lr (Adam's
+    m̂/(√v̂ + ε), SGD's momentum buffer), so an optimiser run at lr = 1 and each member's change
+    then scaled by its rate is the member's own run, optimiser state included. The change is
+    taken at lr = 1, not at the smallest rate, so that it is as large as it gets against the
+    weight it is subtracted from (no digits lost to cancellation)."""
+
+    def __init__(self, rates: tuple[float, ...], params: list[torch.Tensor]):
+        from engine.members import per_member
+        self.params = params
+        self.scales = [per_member(rates, p) for p in params]
+
+    @torch.no_grad()
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        before = [p.clone() for p in self.params]
+        optimizer.step()
+        for p, old, scale in zip(self.params, before, self.scales):
+            p.sub_(old).mul_(scale).add_(old)

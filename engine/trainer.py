@@ -38,7 +38,7 @@ from engine.memory import NetworkSize, check_run_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
 from engine.networks import build_model, fully_connected_sizes
 from engine.objective import Objective
-from engine.optim import SGD, Adam
+from engine.optim import SGD, Adam, MemberRates
 from engine.rules import RULES
 
 EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
@@ -80,10 +80,9 @@ class Trainer:
         # seconds of allocation and then an out-of-memory kill (or a swapping machine). A conv
         # net's few weights are built first, to find its shapes.
         self.members = cfg.members()
-        self.seeds = [seed for seed, _ in cfg.member_values()]
-        # What tells member k apart in records and summaries: its seed, and σ where several are compared.
-        self.member_settings = [{"seed": seed, **({"sigma": sigma} if len(cfg.sigmas()) > 1 else {})}
-                                for seed, sigma in cfg.member_values()]
+        # What tells member k apart in records and summaries: its seed, and the settings compared.
+        self.member_settings = cfg.member_values()
+        self.seeds = [m["seed"] for m in self.member_settings]
         sizes = fully_connected_sizes(cfg, self.data)
         if sizes is not None:
             self._check_fits(NetworkSize.of_sizes(sizes))
@@ -103,6 +102,7 @@ class Trainer:
         self.live = Live.of(self.cfg)
         self.optimizer = self._make_optimizer()
         self._params = list(self.model.parameters())
+        self._rates = MemberRates(self.live.lr, self._params) if isinstance(self.live.lr, tuple) else None
         self.step_count = 0
         self._order = torch.empty(self.members, 0, dtype=torch.long, device=self.device)   # per member
         self._cursor = 0
@@ -129,10 +129,10 @@ class Trainer:
         # engine.optim's classes are torch.optim's, bit for bit, interchangeable state dicts, but
         # no torch._dynamo import (seconds) on first use. Fused: one kernel per parameter, not ~10
         # (Adam, 32 members of 784-50-20-10: 0.7 ms a step, not 6.4; one member: 0.07, not 0.22).
-        params = list(self.model.parameters())
+        params, lr = list(self.model.parameters()), 1.0 if isinstance(self.live.lr, tuple) else self.live.lr
         if self.cfg.optimizer == "adam":
-            return Adam(params, lr=self.cfg.lr, fused=True)
-        return SGD(params, lr=self.cfg.lr, momentum=self.cfg.momentum, fused=True)
+            return Adam(params, lr=lr, fused=True)
+        return SGD(params, lr=lr, momentum=self.cfg.momentum, fused=True)
 
     def subscribe(self, callback: Callable[[dict], None], matrices: bool = False) -> Subscriber:
         sub = Subscriber(callback, matrices)
@@ -201,7 +201,7 @@ class Trainer:
         self.rule.learn_feedback(x, y, self.objective, result, self.live)
         self.rule.before_optimizer_step()
         if not self.forward_frozen:
-            self.optimizer.step()
+            self._rates.step(self.optimizer) if self._rates else self.optimizer.step()
         self.rule.after_optimizer_step(self.live)
         self.step_count = s
         self._log_loss(result.loss)
@@ -242,9 +242,9 @@ class Trainer:
 
     def _divergence_hint(self) -> str:
         """What to lower: the forward step, and the feedback step where B is learnt by SGD."""
-        cfg, sgd, lower = self.cfg, self.cfg.optimizer == "sgd", [f"lr (now {self.cfg.lr:g})"]
-        if "feedback_mode" in self.rule.options and cfg.feedback_mode == "sgd":
-            lower.append(f"feedback_lr (now {cfg.feedback_lr:g})")
+        cfg, sgd = self.cfg, self.cfg.optimizer == "sgd"
+        lower = [f"{name} (now {','.join(f'{v:g}' for v in cfg.values_of(name))})" for name in ("lr", "feedback_lr")
+                 if name == "lr" or ("feedback_mode" in self.rule.options and cfg.feedback_mode == "sgd")]
         if sgd and cfg.momentum > 0:
             lower.append(f"momentum (now {cfg.momentum:g})")
         return "lower " + " or ".join(lower) + (", or use optimizer adam" if sgd else "")

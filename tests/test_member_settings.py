@@ -1,5 +1,6 @@
-"""A population that compares values of σ: `sigma=[σ₁, σ₂, …]` with `seeds=S` trains S members
-for each σ in one batched step, and member k is the single run of its own seed and σ."""
+"""A population that compares settings: `sigma=[σ₁, σ₂, …]` (and lists of lr and feedback_lr)
+with `seeds=S` trains S members for each combination in one batched step, and member k is the
+single run of its own seed and settings."""
 
 import math
 import subprocess
@@ -39,6 +40,48 @@ def test_member_k_is_the_single_run_of_its_seed_and_sigma(name):
                 _same_number(member[key], r[key], f"member {k}'s {key} at step {r['step']}")
             _same_number(member["layers"][0]["signal_angle_deg"], r["layers"][0]["signal_angle_deg"],
                          f"member {k}'s signal angle at step {r['step']}")
+
+
+LISTS = {
+    "np, lr (adam)": ("np", {"lr": [1e-3, 1e-2]}),
+    "kp, lr (sgd with momentum; B takes W's applied change)": ("kp", {"lr": [0.05, 0.02]}),
+    "np, feedback_lr (normalised step, control variate)": ("np", {"feedback_lr": [1.0, 0.3]}),
+    "np, feedback_lr (plain step)": ("np plain step", {"feedback_lr": [0.1, 0.03]}),
+    "sg, feedback_lr": ("sg", {"feedback_lr": [1.0, 0.2]}),
+    "np-dfa, feedback_lr": ("np-dfa", {"feedback_lr": [1.0, 0.2]}),
+    "np conv, lr": ("np conv", {"lr": [1e-3, 3e-3]}),
+    "np, σ × lr × feedback_lr": ("np", {"sigma": [1e-3, 0.05], "lr": [1e-3, 3e-3], "feedback_lr": [1.0, 0.5]}),
+}
+
+
+@pytest.mark.parametrize("case", LISTS)
+def test_member_k_is_the_single_run_of_its_seed_and_settings(case):
+    name, lists = LISTS[case]
+    population, pop_records = _train(_config(name, seed=SEED, seeds=SEEDS, **lists))
+    members = population.cfg.member_values()
+    p = len(members)
+    assert p == SEEDS * math.prod(len(v) for v in lists.values())
+    for k, who in enumerate(members):
+        single, records = _train(_config(name, **who))
+        for (pname, w), s in zip(population.model.named_parameters(), single.model.parameters()):
+            _close(split(w.detach(), p)[k], s.detach(), f"member {k} ({who})'s {pname}")
+        for i, (b, s) in enumerate(zip(population.rule.feedback_matrices(), single.rule.feedback_matrices())):
+            _close(split(b.detach(), p)[k], s.detach(), f"member {k} ({who})'s feedback {i + 1}")
+        for pr, r in zip(pop_records, records):
+            assert {key: pr["members"][k][key] for key in who} == who
+            _same_number(pr["members"][k]["test_loss"], r["test_loss"], f"member {k}'s test loss at {r['step']}")
+
+
+def test_member_settings_that_are_compared_cannot_change_live_and_a_list_cannot_be_set_live():
+    trainer = Trainer(_config("np", seeds=SEEDS, lr=[1e-3, 1e-2]), dataset=_digits())
+    with pytest.raises(ConfigError, match=r"^lr cannot change during this run: its members compare 0.001,0.01$"):
+        trainer.set(lr=0.02)
+    with pytest.raises(ConfigError, match=r"^feedback_lr=0.1,0.2 cannot be set during a run: several values"):
+        trainer.set(feedback_lr=[0.1, 0.2])
+    trainer.set(sigma=0.02, feedback_lr=0.5)     # the others still change, for every member
+    trainer.step()
+    assert trainer.live.sigma == 0.02 and trainer.live.feedback_lr == 0.5
+    assert trainer.live.lr == (1e-3, 1e-3, 1e-2, 1e-2)
 
 
 def test_the_members_of_a_sigma_differ_only_in_sigma():
@@ -96,7 +139,7 @@ def test_the_cli_trains_a_sigma_list_and_saves_each_members_rows(tmp_path):
                           "--steps", "20", "--metric-interval", "10", "--out", str(tmp_path), "--quiet"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "6 members, 2 seed(s) for each σ" in out.stdout
+    assert "6 members, 2 seed(s) for each setting" in out.stdout
     for sigma in ("0.001", "0.01", "0.1"):
         assert f"σ={sigma}" in out.stdout
     from engine.runs.reader import list_runs, load_run
@@ -106,3 +149,20 @@ def test_the_cli_trains_a_sigma_list_and_saves_each_members_rows(tmp_path):
     assert cfg.sigma == [1e-3, 1e-2, 1e-1]
     last = metrics[metrics["step"] == 20]
     assert sorted(zip(last["seed"], last["sigma"])) == sorted((s, v) for v in (1e-3, 1e-2, 1e-1) for s in (0, 1))
+
+
+def test_the_cli_trains_an_lr_list_and_saves_each_members_lr(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "engine", "train", "--lr", "1e-3,1e-2", "--feedback-lr", "1,0.5",
+                          "--steps", "20", "--metric-interval", "10", "--out", str(tmp_path), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "4 members, 1 seed(s) for each setting" in out.stdout
+    for group in ("lr=0.001 η_B=1 ", "lr=0.001 η_B=0.5", "lr=0.01 η_B=1 ", "lr=0.01 η_B=0.5"):
+        assert group in out.stdout
+    from engine.runs.reader import list_runs, load_run
+    run = list_runs(tmp_path).iloc[0]
+    assert run["seeds"] == 4
+    cfg, metrics = load_run(run["path"])
+    assert cfg.lr == [1e-3, 1e-2] and cfg.feedback_lr == [1.0, 0.5]
+    last = metrics[metrics["step"] == 20]
+    assert sorted(zip(last["lr"], last["feedback_lr"])) == [(1e-3, 0.5), (1e-3, 1.0), (1e-2, 0.5), (1e-2, 1.0)]

@@ -283,15 +283,15 @@ def test_a_saved_population_loads_as_one_line_per_step_with_its_band(tmp_path, m
         dash.close()
 
 
-# ------------------------------------------------------------------------- several values of σ
+# ------------------------------------------------ several values of σ (or lr, feedback_lr)
 def test_a_record_of_a_sigma_population_splits_into_each_sigmas_mean_and_members():
-    from app.sigma_groups import curve_sets, set_label, split_record
+    from app.setting_groups import curve_sets, set_label, split_record
 
     cfg = RunConfig(**TINY, seeds=2, sigma=[0.001, 0.1])
     trainer = Trainer(cfg)
     record = trainer.run(steps=10) and trainer._last_record
     sets = curve_sets(7, cfg)
-    assert [(key, sigma, members) for key, sigma, members in sets] == [((7, 0), 0.001, 2), ((7, 1), 0.1, 2)]
+    assert sets == [((7, 0), {"sigma": 0.001}, 2), ((7, 1), {"sigma": 0.1}, 2)]
     parts = split_record(record, cfg)
     for i, part in enumerate(parts):
         group = record["members"][2 * i:2 * i + 2]
@@ -301,17 +301,25 @@ def test_a_record_of_a_sigma_population_splits_into_each_sigmas_mean_and_members
             sum(m["layers"][0]["signal_angle_deg"] for m in group) / 2)
         assert part["step"] == record["step"]
     label = run_label(cfg)
-    assert "σ=0.001,0.1" in label and set_label(label, cfg, 0.1) == label.replace("σ=0.001,0.1", "σ=0.1")
+    assert "σ=0.001,0.1" in label and set_label(label, cfg, {"sigma": 0.1}) == label.replace("σ=0.001,0.1", "σ=0.1")
     assert curve_sets(7, RunConfig(**TINY, seeds=3)) == [(7, None, 3)]
+    both = RunConfig(**TINY, sigma=[0.001, 0.1], lr=[1e-3, 1e-2], feedback_lr=[1.0, 0.5])
+    assert [group for _, group, _ in curve_sets(7, both)][1:3] == [
+        {"sigma": 0.001, "lr": 1e-3, "feedback_lr": 0.5}, {"sigma": 0.001, "lr": 1e-2, "feedback_lr": 1.0}]
+    label = run_label(both)
+    assert "lr=0.001,0.01" in label and "η_B=1,0.5" in label and "per σ×lr×η_B" in label
+    narrowed = set_label(label, both, {"sigma": 0.1, "lr": 1e-2, "feedback_lr": 0.5})
+    assert "σ=0.1 " in narrowed and "lr=0.01 " in narrowed and "η_B=0.5 " in narrowed
 
 
-def test_several_sigmas_started_on_the_dashboard_draw_a_curve_set_per_sigma():
+@pytest.mark.parametrize("name, values, written", [("sigma", [0.001, 0.1], "σ"), ("lr", [0.001, 0.1], "lr")])
+def test_several_values_started_on_the_dashboard_draw_a_curve_set_per_value(name, values, written):
     from app.dashboard import SLOW_EVERY, Dashboard
 
     dash = Dashboard(sync_url=False)
     try:
         dash.state.set_config(RunConfig(**TINY, seeds=2))
-        dash.state.sigma = [0.001, 0.1]                 # as the σ box reads "0.001,0.1"
+        setattr(dash.state, name, values)               # as the box reads "0.001,0.1"
         run = dash._on_start()
         assert run.join(60) and run.status == "finished"
         for _ in range(SLOW_EVERY * (len(dash.curves.figures) + 1)):
@@ -326,7 +334,7 @@ def test_several_sigmas_started_on_the_dashboard_draw_a_curve_set_per_sigma():
             assert (data["train_loss_min"] <= data["train_loss"]).all()
             assert bands(dash.curves, key)
         legend = dash.run_status.run_legend.object
-        assert "σ=0.001 " in legend and "σ=0.1 " in legend and "per σ" in legend
+        assert f"{written}=0.001 " in legend and f"{written}=0.1 " in legend and f"per {written}" in legend
         dash._forget(run)
         assert not any(k in dash.curves._runs for k in keys)
     finally:
@@ -335,7 +343,7 @@ def test_several_sigmas_started_on_the_dashboard_draw_a_curve_set_per_sigma():
 
 def test_a_live_sigma_list_is_refused_in_one_line_on_a_running_run():
     trainer = Trainer(RunConfig(**TINY))
-    with pytest.raises(ConfigError, match=r"^sigma=0.001,0.1 cannot be set during a run: several values of σ"):
+    with pytest.raises(ConfigError, match=r"^sigma=0.001,0.1 cannot be set during a run: several values train"):
         trainer.set(sigma=[0.001, 0.1])
 
 

@@ -12,8 +12,8 @@ from engine.cli.common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EX
                                print_error, fmt)
 from engine.cli.parser import config_from_args
 from engine.errors import ConfigError
-from engine.config import RunConfig, settings
-from engine.members import mean, std
+from engine.config import MEMBER_SETTINGS, RunConfig, settings
+from engine.members import SYMBOLS, group_name, mean, std
 from engine.metric_names import METRICS
 from engine.control import Control, drive
 from engine.status import Status
@@ -26,15 +26,16 @@ def _print_summary(result: dict, seconds: float) -> None:
     print(f"{result['rule']} on {result['dataset']}: {result['status']} after {result['steps']} steps "
           f"in {seconds:.1f} s")
     members = result.get("members")
-    sigmas = list(dict.fromkeys(m["sigma"] for m in members or [] if "sigma" in m))
-    if sigmas:              # a population comparing σ: each value's members, then each member
-        print(f"{len(members)} members, {len(members) // len(sigmas)} seed(s) for each σ: each σ's "
+    compared = [k for k in MEMBER_SETTINGS if members and k in members[0]]
+    groups = list(dict.fromkeys(tuple(m[k] for k in compared) for m in members or [])) if compared else []
+    if groups:              # a population comparing settings: each group's members, then each member
+        print(f"{len(members)} members, {len(members) // len(groups)} seed(s) for each setting: each one's "
               "mean ± standard deviation (each member below)")
-        for sigma in sigmas:
-            group = [m for m in members if m["sigma"] == sigma]
+        for values in groups:
+            group = [m for m in members if tuple(m[k] for k in compared) == values]
             accs, losses = [m["test_accuracy"] for m in group], [m["test_loss"] for m in group]
-            print(f"σ={sigma:<8g} test accuracy {fmt(mean(accs), '.1f', 100.0)} ± {fmt(std(accs), '.1f', 100.0)} %, "
-                  f"test loss {fmt(mean(losses), '.4g')} ± {fmt(std(losses), '.2g')}")
+            print(f"{group_name(dict(zip(compared, values))):<12} test accuracy {fmt(mean(accs), '.1f', 100.0)} ± "
+                  f"{fmt(std(accs), '.1f', 100.0)} %, test loss {fmt(mean(losses), '.4g')} ± {fmt(std(losses), '.2g')}")
     elif members:           # a population: each member, then their mean ± standard deviation
         print(f"{len(members)} seeds, the members' mean ± standard deviation (each member below)")
         print(f"test accuracy {fmt(acc, '.1f', 100.0)} ± {fmt(result.get('test_accuracy_std'), '.1f', 100.0)} %, "
@@ -55,10 +56,10 @@ def _print_summary(result: dict, seconds: float) -> None:
                   f"{fmt(layer['sign_congruence'], '9.1f', 100.0):>9} %  "
                   f"{fmt(layer['relative_error'], '10.3f'):>10}")
     if members:
-        print("member   seed" + ("         σ" if sigmas else "") + "  test acc %  test loss  train loss")
+        print("member   seed" + "".join(f"  {SYMBOLS[k]:>8}" for k in compared) + "  test acc %  test loss  train loss")
         for m in members:
-            sigma = f"  {m['sigma']:>8g}" if sigmas else ""
-            print(f"{m['member']:>6}  {m['seed']:>5}{sigma}  {fmt(m['test_accuracy'], '9.1f', 100.0):>9}  "
+            values = "".join(f"  {m[k]:>8g}" for k in compared)
+            print(f"{m['member']:>6}  {m['seed']:>5}{values}  {fmt(m['test_accuracy'], '9.1f', 100.0):>9}  "
                   f"{fmt(m['test_loss'], '9.4g'):>9}  {fmt(m['train_loss'], '10.4g'):>10}")
     if result.get("run_dir"):
         print(f"saved to {result['run_dir']}")

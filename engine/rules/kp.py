@@ -17,6 +17,7 @@ activities at its two ends, as its forward twin's does; under momentum or Adam, 
 
 import torch
 
+from engine.members import per_member
 from engine.rules.base import LearningRule, register
 from engine.rules.fa import random_feedback
 from engine.settings import option
@@ -51,11 +52,15 @@ class KolenPollack(LearningRule):
 
     @torch.no_grad()
     def after_optimizer_step(self, live=None):
-        decay = (live or self.live).lr * self.cfg.weight_decay
+        lr = (live or self.live).lr
         for b, old, layer in zip(self.feedback, self._before, self.model.layers[1:]):
             # B += ΔWᵀ − ηλ(B − W_oldᵀ): equals −η(∇Wᵀ + λB) under plain SGD.
             drift = b - old
-            b.add_(layer.backprop_feedback() - old).sub_(drift, alpha=decay)
+            b.add_(layer.backprop_feedback() - old)
+            if isinstance(lr, tuple):           # each member at its own rate
+                b.sub_(drift * per_member(lr, b) * self.cfg.weight_decay)
+            else:
+                b.sub_(drift, alpha=lr * self.cfg.weight_decay)
 
     def feedback_matrices(self):
         return self.feedback

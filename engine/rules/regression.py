@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.members import split
+from engine.members import per_member, split
 from engine.settings import option
 
 _TINY = 1e-30
@@ -75,6 +75,11 @@ def _products(a: torch.Tensor, b: torch.Tensor, members: int) -> torch.Tensor:
     if members == 1:
         return (a.T @ b).unsqueeze(0)
     return torch.bmm(split(a, members).transpose(1, 2), split(b, members))
+
+
+def _rate(feedback_lr: float | tuple[float, ...], rows: torch.Tensor):
+    """The step's rate: one number, or each member's on its rows of `rows`."""
+    return per_member(feedback_lr, rows) if isinstance(feedback_lr, tuple) else feedback_lr
 
 
 class FeedbackRegression:
@@ -129,9 +134,9 @@ class FeedbackRegression:
             c = m.regression_gain()
             if c != 1:
                 energy = energy * c
-            residual.mul_((-feedback_lr * gain) / energy.clamp_min(_TINY))
+            residual.mul_((-_rate(feedback_lr, residual) * gain) / energy.clamp_min(_TINY))
         else:                      # the reference code's step, as it stands: no gain
-            residual.mul_(-feedback_lr / (d.shape[0] // p))
+            residual.mul_(-_rate(feedback_lr, residual) / (d.shape[0] // p))
         m.add_feedback_grad(b, residual, d)                       # summed over the batch
 
     def _ridge(self, i, d, t):

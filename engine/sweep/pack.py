@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.config import RunConfig
+from engine.config import MEMBER_SETTINGS, RunConfig
 from engine.status import Status
 from engine.errors import one_line
 from engine.sweep.trial import make_row, open_writer, run_trial, sweep_tag
@@ -99,8 +99,8 @@ def reproducible(trials: list[dict]) -> bool:
         return False
     first = trials[0]["config"]
     seed = first.get("seed")
-    # A config that compares values of σ is a population already (seeds for each σ): not packed.
-    return (first.get("seeds", 1) == 1 and not isinstance(first.get("sigma"), list)
+    # A config that compares settings (lists of σ, lr …) is a population already: not packed.
+    return (first.get("seeds", 1) == 1 and not any(isinstance(first.get(k), list) for k in MEMBER_SETTINGS)
             and isinstance(seed, int) and not isinstance(seed, bool)
             and all(t["config"] == {**first, "seed": seed + k} for k, t in enumerate(trials)))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.values import shown
 from engine.errors import ConfigError
-from engine.config import RunConfig, defaults, rule_options
+from engine.config import MEMBER_SETTINGS, RunConfig, defaults, rule_options
 from engine.status import Status
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -199,13 +199,13 @@ def packs(trials: list[Trial], size: int = MAX_PACK) -> list[list[Trial]]:
     """The trials in packs that one population trains exactly: trials whose configs are equal
     but for `seed`, with consecutive seeds (seed, seed + 1, …), are one pack, as a population of
     seed = the first and seeds = their number is member for member those runs. Every other
-    trial (a gap in the seeds, a trial that is itself a population, of seeds or of values of σ)
+    trial (a gap in the seeds, a trial that is itself a population, of seeds or of settings)
     is a pack of its own; at most
     `size` trials a pack. Packs come in the order of their first trial."""
     groups: dict[str, list[Trial]] = {}
     for t in trials:
         seed = t.config.get("seed")
-        if (t.config.get("seeds", 1) == 1 and not isinstance(t.config.get("sigma"), list)
+        if (t.config.get("seeds", 1) == 1 and not any(isinstance(t.config.get(k), list) for k in MEMBER_SETTINGS)
                 and isinstance(seed, int) and not isinstance(seed, bool)):
             key = json.dumps({k: v for k, v in t.config.items() if k != "seed"}, sort_keys=True, default=str)
         else:                                 # packing it would change what it computes
