@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import select
 import sys
 import textwrap
 import time
@@ -92,7 +93,11 @@ SERVER_SCRIPT = textwrap.dedent("""
     if __name__ == "__main__":
         run = RunHandle(RunConfig(dataset="digits", depth=1, width=8, steps=10_000_000,
                                   device="cpu")).start()
+        deadline = time.time() + 120
         while run.status != "running":
+            if not run.alive or time.time() > deadline:     # say why, instead of leaving the test waiting
+                print(json.dumps({"error": f"the run is {run.status}: {run.error}"}), flush=True)
+                sys.exit(1)
             time.sleep(0.05)
         print(json.dumps({"run": run._process.pid,
                           "forkserver": forkserver._forkserver._forkserver_pid}), flush=True)
@@ -107,7 +112,11 @@ def test_runs_end_when_their_server_is_killed(tmp_path):
                               text=True)
     pids: list[int] = []
     try:
-        pids = list(json.loads(server.stdout.readline()).values())
+        ready, _, _ = select.select([server.stdout], [], [], 180)
+        assert ready, "the server script said nothing in 180 s"
+        said = json.loads(server.stdout.readline())
+        assert "error" not in said, said["error"]
+        pids = list(said.values())
         assert not any(gone(pid) for pid in pids)
         server.kill()
         server.wait(10)

@@ -212,7 +212,8 @@ def test_more_samples_or_seeds_extend_the_same_sweep(tmp_path):
 
 
 def test_an_interrupted_sweep_resumes_with_the_trials_not_done(tmp_path):
-    s = spec(samples=3, seeds=1, rules=("bp",), random={"lr": {"log_uniform": [1e-2, 0.3]}})
+    # momentum, not lr: trials that differ in lr alone would train as one population (one row set)
+    s = spec(samples=3, seeds=1, rules=("bp",), base={"optimizer": "sgd"}, random={"momentum": {"uniform": [0.5, 0.9]}})
     stop = threading.Event()
     first = sw.run_sweep(s, tmp_path, serial=True, progress=False, stop=stop,
                          on_row=lambda row: stop.set())

@@ -1,5 +1,6 @@
-"""Sweeps pack (engine/sweep/pack.py): trials that differ only in consecutive seeds train as one
-population, and each is saved, tabled and resumed exactly as if it had run alone."""
+"""Sweeps pack (engine/sweep/pack.py): trials that differ only in consecutive seeds and member
+settings (σ, lr, feedback_lr) train as one population, and each is saved, tabled and resumed
+exactly as if it had run alone."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import torch
 from engine import sweep as sw
 from engine.cli.sweep import add_sweep_arguments, sweep_command
 from engine.runs.reader import list_runs, load_run, load_summary, read_checkpoint
-from engine.sweep.pack import reproducible
-from engine.sweep.spec import Trial, packs
+from engine.sweep.spec import Trial, packs, population_config
 from engine.trainer import DivergedError, Trainer
 
 TINY = {"dataset": "digits", "steps": 20, "metric_interval": 10, "eval_interval": 20, "width": 20,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spec(seeds=3, rule="np", lrs=(0.01, 0.1), **base):
-    """3 seeds x 2 learning rates: 6 trials, 2 packs of 3."""
+    """3 seeds x 2 learning rates: 6 trials, one pack (a population of 3 seeds per lr)."""
     return sw.parse_sweep({"sweep": {"name": "pack", "seeds_per_point": seeds},
                            "base": {**TINY, "rule": rule, **base}, "grid": {"lr": list(lrs)}})
 
@@ -61,9 +61,9 @@ def same_results(packed: pd.DataFrame, alone: pd.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------ which trials pack
-def _trial(seed, lr=0.1, seeds=1):
-    return Trial(f"t{seed}-{lr}-{seeds}", "p", "main", 0, seed, ("lr",),
-                 {"rule": "bp", "lr": lr, "seed": seed, "seeds": seeds})
+def _trial(seed, lr=0.1, seeds=1, sigma=0.01, rule="bp"):
+    return Trial(f"t{seed}-{lr}-{seeds}" + (f"-{sigma}" if sigma != 0.01 else ""), "p", "main", 0, seed, ("lr",),
+                 {"rule": rule, "lr": lr, "seed": seed, "seeds": seeds, "sigma": sigma, "feedback_lr": 1.0})
 
 
 def test_packs_are_equal_configs_with_consecutive_seeds_in_the_trials_order():
@@ -76,18 +76,37 @@ def test_packs_are_equal_configs_with_consecutive_seeds_in_the_trials_order():
                    ["t0-0.1-4"], ["t1-0.1-4"]]                        # already populations: alone
     assert [[t.trial_id for t in p] for p in packs(trials, size=3)][:3] == [
         ["t0-0.1-1", "t1-0.1-1", "t2-0.1-1"], ["t0-0.2-1", "t1-0.2-1"], ["t3-0.1-1"]]
-    assert sum(map(len, packs(spec().trials()))) == 6 and len(packs(spec().trials())) == 2
+    assert [len(p) for p in packs(spec().trials())] == [6]              # the seeds of both lrs together
     # what run_pack accepts as a population: exactly such packs (anything else runs alone)
-    assert all(reproducible([t.to_json() for t in p]) == (len(p) > 1) for p in packs(trials))
-    assert not reproducible([_trial(0).to_json(), _trial(2).to_json()])
-    assert not reproducible([_trial(0, seeds=4).to_json(), _trial(1, seeds=4).to_json()])
+    assert all(population_config([t.config for t in p]) is not None for p in packs(trials) if len(p) > 1)
+    assert population_config([_trial(0).config, _trial(2).config]) is None
+    assert population_config([_trial(0, seeds=4).config, _trial(1, seeds=4).config]) is None
+
+
+def test_a_grid_of_member_settings_over_the_same_seeds_is_one_population_in_member_order():
+    grid = [_trial(s, lr, sigma=sigma, rule="np") for lr in (0.2, 0.1) for s in (1, 0) for sigma in (0.1, 0.001)]
+    [pack] = packs(grid)
+    whole = population_config([t.config for t in pack])
+    assert whole["seeds"] == 2 and whole["sigma"] == [0.001, 0.1] and whole["lr"] == [0.1, 0.2]
+    assert [(t.config["sigma"], t.config["lr"], t.config["seed"]) for t in pack] == [
+        (sigma, lr, s) for sigma in (0.001, 0.1) for lr in (0.1, 0.2) for s in (0, 1)]
+    from engine.config import RunConfig
+    members = RunConfig.from_dict(whole).member_values()
+    assert [{k: t.config[k] for k in members[0]} for t in pack] == members
+    # one combination missing: each combination packs its seeds alone
+    partial = [t for t in grid if not (t.config["sigma"] == 0.1 and t.config["lr"] == 0.2)]
+    assert sorted(len(p) for p in packs(partial)) == [2, 2, 2]
+    # lr 0.1 over other seeds: each lr's σ × seeds is a population of its own
+    other = grid[:4] + [_trial(s, 0.1, sigma=sigma, rule="np") for s in (5, 6) for sigma in (0.1, 0.001)]
+    assert [sorted({t.config["lr"] for t in p}) for p in packs(other)] == [[0.2], [0.1]]
+    assert [len(p) for p in packs(other)] == [4, 4]
 
 
 # ------------------------------------------------------------------ packed = unpacked
 def test_a_packed_sweep_gives_each_trial_what_it_gives_unpacked(tmp_path, trainings):
     s = spec()
     packed = sw.run_sweep(s, tmp_path / "packed", serial=True, progress=False)
-    assert [(c.seeds, c.seed) for c in trainings] == [(3, 0), (3, 0)]         # 2 trainings, not 6
+    assert [(c.members(), c.seeds, c.lr) for c in trainings] == [(6, 3, [0.01, 0.1])]   # 1 training, not 6
     trainings.clear()
     alone = sw.run_sweep(s, tmp_path / "alone", serial=True, progress=False, pack=False)
     assert [(c.seeds, c.seed) for c in trainings] == [(1, 0), (1, 1), (1, 2)] * 2
@@ -111,6 +130,7 @@ def test_a_packed_sweep_gives_each_trial_what_it_gives_unpacked(tmp_path, traini
         assert math.isclose(s_a["test_loss"], s_b["test_loss"], rel_tol=1e-5)
         k_a, k_b = read_checkpoint(a.loc[tid, "run_dir"]), read_checkpoint(b.loc[tid, "run_dir"])
         assert k_a["config"] == k_b["config"] and k_a["step"] == k_b["step"] == 20
+        assert [g["lr"] for g in k_a["optimizer"]["param_groups"]] == [cfg_a.lr]      # its own, not 1
         for name, w in k_b["model"].items():
             assert torch.allclose(k_a["model"][name], w, rtol=1e-3, atol=1e-4), name
         assert torch.equal(k_a["order"], k_b["order"])
@@ -136,11 +156,11 @@ def test_a_members_checkpoint_resumes_as_its_single_run(tmp_path):
 # ------------------------------------------------------------------ resume
 def test_resume_runs_only_the_missing_trials_packing_the_seeds_still_to_do(tmp_path, trainings):
     first = sw.run_sweep(spec(seeds=1), tmp_path, serial=True, progress=False)
-    assert (first.ran, len(trainings)) == (2, 2)
+    assert (first.ran, len(trainings)) == (2, 1)                              # both lrs, seed 0
     trainings.clear()
     rest = sw.run_sweep(spec(seeds=3), tmp_path, serial=True, progress=False)
     assert (rest.total, rest.skipped, rest.ran) == (6, 2, 4)
-    assert [(c.seeds, c.seed) for c in trainings] == [(2, 1), (2, 1)]         # seeds 1-2 of each lr
+    assert [(c.seeds, c.seed, c.lr) for c in trainings] == [(2, 1, [0.01, 0.1])]   # seeds 1-2 of each lr
     trainings.clear()
     assert sw.run_sweep(spec(seeds=3), tmp_path, serial=True, progress=False).ran == 0
     assert trainings == [] and len(list_runs(tmp_path)) == 6
@@ -152,10 +172,13 @@ def test_an_interrupted_packed_sweep_resumes_with_the_packs_not_done(tmp_path):
     import threading
 
     stop = threading.Event()
-    first = sw.run_sweep(spec(), tmp_path, serial=True, progress=False, stop=stop,
+    # two network shapes: two packs of 3 seeds
+    shapes = sw.parse_sweep({"sweep": {"name": "pack", "seeds_per_point": 3}, "base": {**TINY, "rule": "np"},
+                             "grid": {"width": [20, 12]}})
+    first = sw.run_sweep(shapes, tmp_path, serial=True, progress=False, stop=stop,
                          on_row=lambda row: stop.set())
     assert first.interrupted and first.ran == 3                # the whole first pack is saved
-    rest = sw.run_sweep(spec(), tmp_path, serial=True, progress=False)
+    rest = sw.run_sweep(shapes, tmp_path, serial=True, progress=False)
     assert (rest.ran, rest.skipped, len(rest.table)) == (3, 3, 6)
 
 

@@ -118,8 +118,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     h.add_argument("--serial", action="store_true",
                    help="run the trials one after another in this process, without Dask")
     h.add_argument("--no-pack", dest="pack", action="store_false",
-                   help="train every seed of a configuration as its own run, not the seeds "
-                        "together as one population (the same results, to rounding; for comparison)")
+                   help="train every trial as its own run, not the seeds (and the σ, lr and feedback_lr "
+                        "values of one grid) together as one population (the same results, to rounding)")
     h.add_argument("--out", default="runs", metavar="DIR",
                    help="runs folder: trials are runs in it; the table goes to DIR/sweeps/<id>/")
     h.add_argument("--dry-run", action="store_true",

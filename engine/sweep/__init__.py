@@ -28,8 +28,9 @@ says finished, diverged or failed, so an interrupted sweep resumes where it stop
 finished trials is `runs/sweeps/<sweep id>/trials.parquet`, rewritten atomically as trials finish,
 next to `sweep.json` (the spec, the trial count and the varied parameters).
 
-Packing: the trials to run that differ only in consecutive seeds (base.seed, base.seed+1, …)
-train as one population (RunConfig.seeds; one task, one batched step), and each is still saved
+Packing: the trials to run that differ only in consecutive seeds (base.seed, base.seed+1, …),
+and in σ, lr or feedback_lr where they hold every combination of their values over the same
+seeds, train as one population (RunConfig.seeds and lists; one task, one batched step), and each is still saved
 as its own run folder and row, as if it had run alone; a population that diverges or fails runs
 its trials again one by one. `pack=False` (`--no-pack`) runs every trial alone.
 

@@ -1,8 +1,9 @@
-"""A pack of trials that differ only in consecutive seeds (spec.packs), trained as one population
-(engine/members.py: one process, one batched step) and saved as if each had run alone.
+"""A pack of trials that differ only in consecutive seeds and member settings (σ, lr,
+feedback_lr: spec.packs), trained as one population (engine/members.py: one process, one batched
+step) and saved as if each had run alone.
 
-Member k of a population of seed s is the single run of seed s + k, so each trial keeps its own
-run folder, written by an ordinary RunWriter through a `MemberView`: the member's records,
+Member k of a population is the single run of its own seed and settings (RunConfig.member_values),
+so each trial keeps its own run folder, written by an ordinary RunWriter through a `MemberView`: the member's records,
 summary and checkpoint in a single run's shapes (config.json with its own seed and seeds = 1,
 metrics.parquet without a `member` column, summary.json without the population's mean, a
 checkpoint.pt that `creditlab train --resume` and experiments.load_model read as the single
@@ -28,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.config import MEMBER_SETTINGS, RunConfig
+from engine.config import RunConfig
 from engine.status import Status
 from engine.errors import one_line
+from engine.sweep.spec import population_config
 from engine.sweep.trial import make_row, open_writer, run_trial, sweep_tag
 
 # What a population's summary adds to a single run's (engine/trainer.py Trainer.summary)
@@ -39,10 +41,12 @@ POPULATION_KEYS = ("seeds", "test_accuracy_std", "test_loss_std", "members")
 
 def run_pack(trials: list[dict], runs_root: str, sweep_id: str, threads: int | None = 1,
              flush_interval: float = 5.0) -> list[dict]:
-    """Train a pack of trials (Trial.to_json() each, equal configs but for consecutive seeds) as
-    one population; return their table rows, in order. Never raises for a trial's own failure:
-    see the module's docstring. Ctrl-C saves every member as "stopped" and propagates."""
-    if not reproducible(trials):        # spec.packs makes none such; never pack one
+    """Train a pack of trials (Trial.to_json() each, in the member order of the population
+    spec.population_config makes of them) as one population; return their table rows, in
+    order. Never raises for a trial's own failure: see the module's docstring. Ctrl-C saves
+    every member as "stopped" and propagates."""
+    whole = population_config([t["config"] for t in trials]) if len(trials) > 1 else None
+    if whole is None:                   # spec.packs makes none such; never pack one
         return alone(trials, runs_root, sweep_id, threads, flush_interval)
     import torch
 
@@ -56,8 +60,7 @@ def run_pack(trials: list[dict], runs_root: str, sweep_id: str, threads: int | N
     started, cpu_started = time.time(), time.thread_time()
     try:
         members = [RunConfig.from_dict(t["config"]).validate() for t in trials]
-        population = Population(Trainer(RunConfig.from_dict({**trials[0]["config"], "seeds": len(trials)})),
-                                members)
+        population = Population(Trainer(RunConfig.from_dict(whole)), members)
     except Exception:                          # each trial alone fails, or not, on its own
         return alone(trials, runs_root, sweep_id, threads, flush_interval)
     writers = []
@@ -90,19 +93,6 @@ def run_pack(trials: list[dict], runs_root: str, sweep_id: str, threads: int | N
         result["wall_seconds"], result["cpu_seconds"] = wall, cpu
         rows.append(make_row(t["config"], sweep_tag(t, sweep_id), result, writer.path))
     return rows
-
-
-def reproducible(trials: list[dict]) -> bool:
-    """Whether one population reproduces the trials: 2 or more single runs whose configs are
-    equal but for consecutive seeds, in order."""
-    if len(trials) < 2:
-        return False
-    first = trials[0]["config"]
-    seed = first.get("seed")
-    # A config that compares settings (lists of σ, lr …) is a population already: not packed.
-    return (first.get("seeds", 1) == 1 and not any(isinstance(first.get(k), list) for k in MEMBER_SETTINGS)
-            and isinstance(seed, int) and not isinstance(seed, bool)
-            and all(t["config"] == {**first, "seed": seed + k} for k, t in enumerate(trials)))
 
 
 def alone(trials: list[dict], runs_root: str, sweep_id: str, threads: int | None,
@@ -229,7 +219,8 @@ def member_checkpoint(state: dict, k: int, size: int, cfg: RunConfig, template) 
             i: {name: cut(v, torch.empty(params[int(i)], device="meta")
                           if isinstance(v, torch.Tensor) and v.dim() else v, k, size)
                 for name, v in s.items()} for i, s in optimizer["state"].items()},
-            "param_groups": copy.deepcopy(optimizer["param_groups"])},
+            # the population stepped at lr 1 where its members compare rates (optim.MemberRates)
+            "param_groups": [{**g, "lr": cfg.lr} for g in copy.deepcopy(optimizer["param_groups"])]},
         "rule": cut(state["rule"], template.rule.state_dict(), k, size),
         "generators": {name: g[k].clone() for name, g in state["generators"].items()},
         "order": state["order"][k].clone(), "cursor": state["cursor"],

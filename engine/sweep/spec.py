@@ -196,34 +196,94 @@ MAX_PACK = 4096
 
 
 def packs(trials: list[Trial], size: int = MAX_PACK) -> list[list[Trial]]:
-    """The trials in packs that one population trains exactly: trials whose configs are equal
-    but for `seed`, with consecutive seeds (seed, seed + 1, …), are one pack, as a population of
-    seed = the first and seeds = their number is member for member those runs. Every other
-    trial (a gap in the seeds, a trial that is itself a population, of seeds or of settings)
-    is a pack of its own; at most
-    `size` trials a pack. Packs come in the order of their first trial."""
+    """The trials in packs that one population trains exactly (`population_config`): trials
+    whose configs are equal but for `seed` and the member settings (σ, lr, feedback_lr) are one pack
+    when they hold every combination of their values of those for the same consecutive seeds
+    (seed, seed + 1, …): a σ × lr × seeds grid is one population. Every other trial (a gap in the
+    seeds, a combination missing, a trial that is itself a population) packs with the trials of
+    its own settings and consecutive seeds, or alone; at most `size` trials a pack. Packs come in
+    the order of their first trial."""
     groups: dict[str, list[Trial]] = {}
     for t in trials:
-        seed = t.config.get("seed")
-        if (t.config.get("seeds", 1) == 1 and not any(isinstance(t.config.get(k), list) for k in MEMBER_SETTINGS)
-                and isinstance(seed, int) and not isinstance(seed, bool)):
-            key = json.dumps({k: v for k, v in t.config.items() if k != "seed"}, sort_keys=True, default=str)
+        if population_config([t.config]) is not None:
+            rest = {k: v for k, v in t.config.items() if k != "seed" and k not in MEMBER_SETTINGS}
+            key = json.dumps(rest, sort_keys=True, default=str)
         else:                                 # packing it would change what it computes
             key = f"alone:{t.trial_id}:{len(groups)}"
         groups.setdefault(key, []).append(t)
     out: list[list[Trial]] = []
     for group in groups.values():
-        group = sorted(group, key=lambda t: t.config["seed"]) if len(group) > 1 else group
-        run = [group[0]]
-        for t in group[1:]:
+        out += _grid_packs(_seed_runs(group, size), size)
+    order = {t.trial_id: i for i, t in enumerate(trials)}
+    return sorted(out, key=lambda run: min(order[t.trial_id] for t in run))
+
+
+def _settings_of(t: Trial) -> tuple:
+    return tuple(t.config.get(k) for k in MEMBER_SETTINGS)
+
+
+def _seed_runs(group: list[Trial], size: int) -> list[list[Trial]]:
+    """The trials of each combination of member settings in runs of consecutive seeds."""
+    by_settings: dict[str, list[Trial]] = {}
+    for t in group:
+        by_settings.setdefault(json.dumps(_settings_of(t), default=str), []).append(t)
+    runs = []
+    for same in by_settings.values():
+        same = sorted(same, key=lambda t: t.config["seed"]) if len(same) > 1 else same
+        run = [same[0]]
+        for t in same[1:]:
             if t.config["seed"] == run[-1].config["seed"] + 1 and len(run) < size:
                 run.append(t)
             else:
-                out.append(run)
+                runs.append(run)
                 run = [t]
-        out.append(run)
-    order = {t.trial_id: i for i, t in enumerate(trials)}
-    return sorted(out, key=lambda run: min(order[t.trial_id] for t in run))
+        runs.append(run)
+    return runs
+
+
+def _grid_packs(runs: list[list[Trial]], size: int) -> list[list[Trial]]:
+    """Seed runs over the same seeds whose settings are every combination of their values, as one
+    pack each, its trials in the population's member order (σ slowest, then lr, feedback_lr,
+    seeds fastest); the other runs as they are."""
+    by_seeds: dict[tuple, list[list[Trial]]] = {}
+    for run in runs:
+        by_seeds.setdefault((run[0].config["seed"], len(run)), []).append(run)
+    out = []
+    for same in by_seeds.values():
+        values = [sorted(set(v), key=lambda x: (str(type(x)), x)) for v in zip(*(_settings_of(r[0]) for r in same))]
+        combos = {_settings_of(r[0]): r for r in same}
+        grid = [combos.get(c) for c in itertools.product(*values)]
+        trials = [t for run in grid if run is not None for t in run]
+        if len(same) > 1 and None not in grid and len(trials) <= size and \
+                population_config([t.config for t in trials]) is not None:
+            out.append(trials)
+        else:
+            out += same
+    return out
+
+
+def population_config(configs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The config of the one population whose members, in its order (RunConfig.member_values),
+    are these single runs: seed the first's, `seeds` of them per combination of the member
+    settings' values (a list where there are several); None when no population is (a config that
+    is a population itself, configs that differ elsewhere, seeds not consecutive from the first,
+    a combination missing or out of order). One config: itself, when it could be a member."""
+    first = configs[0]
+    seed = first.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or any(
+            c.get("seeds", 1) != 1 or any(isinstance(c.get(k), (list, tuple)) for k in MEMBER_SETTINGS)
+            for c in configs):
+        return None
+    values = {k: list(dict.fromkeys(c.get(k) for c in configs)) for k in MEMBER_SETTINGS}
+    combos = math.prod(len(v) for v in values.values())
+    seeds = len(configs) // combos
+    if seeds * combos != len(configs):
+        return None
+    members = [{"seed": seed + j, **dict(zip(values, combo))}
+               for combo in itertools.product(*values.values()) for j in range(seeds)]
+    if any(c != {**first, **who} for c, who in zip(configs, members)):
+        return None
+    return {**first, "seeds": seeds, **{k: v if len(v) > 1 else v[0] for k, v in values.items()}}
 
 
 def _chars(value: Any) -> int:
