@@ -17,7 +17,7 @@ import math
 from typing import Any, Iterable
 
 import numpy as np
-from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, NumeralTickFormatter, Range1d
+from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Legend, LegendItem, NumeralTickFormatter, Range1d
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
@@ -208,6 +208,23 @@ def fold_members(rows: list[dict[str, Any]], columns: Iterable[str]) -> list[dic
     return grouped
 
 
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks for a log axis from lo to hi, evenly spread on it: 1, 2 and 5 of each decade, every
+    digit where the range is too narrow for three of those, every decade where it spans more than
+    four (at most ~13 labels)."""
+    def ticks(mantissas, step=1):
+        first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        return [float(f"{m}e{d}") for d in range(first, last + 1, step) for m in mantissas
+                if lo <= float(f"{m}e{d}") <= hi]
+    if not (0 < lo < hi and math.isfinite(hi)):
+        return []
+    decades = math.log10(hi / lo)
+    if decades > 4:
+        return ticks((1,), step=math.ceil(decades / 8))
+    found = ticks((1, 2, 5))
+    return found if len(found) >= 3 else ticks(range(1, 10))
+
+
 class CurvePlots:
     """Loss, accuracy and the per-layer alignment curves; every run overlaid, coloured by run."""
 
@@ -227,6 +244,9 @@ class CurvePlots:
         # The two open-ended axes are fitted by fit_y_ranges() (once a second), for the same
         # reason as the step axis.
         self.figures["loss"].y_range = Range1d(1e-3, 1)
+        # Bokeh's log ticker spaces its ticks linearly below two decades (0.1, 0.2, … 0.5), which
+        # leaves the lower half of a 0.02–0.5 loss axis, where a run ends, without a label.
+        self.figures["loss"].yaxis.ticker = FixedTicker(ticks=log_ticks(1e-3, 1))
         self.figures["estimator_snr_db"].y_range = Range1d(-40, 0)
         for fig in self.figures.values():
             fig.xaxis.formatter = NumeralTickFormatter(format="0.[0]a")     # 12k, not 12000
@@ -462,6 +482,8 @@ class CurvePlots:
             rng = self.figures[fig_key].y_range
             if (rng.start, rng.end) != (lo, hi):
                 rng.update(start=lo, end=hi)
+                if log:
+                    self.figures[fig_key].yaxis.ticker.ticks = log_ticks(lo, hi)
 
     def mark_change(self, key: Any, step: int, what: str) -> None:
         color = self._runs[key]["color"] if key in self._runs else "#555555"

@@ -1,13 +1,15 @@
-"""A small picture of the network: input → hidden layers → output, as boxes in a row, each
-connection that carries an error back coloured by how close that error is to backprop's.
+"""A small picture of the network: input → hidden layers → output, as boxes in a row, with two
+arrows between neighbours: the forward weights W carrying activity up (a thin dark arrow to the
+right) and, above every hidden layer, the feedback B carrying the error down (a thick arrow to
+the left) coloured by how close that error is to backprop's.
 
 TensorFlow Playground's strongest idea is that the network is drawn, not described. Here the
-connection above hidden layer i (to layer i+1, or to the output) is where its feedback Bᵢ sends
-the error down; it is coloured by the run's latest `signal_angle_deg` of layer i, the angle
-between the error the layer got and the one backprop would have sent: green near 0° (the same
-direction), grey near 90° (unrelated), red past 90° (opposed), neutral before a run's first
-record or where the angle is undefined (NaN). The input's connection carries no error back: it
-stays neutral.
+feedback arrow above hidden layer i (from layer i+1, or from the output) is where Bᵢ sends the
+error down; it is coloured by the run's latest `signal_angle_deg` of layer i, the angle between
+the error the layer got and the one backprop would have sent: green near 0° (the same
+direction), grey near 90° (unrelated), red past 90° (opposed), light before a run's first record
+or where the angle is undefined (NaN). No error goes down to the input: its link has the forward
+arrow only.
 
 It is a few hundred bytes of SVG in an HTML pane, rebuilt from the newest record once a second
 by the dashboard's slow pull and sent only when what it shows changed (whole degrees), so it
@@ -28,11 +30,12 @@ CONV_LAYERS = {"conv-small": ("conv 16", "conv 32", "full 128"),
                "conv-cifar": ("conv 96", "conv 128", "conv 256", "full 2048", "full 2048")}
 ANGLE = "signal_angle_deg"          # the record's per-layer metric the colours show
 MAX_SHOWN = 8                       # deeper nets: the first and last layers, "…" between
-BOX_W, GAP = 74, 34                 # a layer's box and the connection between two, in px
-NEUTRAL = "#c8c8c8"
+BOX_W, GAP = 74, 40                 # a layer's box and the connection between two, in px
+NEUTRAL = "#e2e2e2"                 # no angle yet: lighter than 90°'s grey, so it reads as "none"
+FORWARD = "#4a5063"                 # W's arrows: dark, thin and uncoloured, unlike B's
 GREEN, GREY, RED = (26, 150, 65), (190, 190, 190), (215, 25, 28)
-CAPTION = ("Arrows: the error each layer gets back, coloured by its angle to backprop's error: "
-           "green 0° = the same direction, grey 90° = unrelated.")
+CAPTION = ("Thin dark arrows →: the forward weights W. Thick arrows ←: the error B sends each layer, "
+           "coloured by its angle to backprop's error: green 0° = the same direction, grey 90° = unrelated.")
 # A population's record holds its members' mean angles (engine/trainer.py): say so.
 POPULATION_NOTE = " The angles are the mean of the run's {members} seeds."
 
@@ -98,15 +101,16 @@ def network_svg(inputs: str, hidden: Sequence[str], output: str,
              f'aria-label="network picture">']
     for k, (name, layer) in enumerate(boxes):
         x = k * (box_w + gap)
-        if k + 1 < len(boxes):           # the connection to the next box: layer's feedback
+        if k + 1 < len(boxes):           # to the next box: W up; above a hidden layer, its B down
             carries = layer is not None and layer > 0
             angle = angles[layer - 1] if carries and layer - 1 < len(angles) else None
-            color = angle_color(angle) if carries else NEUTRAL
-            x0, x1, y = x + box_w, x + box_w + gap, top + h / 2
-            if carries and layer == selected:
-                parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#222" stroke-width="11"/>')
-            parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="{color}" stroke-width="7"/>')
+            x0, x1 = x + box_w, x + box_w + gap
+            parts.append(_arrow(x0, x1, top + h * 0.28, FORWARD, 2, 5))
             if carries:
+                y = top + h * 0.68
+                if layer == selected:
+                    parts.append(_arrow(x1, x0, y, "#222", 10, 9))
+                parts.append(_arrow(x1, x0, y, angle_color(angle), 6, 7))
                 label = f"{angle:.0f}°" if angle is not None else "–"
                 parts.append(f'<text x="{(x0 + x1) / 2}" y="{top - 6}" font-size="12" '
                              f'text-anchor="middle" fill="#333">{label}</text>')
@@ -117,6 +121,14 @@ def network_svg(inputs: str, hidden: Sequence[str], output: str,
                      f'text-anchor="middle" fill="#222">{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _arrow(start: float, end: float, y: float, color: str, width: float, head: float) -> str:
+    """A horizontal arrow from x = start to x = end (either way), its head at `end`."""
+    way = 1 if end > start else -1
+    base = end - way * head * 1.4
+    return (f'<line x1="{start}" y1="{y}" x2="{base}" y2="{y}" stroke="{color}" stroke-width="{width}"/>'
+            f'<polygon points="{end},{y} {base},{y - head} {base},{y + head}" fill="{color}"/>')
 
 
 def _width(n_hidden: int) -> int:

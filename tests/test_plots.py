@@ -4,6 +4,7 @@ titles of every plot. Cheap: no server, no chromium; one test starts a tiny run 
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -270,9 +271,32 @@ def test_every_plot_has_a_plain_words_sentence_under_it():
             assert "creditlab-caption" in caption.object and plot.object is not None
 
 
+# ------------------------------------------------------------------------ the loss axis
+def test_the_log_loss_axis_labels_the_decades_where_an_mse_run_ends():
+    """An MSE run's loss falls from ~0.45 to ~0.02: Bokeh's own log ticker spaces its labels
+    linearly below two decades (0.1 … 0.5), leaving the lower half of the axis unlabelled."""
+    from app.curves import log_ticks
+
+    plots = CurvePlots()
+    plots.add_run("mse", "an MSE run", 2)
+    steps = [50, 100, 150, 200]
+    plots.stream("mse", [{"step": s, "train_loss": v, "layers": []} for s, v in zip(steps, [0.45, 0.2, 0.05, 0.02])])
+    plots.fit_y_ranges()
+    fig = plots.figures["loss"]
+    lo, hi = fig.y_range.start, fig.y_range.end
+    ticks = fig.yaxis.ticker.ticks
+    assert ticks == log_ticks(lo, hi) and all(lo <= t <= hi for t in ticks)
+    middle = math.sqrt(lo * hi)                            # the log axis' halfway point
+    assert len([t for t in ticks if t < middle]) >= 2 and len([t for t in ticks if t > middle]) >= 2
+    assert log_ticks(0.3, 0.5) == [0.3, 0.4, 0.5]          # narrow: every digit
+    assert log_ticks(1e-9, 10) == [1e-9, 1e-7, 1e-5, 1e-3, 0.1, 10.0]      # wide: some decades
+
+
 # ------------------------------------------------------------------------ the network picture
 def test_the_network_picture_colours_each_feedback_connection_by_its_angle():
-    from app.network_view import GREEN, NEUTRAL, NetworkView, angle_color, network_svg
+    import re
+
+    from app.network_view import FORWARD, GREEN, GREY, NEUTRAL, NetworkView, angle_color, network_svg
 
     assert angle_color(0) == "#%02x%02x%02x" % GREEN
     assert angle_color(90) == "#bebebe" and angle_color(180) == "#d7191c"
@@ -280,6 +304,15 @@ def test_the_network_picture_colours_each_feedback_connection_by_its_angle():
     svg = network_svg("input 8×8", ["50", "20"], "output 10", [12.0, None], selected=2)
     assert svg.count("<rect") == 4 and "12°" in svg and "–" in svg        # layer 2: no angle yet
     assert svg.count('stroke="#222"') == 1                                 # the heatmaps' layer
+    # W's arrows point up the network, B's down: one W arrow per link, one B arrow per hidden
+    # layer (none into the input), each head at its arrow's far end
+    heads = re.findall(r'<polygon points="([\d.]+),[\d.]+ ([\d.]+),[\d.]+ [\d.]+,[\d.]+" fill="([^"]+)"/>', svg)
+    forward = [(tip, base) for tip, base, color in heads if color == FORWARD]
+    back = [(tip, base) for tip, base, color in heads if color not in (FORWARD, "#222")]
+    assert len(forward) == 3 and all(float(tip) > float(base) for tip, base in forward)
+    assert len(back) == 2 and all(float(tip) < float(base) for tip, base in back)
+    assert min(float(tip) for tip, _ in back) > min(float(tip) for tip, _ in forward)   # none to the input
+    assert NEUTRAL != "#%02x%02x%02x" % GREY and FORWARD not in (NEUTRAL, angle_color(90))
     view = NetworkView()
     view.show_config(RunConfig(depth=2, width=[50, 20]))
     before = view.pane.object
