@@ -266,7 +266,9 @@ class Dashboard(pn.viewable.Viewer):
         self.config_alert.visible = False
         self.run_alert.visible = False
         self.note.visible = False
-        run, dropped = self.session.launch(cfg)
+        # The run's own process writes its folder (engine/host/saving.py): no disk work here.
+        save_to = runs_root() if self.controls.save_runs.value else None
+        run, dropped = self.session.launch(cfg, save_to=save_to)
         n_layers = hidden_layers(cfg)
 
         def plot_it():

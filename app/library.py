@@ -31,6 +31,12 @@ def runs_root() -> Path:
     return Path(os.environ.get("CREDITLAB_RUNS", "runs"))
 
 
+def save_runs_default() -> bool:
+    """Whether the dashboard's runs are saved unless the page says otherwise: yes, unless
+    $CREDITLAB_SAVE_RUNS is 0, no, false or off (`creditlab serve --no-save` sets it)."""
+    return os.environ.get("CREDITLAB_SAVE_RUNS", "1").strip().lower() not in ("0", "no", "false", "off")
+
+
 def list_saved_runs(root: Path | None = None) -> dict[str, str]:
     """{display name: folder} of the run folders under root that have metrics, newest first;
     one that cannot be read is listed as "<id>: unreadable: <why>" (loading it says so too).

@@ -8,12 +8,13 @@ between two of those when the current run's status changed (finished, diverged).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import panel as pn
 
-from engine.status import ACTIVE, Status
+from engine.status import ACTIVE, FINAL, Status
 
 from app.curves import CurvePlots
 from app.setting_groups import curve_sets, set_label
@@ -87,7 +88,7 @@ class RunStatus:
                 extra += f" · **test accuracy {test['test_accuracy']:.1%}** (step {test['step']:,}{seeds})"
         speed = f" · {rate:,.0f} steps/s" if status == Status.RUNNING else ""
         self.status.object = (f"**{md_text(display_name(run))}** — {status}, step {run.step_count:,} / "
-                              f"{run.cfg.steps:,}{speed}{extra}")
+                              f"{run.cfg.steps:,}{speed}{extra}{_saving(run, status)}")
         self.set_buttons(status)
         signature = tuple((r.id, r.status, r.label) for r in self.session.runs)
         if signature != self._legend_signature:
@@ -143,6 +144,22 @@ class RunStatus:
                 keys.append(f'<span style="margin-right:22px;white-space:nowrap">{swatch}'
                             f'{html_text(label)} <i style="color:#666">{html_text(run.status)}</i></span>')
         self.run_legend.object = " ".join(keys)
+
+
+def _saving(run: RunHandle, status: str) -> str:
+    """The status line's word on the run's folder: why it is not being saved (once, from the
+    first write that failed: the run trains on), or, once it has ended, where it is."""
+    if run.save_error:
+        return f" · **not saved:** {md_text(run.save_error)}"
+    if run.run_dir and status in FINAL:
+        return f" · saved in {md_text(_short_path(run.run_dir))}"
+    return ""
+
+
+def _short_path(path: str) -> str:
+    """A folder under the working folder as a relative path (runs/…), any other in full."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def wrapping_row(*objects, **params) -> pn.Column:

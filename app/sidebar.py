@@ -27,6 +27,7 @@ from app.network_view import CONV_LAYERS
 from app.number_box import number_box
 from app.presets import preset_note
 from app.presets import PRESETS
+from app.library import runs_root, save_runs_default
 from app.state import ConfigState, read_number, shown_number
 
 STORY, ALL = "Story", "All settings"
@@ -66,6 +67,9 @@ class SettingsSidebar(pn.viewable.Viewer):
         self.advanced = pn.Card(title="Advanced: every other setting", collapsed=True,
                                 sizing_mode="stretch_width", margin=(10, 6),
                                 css_classes=["card", "creditlab-advanced"])
+        # Not a setting of the run (it does not change what the run is): where its record goes.
+        self.save_runs = pn.widgets.Checkbox(label=f"Save each run to {runs_root()}/ (from the next Start)",
+                                             value=save_runs_default(), css_classes=["creditlab-save-runs"])
         self.layout = pn.Column(width=330, styles={"background": "#f5f7fa", "border-radius": "6px"},
                                 scroll=True, max_height=1400, css_classes=["creditlab-sidebar"])
         self._arrange()
@@ -78,14 +82,15 @@ class SettingsSidebar(pn.viewable.Viewer):
         head: list[Any] = [self.mode, self.preset, self.preset_note]
         if self.mode.value == ALL:
             self.advanced.objects = []
-            self.layout.objects = head + self._grouped(settings())
+            self.layout.objects = head + self._grouped(settings()) + [self.save_runs]
             return
         story: list[Any] = [_section("The lesson's settings")]
         for name in STORY_SETTINGS:
             story.append(self.inputs[name])
             story.extend(self._summary(name))
         self.layout.objects = head + story
-        self.advanced.objects = self._grouped([n for n in settings() if n not in STORY_SETTINGS])
+        # the switch closes the Bookkeeping section, the last one
+        self.advanced.objects = self._grouped([n for n in settings() if n not in STORY_SETTINGS]) + [self.save_runs]
         self.layout.append(self.advanced)
 
     def _grouped(self, names) -> list[Any]:

@@ -29,6 +29,19 @@ from browser import CHROMIUM, chromium_context, free_port, serve_dashboard, sour
 UI_TIMEOUT_MS = 60_000
 
 
+@pytest.fixture(scope="session", autouse=True)
+def runs_elsewhere(tmp_path_factory):
+    """The dashboard saves its runs (app/library.py's runs_root): in a temporary folder during
+    the tests, never in the repository's runs/ (a test that looks at them sets its own)."""
+    before = os.environ.get("CREDITLAB_RUNS")
+    os.environ["CREDITLAB_RUNS"] = str(tmp_path_factory.mktemp("dashboard-runs"))
+    yield
+    if before is None:
+        os.environ.pop("CREDITLAB_RUNS", None)
+    else:
+        os.environ["CREDITLAB_RUNS"] = before
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     before = torch.get_num_threads()

@@ -248,17 +248,25 @@ def test_serve_runs_panel_on_the_app_package(capsys, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: object() if name == "panel" else _app_spec())
 
+    envs = []
+
     class Server:
-        def __init__(self, cmd, preexec_fn=None):
+        def __init__(self, cmd, preexec_fn=None, env=None):
             calls.append(cmd)
+            envs.append(env)
 
         def wait(self):
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", Server)
+    monkeypatch.delenv("CREDITLAB_SAVE_RUNS", raising=False)
     before = signal.getsignal(signal.SIGTERM)
     rc, _, _ = run_cli(capsys, "serve", "--port", "5111", "--address", "127.0.0.1", "--show")
     assert rc == 0
+    assert "CREDITLAB_SAVE_RUNS" not in envs[0] and envs[0]["CREDITLAB_RUNS"] == os.environ["CREDITLAB_RUNS"]
+    # --out and --no-save reach the dashboard through its environment (app/library.py reads it)
+    assert run_cli(capsys, "serve", "--out", "elsewhere", "--no-save")[0] == 0
+    assert envs[1]["CREDITLAB_RUNS"] == os.path.abspath("elsewhere") and envs[1]["CREDITLAB_SAVE_RUNS"] == "0"
     assert signal.getsignal(signal.SIGTERM) is before        # our forwarding handler is gone
     cmd = calls[0]
     assert cmd[1:4] == ["-m", "panel", "serve"] and os.path.basename(cmd[4]) == "app"

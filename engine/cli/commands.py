@@ -81,7 +81,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         command.append("--show")
     print(f"serving the dashboard at http://{args.address}:{args.port}/ (Ctrl-C stops it)",
           file=sys.stderr, flush=True)
-    server = subprocess.Popen(command, preexec_fn=_die_with_parent)
+    # The dashboard reads where to save its runs, and whether to, from its environment.
+    env = dict(os.environ)
+    if args.out is not None:
+        env["CREDITLAB_RUNS"] = os.path.abspath(args.out)
+    if args.no_save:
+        env["CREDITLAB_SAVE_RUNS"] = "0"
+    server = subprocess.Popen(command, preexec_fn=_die_with_parent, env=env)
     # SIGTERM or SIGHUP to us ends the server too (its run processes end with it); Ctrl-C reaches
     # both already, as one process group.
     received: list[int] = []

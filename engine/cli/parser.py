@@ -117,6 +117,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                        help="port (default: 5006)")
     serve.add_argument("--address", default="localhost", help="address (default: localhost)")
     serve.add_argument("--show", action="store_true", help="open it in a browser")
+    serve.add_argument("--out", default=None, metavar="DIR",
+                       help="folder the dashboard saves its runs in and lists saved runs from "
+                       "(default: $CREDITLAB_RUNS or ./runs)")
+    serve.add_argument("--no-save", action="store_true",
+                       help="do not save the dashboard's runs unless its switch is turned on "
+                       "(sets CREDITLAB_SAVE_RUNS=0)")
 
     from engine.cli.sweep import add_sweep_arguments
     sweep = sub.add_parser("sweep", help="hyper-parameter sweeps: grid, random search and seeds, "

@@ -14,6 +14,7 @@ every update). Measured with scripts/measure/dashboard_overhead.py on 2 cores.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from typing import Any
@@ -22,7 +23,7 @@ from engine.config import LIVE_FIELDS, RunConfig
 from engine.status import ACTIVE, FINAL, Status
 from engine.stream import RecordBuffer
 
-from engine.host import worker
+from engine.host import saving, worker
 from engine.labels import run_label
 
 _ids = itertools.count(1)
@@ -46,7 +47,14 @@ TORCH_THREADS: int | None = 1
 class RunHandle:
     """A run owned by one browser session. Thread-safe; every method returns immediately."""
 
-    def __init__(self, cfg: RunConfig, label: str | None = None, capacity: int = BUFFER_CAPACITY):
+    def __init__(self, cfg: RunConfig, label: str | None = None, capacity: int = BUFFER_CAPACITY,
+                 save_to: str | os.PathLike | None = None):
+        """`save_to`: a runs folder the run's process saves it in, as a run folder of its own
+        (None: not saved)."""
+        # Absolute now: the run's process is forked from a forkserver with its own working folder.
+        self.save_to = os.path.abspath(save_to) if save_to is not None else None
+        self.run_dir: str | None = None       # its folder, once the run's process made it
+        self.save_error: str | None = None    # why it is not (or no longer) being saved
         self.cfg = RunConfig.from_dict(cfg.to_dict()).validate()   # our own copy, checked
         self.id = next(_ids)
         self.label = label or run_label(self.cfg)
@@ -92,7 +100,7 @@ class RunHandle:
             self._process = ctx.Process(
                 target=worker.train, name=f"creditlab-run-{self.id}", daemon=True,
                 args=(self.cfg.to_dict(), self._commands, events, paused, TORCH_THREADS, self.label,
-                      link))
+                      link, self.save_to))
             self._process.start()
             link.close()
             self._pump = threading.Thread(target=self._receive, args=(events,),
@@ -213,6 +221,10 @@ class RunHandle:
                     self.first_members = event[1]["members"]
                     self.buffer.set_first(event[1]["step"], event[1]["members"][0])
                 self.ready = True
+            elif kind == saving.SAVED:
+                self.run_dir = event[1]
+            elif kind == saving.NOT_SAVED:
+                self.save_error = event[1]
             elif kind == "status":
                 _, status, step, error = event
                 self.step_count, self.error = step, error
@@ -253,12 +265,13 @@ class SessionRuns:
         self.runs: list[RunHandle] = []
         self._lock = threading.Lock()
 
-    def launch(self, cfg: RunConfig) -> tuple[RunHandle, list[RunHandle]]:
-        """Stop the active run (it stays in the comparison) and start a new one.
+    def launch(self, cfg: RunConfig, save_to: str | os.PathLike | None = None) -> tuple[RunHandle, list[RunHandle]]:
+        """Stop the active run (it stays in the comparison) and start a new one, saved under the
+        runs folder `save_to` unless it is None.
 
         Returns the new run and the runs dropped from the comparison to keep it bounded.
         """
-        run = RunHandle(cfg)
+        run = RunHandle(cfg, save_to=save_to)
         with self._lock:
             for other in self.runs:
                 if other.active:

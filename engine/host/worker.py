@@ -4,8 +4,9 @@ A run trains in its own process, not a thread of the server: the training loop's
 the server's (Bokeh serialisation, websocket writes) would otherwise take turns on one GIL, and a
 small network's step is mostly Python glue. The process talks to its `RunHandle` through two
 queues: commands in (pause, resume, step, stop, set), events out (ready, record, progress,
-status), and holds the read end of a pipe that only the server writes to: when the server ends,
-however it ends, the pipe closes and the run ends with it.
+status, saved), and holds the read end of a pipe that only the server writes to: when the server
+ends, however it ends, the pipe closes and the run ends with it. Given a runs folder, the process
+also saves the run there (engine/host/saving.py), so the server's threads never wait on a disk.
 
 Processes come from a forkserver that imported torch and the engine once, so a Start is
 answered in milliseconds.
@@ -58,7 +59,8 @@ EXIT_SERVER_GONE = 143
 def _end_with_server(lifeline) -> None:
     """Block until the server's end of the pipe closes (the server exited, crashed or was killed:
     nobody can see or stop this run any more), then end the process at once, even mid-step.
-    Dashboard runs keep their records in the server, so nothing that could be saved is lost."""
+    A saved run's folder then says "running" with this process gone: its listing says
+    "interrupted", and --resume continues it from its last checkpoint."""
     try:
         lifeline.recv()
     except (EOFError, OSError):
@@ -67,24 +69,32 @@ def _end_with_server(lifeline) -> None:
 
 
 def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int | None,
-          label: str, lifeline=None) -> None:
-    """The child's main: build the trainer, then run engine/control.py's loop on the commands."""
+          label: str, lifeline=None, save_to: str | None = None) -> None:
+    """The child's main: build the trainer, then run engine/control.py's loop on the commands.
+    `save_to`: the runs folder to save the run in (None: not saved)."""
     if lifeline is not None:
         threading.Thread(target=_end_with_server, args=(lifeline,), name="server-watch",
                          daemon=True).start()
     import torch
 
-    from engine.status import Status
+    from engine.status import FINAL, Status
     from engine.control import drive
+    from engine.host.saving import RunSaver
     from engine.trainer import DivergedError, Trainer
 
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    trainer = None
+    trainer = saver = None
     last_progress = 0.0
 
-    def report(status: Status, step: int, error: str | None = None) -> None:
+    def report(status: Status, step: int, error: str | None = None, cause: BaseException | None = None) -> None:
+        if saver is not None and status in FINAL:
+            # Saved before the page hears the end: on it the server closes the lifeline, which
+            # ends this process at once.
+            saver.close(status, cause or error)
         events.put(("status", str(status), step, error))
+        if saver is not None and status == Status.PAUSED:
+            saver.flush()           # after the answer: Pause shows at once, the folder follows
 
     def progress() -> None:
         nonlocal last_progress
@@ -102,12 +112,14 @@ def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int
         # B at step 0, of every member of a population (the page may show any of them)
         events.put(("ready", {"step": trainer.step_count,
                               "members": [trainer.matrices(k) for k in range(trainer.members)]}))
+        if save_to is not None:     # subscribed after the page's feed: a record reaches it first
+            saver = RunSaver(save_to, trainer, lambda kind, text: events.put((kind, text)))
         drive(trainer, commands, paused=paused, poll_every=COMMAND_POLL_STEPS, report=report,
               on_step=progress)
     except DivergedError as exc:
         # The step it went bad at, which the message names too (the run noticed it at its next
         # logged step, up to metric_interval later): the status line says one step, not two.
-        report(Status.DIVERGED, exc.step, f"{label}: {exc}")
+        report(Status.DIVERGED, exc.step, f"{label}: {exc}", exc)
     except ConfigError as exc:
         report(Status.FAILED, step_now(), str(exc))
     except Exception as exc:                  # the server keeps serving; the page says what happened
