@@ -28,6 +28,38 @@ def test_there_are_six_notebooks_with_a_parameters_cell():
         assert "QUICK = False" in tagged[0].source, f"{path.name}: the full settings must be the default"
 
 
+# The committed outputs come from a full-mode execution from the repository root, like a fresh
+# clone's (the experiments only read the committed tables). 03_autoencoder still holds an older
+# execution: its latent and reconstruction figures need the run folders' checkpoints, which a fresh
+# clone lacks, so re-executing it there would drop them; it joins this check once re-executed.
+NOT_REEXECUTED = {"03_autoencoder"}
+MACHINE_PATHS = ("/work/", "/root/", "/tmp/", "/home/")
+
+
+def _output_texts(nb) -> list[str]:
+    """Every text a notebook's outputs hold (streams, tracebacks, non-image data)."""
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            texts.append(out.get("text", ""))
+            texts.extend(out.get("traceback", []))
+            for mime, value in out.get("data", {}).items():
+                if not mime.startswith("image/"):
+                    texts.append(value if isinstance(value, str) else "".join(map(str, value)))
+    return texts
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem not in NOT_REEXECUTED],
+                         ids=[p.stem for p in NOTEBOOKS if p.stem not in NOT_REEXECUTED])
+def test_committed_outputs_hold_no_absolute_path_of_the_machine(path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(path, as_version=4)
+    assert any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), f"{path.name}: no outputs"
+    for text in _output_texts(nb):
+        for prefix in MACHINE_PATHS:
+            assert prefix not in text, f"{path.name}: an output names {prefix}…: {text[:200]!r}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
