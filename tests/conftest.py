@@ -9,6 +9,9 @@ The browser tests drive the dashboard with scripts/measure/browser.py, which the
 use too; this file puts its folder on the path (pytest puts this one there)."""
 
 import contextlib
+import dataclasses
+import functools
+import math
 import os
 import resource
 import signal
@@ -23,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "measur
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from browser import CHROMIUM, chromium_context, free_port, serve_dashboard, source_info  # noqa: E402
+
+from engine.config import RunConfig  # noqa: E402
 
 # How long a page may take to show the server's answer to a click or an entry, and Playwright's
 # default for every action: under a second on a quiet machine, many on a loaded one.
@@ -331,3 +336,104 @@ def _stop_process_tree(proc, grace: float = 20.0) -> None:
             p.kill()
     with contextlib.suppress(Exception):
         proc.wait(5)
+
+
+# ------------------------------------------------------------- rules against their formulas
+def setup(rule, widths=(7, 5), activation="sigmoid", loss="mse", seed=0, **cfg_kw):
+    """A small MLP, rule `rule` on it, and a batch: (model, rule, cfg, x, y, objective)."""
+    from engine.networks import mlp
+    from engine.objective import Objective
+    from engine.rules import RULES
+
+    torch.manual_seed(seed)
+    model = mlp(6, list(widths), 4, activation)
+    cfg = RunConfig(rule=rule, depth=len(widths), width=list(widths), activation=activation,
+                    loss=loss, seed=seed, **cfg_kw)
+    gen = torch.Generator().manual_seed(seed + 1)
+    r = RULES[rule](model, cfg, gen)
+    x = torch.randn(9, 6)
+    y = torch.randint(0, 4, (9,))
+    return model, r, cfg, x, y, Objective(loss, "classification", 4)
+
+
+def dsig(a):
+    s = torch.sigmoid(a)
+    return s * (1 - s)
+
+
+def manual_forward(model, x):
+    hs, as_ = [x], []
+    for i, layer in enumerate(model.layers):
+        a = hs[-1] @ layer.weight.T + layer.bias
+        as_.append(a)
+        hs.append(torch.sigmoid(a) if i < len(model.layers) - 1 else a)
+    return hs, as_
+
+
+# ----------------------------------------------- populations: member k is the run of its settings
+CASE_STEPS = 12                      # each case trains this many steps
+
+CASES = {                            # a name → its settings; the rule is the first word
+    "bp": {}, "fa": {}, "dfa": {}, "ss": {},
+    "ss brsf": {"rule": "ss", "ss_variant": "brsf"},
+    "ss usf": {"rule": "ss", "ss_variant": "usf"},
+    "wm": {}, "wm conv": {"rule": "wm", "model": "conv-small", "mirror_lr": 0.05},
+    "kp": {"optimizer": "sgd", "lr": 0.05},
+    "sg": {}, "sg ridge": {"rule": "sg", "feedback_mode": "ridge", "ridge_relative": True},
+    "np": {}, "np ridge": {"rule": "np", "feedback_mode": "ridge", "ridge_forget": 0.99},
+    "np plain step": {"rule": "np", "feedback_normalize": False, "control_variate": False,
+                      "feedback_lr": 0.1},
+    "np K draws, antithetic": {"rule": "np", "noise_draws": 3, "antithetic": True},
+    "np cycle": {"rule": "np", "perturb": "cycle"},
+    "np-dfa": {}, "np-dfa ridge": {"rule": "np-dfa", "feedback_mode": "ridge"},
+    "fa on noise": {"rule": "fa", "train_on_noise": True},
+    "np autoencoder": {"rule": "np", "model": "autoencoder", "depth": 3, "width": [20, 4, 20]},
+    "np warm-up": {"rule": "np", "warmup_steps": 5},
+    "np conv": {"rule": "np", "model": "conv-small", "activation": "tanh"},
+    "np conv ridge": {"rule": "np", "model": "conv-small", "feedback_mode": "ridge", "activation": "tanh"},
+    "sg conv": {"rule": "sg", "model": "conv-small", "activation": "tanh"},
+    "fa conv": {"rule": "fa", "model": "conv-small"},
+    "kp conv": {"rule": "kp", "model": "conv-small", "optimizer": "sgd", "lr": 0.05},
+    "dfa conv": {"rule": "dfa", "model": "conv-small"},
+    "np-dfa cifar net, dropout": {"rule": "np-dfa", "model": "conv-cifar", "batch_size": 4},
+    "pnp": {}, "pnp K draws, antithetic": {"rule": "pnp", "noise_draws": 3, "antithetic": True},
+    "pnp cycle": {"rule": "pnp", "perturb": "cycle"},
+    "pnp conv": {"rule": "pnp", "model": "conv-small", "activation": "tanh"},
+}
+
+
+def case_config(name: str, **overrides) -> RunConfig:
+    """CASES[name]'s config on a small digits MLP, with `overrides`."""
+    settings = {"rule": name.split()[0], "dataset": "digits", "depth": 2, "width": [24, 16],
+                "batch_size": 8, "steps": CASE_STEPS, "metric_interval": 4, "eval_interval": 8,
+                "device": "cpu", **CASES[name], **overrides}
+    return RunConfig(**settings)
+
+
+@functools.cache
+def digits64():
+    """The digits dataset in float64 (the population tests compare members at float64)."""
+    from engine.data.registry import load_dataset
+
+    data = load_dataset("digits")
+    return dataclasses.replace(data, x_train=data.x_train.double(), x_test=data.x_test.double())
+
+
+def train_steps(cfg: RunConfig) -> tuple:
+    """A trainer of `cfg` on digits64 after cfg.steps steps, and its records."""
+    from engine.trainer import Trainer
+
+    trainer = Trainer(cfg, dataset=digits64())
+    records = [r for r in (trainer.step() for _ in range(cfg.steps)) if r is not None]
+    return trainer, records
+
+
+def assert_close(a, b, what: str) -> None:
+    assert a.shape == b.shape, what
+    assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), f"{what}: differs by {(a - b).abs().max():.3g}"
+
+
+def assert_same_number(a: float, b: float, what: str) -> None:
+    """Equal to rounding; an angle of ~1e-7° between two identical errors is rounding too."""
+    assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-7, abs_tol=1e-5), \
+        f"{what}: {a} against {b}"

@@ -13,7 +13,7 @@ from engine.config import RunConfig
 from engine.errors import ConfigError
 from engine.members import split
 from engine.trainer import Trainer
-from test_populations import _close, _config, _digits, _same_number, _train
+from conftest import assert_close, assert_same_number, case_config, digits64, train_steps
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -23,22 +23,22 @@ SIGMAS, SEEDS, SEED = [1e-3, 0.05], 2, 5
 @pytest.mark.parametrize("name", ["np", "np K draws, antithetic", "np-dfa", "fa on noise", "np conv", "pnp",
                                   "pnp conv"])
 def test_member_k_is_the_single_run_of_its_seed_and_sigma(name):
-    population, pop_records = _train(_config(name, seed=SEED, seeds=SEEDS, sigma=SIGMAS))
+    population, pop_records = train_steps(case_config(name, seed=SEED, seeds=SEEDS, sigma=SIGMAS))
     p = len(SIGMAS) * SEEDS
     assert population.members == p
     for k in range(p):
         seed, sigma = SEED + k % SEEDS, SIGMAS[k // SEEDS]
-        single, records = _train(_config(name, seed=seed, sigma=sigma))
+        single, records = train_steps(case_config(name, seed=seed, sigma=sigma))
         for (pname, w), s in zip(population.model.named_parameters(), single.model.parameters()):
-            _close(split(w.detach(), p)[k], s.detach(), f"member {k}'s {pname}")
+            assert_close(split(w.detach(), p)[k], s.detach(), f"member {k}'s {pname}")
         for i, (b, s) in enumerate(zip(population.rule.feedback_matrices(), single.rule.feedback_matrices())):
-            _close(split(b.detach(), p)[k], s.detach(), f"member {k}'s feedback {i + 1}")
+            assert_close(split(b.detach(), p)[k], s.detach(), f"member {k}'s feedback {i + 1}")
         for pr, r in zip(pop_records, records):
             member = pr["members"][k]
             assert (member["seed"], member["sigma"]) == (seed, sigma)
             for key in ("train_loss", "test_loss"):
-                _same_number(member[key], r[key], f"member {k}'s {key} at step {r['step']}")
-            _same_number(member["layers"][0]["signal_angle_deg"], r["layers"][0]["signal_angle_deg"],
+                assert_same_number(member[key], r[key], f"member {k}'s {key} at step {r['step']}")
+            assert_same_number(member["layers"][0]["signal_angle_deg"], r["layers"][0]["signal_angle_deg"],
                          f"member {k}'s signal angle at step {r['step']}")
 
 
@@ -57,23 +57,23 @@ LISTS = {
 @pytest.mark.parametrize("case", LISTS)
 def test_member_k_is_the_single_run_of_its_seed_and_settings(case):
     name, lists = LISTS[case]
-    population, pop_records = _train(_config(name, seed=SEED, seeds=SEEDS, **lists))
+    population, pop_records = train_steps(case_config(name, seed=SEED, seeds=SEEDS, **lists))
     members = population.cfg.member_values()
     p = len(members)
     assert p == SEEDS * math.prod(len(v) for v in lists.values())
     for k, who in enumerate(members):
-        single, records = _train(_config(name, **who))
+        single, records = train_steps(case_config(name, **who))
         for (pname, w), s in zip(population.model.named_parameters(), single.model.parameters()):
-            _close(split(w.detach(), p)[k], s.detach(), f"member {k} ({who})'s {pname}")
+            assert_close(split(w.detach(), p)[k], s.detach(), f"member {k} ({who})'s {pname}")
         for i, (b, s) in enumerate(zip(population.rule.feedback_matrices(), single.rule.feedback_matrices())):
-            _close(split(b.detach(), p)[k], s.detach(), f"member {k} ({who})'s feedback {i + 1}")
+            assert_close(split(b.detach(), p)[k], s.detach(), f"member {k} ({who})'s feedback {i + 1}")
         for pr, r in zip(pop_records, records):
             assert {key: pr["members"][k][key] for key in who} == who
-            _same_number(pr["members"][k]["test_loss"], r["test_loss"], f"member {k}'s test loss at {r['step']}")
+            assert_same_number(pr["members"][k]["test_loss"], r["test_loss"], f"member {k}'s test loss at {r['step']}")
 
 
 def test_member_settings_that_are_compared_cannot_change_live_and_a_list_cannot_be_set_live():
-    trainer = Trainer(_config("np", seeds=SEEDS, lr=[1e-3, 1e-2]), dataset=_digits())
+    trainer = Trainer(case_config("np", seeds=SEEDS, lr=[1e-3, 1e-2]), dataset=digits64())
     with pytest.raises(ConfigError, match=r"^lr cannot change during this run: its members compare 0.001,0.01$"):
         trainer.set(lr=0.02)
     with pytest.raises(ConfigError, match=r"^feedback_lr=0.1,0.2 cannot be set during a run: several values"):
@@ -87,7 +87,7 @@ def test_member_settings_that_are_compared_cannot_change_live_and_a_list_cannot_
 def test_the_members_of_a_sigma_differ_only_in_sigma():
     """The same seed under two values of σ: the same initial weights, different noise scales (so
     the runs part), which is what comparing σ needs."""
-    trainer = Trainer(_config("np", seed=SEED, seeds=1, sigma=[1e-3, 1e-1]), dataset=_digits())
+    trainer = Trainer(case_config("np", seed=SEED, seeds=1, sigma=[1e-3, 1e-1]), dataset=digits64())
     w = split(trainer.model.layers[0].weight.detach(), 2)
     assert torch.equal(w[0], w[1])
     noise = trainer.rule.sample_noise(torch.zeros(2 * 200, 64, dtype=torch.float64), trainer.live.sigma)[0]
@@ -96,7 +96,7 @@ def test_the_members_of_a_sigma_differ_only_in_sigma():
 
 
 def test_the_summary_and_records_name_each_members_seed_and_sigma():
-    trainer, records = _train(_config("np", seed=SEED, seeds=SEEDS, sigma=SIGMAS))
+    trainer, records = train_steps(case_config("np", seed=SEED, seeds=SEEDS, sigma=SIGMAS))
     summary = trainer.summary()
     assert [(m["seed"], m["sigma"]) for m in summary["members"]] == [
         (SEED, SIGMAS[0]), (SEED + 1, SIGMAS[0]), (SEED, SIGMAS[1]), (SEED + 1, SIGMAS[1])]
@@ -105,7 +105,7 @@ def test_the_summary_and_records_name_each_members_seed_and_sigma():
 
 
 def test_sigma_cannot_change_live_when_members_compare_it():
-    trainer = Trainer(_config("np", seeds=SEEDS, sigma=SIGMAS), dataset=_digits())
+    trainer = Trainer(case_config("np", seeds=SEEDS, sigma=SIGMAS), dataset=digits64())
     with pytest.raises(ConfigError, match=r"^sigma cannot change during this run: its members compare 0.001,0.05$"):
         trainer.set(sigma=0.02)
     trainer.set(lr=1e-4)                        # the other live settings still change, for all
@@ -125,8 +125,8 @@ def test_a_bad_value_in_a_sigma_list_is_named_in_one_line(sigma, message):
 def test_a_diverging_member_is_named_with_its_sigma():
     from engine.trainer import DivergedError
 
-    trainer = Trainer(_config("np", seed=SEED, seeds=1, sigma=SIGMAS, steps=4, metric_interval=2),
-                      dataset=_digits())
+    trainer = Trainer(case_config("np", seed=SEED, seeds=1, sigma=SIGMAS, steps=4, metric_interval=2),
+                      dataset=digits64())
     with torch.no_grad():
         split(trainer.model.layers[0].weight, 2)[1].fill_(math.nan)
     with pytest.raises(DivergedError, match=rf"in member 1 \(seed {SEED}, σ=0.05\) of 2"):

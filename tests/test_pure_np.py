@@ -14,7 +14,7 @@ import math
 
 import pytest
 import torch
-from test_rules import dsig, manual_forward, setup
+from conftest import dsig, manual_forward, setup
 
 from engine.config import RunConfig
 from engine.metrics import layer_metrics

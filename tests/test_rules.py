@@ -9,40 +9,13 @@ import copy
 import pytest
 import torch
 
-from engine.config import RunConfig
 from engine.layers import FeedbackLinear
-from engine.networks import mlp
-from engine.objective import Objective
 from engine.reference import backprop_reference
 from engine.rules import RULES
 
+from conftest import dsig, manual_forward, setup
+
 pytestmark = pytest.mark.usefixtures("float64")
-
-
-def setup(rule, widths=(7, 5), activation="sigmoid", loss="mse", seed=0, **cfg_kw):
-    torch.manual_seed(seed)
-    model = mlp(6, list(widths), 4, activation)
-    cfg = RunConfig(rule=rule, depth=len(widths), width=list(widths), activation=activation,
-                    loss=loss, seed=seed, **cfg_kw)
-    gen = torch.Generator().manual_seed(seed + 1)
-    r = RULES[rule](model, cfg, gen)
-    x = torch.randn(9, 6)
-    y = torch.randint(0, 4, (9,))
-    return model, r, cfg, x, y, Objective(loss, "classification", 4)
-
-
-def dsig(a):
-    s = torch.sigmoid(a)
-    return s * (1 - s)
-
-
-def manual_forward(model, x):
-    hs, as_ = [x], []
-    for i, layer in enumerate(model.layers):
-        a = hs[-1] @ layer.weight.T + layer.bias
-        as_.append(a)
-        hs.append(torch.sigmoid(a) if i < len(model.layers) - 1 else a)
-    return hs, as_
 
 
 def test_feedback_linear_input_gradient_is_g_times_B_transposed():
