@@ -136,15 +136,19 @@ class RunConfig:
     def __init__(self, **values: Any) -> None:
         """Any setting by name, the rules' own as well as the fields: RunConfig(rule="np",
         noise_draws=4). An unknown name is a ConfigError naming it."""
-        options = dict(values.pop("options", None) or {})
+        options = values.pop("options", None) or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"options={shown(options)} is not allowed; it must be an object of settings by name")
+        options = dict(options)
         for f in _FIELDS:
             setattr(self, f.name, values.pop(f.name) if f.name in values else f.default)
-        if values:                          # rules are imported only when a name needs them
-            unknown = sorted(set(values) - set(rule_options()))
+        options.update(values)
+        if options:                         # rules are imported only when a name needs them
+            unknown = sorted(set(options) - set(rule_options()), key=str)
             if unknown:
                 raise ConfigError(f"unknown setting {shown(unknown[0])}; known settings are "
                                   f"{', '.join(sorted(settings()))}")
-        self.options = {**options, **values}
+        self.options = options
 
     def __eq__(self, other: object) -> bool:
         # equal when every setting is: a rule's own setting at its default, given or not

@@ -48,6 +48,14 @@ def test_json_round_trip_and_unknown_keys():
     assert RunConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ConfigError, match="unknown setting 'colour'"):
         RunConfig.from_dict({"colour": "red"})
+    # a rule's own settings may come nested under "options" (as RunConfig holds them): checked alike
+    assert RunConfig.from_dict({"options": {"noise_draws": 2}}).noise_draws == 2
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        RunConfig.from_dict({"options": {"colour": "red"}})
+    with pytest.raises(ConfigError, match=r"^options=5 is not allowed; it must be an object of settings by name$"):
+        RunConfig.from_dict({"options": 5})
+    assert RunConfig(rule="np", noise_draws=3) == RunConfig(rule="np", options={"noise_draws": 3})
+    assert RunConfig(rule="fa") == RunConfig(rule="fa", noise_draws=1)      # a default, given or not
 
 
 def test_widths_expand_one_number_to_every_layer():
