@@ -45,6 +45,7 @@ def test_member_k_is_the_single_run_of_its_seed_and_sigma(name):
 LISTS = {
     "np, lr (adam)": ("np", {"lr": [1e-3, 1e-2]}),
     "kp, lr (sgd with momentum; B takes W's applied change)": ("kp", {"lr": [0.05, 0.02]}),
+    "kp conv, lr": ("kp conv", {"lr": [0.05, 0.02]}),
     "np, feedback_lr (normalised step, control variate)": ("np", {"feedback_lr": [1.0, 0.3]}),
     "np, feedback_lr (plain step)": ("np plain step", {"feedback_lr": [0.1, 0.03]}),
     "sg, feedback_lr": ("sg", {"feedback_lr": [1.0, 0.2]}),
