@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.config import RunConfig
 from engine.members import SYMBOLS, group_name, mean_record
+from engine.values import format_numbers
 
 
 def curve_sets(run_id: Any, cfg: RunConfig) -> list[tuple[Any, dict | None, int]]:
@@ -31,7 +32,7 @@ def set_label(label: str, cfg: RunConfig, group: dict | None) -> str:
         return label
     missing = {}
     for name, value in group.items():
-        listed = f"{SYMBOLS[name]}=" + ",".join(f"{v:g}" for v in cfg.values_of(name))
+        listed = f"{SYMBOLS[name]}={format_numbers(cfg.values_of(name))}"   # as run_label writes it
         if listed in label:
             label = label.replace(listed, f"{SYMBOLS[name]}={value:g}")
         else:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from engine.errors import ConfigError
 from engine.settings import BOOKKEEPING, FEEDBACK, FORWARD, NETWORK, Setting, setting
-from engine.values import (shown)
+from engine.values import format_numbers, shown
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 LOSSES = ("mse", "ce")
@@ -177,9 +177,6 @@ class RunConfig:
         value = getattr(self, name)
         return list(value) if isinstance(value, (list, tuple)) else [value]
 
-    def sigmas(self) -> list[float]:
-        return self.values_of("sigma")
-
     def compared(self) -> dict[str, list[float]]:
         """The member settings given several values, in MEMBER_SETTINGS' order → their values."""
         return {name: self.values_of(name) for name in MEMBER_SETTINGS if len(self.values_of(name)) > 1}
@@ -244,9 +241,9 @@ class RunConfig:
                               f"{', '.join(LIVE_FIELDS)}")
         if name in self.compared():
             raise ConfigError(f"{name} cannot change during this run: its members compare "
-                              f"{','.join(f'{v:g}' for v in self.values_of(name))}")
+                              f"{format_numbers(self.values_of(name))}")
         if isinstance(value, (list, tuple)) and len(value) > 1:
-            raise ConfigError(f"{name}={','.join(f'{v:g}' for v in value)} cannot be set during a run: several "
+            raise ConfigError(f"{name}={format_numbers(value)} cannot be set during a run: several "
                               "values train side by side in a run of their own (press Start)")
         trial = dataclasses.replace(self, **{name: value})
         trial.validate()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine.config import RunConfig, applies, defaults
 from engine.members import SYMBOLS
 from engine.rules import RULES
-from engine.values import WIDTH_SEPARATOR, format_width
+from engine.values import WIDTH_SEPARATOR, format_numbers, format_width
 
 
 def width_label(width) -> str:
@@ -23,12 +23,7 @@ _SHORT = {"freeze_forward": lambda v: "frozen W" if v else "W trains",
           "train_on_noise": lambda v: "+noise" if v else "no noise",
           "feedback_mode": lambda v: f"{v} B", "warmup_steps": lambda v: f"warm-up {v:,}",
           "noise_draws": lambda v: f"K={v}", "init": lambda v: f"{v} init", "optimizer": str,
-          "feedback_lr": lambda v: f"{SYMBOLS['feedback_lr']}={_values(v)}"}
-
-
-def _values(value: float | list[float]) -> str:
-    """One number, or a list a population compares, as the CLI takes it: 0.001 or 0.001,0.01."""
-    return ",".join(f"{v:g}" for v in (value if isinstance(value, (list, tuple)) else [value]))
+          "feedback_lr": lambda v: f"{SYMBOLS['feedback_lr']}={format_numbers(v)}"}
 
 
 def run_label(cfg: RunConfig) -> str:
@@ -37,7 +32,7 @@ def run_label(cfg: RunConfig) -> str:
     warm-up 1,000 paper init seed0'; a population ends with its seeds, '… ×4 seeds (0–3)'."""
     parts = [cfg.rule]
     if RULES[cfg.rule].uses_noise(cfg) or cfg.rule == "np":
-        parts.append("σ=" + _values(cfg.sigma))
+        parts.append("σ=" + format_numbers(cfg.sigma))
     from engine.networks import CONV_MODELS
 
     if cfg.model in CONV_MODELS:
@@ -47,7 +42,7 @@ def run_label(cfg: RunConfig) -> str:
     else:
         parts.append(f"d{cfg.depth}")
         parts.append("w" + width_label(cfg.width))
-    parts.append("lr=" + _values(cfg.lr))
+    parts.append("lr=" + format_numbers(cfg.lr))
     shown = {"rule", "sigma", "depth", "width", "lr", "seed", "seeds", "dataset"} | _UNLABELLED
     if cfg.model in CONV_MODELS:
         shown.add("model")                  # named in place of the shape, above
@@ -60,7 +55,7 @@ def run_label(cfg: RunConfig) -> str:
         elif isinstance(value, bool):
             parts.append(name.replace("_", " ") if value else "no " + name.replace("_", " "))
         else:
-            parts.append(f"{name}={_values(value)}" if isinstance(value, (float, list)) else f"{name}={value}")
+            parts.append(f"{name}={format_numbers(value)}" if isinstance(value, (float, list)) else f"{name}={value}")
     if cfg.dataset != "digits":
         parts.append(cfg.dataset)
     # the seeds repeat for each combination of the compared settings

@@ -40,6 +40,7 @@ from engine.networks import build_model, fully_connected_sizes
 from engine.objective import Objective
 from engine.optim import SGD, Adam, MemberRates
 from engine.rules import RULES
+from engine.values import format_numbers
 
 EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
 LOSS_LOG = 64              # steps whose loss sums are held on the device between checks
@@ -80,8 +81,7 @@ class Trainer:
         # seconds of allocation and then an out-of-memory kill (or a swapping machine). A conv
         # net's few weights are built first, to find its shapes.
         self.members = cfg.members()
-        # What tells member k apart in records and summaries: its seed, and the settings compared.
-        self.member_settings = cfg.member_values()
+        self.member_settings = cfg.member_values()     # seed and compared settings, for records
         self.seeds = [m["seed"] for m in self.member_settings]
         sizes = fully_connected_sizes(cfg, self.data)
         if sizes is not None:
@@ -243,7 +243,7 @@ class Trainer:
     def _divergence_hint(self) -> str:
         """What to lower: the forward step, and the feedback step where B is learnt by SGD."""
         cfg, sgd = self.cfg, self.cfg.optimizer == "sgd"
-        lower = [f"{name} (now {','.join(f'{v:g}' for v in cfg.values_of(name))})" for name in ("lr", "feedback_lr")
+        lower = [f"{name} (now {format_numbers(getattr(cfg, name))})" for name in ("lr", "feedback_lr")
                  if name == "lr" or ("feedback_mode" in self.rule.options and cfg.feedback_mode == "sgd")]
         if sgd and cfg.momentum > 0:
             lower.append(f"momentum (now {cfg.momentum:g})")

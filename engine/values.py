@@ -123,6 +123,13 @@ def parse_float_list(name: str, text: str) -> float | list[float]:
     return values[0] if len(values) == 1 else values
 
 
+def format_numbers(value: Any) -> str:
+    """One number, or several, as the CLI takes them and parse_float_list reads them back, in
+    messages and labels too: 0.001 → "0.001", [0.001, 0.01] → "0.001,0.01"."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return WIDTH_SEPARATOR.join(f"{v:g}" for v in values)
+
+
 def parse_float(name: str, text: str) -> float:
     if not NUMBER.fullmatch(text.strip()):
         raise ConfigError(f"{name}={shown(text)} is not allowed; it must be a number")

@@ -79,7 +79,7 @@ def test_several_values_of_sigma_typed_in_its_box_train_side_by_side(server, pag
     page.get_by_role("button", name="Start").click()
     wait_until(lambda: total_points(page), what="no curve point after Start")
     run = dashboards[-1].session.current
-    assert run.cfg.sigmas() == [0.001, 0.1] and run.cfg.members() == 4
+    assert run.cfg.values_of("sigma") == [0.001, 0.1] and run.cfg.members() == 4
 
     def both_bands():
         names = {b["name"] for b in page.evaluate(JS_BANDS) if b["lower"] and b["upper"]}

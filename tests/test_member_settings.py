@@ -135,35 +135,34 @@ def test_a_diverging_member_is_named_with_its_sigma():
             trainer.step()
 
 
-def test_the_cli_trains_a_sigma_list_and_saves_each_members_rows(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "engine", "train", "--sigma", "1e-3,1e-2,1e-1", "--seeds", "2",
-                          "--steps", "20", "--metric-interval", "10", "--out", str(tmp_path), "--quiet"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "6 members, 2 seed(s) for each setting" in out.stdout
-    for sigma in ("0.001", "0.01", "0.1"):
-        assert f"σ={sigma}" in out.stdout
+def _train_cli(tmp_path, *flags):
+    """`creditlab train FLAGS` for 20 steps into tmp_path: (its stdout, its run's listing row, the
+    saved config, the metrics rows of its last step)."""
     from engine.runs.reader import list_runs, load_run
+
+    out = subprocess.run([sys.executable, "-m", "engine", "train", *flags, "--steps", "20", "--metric-interval",
+                          "10", "--out", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
     run = list_runs(tmp_path).iloc[0]
-    assert run["seeds"] == 6
     cfg, metrics = load_run(run["path"])
+    return out.stdout, run, cfg, metrics[metrics["step"] == 20]
+
+
+def test_the_cli_trains_a_sigma_list_and_saves_each_members_rows(tmp_path):
+    stdout, run, cfg, last = _train_cli(tmp_path, "--sigma", "1e-3,1e-2,1e-1", "--seeds", "2")
+    assert "6 members, 2 seed(s) for each setting" in stdout
+    for sigma in ("0.001", "0.01", "0.1"):
+        assert f"σ={sigma}" in stdout
+    assert run["seeds"] == 6
     assert cfg.sigma == [1e-3, 1e-2, 1e-1]
-    last = metrics[metrics["step"] == 20]
     assert sorted(zip(last["seed"], last["sigma"])) == sorted((s, v) for v in (1e-3, 1e-2, 1e-1) for s in (0, 1))
 
 
 def test_the_cli_trains_an_lr_list_and_saves_each_members_lr(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "engine", "train", "--lr", "1e-3,1e-2", "--feedback-lr", "1,0.5",
-                          "--steps", "20", "--metric-interval", "10", "--out", str(tmp_path), "--quiet"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "4 members, 1 seed(s) for each setting" in out.stdout
+    stdout, run, cfg, last = _train_cli(tmp_path, "--lr", "1e-3,1e-2", "--feedback-lr", "1,0.5")
+    assert "4 members, 1 seed(s) for each setting" in stdout
     for group in ("lr=0.001 η_B=1 ", "lr=0.001 η_B=0.5", "lr=0.01 η_B=1 ", "lr=0.01 η_B=0.5"):
-        assert group in out.stdout
-    from engine.runs.reader import list_runs, load_run
-    run = list_runs(tmp_path).iloc[0]
+        assert group in stdout
     assert run["seeds"] == 4
-    cfg, metrics = load_run(run["path"])
     assert cfg.lr == [1e-3, 1e-2] and cfg.feedback_lr == [1.0, 0.5]
-    last = metrics[metrics["step"] == 20]
     assert sorted(zip(last["lr"], last["feedback_lr"])) == [(1e-3, 0.5), (1e-3, 1.0), (1e-2, 0.5), (1e-2, 1.0)]

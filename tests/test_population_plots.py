@@ -295,7 +295,7 @@ def test_a_record_of_a_sigma_population_splits_into_each_sigmas_mean_and_members
     parts = split_record(record, cfg)
     for i, part in enumerate(parts):
         group = record["members"][2 * i:2 * i + 2]
-        assert part["members"] == group and part["sigma"] == cfg.sigmas()[i]
+        assert part["members"] == group and part["sigma"] == cfg.values_of("sigma")[i]
         assert part["train_loss"] == pytest.approx(sum(m["train_loss"] for m in group) / 2)
         assert part["layers"][0]["signal_angle_deg"] == pytest.approx(
             sum(m["layers"][0]["signal_angle_deg"] for m in group) / 2)

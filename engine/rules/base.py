@@ -180,8 +180,9 @@ class LearningRule:
     def check(cls, cfg) -> None:
         """Refuse, with the one-line ConfigError, a set-up this rule cannot train (called by
         RunConfig.validate(), so the dashboard shows it inline before Start)."""
-        if cls.uses_noise(cfg) and not min(cfg.sigmas()) >= MIN_SIGMA:
-            raise ConfigError(f"sigma={min(cfg.sigmas())!r} is not allowed for rule {cls.name!r}: "
+        lowest = min(cfg.values_of("sigma"))
+        if cls.uses_noise(cfg) and not lowest >= MIN_SIGMA:
+            raise ConfigError(f"sigma={lowest!r} is not allowed for rule {cls.name!r}: "
                               f"node perturbation needs sigma >= {MIN_SIGMA:g} (below it the loss "
                               "change the noise causes is lost in float32 rounding)")
 
