@@ -43,6 +43,12 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, members: i
     """x Wᵀ + b, each member's rows through its own block of W and b."""
     if members == 1:
         return F.linear(x, weight, bias)
+    if torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad or x.requires_grad):
+        return FeedbackLinearFn.apply(x, weight, bias, None, members)
+    return _members_linear(x, weight, bias, members)
+
+
+def _members_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, members: int) -> torch.Tensor:
     out = torch.baddbmm(split(bias, members).unsqueeze(1), split(x, members),
                         split(weight, members).transpose(1, 2))
     return out.view(-1, out.shape[2])
@@ -57,19 +63,26 @@ def times_transposed(g: torch.Tensor, m: torch.Tensor, members: int) -> torch.Te
 
 
 class FeedbackLinearFn(torch.autograd.Function):
-    """y = x Wᵀ + b, whose backward returns g Bᵀ (not g W) as the input gradient."""
+    """y = x Wᵀ + b, whose backward returns g Bᵀ (not g W) as the input gradient; g W, as
+    backprop's, where `feedback` is None (a population's layer without feedback: autograd's own
+    backward of the batched product would form each member's ∂W as (xᵀg)ᵀ and copy it into W's
+    layout, 2 of a 784-50-20-10 population's 8.7 ms a step at P = 32)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, feedback, members=1):
-        ctx.save_for_backward(x, feedback)
+        ctx.save_for_backward(x, weight if feedback is None else feedback)
+        ctx.transposed = feedback is None           # W is (P·out, in), B (P·in, out)
         ctx.members = members
-        return linear(x, weight, bias, members)
+        return linear(x, weight, bias, members)    # grad mode is off in here: the plain product
 
     @staticmethod
     def backward(ctx, g):
         x, feedback = ctx.saved_tensors
         p = ctx.members
-        grad_x = times_transposed(g, feedback, p) if ctx.needs_input_grad[0] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (torch.bmm(split(g, p), split(feedback, p)).view(-1, x.shape[1]) if ctx.transposed
+                      else times_transposed(g, feedback, p))
         grad_w = grad_b = None
         if p == 1:
             grad_w = g.T @ x if ctx.needs_input_grad[1] else None

@@ -30,6 +30,27 @@ def test_feedback_linear_input_gradient_is_g_times_B_transposed():
     assert not torch.allclose(x.grad, g @ layer.weight)                # and not backprop's
 
 
+
+@pytest.mark.parametrize("feedback", [False, True])
+def test_population_linear_layer_gradients_are_each_members_own(feedback):
+    """A layer of 3 members stacked (W: (P·out, in), B: (P·in, out)): member k's rows go
+    through its own W_k, and its gradients are g_kᵀ x_k, Σ g_k, and g_k B_kᵀ (g_k W_k without B)."""
+    p, rows = 3, 4
+    layer = FeedbackLinear(5, 2, members=p)
+    if feedback:
+        layer.feedback = torch.randn(p * 5, 2)
+    x = torch.randn(p * rows, 5, requires_grad=True)
+    g = torch.randn(p * rows, 2)
+    out = layer(x)
+    out.backward(g)
+    for k in range(p):
+        r, w = slice(k * rows, (k + 1) * rows), layer.weight[2 * k:2 * k + 2]
+        torch.testing.assert_close(out[r], x[r] @ w.T + layer.bias[2 * k:2 * k + 2])
+        torch.testing.assert_close(layer.weight.grad[2 * k:2 * k + 2], g[r].T @ x[r].detach())
+        torch.testing.assert_close(layer.bias.grad[2 * k:2 * k + 2], g[r].sum(0))
+        via = layer.feedback[5 * k:5 * k + 5].T if feedback else w
+        torch.testing.assert_close(x.grad[r], g[r] @ via)
+
 def test_bp_matches_plain_autograd_on_nn_sequential():
     model, rule, cfg, x, y, obj = setup("bp")
     seq = torch.nn.Sequential(*[m for layer in model.layers for m in (layer, torch.nn.Sigmoid())][:-1])
