@@ -8,12 +8,14 @@ between two of those when the current run's status changed (finished, diverged).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
 
 import panel as pn
 
+from engine.members import member_name
 from engine.status import ACTIVE, FINAL, Status
 
 from app.curves import CurvePlots
@@ -88,7 +90,7 @@ class RunStatus:
                 extra += f" · **test accuracy {test['test_accuracy']:.1%}** (step {test['step']:,}{seeds})"
         speed = f" · {rate:,.0f} steps/s" if status == Status.RUNNING else ""
         self.status.object = (f"**{md_text(display_name(run))}** — {status}, step {run.step_count:,} / "
-                              f"{run.cfg.steps:,}{speed}{extra}{_saving(run, status)}")
+                              f"{run.cfg.steps:,}{speed}{extra}{_diverged(run)}{_saving(run, status)}")
         self.set_buttons(status)
         signature = tuple((r.id, r.status, r.label) for r in self.session.runs)
         if signature != self._legend_signature:
@@ -173,6 +175,20 @@ def wrapping_row(*objects, **params) -> pn.Column:
     # A Column's scroll-to-bottom button is a flex item here too: hide it, this never scrolls.
     sheets = [".scroll-button { display: none; }", *params.pop("stylesheets", [])]
     return pn.Column(*objects, styles=styles, stylesheets=sheets, **params)
+
+
+def _diverged(run) -> str:
+    """' · 2 of 8 members diverged (seed 3 at step 120, …)': the members a population left behind
+    (engine/divergence.py), which its curves' means and bands no longer count."""
+    last = run.buffer.tail(1)
+    members = (last[0].get("members") or []) if last else []
+    gone = [m for m in members if m.get("diverged_step") is not None and not math.isnan(m["diverged_step"])]
+    if not gone:
+        return ""
+    named = ", ".join(f"{md_text(member_name({k: m[k] for k in ('seed', *run.cfg.compared())}))} at step "
+                      f"{m['diverged_step']:,}" for m in gone[:3]) + (", …" if len(gone) > 3 else "")
+    return (f" · **{len(gone)} of {len(members)} members diverged** ({named}); the curves show the "
+            "others")
 
 
 def display_name(run) -> str:

@@ -54,7 +54,8 @@ def split_record(record: dict, cfg: RunConfig) -> list[dict]:
         if seeds == 1:
             out.append({**shared, **block[0], **group})
         else:
-            measured = [{k: v for k, v in m.items() if k not in ("member", "seed", *group)} for m in block]
+            measured = [{k: v for k, v in m.items() if k not in ("member", "seed", "diverged_step", *group)}
+                        for m in block]
             out.append({**shared, **mean_record(measured), **group, "members": block})
     return out
 

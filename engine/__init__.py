@@ -11,7 +11,10 @@ __all__ = ["RunConfig", "ConfigError", "Trainer", "DivergedError"]
 
 
 def __getattr__(name: str):
-    if name in ("Trainer", "DivergedError"):
-        from engine import trainer
-        return getattr(trainer, name)
+    if name == "Trainer":
+        from engine.trainer import Trainer
+        return Trainer
+    if name == "DivergedError":
+        from engine.divergence import DivergedError
+        return DivergedError
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

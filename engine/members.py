@@ -106,14 +106,3 @@ def member_name(who: dict) -> str:
     """'seed 3', or 'seed 3, σ=0.1 lr=0.001' in a population that compares settings."""
     group = group_name({k: v for k, v in who.items() if k != "seed"})
     return f"seed {who['seed']}" + (f", {group}" if group else "")
-
-
-def diverged(loss: torch.Tensor, names: list[str]) -> str:
-    """Which members of a population have a non-finite loss in `loss` (their rows stacked), for
-    a divergence message, each by its name ("seed 3"); "" for a single run. The whole
-    population stops with them."""
-    if len(names) == 1:
-        return ""
-    bad = (~torch.isfinite(split(loss, len(names))).all(1)).nonzero().flatten().tolist()
-    named = ", ".join(f"{k} ({names[k]})" for k in bad[:5]) + (", …" if len(bad) > 5 else "")
-    return f"in member{'s' if len(bad) > 1 else ''} {named} of {len(names)}" if bad else ""

@@ -13,7 +13,9 @@ except at those logged steps.
 
 With P = cfg.members() > 1 it trains a population (engine/members.py): `seeds` members for each
 value of σ, member k being the single run of its seed and σ; a record gives each member under
-"members" and their mean (NaN-aware) at the top level.
+"members" and their mean (NaN-aware) at the top level. A member that diverges is left behind
+(engine/divergence.py): NaN in the records from then on, its `diverged_step` named; the run
+stops, with DivergedError, only when every member has.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from engine.status import Status
 from engine.control import drive
 from engine.data.dataset import Dataset
 from engine.data.registry import load_dataset
-from engine.members import Streams, diverged, mean, mean_record, member_name, split, std
+from engine.divergence import DivergedError, LossWatch
+from engine.members import Streams, mean, mean_record, split, std
 from engine.memory import NetworkSize, check_run_fits
 from engine.metrics import LAYER_METRICS, layer_metrics
 from engine.networks import build_model, fully_connected_sizes
@@ -43,16 +46,6 @@ from engine.rules import RULES
 from engine.values import format_numbers
 
 EVAL_CHUNK = 1000          # test samples per forward pass when evaluating
-LOSS_LOG = 64              # steps whose loss sums are held on the device between checks
-
-
-class DivergedError(RuntimeError):
-    """The loss became NaN or infinite; `step` is the first step where it did."""
-
-    def __init__(self, step: int, hint: str = "", where: str = ""):
-        super().__init__(f"the run diverged: the training loss became NaN or infinite at step {step}"
-                         + (f" {where}" if where else "") + (f"; {hint}" if hint else ""))
-        self.step = step
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,11 +99,7 @@ class Trainer:
         self.step_count = 0
         self._order = torch.empty(self.members, 0, dtype=torch.long, device=self.device)   # per member
         self._cursor = 0
-        # Each step's loss sum goes into a small device buffer (one op, no sync); the buffer is
-        # searched for the first non-finite step at logged steps and whenever it is full.
-        self._first_bad_step = torch.tensor(-1, device=self.device)
-        self._loss_log: torch.Tensor | None = None
-        self._logged_losses = 0
+        self.losses = LossWatch(self.members, self.device)     # who diverged, from which step
         self._last_record: dict | None = None
         self._pending: dict[str, Any] = {}
         self._subscribers: list[Subscriber] = []
@@ -204,46 +193,26 @@ class Trainer:
             self._rates.step(self.optimizer) if self._rates else self.optimizer.step()
         self.rule.after_optimizer_step(self.live)
         self.step_count = s
-        self._log_loss(result.loss)
+        self.losses.log(result.loss, s)
         if not logged:
             return None
-        self._check_losses()
-        first_bad = int(self._first_bad_step)
-        if first_bad >= 0:
+        self.losses.check()
+        if not self.losses.alive:
             self.status = Status.DIVERGED
-            raise DivergedError(first_bad, self._divergence_hint(),
-                                diverged(result.loss, [member_name(m) for m in self.member_settings]))
+            at = self.losses.at
+            where = "" if self.members == 1 else f"in all {self.members} members, the last at step {max(at)}"
+            raise DivergedError(min(at), self.divergence_hint(), where)
         record = self._record(y, result, metrics,
                               evaluate=(s % self.cfg.eval_interval == 0 or s == self.cfg.steps))
         self._publish(record)
         return record
 
-    def _log_loss(self, loss: torch.Tensor) -> None:
-        """Remember this step's loss sum on the device, without a sync (see _check_losses)."""
-        log = self._loss_log
-        if log is None or log.dtype != loss.dtype:
-            if log is not None:
-                self._check_losses()
-            log = self._loss_log = torch.empty(LOSS_LOG, dtype=loss.dtype, device=self.device)
-        with torch.no_grad():
-            torch.sum(loss, dim=0, out=log[self._logged_losses])
-        self._logged_losses += 1
-        if self._logged_losses == LOSS_LOG:
-            self._check_losses()
-
-    def _check_losses(self) -> None:
-        """Fold the logged loss sums into the first non-finite step (still on the device)."""
-        if (n := self._logged_losses) == 0:
-            return
-        bad = ~torch.isfinite(self._loss_log[:n])
-        first = torch.where(bad.any(), bad.byte().argmax() + (self.step_count - n + 1), -1)
-        self._first_bad_step = torch.where(self._first_bad_step < 0, first, self._first_bad_step)
-        self._logged_losses = 0
-
-    def _divergence_hint(self) -> str:
-        """What to lower: the forward step, and the feedback step where B is learnt by SGD."""
+    def divergence_hint(self, member: int | None = None) -> str:
+        """What to lower: the forward step, and the feedback step where B is learnt by SGD (at
+        `member`'s values, as its single run would say, when one is named)."""
         cfg, sgd = self.cfg, self.cfg.optimizer == "sgd"
-        lower = [f"{name} (now {format_numbers(getattr(cfg, name))})" for name in ("lr", "feedback_lr")
+        who = {} if member is None else self.member_settings[member]
+        lower = [f"{name} (now {format_numbers(who.get(name, getattr(cfg, name)))})" for name in ("lr", "feedback_lr")
                  if name == "lr" or ("feedback_mode" in self.rule.options and cfg.feedback_mode == "sgd")]
         if sgd and cfg.momentum > 0:
             lower.append(f"momentum (now {cfg.momentum:g})")
@@ -282,7 +251,11 @@ class Trainer:
         loss = torch.cat(losses, 1).mean(1)
         acc = (torch.cat(corrects, 1).mean(1) if corrects[0] is not None
                else torch.full_like(loss, math.nan))
-        return tuple(torch.stack([loss, acc]).tolist())
+        losses, accs = torch.stack([loss, acc]).tolist()
+        for k, step in enumerate(self.losses.at):      # a diverged network has no accuracy
+            if step is not None:
+                losses[k] = accs[k] = math.nan
+        return losses, accs
 
     def _record(self, y, result, metrics: dict[str, torch.Tensor], evaluate: bool) -> dict:
         p = self.members
@@ -294,10 +267,14 @@ class Trainer:
         test_loss = test_acc = [math.nan] * p
         if evaluate:
             test_loss, test_acc = self.evaluate_members("test")
+        gone, nan = self.losses.at, math.nan
         members = [{"train_loss": scalars_v[0][k], "train_accuracy": scalars_v[1][k],
                     "test_loss": test_loss[k], "test_accuracy": test_acc[k],
                     "layers": [{name: table_v[m][i][k] for m, name in enumerate(LAYER_METRICS)}
                                for i in range(table.shape[1])]}
+                   if gone[k] is None else      # a diverged member measures nothing
+                   {"train_loss": nan, "train_accuracy": nan, "test_loss": nan, "test_accuracy": nan,
+                    "layers": [dict.fromkeys(LAYER_METRICS, nan) for _ in range(table.shape[1])]}
                    for k in range(p)]
         summary = members[0] if p == 1 else mean_record(members)
         record: dict[str, Any] = {
@@ -309,7 +286,7 @@ class Trainer:
             "layers": summary["layers"],
         }
         if p > 1:
-            record["members"] = [{"member": k, **who, **m}
+            record["members"] = [{"member": k, **who, **m, "diverged_step": nan if gone[k] is None else gone[k]}
                                  for k, (who, m) in enumerate(zip(self.member_settings, members))]
         self._last_record = record
         return record
@@ -355,8 +332,9 @@ class Trainer:
             records = last.get("members") or [{}] * self.members
             summary.update(seeds=self.members, test_accuracy_std=std(accs), test_loss_std=std(losses),
                            members=[{"member": k, **who, "test_accuracy": a, "test_loss": loss,
-                                     "train_loss": r.get("train_loss", math.nan)} for k, (who, a, loss, r)
-                                    in enumerate(zip(self.member_settings, accs, losses, records))])
+                                     "train_loss": r.get("train_loss", math.nan), "diverged_step": gone}
+                                    for k, (who, a, loss, r, gone)
+                                    in enumerate(zip(self.member_settings, accs, losses, records, self.losses.at))])
         return summary
 
     # ------------------------------------------------------------ checkpoint
@@ -372,6 +350,7 @@ class Trainer:
                 # a single run's order is one row, saved as it always was
                 "order": (self._order[0] if self.members == 1 else self._order).cpu(),
                 "cursor": self._cursor,
+                "diverged_at": list(self.losses.at),
                 "last_record": self._last_record}
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -391,7 +370,12 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rule.load_state_dict(state["rule"])
         self.step_count = int(state["step"])
-        self._logged_losses = 0
+        at = state.get("diverged_at", [None] * self.members)    # absent before it was kept
+        if (not isinstance(at, list) or len(at) != self.members
+                or not all(s is None or (type(s) is int and 0 < s <= self.step_count) for s in at)):
+            raise ValueError(f"its diverged members are not {self.members} steps (or None) "
+                             f"up to step {self.step_count}")
+        self.losses.restart(at)
         self.generator.set_state(state["generators"]["rule"])     # ValueError: another member count
         self.batch_generator.set_state(state["generators"]["batch"])
         self._order = order.to(self.device)

@@ -123,17 +123,23 @@ def test_a_bad_value_in_a_sigma_list_is_named_in_one_line(sigma, message):
         RunConfig(sigma=sigma).validate()
 
 
-def test_a_diverging_member_is_named_with_its_sigma():
-    from engine.trainer import DivergedError
+def test_a_diverging_member_is_named_with_its_settings_and_the_others_finish(tmp_path):
+    """lr = 1e6 makes SGD diverge within a few steps: those members are named with their lr,
+    measure nothing, and the lr = 0.1 members finish with their numbers, in the CLI's summary,
+    summary.json and metrics.parquet; the run exits 0."""
+    from engine.runs.reader import load_summary
 
-    trainer = Trainer(case_config("np", seed=SEED, seeds=1, sigma=SIGMAS, steps=4, metric_interval=2),
-                      dataset=digits64())
-    with torch.no_grad():
-        split(trainer.model.layers[0].weight, 2)[1].fill_(math.nan)
-    with pytest.raises(DivergedError, match=rf"in member 1 \(seed {SEED}, σ=0.05\) of 2"):
-        for _ in range(4):
-            trainer.step()
-
+    stdout, run, cfg, last = _train_cli(tmp_path, "--rule", "np", "--optimizer", "sgd", "--lr", "0.1,1e6",
+                                        "--seeds", "2", "--dataset", "digits")
+    assert "2 of 4 members diverged (member 2 (seed 0, lr=1e+06) at step" in stdout
+    assert "lr=1e+06     diverged (every member)" in stdout and "lr=0.1       test accuracy" in stdout
+    assert run["status"] == "finished"
+    members = load_summary(run["path"])["members"]
+    gone = {m["lr"]: m["diverged_step"] for m in members}
+    assert gone[0.1] is None and 1 <= gone[1e6] <= 20
+    bad, good = last[last["lr"] == 1e6], last[last["lr"] == 0.1]
+    assert bad["train_loss"].isna().all() and (bad["diverged_step"] == gone[1e6]).all()
+    assert good["train_loss"].notna().all() and good["diverged_step"].isna().all()
 
 def _train_cli(tmp_path, *flags):
     """`creditlab train FLAGS` for 20 steps into tmp_path: (its stdout, its run's listing row, the

@@ -86,16 +86,66 @@ def test_a_population_too_big_for_the_machine_is_refused_in_one_line():
 
 
 
-def test_a_diverged_population_names_its_members():
-    """One member's NaN stops the population, and the message says which member (and seed)."""
-    from engine.trainer import DivergedError
+@pytest.mark.parametrize("name", [n for n in CASES if n not in SLOW])
+def test_a_diverging_member_is_left_behind_and_the_others_stay_their_single_runs(name):
+    """Member 1 goes NaN after step 5: it is reported diverged at step 6 and measures nothing
+    from then on, while members 0 and 2 train on, equal to their single runs to the last step
+    (no arithmetic is shared between members, so its NaNs cannot reach them)."""
+    cfg = case_config(name, seed=SEED, seeds=P)
+    population = Trainer(cfg, dataset=digits64())
+    records = []
+    for step in range(1, CASE_STEPS + 1):
+        if step == 6:
+            with torch.no_grad():
+                split(population.model.layers[0].weight, P)[1].fill_(math.nan)
+        records.append(population.step())
+    assert population.losses.at == [None, 6, None]
+    last = records[-1]
+    assert last["members"][1]["diverged_step"] == 6 and math.isnan(last["members"][0]["diverged_step"])
+    gone = last["members"][1]
+    assert math.isnan(gone["test_loss"]) and math.isnan(gone["layers"][0]["weight_angle_deg"])
+    healthy = [last["members"][k]["test_loss"] for k in (0, 2)]
+    assert_same_number(last["test_loss"], sum(healthy) / 2, "the mean over the members left")
+    summary = population.summary()
+    assert [m["diverged_step"] for m in summary["members"]] == [None, 6, None]
+    assert math.isnan(summary["members"][1]["test_accuracy"])
+    for k in (0, 2):
+        single, single_records = train_steps(case_config(name, seed=SEED + k))
+        for (pname, p), s in zip(population.model.named_parameters(), single.model.parameters()):
+            assert_close(split(p.detach(), P)[k], s.detach(), f"member {k}'s {pname}")
+        for i, (b, s) in enumerate(zip(population.rule.feedback_matrices(), single.rule.feedback_matrices())):
+            assert_close(split(b.detach(), P)[k], s.detach(), f"member {k}'s feedback {i + 1}")
+        assert_same_number(last["members"][k]["test_loss"], single_records[-1]["test_loss"], f"member {k}")
 
-    trainer = Trainer(case_config("fa", seed=SEED, seeds=P, steps=4, metric_interval=2), dataset=digits64())
-    with torch.no_grad():
-        split(trainer.model.layers[0].weight, P)[1].fill_(math.nan)
-    with pytest.raises(DivergedError, match=rf"at step 1 in member 1 \(seed {SEED + 1}\) of {P};"):
-        for _ in range(4):
+
+def test_a_population_stops_when_its_last_member_diverges():
+    from engine.divergence import DivergedError
+
+    trainer = Trainer(case_config("fa", seed=SEED, seeds=P, steps=8, metric_interval=2), dataset=digits64())
+    with pytest.raises(DivergedError, match=rf"at step 1 in all {P} members, the last at step 3;"):
+        for step in range(1, 9):
+            with torch.no_grad():       # one more member goes bad each step
+                split(trainer.model.layers[0].weight, P)[min(step, P) - 1].fill_(math.nan)
             trainer.step()
+    assert trainer.status == "diverged" and trainer.losses.at == [1, 2, 3]
+
+
+def test_a_resumed_population_keeps_its_diverged_members():
+    cfg = case_config("fa", seed=SEED, seeds=P)
+    first = Trainer(cfg, dataset=digits64())
+    with torch.no_grad():
+        split(first.model.layers[0].weight, P)[2].fill_(math.nan)
+    for _ in range(CASE_STEPS // 2):
+        first.step()
+    resumed = Trainer(cfg, dataset=digits64())
+    resumed.restore(first.checkpoint())
+    assert resumed.losses.at == [None, None, 1]
+    record = [r for r in (resumed.step() for _ in range(CASE_STEPS // 2)) if r][-1]
+    assert record["members"][2]["diverged_step"] == 1 and math.isnan(record["members"][2]["train_loss"])
+    state = first.checkpoint()
+    state["diverged_at"] = [None, "1", None]
+    with pytest.raises(ValueError, match="its diverged members are not 3 steps"):
+        Trainer(cfg, dataset=digits64()).restore(state)
 
 
 @pytest.mark.parametrize("seeds", [1, P])

@@ -15,7 +15,8 @@ from engine.runs.reader import LIST_COLUMNS, list_runs, load_run, load_summary
 from engine.runs.writer import RunWriter, new_run_id
 from engine.runs.layout import json_safe
 from engine.labels import width_label
-from engine.trainer import DivergedError, Trainer
+from engine.divergence import DivergedError
+from engine.trainer import Trainer
 
 FILES = {"config.json", "metrics.parquet", "summary.json", "checkpoint.pt"}
 

@@ -26,7 +26,8 @@ from engine.objective import Objective
 from engine.reference import backprop_reference, backprop_site_errors
 from engine.rules import RULES
 from engine.rules.base import _gaussian
-from engine.trainer import LOSS_LOG, DivergedError, Trainer
+from engine.divergence import LOSS_LOG, DivergedError
+from engine.trainer import Trainer
 
 
 def _rule(name, model, **kw):

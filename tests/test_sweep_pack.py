@@ -15,7 +15,7 @@ from engine import sweep as sw
 from engine.cli.sweep import add_sweep_arguments, sweep_command
 from engine.runs.reader import list_runs, load_run, load_summary, read_checkpoint
 from engine.sweep.spec import Trial, packs, population_config
-from engine.trainer import DivergedError, Trainer
+from engine.trainer import Trainer
 
 TINY = {"dataset": "digits", "steps": 20, "metric_interval": 10, "eval_interval": 20, "width": 20,
         "device": "cpu"}
@@ -183,37 +183,44 @@ def test_an_interrupted_packed_sweep_resumes_with_the_packs_not_done(tmp_path):
 
 
 # ------------------------------------------------------------------ divergence and failure
-def test_a_diverging_pack_is_recorded_as_its_trials_diverge_alone(tmp_path):
+def test_a_pack_with_diverging_members_is_recorded_as_its_trials_end_alone(tmp_path, trainings):
+    """lr = 1e6 diverges: its members are left behind where their single runs stop (same step,
+    status, error and numbers), the lr = 0.1 members finish, and the pack is one training."""
     s = spec(rule="bp", lrs=(1e6, 0.1), optimizer="sgd", metric_interval=1)
     packed = sw.run_sweep(s, tmp_path / "packed", serial=True, progress=False)
+    assert [c.seeds for c in trainings] == [3]              # 6 members, none run again alone
     alone = sw.run_sweep(s, tmp_path / "alone", serial=True, progress=False, pack=False)
     same_results(packed.table, alone.table)
     t = packed.table.set_index("lr")
     assert set(t.loc[1e6, "status"]) == {"diverged"} and set(t.loc[0.1, "status"]) == {"finished"}
     assert len(list_runs(tmp_path / "packed")) == 6        # no folder left of the population
+    for run_dir in t.loc[1e6, "run_dir"]:                   # each folder is its single run's
+        cfg, metrics = load_run(run_dir)
+        assert cfg.seeds == 1 and "member" not in metrics and metrics["train_loss"].notna().all()
+        state, summary = read_checkpoint(run_dir), load_summary(run_dir)
+        assert state["step"] == summary["steps"] and state["diverged_at"] == [summary["diverged_step"]]
 
 
-def test_one_diverging_member_does_not_mark_the_healthy_ones_diverged(tmp_path, monkeypatch):
-    """The trainer stops the whole population when one member diverges; the healthy members run
-    again alone and finish, and the bad one is diverged as it is alone."""
-    real = Trainer.run
-    ran = []
+def test_a_member_that_goes_bad_mid_run_ends_as_its_single_run(tmp_path, trainings, monkeypatch):
+    """Seed 1's weights turn NaN after step 5, in the population as alone: it is diverged at
+    step 6 in both, and seeds 0 and 2 finish with their single runs' numbers."""
+    real = Trainer.step
 
-    def run(self, *a, **k):
-        ran.append(self.cfg.seeds)
-        if self.cfg.seeds > 1 or self.cfg.seed == 1:
-            self.status = "diverged"
-            raise DivergedError(7, where="in member 1 (seed 1) of 3" if self.cfg.seeds > 1 else "")
-        return real(self, *a, **k)
+    def step(self):
+        if self.step_count == 5 and 1 in self.seeds:
+            with torch.no_grad():
+                w = self.model.layers[0].weight
+                w.view(len(self.seeds), -1, w.shape[1])[self.seeds.index(1)].fill_(math.nan)
+        return real(self)
 
-    monkeypatch.setattr(Trainer, "run", run)
-    result = sw.run_sweep(spec(lrs=(0.1,)), tmp_path, serial=True, progress=False)
-    assert ran == [3, 1, 1, 1]
-    t = result.table.set_index("seed")
-    assert t.loc[1, "status"] == "diverged" and t.loc[1, "diverged_step"] == 7
+    monkeypatch.setattr(Trainer, "step", step)
+    packed = sw.run_sweep(spec(lrs=(0.1,)), tmp_path / "packed", serial=True, progress=False)
+    alone = sw.run_sweep(spec(lrs=(0.1,)), tmp_path / "alone", serial=True, progress=False, pack=False)
+    assert [c.seeds for c in trainings] == [3, 1, 1, 1]
+    same_results(packed.table, alone.table)
+    t = packed.table.set_index("seed")
+    assert t.loc[1, "status"] == "diverged" and t.loc[1, "diverged_step"] == 6
     assert list(t.loc[[0, 2], "status"]) == ["finished", "finished"]
-    assert len(list_runs(tmp_path)) == 3
-    assert set(list_runs(tmp_path)["status"]) == {"finished", "diverged"}
 
 
 def test_a_pack_that_cannot_be_built_runs_its_trials_alone(tmp_path, trainings, monkeypatch):

@@ -39,7 +39,8 @@ from engine.config import RunConfig
 from engine.data.dataset import Dataset
 from engine.layers import add_outer_products
 from engine.rules import RULES
-from engine.trainer import DivergedError, Trainer, resolve_device
+from engine.divergence import DivergedError
+from engine.trainer import Trainer, resolve_device
 
 NETWORKS = [
     {"name": "784-50-20-10", "model": "mlp", "widths": [50, 20], "batch": 32},

@@ -4,8 +4,9 @@ Every bad input ends the same way: one line on stderr, `creditlab: error: <messa
 the bad value and what is allowed, and exit status 2. Settings are checked by
 `RunConfig.validate()` (not by argparse), so the CLI, the dashboard and the API report the
 same message; argparse's own complaints (unknown flag, missing value) are folded into one line
-too. A run that diverges exits 3 with the step it diverged at; Ctrl-C stops a run gracefully,
-saves it as "stopped" and exits 130.
+too. A run that diverges exits 3 with the step it diverged at (a population: when its last
+member does; one that loses only some finishes, exits 0 and names them); Ctrl-C stops a run
+gracefully, saves it as "stopped" and exits 130.
 
 Layout: parser.py (the flags; train's come from engine.config's settings), train.py
 (`creditlab train`: its signals, progress bar, resume and exit statuses), commands.py (runs,

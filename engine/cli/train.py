@@ -13,7 +13,7 @@ from engine.cli.common import (EXIT_DIVERGED, EXIT_FAILURE, EXIT_INTERRUPTED, EX
 from engine.cli.parser import config_from_args
 from engine.errors import ConfigError
 from engine.config import MEMBER_SETTINGS, RunConfig, settings
-from engine.members import SYMBOLS, group_name, mean, std
+from engine.members import SYMBOLS, group_name, mean, member_name, std
 from engine.metric_names import METRICS
 from engine.control import Control, drive
 from engine.status import Status
@@ -27,6 +27,12 @@ def _print_summary(result: dict, seconds: float) -> None:
           f"in {seconds:.1f} s")
     members = result.get("members")
     compared = [k for k in MEMBER_SETTINGS if members and k in members[0]]
+    gone = [m for m in members or [] if m.get("diverged_step") is not None]
+    if gone:                # left behind by the population (engine/divergence.py), named here
+        named = "; ".join(f"member {m['member']} ({member_name({k: m[k] for k in ('seed', *compared)})}) at step "
+                          f"{m['diverged_step']}" for m in gone)
+        print(f"{len(gone)} of {len(members)} members diverged ({named}): the means and spreads below are "
+              f"over the {len(members) - len(gone)} left")
     groups = list(dict.fromkeys(tuple(m[k] for k in compared) for m in members or [])) if compared else []
     if groups:              # a population comparing settings: each group's members, then each member
         print(f"{len(members)} members, {len(members) // len(groups)} seed(s) for each setting: each one's "
@@ -34,6 +40,9 @@ def _print_summary(result: dict, seconds: float) -> None:
         for values in groups:
             group = [m for m in members if tuple(m[k] for k in compared) == values]
             accs, losses = [m["test_accuracy"] for m in group], [m["test_loss"] for m in group]
+            if all(m.get("diverged_step") is not None for m in group):
+                print(f"{group_name(dict(zip(compared, values))):<12} diverged (every member)")
+                continue
             print(f"{group_name(dict(zip(compared, values))):<12} test accuracy {fmt(mean(accs), '.1f', 100.0)} ± "
                   f"{fmt(std(accs), '.1f', 100.0)} %, test loss {fmt(mean(losses), '.4g')} ± {fmt(std(losses), '.2g')}")
     elif members:           # a population: each member, then their mean ± standard deviation
@@ -59,8 +68,10 @@ def _print_summary(result: dict, seconds: float) -> None:
         print("member   seed" + "".join(f"  {SYMBOLS[k]:>8}" for k in compared) + "  test acc %  test loss  train loss")
         for m in members:
             values = "".join(f"  {m[k]:>8g}" for k in compared)
-            print(f"{m['member']:>6}  {m['seed']:>5}{values}  {fmt(m['test_accuracy'], '9.1f', 100.0):>9}  "
-                  f"{fmt(m['test_loss'], '9.4g'):>9}  {fmt(m['train_loss'], '10.4g'):>10}")
+            numbers = (f"diverged at step {m['diverged_step']}" if m.get("diverged_step") is not None else
+                       f"{fmt(m['test_accuracy'], '9.1f', 100.0):>9}  {fmt(m['test_loss'], '9.4g'):>9}  "
+                       f"{fmt(m['train_loss'], '10.4g'):>10}")
+            print(f"{m['member']:>6}  {m['seed']:>5}{values}  {numbers}")
     if result.get("run_dir"):
         print(f"saved to {result['run_dir']}")
 
@@ -126,7 +137,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg, state = _resumed(args)
     else:
         cfg = config_from_args(args)               # ConfigError → exit 2 in main()
-    from engine.trainer import DivergedError, Trainer
+    from engine.divergence import DivergedError
+    from engine.trainer import Trainer
 
     if args.data_dir is not None:
         from engine.data.download import set_data_dir

@@ -80,7 +80,8 @@ def train(cfg_dict: dict[str, Any], commands, events, paused: bool, threads: int
     from engine.status import FINAL, Status
     from engine.control import drive
     from engine.host.saving import RunSaver
-    from engine.trainer import DivergedError, Trainer
+    from engine.divergence import DivergedError
+    from engine.trainer import Trainer
 
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)

@@ -31,8 +31,9 @@ next to `sweep.json` (the spec, the trial count and the varied parameters).
 Packing: the trials to run that differ only in consecutive seeds (base.seed, base.seed+1, …),
 and in σ, lr or feedback_lr where they hold every combination of their values over the same
 seeds, train as one population (RunConfig.seeds and lists; one task, one batched step), and each is still saved
-as its own run folder and row, as if it had run alone; a population that diverges or fails runs
-its trials again one by one. `pack=False` (`--no-pack`) runs every trial alone.
+as its own run folder and row, as if it had run alone (a member that diverges ends there, as
+its run would, and the others go on); a population that fails runs its trials again one by one.
+`pack=False` (`--no-pack`) runs every trial alone.
 
 Execution: `distributed.LocalCluster` with one single-threaded worker process per core (torch
 threads set to 1 in every trial), an existing scheduler (`scheduler="tcp://host:8786"`, run

@@ -9,15 +9,12 @@ metrics.parquet without a `member` column, summary.json without the population's
 checkpoint.pt that `creditlab train --resume` and experiments.load_model read as the single
 run's). Its row of the trials table is made as run_trial makes it.
 
-Anything but a clean finish of the whole population runs the pack's trials again one by one
-(run_trial), into fresh folders, so that each trial ends exactly as it would have alone:
-
-- A member that diverges stops the whole population (the trainer checks the population's loss,
-  and names the bad members only in DivergedError's message): the healthy members have then not
-  trained their budget, so they can be neither "finished" nor "diverged", and which member went
-  bad first (the step each single run would report) is not known. Run alone, each reports its own.
-- A population may fail where its members would not (P times the weights against the memory
-  limits, a summary's evaluation of P networks at once); run alone, each fails or not as today.
+A member that diverges ends as its single run would: the trainer notices it at the same logged
+step and leaves it behind (engine/divergence.py), and its folder is closed there, "diverged" at
+the step its run would name, while the others train on. A failure is another matter: a
+population may fail where its members would not (P times the weights against the memory limits,
+a summary's evaluation of P networks at once), so a pack that fails runs its trials again one by
+one (run_trial), into fresh folders, each failing or not as it would alone.
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import RunConfig
+from engine.divergence import DivergedError
 from engine.status import Status
 from engine.errors import one_line
 from engine.sweep.spec import population_config
@@ -63,13 +61,22 @@ def run_pack(trials: list[dict], runs_root: str, sweep_id: str, threads: int | N
         population = Population(Trainer(RunConfig.from_dict(whole)), members)
     except Exception:                          # each trial alone fails, or not, on its own
         return alone(trials, runs_root, sweep_id, threads, flush_interval)
-    writers = []
+    writers, ended = [], {}                    # member → its result, closed when it diverged
+
+    def close_diverged(k: int, error: DivergedError) -> None:
+        ended[k] = writers[k].close(Status.DIVERGED, error)
+
+    status = Status.FINISHED
     try:
         for t, view in zip(trials, population.views):
             writers.append(open_writer(root, view, t, sweep_id, flush_interval))
-        status = population.trainer.run()
-        population.finish()                    # every member's summary and checkpoint, or raise
-    except Exception:                          # DivergedError included: see the docstring
+        population.on_diverged = close_diverged
+        try:
+            status = population.trainer.run()
+        except DivergedError:                  # the last members went: each ends as it would alone
+            population.diverged(set(range(population.size)) - set(ended))
+        population.finish(skip=set(ended))     # every other member's summary and checkpoint, or raise
+    except Exception:                          # see the docstring
         discard(writers)
         return alone(trials, runs_root, sweep_id, threads, flush_interval)
     except BaseException:                      # Ctrl-C, worker shutdown: keep what was done
@@ -83,9 +90,9 @@ def run_pack(trials: list[dict], runs_root: str, sweep_id: str, threads: int | N
     # the table's sums are the sweep's cost, as they are unpacked.
     wall, cpu = (time.time() - started) / len(trials), (time.thread_time() - cpu_started) / len(trials)
     rows = []
-    for t, writer in zip(trials, writers):
+    for k, (t, writer) in enumerate(zip(trials, writers)):
         try:
-            result = writer.close(status)
+            result = ended[k] if k in ended else writer.close(status)
         except Exception as exc:               # recorded as run_trial records it
             result = {"status": Status.FAILED, "steps": population.trainer.step_count,
                       "error": one_line(exc)}
@@ -120,7 +127,9 @@ class Population:
     def __init__(self, trainer, members: list[RunConfig]):
         self.trainer = trainer
         self.size = len(members)
-        self.last: dict | None = None          # the population's last record
+        self.last: list[dict | None] = [None] * self.size      # each member's last record alive
+        self.on_diverged = None                # called (member, DivergedError) as a member is left behind
+        self._gone: set[int] = set()
         self.trainer.subscribe(self._remember)     # first: before any writer hears a record
         self.views = [MemberView(self, k, cfg) for k, cfg in enumerate(members)]
         self._template = None
@@ -129,22 +138,35 @@ class Population:
         self._final: list | None = None
 
     def _remember(self, record: dict) -> None:
-        self.last = record
+        for k, member in enumerate(record["members"]):
+            if math.isnan(member["diverged_step"]):
+                self.last[k] = record
+        self.diverged({k for k, step in enumerate(self.trainer.losses.at) if step is not None})
 
-    def finish(self) -> None:
-        """Every member's summary and checkpoint, before any member's folder is closed: one that
-        cannot be made sends the whole pack to run alone, never half of it."""
-        self._final = [(self.summary(k), self.checkpoint(k)) for k in range(self.size)]
+    def diverged(self, members: set[int]) -> None:
+        """Hand each newly diverged member, with the error its single run would raise here, to
+        `on_diverged`."""
+        at = self.trainer.losses.at
+        for k in sorted(members - self._gone):
+            self._gone.add(k)
+            if self.on_diverged is not None:
+                self.on_diverged(k, DivergedError(at[k], self.trainer.divergence_hint(k)))
+
+    def finish(self, skip: set[int] = frozenset()) -> None:
+        """Every member's summary and checkpoint (but those in `skip`, closed already), before any
+        member's folder is closed: one that cannot be made sends the whole pack to run alone,
+        never half of it."""
+        self._final = [None if k in skip else (self.summary(k), self.checkpoint(k)) for k in range(self.size)]
 
     def summary(self, k: int) -> dict:
         """Member k's Trainer.summary(): the population's, with the member's numbers."""
-        if self._final is not None:
+        if self._final is not None and self._final[k] is not None:
             return self._final[k][0]
         step = self.trainer.step_count
         if self._summary is None or self._summary[0] != step:
             self._summary = (step, self.trainer.summary())
         whole = self._summary[1]
-        last = member_record(self.last, k) if self.last else {"layers": []}
+        last = member_record(self.last[k], k) if self.last[k] else {"layers": []}
         mine = whole["members"][k]
         out = {key: value for key, value in whole.items() if key not in POPULATION_KEYS}
         out.update(test_accuracy=mine["test_accuracy"], test_loss=mine["test_loss"],
@@ -154,12 +176,13 @@ class Population:
 
     def checkpoint(self, k: int) -> dict:
         """Member k's Trainer.checkpoint(), as its single run would save it (its own copies)."""
-        if self._final is not None:
+        if self._final is not None and self._final[k] is not None:
             return self._final[k][1]
         step = self.trainer.step_count
         if self._state is None or self._state[0] != step:
             self._state = (step, self.trainer.checkpoint())
-        return member_checkpoint(self._state[1], k, self.size, self.views[k].cfg, self.template())
+        return member_checkpoint({**self._state[1], "last_record": self.last[k]}, k, self.size, self.views[k].cfg,
+                                 self.template())
 
     def template(self):
         """A single run of the members' settings, built once: what a member's state must fit."""
@@ -187,9 +210,14 @@ class MemberView:
         return self.population.trainer.status
 
     def subscribe(self, callback, matrices: bool = False):
-        # Records only: a RunWriter asks for no matrices, and the trainer's are member 0's.
+        # Records only: a RunWriter asks for no matrices, and the trainer's are member 0's. The
+        # record that finds the member diverged is not its run's: that run stopped there.
         k = self.k
-        return self.population.trainer.subscribe(lambda record: callback(member_record(record, k)))
+
+        def member(record):
+            if math.isnan(record["members"][k]["diverged_step"]):      # NaN: not diverged
+                callback(member_record(record, k))
+        return self.population.trainer.subscribe(member)
 
     def unsubscribe(self, sub) -> None:
         self.population.trainer.unsubscribe(sub)
@@ -224,6 +252,7 @@ def member_checkpoint(state: dict, k: int, size: int, cfg: RunConfig, template) 
         "rule": cut(state["rule"], template.rule.state_dict(), k, size),
         "generators": {name: g[k].clone() for name, g in state["generators"].items()},
         "order": state["order"][k].clone(), "cursor": state["cursor"],
+        "diverged_at": [state.get("diverged_at", [None] * size)[k]],
         "last_record": member_record(state["last_record"], k) if state.get("last_record") else None,
     }
     try:

@@ -51,7 +51,8 @@ def run_trial(trial: dict, runs_root: str, sweep_id: str, threads: int | None = 
 
     from engine.runs.layout import CONFIG_FILE, SUMMARY_FILE
     from engine.runs.writer import atomic_write_json
-    from engine.trainer import DivergedError, Trainer
+    from engine.divergence import DivergedError
+    from engine.trainer import Trainer
 
     if threads:
         torch.set_num_threads(threads)
