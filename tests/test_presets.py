@@ -35,10 +35,10 @@ def test_the_story_presets_come_first_in_order_and_every_preset_has_one_sentence
     # step 0 is step 3's set-up (network, optimiser, σ, estimator) with the estimate itself training W, no B
     from engine.rules.regression import REGRESSION_OPTIONS
 
-    shared = set(pure.to_dict()) - {"rule", "warmup_steps", "feedback_lr", *REGRESSION_OPTIONS}
+    shared = set(pure.to_dict()) - {"rule", "warmup_steps", "feedback_lr", "seeds", *REGRESSION_OPTIONS}
     assert pure.rule == "pnp" and not pure.warmup_steps
     assert {k: pure.to_dict()[k] for k in shared} == {k: np_trains.to_dict()[k] for k in shared}
-    assert fa.rule == "fa"
+    assert fa.rule == "fa" and fa.seeds == np_trains.seeds == 4       # bands: NP against FA beyond seed noise
     assert learn_b.to_dict() == preset_config("Learn B only (frozen W)").to_dict() and learn_b.freeze_forward
-    assert np_trains.to_dict() == preset_config("Paper MLP: NP").to_dict()
+    assert np_trains.to_dict() == {**preset_config("Paper MLP: NP").to_dict(), "seeds": 4}
     assert conv.model == "conv-small" and conv.dataset == "digits" and conv.rule == "np"
