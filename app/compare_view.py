@@ -23,7 +23,12 @@ class CompareView(pn.viewable.Viewer):
         super().__init__(**params)
         self.session, self.plots = session, plots
         w = pn.widgets
-        self.run_list = w.CheckBoxGroup(label="Runs shown", options={}, value=[], inline=False)
+        # Run labels are long (every setting that differs): each gets the card's whole width and
+        # wraps within it; Bokeh's checkbox labels do not wrap, and in a third of the card they ran
+        # over the buttons beside them at 1440 px.
+        self.run_list = w.CheckBoxGroup(label="Runs shown", options={}, value=[], inline=False,
+                                        sizing_mode="stretch_width", css_classes=["creditlab-run-list"],
+                                        stylesheets=[".bk-input-group { white-space: normal; }"])
         self.run_list.param.watch(self._on_visibility, "value")
         self.saved_select = w.Select(label="Saved runs (runs/)", options={}, sizing_mode="stretch_width")
         self.saved_refresh = w.Button(label="Refresh list", width=120)
@@ -35,15 +40,16 @@ class CompareView(pn.viewable.Viewer):
                                            label="Download CSV", width=190)
         self.refresh_saved()
         self.card = pn.Card(
+            pn.pane.Markdown("**Runs in the comparison** (untick to hide)", margin=(5, 10, 0, 10)),
+            self.run_list,
             pn.Row(
-                pn.Column(pn.pane.Markdown("**Runs in the comparison** (untick to hide)"), self.run_list,
-                          sizing_mode="stretch_width"),
                 pn.Column(self.saved_select, pn.Row(self.saved_refresh, self.saved_load),
                           sizing_mode="stretch_width"),
                 pn.Column(pn.pane.Markdown("**Export** (plots: the save tool on each plot writes PNG)"),
                           self.download_parquet, self.download_csv),
                 sizing_mode="stretch_width"),
-            title="Compare and export", collapsed=False, sizing_mode="stretch_width")
+            title="Compare and export", collapsed=False, sizing_mode="stretch_width",
+            css_classes=["card", "creditlab-compare"])
 
     def __panel__(self):
         return self.card

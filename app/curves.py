@@ -276,13 +276,17 @@ class CurvePlots:
 
         A run takes the spare set of curves when it has enough layers: renaming two sources and
         recolouring and showing renderers the page already has is a small message, where new
-        renderers took the browser seconds to build, so the first point showed late."""
+        renderers took the browser seconds to build, so the first point showed late. A deeper run
+        takes it too, and gets only its extra layers' lines new (a whole new set made a depth-6
+        run's first point wait 17–35 s)."""
         color = color or self.next_color()
-        spare = self._spare if self._spare is not None and n_layers <= self._spare["n_layers"] else None
+        spare = self._spare
         if spare is not None:
             self.prepare_spare(whole=True)       # a spare still being built: finish it now
             self._spare = None
             made = spare
+            if n_layers > made["n_layers"]:
+                self._deepen(made, n_layers, color)
         else:
             made = self._make(f"new-{self._made}", n_layers, color)
         made["curves"].name, made["evals"].name = f"curves-{key}", f"evals-{key}"
@@ -396,12 +400,24 @@ class CurvePlots:
                                   "test_accuracy": np.zeros(0)}, name=f"{name}-evals")
         return {"curves": curves, "evals": evals, "renderers": [], "n_layers": n_layers, "todo": []}
 
-    def _add_renderers(self, made: dict[str, Any], key: str, color: str, visible: bool) -> None:
+    def _deepen(self, made: dict[str, Any], n_layers: int, color: str) -> None:
+        """A set of curves made for fewer layers, given the rest: their columns, and their lines
+        on each per-layer plot (new renderers, shown)."""
+        first = made["n_layers"] + 1
+        made["curves"].data = rows_to_columns([], columns_for(n_layers))     # (still empty)
+        made["n_layers"] = n_layers
+        for key, *_ in LAYER_PLOTS:
+            self._add_renderers(made, key, color, visible=True, first_layer=first)
+
+    def _add_renderers(self, made: dict[str, Any], key: str, color: str, visible: bool,
+                       first_layer: int = 1) -> None:
         """A run's renderers on figure `key`, each listed with the layer it draws (None: not a
-        per-layer curve)."""
+        per-layer curve); of a per-layer plot, the lines of layers `first_layer` on."""
         fig, curves, evals = self.figures[key], made["curves"], made["evals"]
         out = made["renderers"]
         if key in ("loss", "accuracy"):
+            if first_layer > 1:
+                return
             column, test = ("train_loss", "test_loss") if key == "loss" else ("train_accuracy", "test_accuracy")
             out += [(fig, fig.line("step", column, source=curves, color=color, line_width=1.5,
                                    line_alpha=0.55, visible=visible), None),
@@ -410,7 +426,7 @@ class CurvePlots:
                     (fig, fig.scatter("step", test, source=evals, color=color, size=7,
                                       visible=visible), None)]
             return
-        for i in range(1, made["n_layers"] + 1):
+        for i in range(first_layer, made["n_layers"] + 1):
             dash = LAYER_DASHES[(i - 1) % len(LAYER_DASHES)]
             out.append((fig, fig.line("step", f"{key}_{i}", source=curves, color=color,
                                       line_width=2, line_dash=dash, visible=visible), i))

@@ -38,7 +38,15 @@ CURVES_HELP = ("Colour = run; solid = layer 1 (input side), dashed = layer 2, do
                "Under each plot: what it shows and what good looks like.")
 
 
-STAGE_STYLES = {"display": "flex", "flex-direction": "row", "flex-wrap": "wrap", "gap": "0px"}
+# Story mode's stage: four maps and the step's curve in one wrapping flex row, the curve with the
+# larger share (it needs room for its axis); on a page too narrow for all five they wrap, nothing
+# overflows. Switched by one CSS class on the heatmap grid (the cells carry theirs from the start):
+# a mode switch then changes the grid's class and the two grids' children, not each cell's style,
+# and the page lays itself out a few times, not once per change.
+STAGE = "creditlab-stage"
+STAGE_SHEET = (f":host(.{STAGE}) {{ display: flex !important; flex-flow: row wrap; gap: 0px; }}\n"
+               f":host(.{STAGE}) > .creditlab-heat-cell {{ flex: 1 1 {STAGE_HEATMAP_MIN_WIDTH}px; width: auto; }}\n"
+               f":host(.{STAGE}) > .creditlab-curve-cell {{ flex: 1.7 1 {FOCUS_MIN_WIDTH}px; width: auto; }}")
 
 
 class LivePlots:
@@ -67,7 +75,7 @@ class LivePlots:
         # (a cell's own minimum is below the grid's column width: in story mode one curve sits in
         # the heatmaps' row, narrower than a grid column, and must not overflow it)
         curve_panes = [_with_caption(pn.pane.Bokeh(fig, sizing_mode="stretch_width", min_width=FOCUS_MIN_WIDTH),
-                                     CAPTIONS[key], FOCUS_MIN_WIDTH)
+                                     CAPTIONS[key], FOCUS_MIN_WIDTH, "creditlab-curve-cell")
                        for key, fig in self.curves.figures.items()]
         self._curve_cells = dict(zip(self.curves.figures, curve_panes))
         # Each curve's caption, to add what a population's band is while one is shown.
@@ -75,10 +83,12 @@ class LivePlots:
         self._band_noted = False
         heat_panes = [_with_caption(pn.pane.Bokeh(self.heatmaps.figures[k], sizing_mode="stretch_width",
                                                   min_width=STAGE_HEATMAP_MIN_WIDTH),
-                                    Heatmaps.CAPTIONS[k], STAGE_HEATMAP_MIN_WIDTH) for k in HEATMAP_KEYS]
+                                    Heatmaps.CAPTIONS[k], STAGE_HEATMAP_MIN_WIDTH, "creditlab-heat-cell")
+                      for k in HEATMAP_KEYS]
         self._heat_cells = heat_panes
         self.heatmap_grid = plot_grid(heat_panes, HEATMAP_MIN_WIDTH, "creditlab-heatmaps")
-        self._grid_styles = dict(self.heatmap_grid.styles)
+        self.heatmap_grid.stylesheets = [STAGE_SHEET]
+        self._grid_classes = list(self.heatmap_grid.css_classes)
         self.focus: str | None = None          # the curve shown beside the heatmaps (story mode)
         self.curves_heading = pn.pane.Markdown(f"### Learning curves\n{CURVES_HELP}", margin=(0, 10),
                                                sizing_mode="stretch_width")
@@ -97,19 +107,9 @@ class LivePlots:
         self.focus = key
         cells = self._curve_cells
         self.curve_grid.objects = [cell for k, cell in cells.items() if k != key]
-        if key is None:
-            self.heatmap_grid.objects = list(self._heat_cells)
-            self.heatmap_grid.styles = self._grid_styles
-            for cell in [*self._heat_cells, *cells.values()]:
-                cell.styles = {}
-            return
-        # One wrapping flex row: four maps and the curve, which gets the larger share (it needs
-        # room for its axis); on a page too narrow for all five they wrap, nothing overflows.
-        self.heatmap_grid.styles = STAGE_STYLES
-        for cell in self._heat_cells:
-            cell.styles = {"flex": f"1 1 {STAGE_HEATMAP_MIN_WIDTH}px", "width": "auto"}
-        cells[key].styles = {"flex": f"1.7 1 {FOCUS_MIN_WIDTH}px", "width": "auto"}
-        self.heatmap_grid.objects = [*self._heat_cells, cells[key]]
+        staged = [cells[key]] if key is not None else []
+        self.heatmap_grid.param.update(css_classes=self._grid_classes + ([STAGE] if staged else []),
+                                       objects=[*self._heat_cells, *staged])
 
     def edit(self, fn) -> None:
         """Run a change to the raw Bokeh figures with the document lock held.
@@ -315,12 +315,13 @@ def plot_grid(panes: list, min_width: int, css_class: str) -> pn.Column:
                      margin=(0, 12, 0, 0))
 
 
-def _with_caption(pane, text: str, min_width: int) -> pn.Column:
+def _with_caption(pane, text: str, min_width: int, css_class: str) -> pn.Column:
     """A plot with its one-sentence caption under it, as one cell of a plot grid. HTML, not a
     Bokeh title: it wraps at any width, where a title would be cut off at the plot's edge."""
     caption = pn.pane.HTML(_caption_html(text), sizing_mode="stretch_width",
                            margin=(0, 10, 6, 10), styles={"font-size": "0.9em", "color": "#444"})
-    return pn.Column(pane, caption, sizing_mode="stretch_width", min_width=min_width, margin=0)
+    return pn.Column(pane, caption, sizing_mode="stretch_width", min_width=min_width, margin=0,
+                     css_classes=[css_class])
 
 
 def _caption_html(text: str) -> str:

@@ -64,12 +64,16 @@ class SettingsSidebar(pn.viewable.Viewer):
                                              margin=(0, 10))
         self.dataset_summary = pn.pane.Markdown("", styles={"font-size": "0.9em", "color": "#444"},
                                                 margin=(0, 10))
-        self.advanced = pn.Card(title="Advanced: every other setting", collapsed=True,
-                                sizing_mode="stretch_width", margin=(10, 6),
-                                css_classes=["card", "creditlab-advanced"])
         # Not a setting of the run (it does not change what the run is): where its record goes.
         self.save_runs = pn.widgets.Checkbox(label=f"Save each run to {runs_root()}/ (from the next Start)",
                                              value=save_runs_default(), css_classes=["creditlab-save-runs"])
+        # The card holds one column: Panel's Card hides a collapsed card's children one at a time,
+        # and each time the page laid out and repainted every plot (7–11 s of the browser's time
+        # for All settings → Story with the settings as its children).
+        self.rest = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.advanced = pn.Card(self.rest, title="Advanced: every other setting", collapsed=True,
+                                sizing_mode="stretch_width", margin=(10, 6),
+                                css_classes=["card", "creditlab-advanced"])
         self.layout = pn.Column(width=330, styles={"background": "#f5f7fa", "border-radius": "6px"},
                                 scroll=True, max_height=1400, css_classes=["creditlab-sidebar"])
         self._arrange()
@@ -81,7 +85,7 @@ class SettingsSidebar(pn.viewable.Viewer):
         # up the page models of the objects it drops, and would drop them from under the other.
         head: list[Any] = [self.mode, self.preset, self.preset_note]
         if self.mode.value == ALL:
-            self.advanced.objects = []
+            self.rest.objects = []
             self.layout.objects = head + self._grouped(settings()) + [self.save_runs]
             return
         story: list[Any] = [_section("The lesson's settings")]
@@ -90,7 +94,7 @@ class SettingsSidebar(pn.viewable.Viewer):
             story.extend(self._summary(name))
         self.layout.objects = head + story
         # the switch closes the Bookkeeping section, the last one
-        self.advanced.objects = self._grouped([n for n in settings() if n not in STORY_SETTINGS]) + [self.save_runs]
+        self.rest.objects = self._grouped([n for n in settings() if n not in STORY_SETTINGS]) + [self.save_runs]
         self.layout.append(self.advanced)
 
     def _grouped(self, names) -> list[Any]:

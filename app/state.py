@@ -33,6 +33,13 @@ def parse_width(text: Any) -> int | list[int]:
 _START = RunConfig.from_dict(DASHBOARD_DEFAULTS)
 
 
+def offered_datasets() -> list[str]:
+    """The dataset menu's names: the registry's, less the validation splits kept for searches (the
+    CLI's `--dataset mnist-val`); a link naming one is refused like any choice the menu lacks."""
+    from engine.data.registry import DATASETS
+    return [name for name, spec in DATASETS.items() if not spec.search_only]
+
+
 class Numbers(param.Number):
     """A number, or a list of them: a setting that takes several values (σ: the values a
     population compares). Typed as "0.001,0.01" (`read_number`), shown and linked the same way."""
@@ -49,6 +56,8 @@ def _parameter(name: str, default: Any) -> param.Parameter:
     """One permissive parameter for one RunConfig field, from its Setting."""
     s = settings()[name]
     choices = choices_of(name)
+    if name == "dataset":
+        choices = offered_datasets()
     if name == "width":
         return param.String(default=format_width(default), doc=s.doc)
     if s.many and isinstance(default, float):
@@ -204,4 +213,4 @@ def read_number(p: param.Parameter, text: str) -> int | float | list[float]:
                       + (f" {allowed}" if allowed else ""))
 
 
-__all__ = ["ConfigState", "Numbers", "parse_width", "read_number", "shown_number"]
+__all__ = ["ConfigState", "Numbers", "offered_datasets", "parse_width", "read_number", "shown_number"]

@@ -116,3 +116,53 @@ def test_a_link_to_a_story_step_keeps_its_name_its_sentence_and_the_heatmap_laye
     finally:
         stop_runs(dashboards[-1:])
         other.close()
+
+
+# Click the mode button `name`, and sum the page's long tasks (main-thread work over 50 ms) until
+# its main thread has been idle for 1.5 s: the browser's time that the switch cost.
+JS_SWITCH_BUSY = """(name) => new Promise(resolve => {
+  const all = (root, out) => {
+    for (const el of root.querySelectorAll('*')) { out.push(el); if (el.shadowRoot) all(el.shadowRoot, out); }
+    return out;
+  };
+  const button = all(document, []).find(el => el.tagName === 'BUTTON' && el.textContent.trim() === name);
+  const tasks = [];
+  const observer = new PerformanceObserver(list => tasks.push(...list.getEntries()));
+  observer.observe({entryTypes: ['longtask']});
+  const t0 = performance.now();
+  button.click();
+  let calm = 0, last = t0;
+  const tick = () => {
+    const now = performance.now();
+    calm = (now - last < 140) ? calm + 1 : 0;
+    last = now;
+    if (calm >= 15 || now - t0 > 120000) {
+      observer.disconnect();
+      resolve(tasks.reduce((sum, t) => sum + t.duration, 0));
+    } else setTimeout(tick, 100);
+  };
+  setTimeout(tick, 100);
+})"""
+
+
+def test_switching_to_story_costs_the_page_no_more_than_switching_back(server, page):
+    """All settings → Story once cost the browser 7–11 s (1–2 s the other way): the sidebar was
+    rebuilt, and Panel's collapsed card hid the settings one by one, each time laying the page out
+    and repainting every plot. Now both switches move a few widgets and lay the page out a few
+    times. Judged against the switch back, measured alike on the same page: a loaded machine
+    slows both."""
+    url, dashboards = server
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    open_dashboard(page, url)
+    dash = dashboards[-1]
+    busy = {"All settings": 0.0, "Story": 0.0}
+    for _ in range(2):
+        for name in ("All settings", "Story"):
+            busy[name] += page.evaluate(JS_SWITCH_BUSY, name)
+            wait_until(lambda: dash.controls.mode.value == name)
+    print(f"\nbrowser busy, two switches each way: → Story {busy['Story']:.0f} ms, "
+          f"→ All settings {busy['All settings']:.0f} ms")
+    assert busy["Story"] <= 1.8 * busy["All settings"] + 1000, busy
+    # and the switches did what they are for
+    page.get_by_text("Advanced: every other setting").first.wait_for()
+    assert dash.plots.focus == STORY_FOCUS.get(dash.controls.preset.value, "signal_angle_deg")

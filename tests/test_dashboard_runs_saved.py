@@ -183,10 +183,10 @@ def test_the_switch_sits_in_the_bookkeeping_section_in_both_modes(dash):
     from app.sidebar import ALL
 
     controls = dash.controls
-    assert controls.advanced.objects[-1] is controls.save_runs          # story: under Advanced, last
+    assert controls.rest.objects[-1] is controls.save_runs              # story: under Advanced, last
     controls.mode.value = ALL
     assert dash.sidebar.objects[-1] is controls.save_runs
-    assert controls.save_runs not in controls.advanced.objects
+    assert controls.save_runs not in controls.rest.objects
 
 
 @pytest.fixture

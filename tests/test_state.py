@@ -63,6 +63,29 @@ def test_rule_choices_come_from_the_registry():
         dash.close()
 
 
+def test_the_validation_splits_are_the_clis_not_the_dashboards(monkeypatch):
+    """fashion-mnist-val and mnist-val are for the report's lr search: the CLI takes them, the
+    dashboard's menu does not offer them, and a link naming one gets the one-line refusal."""
+    import panel as pn
+
+    from engine.config import choices_of
+
+    searches = {"fashion-mnist-val", "mnist-val"}
+    assert searches <= set(choices_of("dataset"))                  # the CLI keeps them
+    assert RunConfig(dataset="mnist-val").validate().dataset == "mnist-val"
+    assert not searches & set(ConfigState.param.dataset.objects)
+    assert ConfigState().update_from_query({"dataset": "mnist-val"}) == ["dataset"]
+    monkeypatch.setattr(type(pn.state), "session_args", property(lambda self: {"dataset": [b"fashion-mnist-val"]}))
+    dash = Dashboard(sync_url=True)
+    try:
+        assert not searches & set(dash.inputs["dataset"].values)
+        assert dash.state.dataset == "digits"
+        alert = dash.config_alert.object
+        assert dash.config_alert.visible and "dataset='fashion-mnist-val'" in alert and "\n" not in alert
+    finally:
+        dash.close()
+
+
 @pytest.mark.parametrize("changes, words", [
     ({"width": "abc"}, "width='abc' is not allowed"),
     ({"width": "50,20,10"}, "width has 3 entries but depth is 2"),

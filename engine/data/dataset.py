@@ -50,3 +50,6 @@ class DatasetSpec:
     description: str
     image_shape: tuple[int, int, int] | None = None   # known without loading (for validation)
     n_out: int | None = None
+    # A validation split, for hyper-parameter searches (the CLI, sweeps): not a lesson's data,
+    # so the dashboard's menu leaves it out.
+    search_only: bool = False

@@ -353,7 +353,7 @@ def _validation(name: str) -> DatasetSpec:
     return DatasetSpec(lambda cfg=None, data_dir=None, sources=None: carve(load_images(name, data_dir, sources)),
                        "classification", f"{name}'s training set minus a fixed stratified 1/6, scored on that "
                        "1/6 (a validation split, for searches; the test set is not used)",
-                       image_shape=(1, 28, 28), n_out=10)
+                       image_shape=(1, 28, 28), n_out=10, search_only=True)
 
 
 DATASETS: dict[str, DatasetSpec] = {
