@@ -225,5 +225,9 @@ def table(res: Results) -> pd.DataFrame:
 
 # The Markdown blocks of docs/results.md, by the name in their <!-- TABLE:name --> marker.
 def block(res: Results, kind: str = "table") -> str:
-    """The Markdown of a docs/results.md block: the experiment's table, or ("claims") its tests."""
+    """The Markdown of a docs/results.md block: the experiment's table, ("claims") its tests, or
+    ("cost") its comparisons at equal cost (reports/cost.py)."""
+    if kind == "cost":
+        from reports import cost
+        return to_markdown(cost.table(res))
     return to_markdown(claims(res) if kind == "claims" else table(res))
