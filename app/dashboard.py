@@ -51,6 +51,10 @@ from engine.values import format_width
 
 CURVE_PERIOD_MS = 200          # 5 Hz for curves: smooth enough, cheap enough
 SLOW_EVERY = 5                 # heatmaps and status: every 5th batch; the closed-tab check: every 5th pull
+# The status line also goes with any batch that draws curves once it is this old: where the page
+# answers slowly (JupyterLab's comm: a batch a second or more) every 5th batch left it ~1,300 steps
+# behind the curves it sits above.
+STATUS_MAX_AGE_S = 1.0
 MAIN_MIN_WIDTH = CURVE_MIN_WIDTH + 24    # one curve plot and the grid's margins
 ORPHAN_SECONDS = 3.0           # a session without a browser connection this long stops its runs
 
@@ -105,6 +109,8 @@ class Dashboard(pn.viewable.Viewer):
         self.saved_select = self.compare.saved_select
         self._tick = 0                              # pulls
         self._batches = 0                           # pulls that went to the page
+        self._clock = time.monotonic
+        self._status_at = self._clock()             # when the status line was last refreshed
         self._connected_once = False
         self._orphan_since: float | None = None
         self._closed = False
@@ -385,8 +391,10 @@ class Dashboard(pn.viewable.Viewer):
         slow = self._batches % SLOW_EVERY == 0
         with pn.io.hold():
             drew = self.plots.pull(slow)
-            if slow:
+            now = self._clock()
+            if slow or (drew and now - self._status_at >= STATUS_MAX_AGE_S):
                 self.run_status.refresh()
+                self._status_at = now
             else:
                 self.run_status.refresh_if_changed()
             if drew:

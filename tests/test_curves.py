@@ -57,3 +57,33 @@ def test_the_step_axis_spans_the_longest_run_shown_not_every_run_ever():
     plots.clear()
     plots.add_run("next", "after Reset", 2, steps=5_000)
     assert plots.steps_axis.end == 5_000
+
+
+def test_the_status_line_goes_with_the_curves_when_batches_are_slow():
+    """A page that answers a batch a second or slower (JupyterLab's comm) gets the status line with
+    every batch that draws curves, not only every SLOW_EVERY-th, which left it naming a step ~1,300
+    behind them; batches 200 ms apart still get it every SLOW_EVERY-th."""
+    dash = Dashboard(sync_url=False)
+    now = [0.0]
+    dash._clock = lambda: now[0]
+    dash.state.set_config(RunConfig(**{**TINY, "steps": 10_000_000}))
+    run = dash._on_start()
+    refreshed: list[int] = []
+    real = dash.run_status.refresh
+    dash.run_status.refresh = lambda *a, **k: refreshed.append(dash._batches) or real(*a, **k)
+
+    def batches(n: int, seconds_apart: float) -> list[int]:
+        refreshed.clear()
+        for _ in range(n):
+            seen = run.buffer.since(0)[1]
+            wait_until(lambda: run.buffer.since(0)[1] > seen, what="a new record to draw")
+            now[0] += seconds_apart
+            dash._pull()
+        return list(refreshed)
+    try:
+        batches(1, 0.2)                  # batch 1: the run's first records (its status changes)
+        assert batches(SLOW_EVERY - 2, 0.2) == []                       # batches 2-4
+        assert batches(1, 0.2) == [SLOW_EVERY]                          # the slow batch
+        assert batches(SLOW_EVERY - 1, 1.5) == list(range(SLOW_EVERY + 1, 2 * SLOW_EVERY))
+    finally:
+        dash.close()
