@@ -38,7 +38,7 @@ from app.curves import CURVE_MIN_WIDTH
 from app.library import SavedRun, runs_root
 from app.live_plots import LivePlots
 from app.network_view import hidden_layers
-from app.notebook import EchoFilter, FollowingPull, inline_markup
+from app.notebook import EchoFilter, FollowingPull, inline_markup, warm_runs
 from app.pace import PagePace
 from app.run_status import RunStatus, display_name, wrapping_row
 from engine.host.runner import RunHandle, SessionRuns
@@ -136,6 +136,7 @@ class Dashboard(pn.viewable.Viewer):
             self._callback = pn.state.add_periodic_callback(self._pull, period=curve_period_ms)
         else:
             self._callback = FollowingPull(self._pull, curve_period_ms)
+            warm_runs()           # what `panel serve` does at its start (app/app_hooks.py)
 
     def _build_layout(self) -> None:
         header = pn.pane.Markdown(STORY_HEADER, sizing_mode="stretch_width", margin=(0, 10),

@@ -19,6 +19,9 @@ each part here works around one of them. `panel serve` never uses any of it.
    stylesheets again as CDN links, even under `pn.extension(inline=True)`, so an offline browser
    logs failed requests every time the status line changes. Here they are sent inline, as the
    first render sends them.
+
+And one thing `panel serve` does at start-up (app/app_hooks.py) that a kernel must do itself:
+start the run processes' forkserver, which imports torch and the engine once (`warm_runs`).
 """
 
 from __future__ import annotations
@@ -80,6 +83,26 @@ class FollowingPull:
         pull = self._pulls.pop(threading.get_ident(), None)
         if pull is not None:
             pull.stop()
+
+
+_warming: threading.Thread | None = None
+
+
+def warm_runs() -> threading.Thread:
+    """Start the runs' forkserver in a daemon thread, once per kernel, so that the first Start
+    does not wait for it (seconds: it imports torch and the engine). The kernel itself imports
+    neither; a failure only leaves the first Start as slow as before."""
+    global _warming
+    if _warming is None:
+        def work():
+            try:
+                from engine.host import worker
+                worker.warm_up()
+            except Exception:       # noqa: BLE001  the first Start starts it instead
+                pass
+        _warming = threading.Thread(target=work, name="creditlab-forkserver", daemon=True)
+        _warming.start()
+    return _warming
 
 
 class EchoFilter(Invisible):

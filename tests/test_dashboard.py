@@ -149,3 +149,27 @@ def test_a_dashboard_sends_nothing_while_the_page_draws_and_loses_no_record():
         assert list(dash.curves._runs[run.id]["curves"].data["step"]) == records[:dash.curves.length(run.id)]
     finally:
         dash.close()
+
+
+def test_a_notebook_dashboard_starts_the_run_processes_warm_up_once(monkeypatch):
+    """`panel serve` starts the runs' forkserver when it starts (app/app_hooks.py); in a notebook
+    the first Dashboard does it, in the background, so the first Start does not wait for torch's
+    import in the forkserver (one of the seconds a notebook's first point took more than served)."""
+    import threading
+
+    from app import notebook
+    from engine.host import worker
+
+    calls = []
+    done = threading.Event()
+    monkeypatch.setattr(worker, "warm_up", lambda: calls.append(1) or done.set())
+    monkeypatch.setattr(notebook, "_warming", None)
+    first = Dashboard(sync_url=False)
+    second = Dashboard(sync_url=False)
+    try:
+        assert done.wait(60) and notebook.warm_runs() is notebook._warming
+        notebook._warming.join(60)
+        assert calls == [1]
+    finally:
+        first.close()
+        second.close()
