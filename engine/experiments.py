@@ -48,8 +48,9 @@ RUNS_DIR = "runs"                      # <experiment dir>/runs/: the run folders
 FINAL_LAYER_METRICS = ("weight_angle_deg", "relative_error", "sign_congruence", "signal_angle_deg",
                        "update_angle_deg", "estimator_angle_deg", "estimator_snr_db")
 FINAL_FILE, HISTORY_FILE = "final.parquet", "history.parquet"
-# test_error_tail: the test error averaged over a run's last TAIL_EVALS evaluations (with the
-# experiments' eval_interval, the last fifth of the forward steps), less noisy than the last one
+# test_error_tail (test_loss_tail): the test error (loss) averaged over a run's last TAIL_EVALS
+# evaluations (with the experiments' eval_interval, the last fifth of the forward steps), less
+# noisy than the last one
 TAIL_EVALS = 5
 
 
@@ -112,15 +113,24 @@ def run_conditions(conditions: list[Condition], seeds: Iterable[int], *, out_dir
     from engine.sweep import run_sweep
 
     todo = trials(conditions, seeds, device)
-    if out_dir is not None and resume and not _store_has_runs(out_dir) and _table_covers(out_dir, todo):
+    saved = _saved_part(Path(out_dir), todo) if out_dir is not None and resume and not _store_has_runs(out_dir) \
+        else None
+    if saved is not None and len(saved[2]) == len(todo):
         return _read_tables(name, out_dir, conditions)
+    # Without run folders (a fresh clone), a table that holds some of the trials (conditions were
+    # added) keeps their rows as they are and trains only the others, so adding a row never changes
+    # the rows already reported. (With run folders, the store decides, as it always did.)
+    run = [t for t in todo if saved is None or t.trial_id not in saved[2]]
     with tempfile.TemporaryDirectory(prefix="creditlab-experiment-") as scratch:
         store = Path(out_dir) / RUNS_DIR if out_dir is not None else Path(scratch)
         # Without `resume` every trial runs again into new folders; the old ones stay (the
         # newest done folder of a trial is the one read).
-        result = run_sweep(sweep_spec(name), store, trials=todo, serial=workers is None,
+        result = run_sweep(sweep_spec(name), store, trials=run, serial=workers is None,
                            workers=workers, progress=progress, rerun=not resume)
-        final, history = tables(conditions, todo, result.table)
+        final, history = tables(conditions, run, result.table)
+    if saved is not None and len(saved[2]):
+        final = pd.concat([saved[0], final], ignore_index=True)
+        history = pd.concat([saved[1], history], ignore_index=True)
     res = Results(name, _ordered(final, conditions), history, out_dir)
     if out_dir is not None:
         _save(final, history, Path(out_dir))
@@ -240,6 +250,8 @@ def _final_row(cond: Condition, t, row: dict, summary: dict, hist: pd.DataFrame)
         evals = pd.to_numeric(hist["test_accuracy"]).dropna()
         final["test_error_tail"] = float(100 * (1 - evals.iloc[-TAIL_EVALS:].mean())) if len(evals) else math.nan
         final["tail_evals"] = min(TAIL_EVALS, len(evals))
+        losses = pd.to_numeric(hist["test_loss"]).dropna()        # the autoencoder's measure
+        final["test_loss_tail"] = float(losses.iloc[-TAIL_EVALS:].mean()) if len(losses) else math.nan
     # final alignment: mean of the last quarter of logged records (less noisy than one batch),
     # and the last record itself ("…_last": what a run that is still converging ends at)
     if len(hist):
@@ -267,24 +279,35 @@ def _store_has_runs(out_dir: Path) -> bool:
     return store.is_dir() and any(p.is_dir() for p in store.iterdir())
 
 
-def _table_covers(out_dir: Path, todo: list) -> bool:
-    """Whether the saved table holds every trial of `todo`, made with the data it would get now."""
-    path = Path(out_dir) / FINAL_FILE
+def _saved_part(out_dir: Path, todo: list) -> tuple[pd.DataFrame, pd.DataFrame, set[str]] | None:
+    """The saved table's final and history rows of the trials of `todo` it holds, made with the data
+    they would get now, and those trials' ids; None when there is no such table."""
+    path = out_dir / FINAL_FILE
     if not path.is_file():
-        return False
+        return None
     final = pd.read_parquet(path)
-    if not {"key", "seed", "data_variant", "cfg_dataset"} <= set(final.columns):
-        return False
-    have = set(zip(final["key"], final["seed"], final["data_variant"]))
-    return all((t.point_id, t.seed_index, expected_variant(t.config["dataset"])) in have for t in todo)
+    if not {"key", "seed", "data_variant", "cfg_dataset", "condition"} <= set(final.columns):
+        return None
+    want = {(t.point_id, t.seed_index, expected_variant(t.config["dataset"])): t.trial_id for t in todo}
+    rows = [k in want for k in zip(final["key"], final["seed"], final["data_variant"])]
+    have = final[rows].reset_index(drop=True)
+    ids = {want[k] for k in zip(have["key"], have["seed"], have["data_variant"])}
+    history = pd.read_parquet(out_dir / HISTORY_FILE) if (out_dir / HISTORY_FILE).is_file() else pd.DataFrame()
+    if len(history):                 # a run's history rows: its condition, seed and dataset
+        runs = set(zip(have["condition"], have["seed"], have["cfg_dataset"]))
+        history = history[[r in runs for r in zip(history["condition"], history["seed"], history["dataset"])]]
+    return have, history.reset_index(drop=True), ids
 
 
 def _ordered(final: pd.DataFrame, conditions: list[Condition]) -> pd.DataFrame:
-    """Rows in the experiment's order of conditions, then dataset, then seed."""
-    order = {c.label: i for i, c in enumerate(conditions)}
+    """Rows in the experiment's order of conditions, then dataset, then seed. A label that recurs
+    for another dataset is placed by its own dataset's condition (one only some datasets have
+    stays in its place)."""
+    order = {(c.label, c.cfg.dataset): i for i, c in enumerate(conditions)}
     if not order or not len(final):
         return final
-    return final.assign(_o=final["condition"].map(order)).sort_values(["_o", "cfg_dataset", "seed"]) \
+    where = [order.get(k, len(order)) for k in zip(final["condition"], final["cfg_dataset"])]
+    return final.assign(_o=where).sort_values(["_o", "cfg_dataset", "seed"]) \
         .drop(columns="_o").reset_index(drop=True)
 
 

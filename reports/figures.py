@@ -19,6 +19,7 @@ from engine.metric_names import METRICS, axis_label
 
 # Axis labels from the metric registry (engine/metric_names.py), and the report's own columns.
 METRIC_NAMES = {"test_accuracy": "test accuracy", "test_loss": "test loss (per sample)",
+                "test_error_tail": "test error (%), last 5 evaluations",
                 **{name: axis_label(name) for name in METRICS}}
 
 
@@ -229,7 +230,7 @@ def fig_scaling(res: Results):
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for row, (part, x) in enumerate((("depth", "depth"), ("width", "width"))):
         fp = f[f["part"] == part]
-        for j, m in enumerate(("test_error", "signal_angle_deg_mean", "weight_angle_deg_mean")):
+        for j, m in enumerate(("test_error_tail", "signal_angle_deg_mean", "weight_angle_deg_mean")):
             ax = axes[row][j]
             for r in dict.fromkeys(fp["rule_label"]):
                 g = fp[fp["rule_label"] == r].groupby(x)[m]
@@ -243,7 +244,7 @@ def fig_scaling(res: Results):
                 ax.set_xscale("log", base=2)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    fig.suptitle("Depth and width scaling (end of run, mean ± std over seeds)")
+    fig.suptitle("Depth and width scaling (test error: mean of the last 5 evaluations; mean ± std over seeds)")
     fig.tight_layout()
     return {"scaling": fig}
 

@@ -138,6 +138,29 @@ CLAIMS: dict[str, list[tuple[str, str, str, str]]] = {
         ("antithetic vs plain noise", "NP antithetic", "NP, paper's (ridge B ρ=1, warm-up)", "test_error_tail"),
         ("no warm-up vs warm-up", "NP no warm-up", "NP, paper's (ridge B ρ=1, warm-up)", "test_error_tail"),
     ],
+    # §2's baselines, a family of their own, so that adding them leaves §2's Holm correction as it was
+    "mlp:baselines": [
+        ("WM vs BP", "Weight mirror (WM)", "BP", "test_error_tail"),
+        ("WM vs FA", "Weight mirror (WM)", "FA", "test_error_tail"),
+        *[(f"{v} vs {r}", f"Sign symmetry {v}", r, "test_error_tail") for v in ("frSF", "brSF", "uSF")
+          for r in ("BP", "FA")],
+        ("lab's NP vs WM", "NP, lab's (LMS B + CV)", "Weight mirror (WM)", "test_error_tail"),
+        ("signal angle: lab's NP vs WM", "NP, lab's (LMS B + CV)", "Weight mirror (WM)", "signal_angle_deg_mean"),
+    ],
+    "autoencoder": [
+        *[(f"NP vs {b}", "NP", c, "test_loss_tail") for b, c in
+          (("BP", "BP"), ("FA", "FA"), ("SG oracle", "SG-oracle"), ("Matched", "Matched (KP, no decay)"))],
+        ("SG oracle vs BP", "SG-oracle", "BP", "test_loss_tail"),
+        ("Matched vs KP", "Matched (KP, no decay)", "KP", "test_loss_tail"),
+        *[(f"noise alone: {c} vs {c.split()[0]}", c, c.split()[0], "test_loss_tail")
+          for c in ("FA + noise", "FA + noise σ=0.1", "BP + noise", "BP + noise σ=0.1")],
+        ("learning B: NP vs FA + noise", "NP", "FA + noise", "test_loss_tail"),
+        ("signal angle: NP vs FA", "NP", "FA", "signal_angle_deg_mean"),
+    ],
+    "scaling": [(f"{what}NP vs {b}, {part} {v}", f"NP {part} {v}", f"{b} {part} {v}", metric)
+                for part, values in (("depth", (1, 2, 4, 6)), ("width", (32, 128, 512))) for v in values
+                for what, b, metric in (("", "FA", "test_error_tail"), ("", "BP", "test_error_tail"),
+                                        ("signal angle: ", "FA", "signal_angle_deg_mean"))],
 }
 
 
@@ -167,19 +190,19 @@ def holm(ps: list[float]) -> list[float]:
     return out
 
 
-def claims(res: Results, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per claim (and dataset) of CLAIMS[res.name]: A − B with its 95 % CI, the paired t
-    test's p, Holm's adjusted p over the table, and the verdict at `alpha` after Holm."""
+def claims(res: Results, alpha: float = 0.05, family: str | None = None) -> pd.DataFrame:
+    """One row per claim (and dataset) of CLAIMS[family] (default: res.name): A − B with its 95 % CI,
+    the paired t test's p, Holm's adjusted p over the table, and the verdict at `alpha` after Holm."""
     rows = []
     datasets = dict.fromkeys(res.final["cfg_dataset"]) if "cfg_dataset" in res.final else [None]
     for ds in datasets:
         f = res.final if ds is None else res.final[res.final["cfg_dataset"] == ds]
-        for text, a, b, metric in CLAIMS.get(res.name, []):
+        for text, a, b, metric in CLAIMS.get(family or res.name, []):
             if not {a, b} <= set(f["condition"]):
                 continue
             r = paired(f, a, b, metric)
             scale, unit = (100, " pt") if metric.startswith("sign_congruence") else \
-                ((1, "°") if "angle" in metric else (1, " pt"))
+                ((1, "°") if "angle" in metric else ((1, "") if "loss" in metric else (1, " pt")))
             rows.append({"dataset": ds, "claim": text, "metric": metric,
                          "A − B": f"{scale * r['diff']:+.2f}{unit} ± {scale * r['half']:.2f}", "p": r["p"],
                          "_diff": r["diff"], "seeds": r["n"]})
@@ -203,8 +226,8 @@ TABLES = {
     "mlp": dict(metrics=["test_error_tail", "test_error", "signal_angle_deg_1", "signal_angle_deg_2",
                          "weight_angle_deg_mean", "sign_congruence_1", "sign_congruence_2"],
                 by=["cfg_dataset", "condition"], spread="ci", wall=True),
-    "autoencoder": dict(metrics=["test_loss", "min_test_loss", "signal_angle_deg_mean",
-                                 "weight_angle_deg_mean"], by=["cfg_dataset", "condition"]),
+    "autoencoder": dict(metrics=["test_loss_tail", "min_test_loss", "signal_angle_deg_mean",
+                                 "weight_angle_deg_mean"], by=["cfg_dataset", "condition"], spread="ci", wall=True),
     "conv": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2",
                           "signal_angle_deg_1_last", "signal_angle_deg_2_last",
                           "signal_angle_deg_3", "update_angle_deg_2", "update_angle_deg_3"],
@@ -212,22 +235,30 @@ TABLES = {
     "ablations": dict(metrics=["test_error_tail", "test_error", "signal_angle_deg_1", "signal_angle_deg_2",
                                "weight_angle_deg_mean", "sign_congruence_mean"], by=["condition"],
                       spread="ci", wall=True),
-    "scaling": dict(metrics=["test_error", "signal_angle_deg_mean", "weight_angle_deg_mean",
-                             "sign_congruence_mean"], by=["part", "condition"]),
+    "scaling": dict(metrics=["test_error_tail", "test_error", "signal_angle_deg_mean", "weight_angle_deg_mean",
+                             "sign_congruence_mean"], by=["part", "condition"], spread="ci", wall=True),
 }
 
 
 def table(res: Results) -> pd.DataFrame:
-    if res.name == "lrsearch":
+    if res.name.endswith("lrsearch"):
         return lr_table(res.final)
     return summarize(res.final, **TABLES[res.name])
 
 
-# The Markdown blocks of docs/results.md, by the name in their <!-- TABLE:name --> marker.
+def families(name: str) -> list[str]:
+    """The claim families of experiment `name`: its own and its "name:part" ones."""
+    return [f for f in CLAIMS if f == name or f.startswith(name + ":")]
+
+
+# The Markdown blocks of docs/results.md, by the name in their <!-- TABLE:name[:kind] --> marker.
 def block(res: Results, kind: str = "table") -> str:
-    """The Markdown of a docs/results.md block: the experiment's table, ("claims") its tests, or
-    ("cost") its comparisons at equal cost (reports/cost.py)."""
+    """The Markdown of a docs/results.md block: the experiment's table, its claims' tests
+    ("claims"), its comparisons at equal cost ("cost", reports/cost.py), or the tests of its claim
+    family "<name>:<kind>" (e.g. mlp:baselines)."""
+    if kind == "table":
+        return to_markdown(table(res))
     if kind == "cost":
         from reports import cost
         return to_markdown(cost.table(res))
-    return to_markdown(claims(res) if kind == "claims" else table(res))
+    return to_markdown(claims(res, family=None if kind == "claims" else f"{res.name}:{kind}"))

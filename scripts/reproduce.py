@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/reproduce.py <experiment> [--quick] [--seeds N] [--no-train]
 
-Experiments: feedback, mlp, autoencoder, conv, ablations, scaling (see engine/paper.py).
+Experiments: feedback, lrsearch, mlp, autoencoder, conv, ablations, scaling-lrsearch, scaling
+(see engine/paper.py).
 Each (condition, seed) is a run folder under results/<experiment>[-quick]/runs/ (rerunning resumes
 and skips the runs already done there; `--workers N` runs them on a local Dask cluster), the tables
 derived from them go to results/<experiment>[-quick]/{final,history}.parquet, and the table
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"## {exp.title}\n")
     print(f"Budget: {exp.budget(args.quick)}. Data: " + ", ".join(f"{d} ({v})" for d, v in variants) + ".\n")
     print(tables.to_markdown(tables.table(res)))
-    if args.experiment in tables.CLAIMS:
-        print("\nOne paired t test per claim (A − B over seeds, mean ± 95 % CI):\n")
-        print(tables.to_markdown(tables.claims(res)))
+    for family in tables.families(args.experiment):
+        print(f"\nOne paired t test per claim of {family} (A − B over seeds, mean ± 95 % CI):\n")
+        print(tables.to_markdown(tables.claims(res, family=family)))
     print(f"\nresults: {res.path}\nfigures: " + ", ".join(str(q.relative_to(ROOT)) if q.is_relative_to(ROOT)
                                                      else str(q) for q in paths))
     bad = res.final[res.final["status"] != "finished"]

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from engine import experiments as ex
-from engine import paper
+from engine import paper, paper_nets
 from engine.data.registry import load_dataset
 from engine.data.validation import carve, held_out, parent_name
 from reports import tables
@@ -34,8 +34,9 @@ BLOCKS = BLOCK.findall((ROOT / "docs" / "results.md").read_text(encoding="utf-8"
 
 def test_the_report_has_its_tables():
     names = {(n, k or "table") for n, k, _ in BLOCKS}
-    assert {("mlp", "table"), ("mlp", "claims"), ("ablations", "table"), ("ablations", "claims"),
-            ("lrsearch", "table")} <= names
+    assert {("mlp", "table"), ("mlp", "claims"), ("mlp", "baselines"), ("ablations", "table"),
+            ("ablations", "claims"), ("lrsearch", "table"), ("autoencoder", "table"), ("autoencoder", "claims"),
+            ("scaling-lrsearch", "table"), ("scaling", "table"), ("scaling", "claims")} <= names
 
 
 @pytest.mark.parametrize("name,kind,body", BLOCKS, ids=[f"{n}:{k or 'table'}" for n, k, _ in BLOCKS])
@@ -55,10 +56,44 @@ def test_the_pinned_lrs_are_the_ones_the_search_chose():
             assert c.cfg.lr == paper.LR[c.cfg.dataset, c.columns["rule_label"]], (name, c.label)
 
 
+def test_the_pinned_scaling_lrs_are_the_ones_its_search_chose():
+    assert tables.chosen_lrs(ex.load_results("scaling-lrsearch").final) == paper_nets.SCALING_LR
+    for c in ex.EXPERIMENTS["scaling"].build(False):
+        assert c.cfg.lr == paper_nets.SCALING_LR["fashion-mnist", c.label], c.label
+
+
 def test_the_lr_search_scored_on_validation_data_only():
     final = ex.load_results("lrsearch").final
     assert set(final["cfg_dataset"]) == {"fashion-mnist-val", "mnist-val"}
     assert set(final["lr"]) == set(paper.LR_GRID)
+    final = ex.load_results("scaling-lrsearch").final
+    assert set(final["cfg_dataset"]) == {"fashion-mnist-val"}
+    assert set(final["lr"]) == set(paper_nets.SCALING_LR_GRID)
+
+
+def test_every_claim_names_conditions_of_its_experiment():
+    for family, claims in tables.CLAIMS.items():
+        labels = {c.label for c in ex.EXPERIMENTS[family.split(":")[0]].build(False)}
+        for text, a, b, _ in claims:
+            assert {a, b} <= labels, (family, text)
+
+
+def test_a_claim_family_is_tested_apart_and_a_loss_has_no_unit():
+    rng = np.random.default_rng(1)
+    base = rng.normal(10, 1, 8)
+    f = pd.DataFrame({"condition": ["NP"] * 8 + ["BP"] * 8 + ["FA"] * 8, "seed": list(range(8)) * 3,
+                      "status": "finished", "cfg_dataset": "d",
+                      "test_loss_tail": np.concatenate([base + 1, base, base + 5 + rng.normal(0, 0.1, 8)]),
+                      "signal_angle_deg_mean": [40.0] * 8 + [0.0] * 8 + [70.0] * 8})
+    res = ex.Results("autoencoder", f, pd.DataFrame())
+    out = tables.claims(res)
+    # only the claims whose conditions ran
+    assert list(out["claim"]) == ["NP vs BP", "NP vs FA", "signal angle: NP vs FA"]
+    diffs = out["A − B"].tolist()
+    assert diffs[0] == "+1.00 ± 0.00" and re.fullmatch(r"-4\.\d\d ± 0\.\d\d", diffs[1]) and diffs[2] == "-30.00° ± 0.00"
+    assert out["verdict"].tolist() == ["A > B", "A < B", "A < B"]
+    assert tables.families("mlp") == ["mlp", "mlp:baselines"] and tables.families("scaling-lrsearch") == []
+    assert tables.claims(res, family="mlp:baselines").empty
 
 
 # ----------------------------------------------------------------------------- the statistics

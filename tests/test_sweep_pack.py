@@ -168,6 +168,18 @@ def test_resume_runs_only_the_missing_trials_packing_the_seeds_still_to_do(tmp_p
     same_results(rest.table, alone.table)
 
 
+def test_a_resumed_sweep_charges_each_packed_trial_its_share_of_the_time(tmp_path):
+    """A table rebuilt from the run folders charges a member what the packed run's table did (its
+    share of the population's time), not the whole population's time its writer saw."""
+    packed = sw.run_sweep(spec(seeds=2, lrs=(0.1,), rule="bp"), tmp_path, serial=True, progress=False)
+    again = sw.run_sweep(spec(seeds=2, lrs=(0.1,), rule="bp"), tmp_path, serial=True, progress=False)
+    assert again.ran == 0
+    a, b = by_id(packed.table), by_id(again.table)
+    for tid in a.index:
+        assert b.loc[tid, "wall_seconds"] == pytest.approx(a.loc[tid, "wall_seconds"])
+        assert load_summary(a.loc[tid, "run_dir"])["wall_seconds"] == pytest.approx(a.loc[tid, "wall_seconds"])
+
+
 def test_an_interrupted_packed_sweep_resumes_with_the_packs_not_done(tmp_path):
     import threading
 

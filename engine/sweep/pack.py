@@ -98,8 +98,22 @@ def run_pack(trials: list[dict], runs_root: str, sweep_id: str, threads: int | N
                       "error": one_line(exc)}
             atomic_write_json(writer.path / SUMMARY_FILE, {"run_id": writer.run_id, **result})
         result["wall_seconds"], result["cpu_seconds"] = wall, cpu
+        charge(writer.path, wall)
         rows.append(make_row(t["config"], sweep_tag(t, sweep_id), result, writer.path))
     return rows
+
+
+def charge(run_dir: Path, wall: float) -> None:
+    """Record a member's share of the population's wall time in its summary.json (its writer wrote
+    the whole population's), so that a table rebuilt from the run folders, as a resumed sweep or
+    experiment rebuilds it, charges each trial what this pack's own table does."""
+    from engine.runs.layout import SUMMARY_FILE
+    from engine.runs.reader import try_read_json_object
+    from engine.runs.writer import atomic_write_json
+
+    summary = try_read_json_object(run_dir / SUMMARY_FILE)
+    if summary is not None:
+        atomic_write_json(run_dir / SUMMARY_FILE, {**summary, "wall_seconds": wall})
 
 
 def alone(trials: list[dict], runs_root: str, sweep_id: str, threads: int | None,
