@@ -77,12 +77,12 @@ class FeedbackLinearFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, feedback = ctx.saved_tensors
+        x, back = ctx.saved_tensors             # what the error goes back through: B, or W itself
         p = ctx.members
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = (torch.bmm(split(g, p), split(feedback, p)).view(-1, x.shape[1]) if ctx.transposed
-                      else times_transposed(g, feedback, p))
+            grad_x = (torch.bmm(split(g, p), split(back, p)).view(-1, x.shape[1]) if ctx.transposed
+                      else times_transposed(g, back, p))
         grad_w = grad_b = None
         if p == 1:
             grad_w = g.T @ x if ctx.needs_input_grad[1] else None
