@@ -61,15 +61,12 @@ class LossWatch:
         self.first_bad = torch.where(self.first_bad < 0, first, self.first_bad)
         self._n = 0
 
-    def check(self) -> list[int]:
-        """The members that diverged since the last check (one sync); their steps are in `at`."""
+    def check(self) -> None:
+        """Read each member's first bad step into `at` (one sync)."""
         self.fold()
-        new = []
         for k, first in enumerate(self.first_bad.tolist()):
             if first >= 0 and self.at[k] is None:
                 self.at[k] = first
-                new.append(k)
-        return new
 
     @property
     def alive(self) -> int:

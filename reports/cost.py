@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from engine.experiments import Results
+from reports.seeds import finished, mean_spread
 
 # experiment → (the dear condition, its reference, each by its short name; the metrics compared)
 PAIRS = {
@@ -55,8 +56,7 @@ def at_equal_cost(history: pd.DataFrame, final: pd.DataFrame, dear: tuple[str, s
                f"{cheap_name}: step": f"{sum(p[1]['step'] for p in pairs) / len(pairs):,.0f}"}
         for m, label in metrics.items():
             for who, side in ((dear_name, 0), (cheap_name, 1)):
-                v = pd.Series([float(p[side][m]) for p in pairs])
-                row[f"{who}: {label}"] = f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
+                row[f"{who}: {label}"] = mean_spread(pd.Series([float(p[side][m]) for p in pairs]))
         row["seeds"] = len(pairs)
         out.append(row)
     return pd.DataFrame(out)
@@ -64,5 +64,5 @@ def at_equal_cost(history: pd.DataFrame, final: pd.DataFrame, dear: tuple[str, s
 
 def table(res: Results) -> pd.DataFrame:
     """The experiment's equal-cost comparisons (PAIRS), one after the other."""
-    final = res.final[res.final["status"] == "finished"] if "status" in res.final else res.final
-    return pd.concat([at_equal_cost(res.history, final, *pair) for pair in PAIRS[res.name]], ignore_index=True)
+    return pd.concat([at_equal_cost(res.history, finished(res.final), *pair) for pair in PAIRS[res.name]],
+                     ignore_index=True)

@@ -10,22 +10,7 @@ import pandas as pd
 
 from engine.experiments import Results
 from engine.data.validation import parent_name
-
-
-def _finished(final: pd.DataFrame) -> pd.DataFrame:
-    return final[final["status"] == "finished"] if "status" in final else final
-
-
-def t_quantile(n: int) -> float:
-    """The 97.5 % quantile of Student's t with n − 1 degrees of freedom (a 95 % two-sided interval)."""
-    from scipy import stats
-    return float(stats.t.ppf(0.975, n - 1))
-
-
-def ci_halfwidth(v: pd.Series) -> float:
-    """Half-width of the 95 % t confidence interval of the mean of `v` (0 for a single value)."""
-    v = pd.to_numeric(v, errors="coerce").dropna()
-    return t_quantile(len(v)) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0
+from reports.seeds import ci_halfwidth, finished, mean_spread
 
 
 def summarize(final: pd.DataFrame, metrics: Iterable[str] = ("test_error", "signal_angle_deg_mean",
@@ -37,19 +22,14 @@ def summarize(final: pd.DataFrame, metrics: Iterable[str] = ("test_error", "sign
     is shared equally by its members, so the sum is what the condition cost)."""
     by = [b for b in by if b in final.columns]
     metrics = [m for m in metrics if m in final.columns]
-    ok = _finished(final)
+    ok = finished(final)
     order = list(dict.fromkeys(final["condition"]))
     rows = []
     for keys, g in ok.groupby(by, sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
         row = dict(zip(by, keys))
         for m in metrics:
-            v = pd.to_numeric(g[m], errors="coerce").dropna()
-            if spread == "ci":
-                half = ci_halfwidth(v)
-            else:
-                half = v.std(ddof=1) if len(v) > 1 else 0.0
-            row[m] = "n/a" if v.empty else fmt.format(v.mean()) + " ± " + fmt.format(half)
+            row[m] = mean_spread(g[m], spread, fmt)
         if wall:
             row["wall_s"] = f"{pd.to_numeric(g['wall_seconds'], errors='coerce').sum():.0f}"
         row["seeds"] = len(g)
@@ -91,10 +71,9 @@ def lr_table(final: pd.DataFrame) -> pd.DataFrame:
     chosen = chosen_lrs(final)
     rows = []
     for (ds, rule, lr), g in final.groupby(["cfg_dataset", "rule_label", "lr"], sort=False):
-        ok = _finished(g)
-        v = pd.to_numeric(ok["test_error_tail"], errors="coerce").dropna()
+        ok = finished(g)
         bad = len(g) - len(ok)
-        err = f"{v.mean():.2f} ± {ci_halfwidth(v):.2f}" if len(v) else "n/a"
+        err = mean_spread(ok["test_error_tail"], "ci")
         rows.append({"dataset": ds, "rule": rule, "lr": f"{lr:g}",
                      "validation error": err + (f" ({bad} diverged)" if bad else ""),
                      "chosen": "✓" if chosen.get((parent_name(ds), rule)) == lr else "",
@@ -167,7 +146,7 @@ CLAIMS: dict[str, list[tuple[str, str, str, str]]] = {
 def paired(final: pd.DataFrame, a: str, b: str, metric: str) -> dict:
     """A − B over the seeds both finished: mean, 95 % t interval, two-sided paired t test's p."""
     from scipy import stats
-    ok = _finished(final)
+    ok = finished(final)
     va = ok[ok["condition"] == a].set_index("seed")[metric]
     vb = ok[ok["condition"] == b].set_index("seed")[metric]
     both = va.index.intersection(vb.index)

@@ -17,7 +17,7 @@ from engine import experiments as ex
 from engine import paper, paper_nets
 from engine.data.registry import load_dataset
 from engine.data.validation import carve, held_out, parent_name
-from reports import tables
+from reports import seeds, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"<!-- TABLE:([\w-]+)(?::(\w+))? -->\n(.*?)<!-- /TABLE -->", re.S)
@@ -99,8 +99,8 @@ def test_a_claim_family_is_tested_apart_and_a_loss_has_no_unit():
 # ----------------------------------------------------------------------------- the statistics
 def test_confidence_interval_is_students_t():
     v = pd.Series([1.0, 2.0, 3.0])
-    assert tables.ci_halfwidth(v) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
-    assert tables.ci_halfwidth(pd.Series([5.0])) == 0.0
+    assert seeds.ci_halfwidth(v) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert seeds.ci_halfwidth(pd.Series([5.0])) == 0.0
     f = pd.DataFrame({"condition": ["a"] * 3, "status": "finished", "x": [1.0, 2.0, 3.0],
                       "wall_seconds": [1.0, 1.0, 1.5]})
     out = tables.summarize(f, metrics=["x"], by=["condition"], spread="ci", wall=True)
