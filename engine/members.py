@@ -13,6 +13,7 @@ from its own generators, seeded as the single run of seed `seed + k` seeds its o
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Callable
 
@@ -46,6 +47,12 @@ class Streams:
         return cls([torch.Generator(device=device).manual_seed(s + offset) for s in seeds])
 
     @classmethod
+    def for_noise(cls, members: list[tuple[int, float]], device) -> "Streams":
+        """One stream per member for its node noise alone, seeded by the member's (seed, σ): runs
+        of one seed at different σ draw unrelated noise, and member k still is its single run."""
+        return cls([torch.Generator(device=device).manual_seed(noise_seed(s, sigma)) for s, sigma in members])
+
+    @classmethod
     def of(cls, generator: "torch.Generator | Streams") -> "Streams":
         """A single generator as a population of one (what a test or notebook passes)."""
         return generator if isinstance(generator, Streams) else cls([generator])
@@ -69,6 +76,12 @@ class Streams:
             raise ValueError(f"it holds {len(states)} members' random states for {len(self.generators)} members")
         for g, s in zip(self.generators, states):
             g.set_state(s)
+
+
+def noise_seed(seed: int, sigma: float) -> int:
+    """A 63-bit seed that depends on both (a hash, so nearby seeds and σ's are unrelated)."""
+    digest = hashlib.sha256(f"node noise {int(seed)} {float(sigma)!r}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def mean(values: list[float]) -> float:

@@ -346,7 +346,9 @@ class Trainer:
                 "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
                 "optimizer": self.optimizer.state_dict(), "rule": self.rule.state_dict(),
                 "generators": {"rule": self.generator.get_state(),
-                               "batch": self.batch_generator.get_state()},
+                               "batch": self.batch_generator.get_state(),
+                               **({"noise": self.rule.noise.get_state()}
+                                  if self.rule.noise is not self.generator else {})},
                 # a single run's order is one row, saved as it always was
                 "order": (self._order[0] if self.members == 1 else self._order).cpu(),
                 "cursor": self._cursor,
@@ -378,6 +380,10 @@ class Trainer:
         self.losses.restart(at)
         self.generator.set_state(state["generators"]["rule"])     # ValueError: another member count
         self.batch_generator.set_state(state["generators"]["batch"])
+        if self.rule.noise is not self.generator:
+            if "noise" not in state["generators"]:
+                raise ValueError("it holds no state of the independent noise streams")
+            self.rule.noise.set_state(state["generators"]["noise"])
         self._order = order.to(self.device)
         self._cursor = cursor
         self._last_record = state.get("last_record")

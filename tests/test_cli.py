@@ -366,7 +366,8 @@ def _metrics(run_dir: Path) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("extra", [["--rule", "np", "--perturb", "cycle"],
-                                   ["--rule", "np", "--feedback-mode", "ridge", "--optimizer", "adam"]])
+                                   ["--rule", "np", "--feedback-mode", "ridge", "--optimizer", "adam"],
+                                   ["--rule", "np", "--independent-noise", "--seeds", "2"]])
 def test_resume_continues_a_run_exactly(tmp_path, capsys, extra):
     """75 steps, then --resume to 150, gives the history of one uninterrupted 150-step run:
     same batches, same noise, same optimiser and feedback-solver state."""

@@ -443,7 +443,7 @@ def test_the_same_sweep_twice_at_once_is_refused_not_run_twice(tmp_path):
 
 
 def test_a_setting_added_later_leaves_the_ids_of_trials_at_its_default_alone():
-    """`seeds` and the weight-mirror and sign-symmetry settings came after sweeps and experiments
+    """`seeds`, the weight-mirror and sign-symmetry settings and independent noise came after sweeps and experiments
     began hashing configs: at their default they are not part of a trial's identity, so trials
     already run (and the report's saved tables) keep their ids; a population (seeds > 1) or
     another mirror rate is another trial. The settings that moved from RunConfig's fields into
@@ -452,11 +452,12 @@ def test_a_setting_added_later_leaves_the_ids_of_trials_at_its_default_alone():
     from engine.sweep.spec import identity, stable_hash
 
     single = RunConfig().to_dict()
-    later = {"seeds", "ss_variant", "mirror_lr", "mirror_decay"}
+    later = {"seeds", "ss_variant", "mirror_lr", "mirror_decay", "independent_noise"}
     assert later <= set(single) and not later & set(identity(single))
     without = {k: v for k, v in single.items() if k not in later}
     assert stable_hash(identity(single)) == stable_hash(without)
     assert stable_hash(identity({**single, "seeds": 4})) != stable_hash(without)
     assert stable_hash(identity({**single, "mirror_lr": 0.05})) != stable_hash(without)
+    assert stable_hash(identity({**single, "independent_noise": True})) != stable_hash(without)
     fa = RunConfig(rule="fa").validate().to_dict()
     assert {"feedback_mode", "noise_draws", "weight_decay", "control_variate"} <= set(identity(fa))

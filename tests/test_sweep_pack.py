@@ -138,9 +138,10 @@ def test_a_packed_sweep_gives_each_trial_what_it_gives_unpacked(tmp_path, traini
             assert torch.equal(k_a["generators"][name], k_b["generators"][name])
 
 
-def test_a_members_checkpoint_resumes_as_its_single_run(tmp_path):
+@pytest.mark.parametrize("extra", [dict(feedback_mode="ridge"), dict(independent_noise=True)])
+def test_a_members_checkpoint_resumes_as_its_single_run(tmp_path, extra):
     """The member's checkpoint.pt is the single run's: restored, 10 more steps go as they would."""
-    s = spec(seeds=2, lrs=(0.1,), rule="np", feedback_mode="ridge")
+    s = spec(seeds=2, lrs=(0.1,), rule="np", **extra)
     packed = sw.run_sweep(s, tmp_path, serial=True, progress=False)
     row = packed.table.sort_values("seed").iloc[1]
     state = read_checkpoint(row["run_dir"])

@@ -139,6 +139,13 @@ def init_like(scheme: str, fan_in: int, shape, generator: torch.Generator | Stre
 # Read by every rule trained by the base `compute_gradients` (or the same noisy pass).
 TRAIN_ON_NOISE = option(False, "rules with a fixed B: train on the noisy network anyway, to see what the "
                         "noise alone does", label="Train on the noisy network")
+# By default a run's node noise comes from its seed's rule stream: runs of one seed draw one z
+# whatever their σ (ξ = σz), so a σ comparison changes σ alone, and a rule's B init and noise
+# share a stream. Independent noise makes each (seed, σ) draw its own.
+INDEPENDENT_NOISE = option(False, "draw the node noise from a stream of its own for each seed and σ, so "
+                           "runs that differ only in σ draw independent noise (by default one draw z per "
+                           "seed, ξ = σz, whatever σ is)", label="Independent noise per σ",
+                           when=lambda cfg: cfg.rule not in RULES or RULES[cfg.rule].uses_noise(cfg))
 
 
 # The loss change node noise causes is about σ·‖g‖; a float32 loss of order 1 is resolved to
@@ -153,7 +160,7 @@ class LearningRule:
     # The settings of its own it reads, by name, declared with engine.settings.option() (in its
     # module, or beside the mechanism several rules share): each is a CLI flag, a URL key and a
     # sidebar widget shown only for the rules that list it, read as cfg.<name>.
-    options: ClassVar[dict] = {"train_on_noise": TRAIN_ON_NOISE}
+    options: ClassVar[dict] = {"train_on_noise": TRAIN_ON_NOISE, "independent_noise": INDEPENDENT_NOISE}
     feedback_kind: ClassVar[str] = "layerwise"    # "layerwise" (B ~ Wᵀ), "direct" (DFA-form), "none" (pnp)
     learns_feedback: ClassVar[bool] = False
 
@@ -161,13 +168,19 @@ class LearningRule:
         """`cfg` is read for the settings that stay fixed; the live ones (σ, lr, feedback_lr)
         come with each step as its `live` argument. A step called without one (a test, a
         notebook) uses `self.live`, the values cfg had when the rule was made. `generator`: the
-        rule's random stream, or one per member of a population."""
+        rule's random stream, or one per member of a population. The node noise comes from it
+        too, or, with `independent_noise`, from `self.noise`, one stream per member's (seed, σ)."""
         self.model = model
         self.cfg = cfg
         self.live = Live.of(cfg)
         self.generator = Streams.of(generator)
         self.members = model.members
         self.device = next(model.parameters()).device
+        self.noise = self.generator
+        if cfg.independent_noise:
+            first = cfg.values_of("sigma")[0]
+            self.noise = Streams.for_noise([(m["seed"], m.get("sigma", first)) for m in cfg.member_values()],
+                                           self.device)
 
     # ------------------------------------------------------------ interface
 
@@ -242,7 +255,7 @@ class LearningRule:
         shapes = self.model.hidden_shapes()
         sites = range(len(shapes)) if sites is None else sites
         rows = x.shape[0] // self.members
-        return [_gaussian((rows, *shape), sigma, self.generator, x.device) if i in sites else None
+        return [_gaussian((rows, *shape), sigma, self.noise, x.device) if i in sites else None
                 for i, shape in enumerate(shapes)]
 
     def forward_backward(self, x, y, objective, noisy: bool = False, taps=None,

@@ -10,8 +10,8 @@ What is whose:
   Fig. 2 rows);
 - the lab's, and the defaults: the normalised SGD step scaled by K/(K + N) (regression.py,
   `step_gain`) and the control variate with its learnt weight c (below); the options
-  `noise_draws` (K draws averaged), `antithetic` and `perturb="cycle"`; ridge's forgetting and
-  relative γ.
+  `noise_draws` (K draws averaged), `antithetic`, `perturb="cycle"` and `independent_noise` (a
+  noise stream per seed and σ, base.py); ridge's forgetting and relative γ.
 
 Locality: the paper's estimator needs at each hidden unit its own noise ξᵢ and one scalar
 broadcast to the whole network, the loss change L̃ − L; B_{i+1}'s regression needs δ_{i+1} and
@@ -45,7 +45,7 @@ Globally it is a prediction error: the loss change minus the change the feedback
 import torch
 
 from engine.members import split
-from engine.rules.base import register
+from engine.rules.base import INDEPENDENT_NOISE, register
 from engine.rules.learned import LearnedFeedback
 from engine.rules.regression import REGRESSION_OPTIONS
 from engine.settings import option
@@ -60,6 +60,7 @@ NOISE_OPTIONS = {
     "perturb": option("all", "np: add noise to all hidden layers at once, or to one layer per step in turn "
                       "(cycle: no other layer's noise in its estimate)",
                       label="Perturb layers (all / one per step)", choices=PERTURB),
+    "independent_noise": INDEPENDENT_NOISE,
 }
 CONTROL_VARIATE = option(
     True, "np with sgd B: first subtract the loss change that B already predicts (ξ·Bδ), so the "

@@ -10,7 +10,7 @@ replayed from the training pass's own activations: see engine/reference.py.)
 """
 
 from engine.reference import backprop_site_errors
-from engine.rules.base import TRAIN_ON_NOISE, register
+from engine.rules.base import INDEPENDENT_NOISE, TRAIN_ON_NOISE, register
 from engine.rules.learned import LearnedFeedback
 from engine.rules.regression import REGRESSION_OPTIONS
 
@@ -19,7 +19,7 @@ from engine.rules.regression import REGRESSION_OPTIONS
 class SyntheticGradientOracle(LearnedFeedback):
     name = "sg"
     title = "SG: oracle-trained B"
-    options = {**REGRESSION_OPTIONS, "train_on_noise": TRAIN_ON_NOISE}
+    options = {**REGRESSION_OPTIONS, "train_on_noise": TRAIN_ON_NOISE, "independent_noise": INDEPENDENT_NOISE}
     summary = "oracle: B regressed on the true ∂L/∂h (the ceiling of learned feedback)"
 
     def learn_feedback(self, x, y, objective, result, live=None):
