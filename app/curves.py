@@ -21,7 +21,7 @@ from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Legend, Legen
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from app.plot_style import FONT, style_figure, subtitle
+from app.plot_style import FONT, phrase_lines, style_figure, subtitle
 from engine.metric_names import METRICS
 from engine.stream import flatten_record
 
@@ -79,13 +79,16 @@ SPARE_LAYERS = 4               # the spare curves made ahead fit runs of up to t
 
 
 def _new_figure(title: str, good: str, y_label: str, y_axis_type: str = "linear", x_range=None,
-                key: str = ""):
+                key: str = "", lines: int = 1):
     shared = {"x_range": x_range} if x_range is not None else {}
     fig = figure(title=title, height=270, sizing_mode="stretch_width", min_width=FOCUS_MIN_WIDTH,
                  tools=TOOLS, y_axis_type=y_axis_type, x_axis_label="step", y_axis_label=y_label,
                  output_backend="canvas", css_classes=["creditlab-curve", f"creditlab-curve-{key}"], **shared)
     style_figure(fig)
-    subtitle(fig, good)
+    # On lines that fit the narrowest plot (a title never wraps), and as many as the longest
+    # subtitle has, blank ones last: the plots of a row then start their axes at one height.
+    good = phrase_lines(good)
+    subtitle(fig, good + "\n" * (lines - 1 - good.count("\n")))
     legend = Legend(items=[], location="top_right", label_text_font_size=FONT["legend"],
                     background_fill_alpha=0.7, click_policy="hide", spacing=0, padding=4,
                     glyph_height=12, label_height=12)
@@ -234,9 +237,11 @@ class CurvePlots:
         # sends it back, which costs the server (and so the training thread) a message per pull.
         self.steps_axis = Range1d(0, 1)
         self.figures: dict[str, Any] = {}
+        lines = max(phrase_lines(good).count("\n") + 1 for _, _, good, _ in SCALAR_PLOTS + LAYER_PLOTS)
         for key, title, good, ylabel in SCALAR_PLOTS + LAYER_PLOTS:
             axis_type = "log" if key == "loss" else "linear"
-            self.figures[key] = _new_figure(title, good, ylabel, axis_type, x_range=self.steps_axis, key=key)
+            self.figures[key] = _new_figure(title, good, ylabel, axis_type, x_range=self.steps_axis, key=key,
+                                            lines=lines)
         self.figures["accuracy"].y_range = Range1d(0, 1.02)
         self.figures["sign_congruence"].y_range = Range1d(0, 1.02)
         for key in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg", "estimator_angle_deg"):

@@ -58,7 +58,8 @@ def pattern_difference(b: np.ndarray, wt: np.ndarray) -> np.ndarray:
 
 
 def _range_text(scale: float) -> str:
-    return f"own colour scale ±{scale:.3g}"
+    # Short: a story-mode map is ~160 px wide at 1280 px, and a title there is cut off, not wrapped.
+    return f"scale ±{scale:.3g}"
 
 
 class Heatmaps:
@@ -71,13 +72,18 @@ class Heatmaps:
     whose B comes to look like Wᵀ, unless a layer is asked for.
     """
 
-    TITLES = {"start": "B at the start", "B": "B now", "WT": "Wᵀ now (backprop's)",
-              "diff": "Difference in pattern"}
+    # Each title on two lines, the map's name and then its detail: a title is drawn on the canvas
+    # and never wraps, and in story mode a map is ~190 px wide at 1440 px (~160 px at 1280), too
+    # narrow for "B at the start (step 0)" on one line. Every title has both lines at all times,
+    # so that the four maps' images stay level.
+    TITLES = {"start": "B at the start\n(no run yet)", "B": "B now\n(no run yet)",
+              "WT": "Wᵀ now\n(backprop's)", "diff": "Difference\nin pattern"}
     # One sentence under each map (the page shows it beneath the figure).
     CAPTIONS = {"start": "The feedback B when the run began: what B now has moved away from.",
                 "B": "The feedback this layer uses now to send the error down (red +, blue −).",
                 "WT": "What backprop would use instead: the forward weights W, transposed.",
-                "diff": "B's colours minus Wᵀ's: white everywhere = B has Wᵀ's pattern."}
+                "diff": "B's colours minus Wᵀ's (B/max|B| − Wᵀ/max|Wᵀ|): white everywhere = B has Wᵀ's "
+                        "pattern."}
 
     def __init__(self):
         self.mappers, self.sources, self.figures, self.subtitles = {}, {}, {}, {}
@@ -163,32 +169,32 @@ class Heatmaps:
             fig.xaxis.axis_label = f"unit in {above}" if not top else "output unit"
             if key == HEATMAP_KEYS[0]:
                 fig.yaxis.axis_label = f"unit in layer {layer}"
-        now = f" (step {step:,})" if step is not None else ""
+        now = f"(step {step:,})" if step is not None else "(latest)"
         if b is None:
-            self._map("B", None, version, "Now: no B", sub=NO_FEEDBACK)
+            self._map("B", None, version, "B now\n(no B)", sub=NO_FEEDBACK)
         else:
-            self._map("B", b, version, f"B now{now} {run_label}".strip())
+            self._map("B", b, version, f"B now\n{now} {run_label}".strip())
         if wt is None:
-            self._map("WT", None, version, "Wᵀ: none", sub="direct feedback: no Wᵀ")
-            self._map("diff", None, version, "Difference: none", sub="direct feedback: no Wᵀ")
+            self._map("WT", None, version, "Wᵀ now\n(none)", sub="direct feedback")
+            self._map("diff", None, version, "Difference\n(none)", sub="direct feedback")
         elif b is None:
             self._map("WT", wt, version, self.TITLES["WT"])
-            self._map("diff", None, version, "Difference: none", sub=NO_FEEDBACK)
+            self._map("diff", None, version, "Difference\n(none)", sub=NO_FEEDBACK)
         else:
             self._map("WT", wt, version, self.TITLES["WT"])
             self._map("diff", pattern_difference(b, wt), version, self.TITLES["diff"],
-                      sub=f"B/max|B| − Wᵀ/max|Wᵀ|, ±{DIFF_RANGE:g}")
+                      sub=f"fixed scale ±{DIFF_RANGE:g}")       # its formula is in its caption
         key = (id(first), layer)
         if key != self._first_shown:
             self._first_shown, self._first_ref = key, first
             first_entry = next((m for m in first or [] if m["layer"] == layer), None)
             if first_entry is None:
-                self._map("start", None, version, "B at the start: waiting for the first record")
+                self._map("start", None, version, "B at the start\n(waiting)")
             elif first_entry["B"] is None:
-                self._map("start", None, version, "Start: no B", sub=NO_FEEDBACK)
+                self._map("start", None, version, "B at the start\n(no B)", sub=NO_FEEDBACK)
             else:
-                at = f" (step {first_step:,})" if first_step is not None else ""
-                self._map("start", first_entry["B"], version, f"B at the start{at}")
+                at = f"(step {first_step:,})" if first_step is not None else "(first record)"
+                self._map("start", first_entry["B"], version, f"B at the start\n{at}")
         self.version = version
         return True
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import panel as pn
 import param
+from bokeh.models import Tooltip
 
 from engine.config import applies, settings
 from engine.data.registry import DATASETS
@@ -31,6 +32,7 @@ from app.library import runs_root, save_runs_default
 from app.state import ConfigState, read_number, shown_number
 
 STORY, ALL = "Story", "All settings"
+MODE_HELP = "Story: the few settings a lesson needs (the rest under Advanced); All settings: every setting, grouped"
 # The settings a lesson changes, in the order the story mode shows them.
 STORY_SETTINGS = ("rule", "sigma", "depth", "width", "freeze_forward")
 # A conv model has its own fixed layers: the MLP's shape settings do not apply to it.
@@ -45,11 +47,14 @@ class SettingsSidebar(pn.viewable.Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self._applying_preset = False
+        # The switch's tooltip opens under it, as wide as the sidebar: to its right (Panel's
+        # place for it) it lay over the page's title, and the pointer that has just clicked the
+        # switch is still there, so it stayed.
         self.mode = pn.widgets.RadioButtonGroup(
             options=[STORY, ALL], value=STORY, color="primary", variant="outline",
             sizing_mode="stretch_width", margin=(10, 10, 4, 10),
-            description="Story: the few settings a lesson needs (the rest under Advanced); "
-                        "All settings: every setting, grouped")
+            description=Tooltip(content=MODE_HELP, position="bottom",
+                                stylesheets=[":host { white-space: normal; max-width: 290px; }"]))
         self.preset = pn.widgets.Select(label="Preset (the paper's set-ups)",
                                         options=["(custom)"] + list(PRESETS), value="(custom)",
                                         sizing_mode="stretch_width",

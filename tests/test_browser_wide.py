@@ -1,14 +1,19 @@
 """The dashboard as a researcher sees it on a 1440×900 screen, in Debian's chromium: several runs
-of different settings side by side, whose long labels stay clear of the controls beside them.
+of different settings side by side, whose long labels stay clear of the controls beside them; the
+plots' titles whole, with the curves three a row and in story mode's narrower maps; the mode
+switch's tooltip off the page's title.
 
-The boxes are read from the page (through shadow roots) once the runs have drawn their curves.
+The boxes are read from the page (through shadow roots) once the runs have drawn their curves; a
+plot's titles are drawn on its canvas, so their text is measured there.
 """
 
 from __future__ import annotations
 
 import pytest
 from browser import open_dashboard
-from conftest import require_browser, stop_runs, total_points, wait_until
+from conftest import require_browser, settled_boxes, stop_runs, total_points, wait_until
+
+from app.dashboard import STORY_FOCUS
 
 pytestmark = pytest.mark.browser
 
@@ -70,3 +75,107 @@ def test_run_labels_stay_clear_of_the_controls_beside_them_at_1440(server, page)
         assert label["x"] + label["w"] <= card["x"] + card["w"] + 0.5, (label, card)
         for control in boxes["controls"]:
             assert not overlap(label, control), (label, control)
+
+
+# Every title drawn on a plot whose element has a CSS class starting with `prefix` (its title,
+# subtitle, each line of one): the plot's key, the text, and where the text's widest line starts
+# and ends on the plot's canvas, measured with the canvas's own font. A title never wraps: what
+# passes the canvas's edge is cut off. Plots not laid out (hidden) are left out.
+JS_TITLES = """(prefix) => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  const out = [];
+  for (const view of Bokeh.index.all_views()) {
+    const plot = view.plot_view;
+    if (!view.model || view.model.type !== 'Title' || !plot || !view.model.text) continue;
+    const key = plot.model.css_classes.find(c => c.startsWith(prefix) && c !== prefix);
+    if (!key || plot.el.getBoundingClientRect().width === 0) continue;
+    const m = view.model;
+    ctx.font = `${m.text_font_style} ${m.text_font_size} ${m.text_font}`;
+    const width = Math.max(...m.text.split('\\n').map(line => ctx.measureText(line).width));
+    const left = m.align === 'left' ? view.bbox.x0 + m.offset
+               : m.align === 'right' ? view.bbox.x1 - m.offset - width : view.bbox.hcenter - width / 2;
+    out.push({plot: key, text: m.text, left, right: left + width, canvas: plot.bbox.width});
+  }
+  return out;
+}"""
+
+
+def cut_off(titles: list[dict]) -> list[str]:
+    """The titles that pass their canvas's edges, each as where it runs."""
+    return [f"{t['plot']}: {t['text']!r} runs {t['left']:.0f}–{t['right']:.0f} px on {t['canvas']:.0f} px"
+            for t in titles if t["left"] < -0.5 or t["right"] > t["canvas"] + 0.5]
+
+
+def test_the_curves_titles_and_subtitles_fit_their_plots_three_a_row_at_1440(server, page):
+    """The subtitles (what a good value is, and the paper's notation) once ran past the plots'
+    right edge here, three plots a row at 366 px each: Signs of B's by 87 px."""
+    url, _ = server
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    open_dashboard(page, url, "?mode=all")
+    boxes = settled_boxes(page)
+    assert len({round(c["x"]) for c in boxes["curves"]}) == 3, boxes["curves"]     # three a row
+    titles = page.evaluate(JS_TITLES, "creditlab-curve")
+    assert len({t["plot"] for t in titles}) == 8 and len(titles) == 16, titles      # a title and a subtitle each
+    assert not cut_off(titles), "\n".join(cut_off(titles))
+
+
+def test_the_heatmaps_and_the_story_curve_keep_their_titles_whole_at_1440(server, page):
+    """Story mode puts the four maps and the step's curve in one row: each map ~190 px wide, where
+    "B at the start (step 0)" and the difference map's formula were cut off, and so was the
+    curve's subtitle."""
+    url, dashboards = server
+    step = next(name for name in STORY_FOCUS if name.startswith("2."))      # np, learned B: every title
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    open_dashboard(page, url)
+    page.get_by_label("Preset (the paper's set-ups)").select_option(step)
+    wait_until(lambda: dashboards[-1].controls.preset.value == step)
+    try:
+        page.get_by_role("button", name="Start", exact=True).click()
+        wait_until(lambda: total_points(page) > 0, timeout=180)
+        # the maps' titles name their steps once the first maps are drawn
+        wait_until(lambda: sum("(step " in t["text"] for t in page.evaluate(JS_TITLES, "creditlab-heatmap")) == 2,
+                   timeout=180, what="the maps' titles did not name their steps")
+    finally:
+        stop_runs(dashboards[-1:])
+    settled_boxes(page)
+    heat = page.evaluate(JS_TITLES, "creditlab-heatmap")
+    assert {t["plot"] for t in heat} == {f"creditlab-heatmap-{k}" for k in ("start", "B", "WT", "diff")}, heat
+    assert all(t["canvas"] < 200 for t in heat), heat               # the story's narrow maps
+    focus = [t for t in page.evaluate(JS_TITLES, "creditlab-curve")
+             if t["plot"] == f"creditlab-curve-{STORY_FOCUS[step]}"]
+    assert len(focus) == 2, focus
+    assert not cut_off(heat + focus), "\n".join(cut_off(heat + focus))
+
+
+# The boxes of the page's title and sidebar, and of every tooltip shown.
+JS_TOOLTIPS = """() => {
+  const all = (root, out) => {
+    for (const el of root.querySelectorAll('*')) { out.push(el); if (el.shadowRoot) all(el.shadowRoot, out); }
+    return out;
+  };
+  const box = el => { const r = el.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+  const els = all(document, []);
+  const one = c => box(els.find(el => el.classList && el.classList.contains(c)));
+  const shown = el => { const s = getComputedStyle(el); const r = el.getBoundingClientRect();
+                        return s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0 && r.height > 0; };
+  return {header: one('creditlab-header'), sidebar: one('creditlab-sidebar'),
+          tips: els.filter(el => el.classList && el.classList.contains('bk-Tooltip') && shown(el)).map(box)};
+}"""
+
+
+def test_the_mode_switchs_tooltip_stays_off_the_title_after_a_click(server, page):
+    """The pointer that has clicked the switch is still over it, so its tooltip shows: once to its
+    right, over the page's title, until the pointer moved away."""
+    url, _ = server
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    open_dashboard(page, url)
+    for name in ("All settings", "Story"):
+        page.get_by_role("button", name=name, exact=True).click()
+        boxes = wait_until(lambda: (b := page.evaluate(JS_TOOLTIPS))["tips"] and b, timeout=30,
+                           what="the switch's tooltip did not show")
+        side = boxes["sidebar"]
+        for tip in boxes["tips"]:
+            assert not overlap(tip, boxes["header"]), (name, tip, boxes["header"])
+            assert tip["x"] + tip["w"] <= side["x"] + side["w"] + 0.5, (name, tip, side)   # the sidebar's own
+    page.mouse.move(WIDTH / 2, HEIGHT - 10)
+    wait_until(lambda: not page.evaluate(JS_TOOLTIPS)["tips"], what="the tooltip stayed after the pointer left")

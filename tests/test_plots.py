@@ -18,6 +18,7 @@ from app.dashboard import Dashboard
 from app.live_plots import plot_grid, layer_options
 from app.heatmaps import DIFF_RANGE, HEATMAP_KEYS, Heatmaps, pattern_difference, symmetric_range
 from app.curves import LAYER_PLOTS, SCALAR_PLOTS, CurvePlots
+from app.plot_style import phrase_lines
 
 RNG = np.random.default_rng(0)
 
@@ -76,7 +77,7 @@ def test_b_and_wt_each_get_their_own_symmetric_colour_range():
     # Each map says its range on the plot.
     assert f"±{b_max:.3g}" in h.subtitles["B"].text
     assert f"±{wt_max:.3g}" in h.subtitles["WT"].text
-    assert "max|B|" in h.subtitles["diff"].text
+    assert h.subtitles["diff"].text == f"fixed scale ±{DIFF_RANGE:g}" and "max|B|" in Heatmaps.CAPTIONS["diff"]
     # Every map has its own mapper and colour bar.
     mappers = {id(h.figures[k].renderers[0].glyph.color_mapper) for k in HEATMAP_KEYS}
     assert len(mappers) == len(HEATMAP_KEYS)
@@ -111,15 +112,15 @@ def test_b_at_the_start_stays_fixed_while_b_now_changes():
     h.show(first, None, version=1, step=50, first=first, first_step=50)
     b0_data = h.sources["start"].data
     np.testing.assert_array_equal(image(h, "start"), first[-1]["B"])
-    assert h.figures["start"].title.text == "B at the start (step 50)"
-    assert h.figures["B"].title.text == "B now (step 50)"
+    assert h.figures["start"].title.text == "B at the start\n(step 50)"
+    assert h.figures["B"].title.text == "B now\n(step 50)"
     for version in (2, 3):
         h.show(later, None, version=version, step=50 * version, first=first, first_step=50)
     assert h.sources["start"].data is b0_data                 # not even resent
     assert h.sources["start"].data["version"] == [1]
     np.testing.assert_array_equal(image(h, "B"), later[-1]["B"])
     assert h.sources["B"].data["version"] == [3]
-    assert h.figures["B"].title.text == "B now (step 150)"
+    assert h.figures["B"].title.text == "B now\n(step 150)"
     # Another layer: the start map follows it (that layer's first B).
     h.show(later, 1, version=4, first=first, first_step=50)
     np.testing.assert_array_equal(image(h, "start"), first[0]["B"])
@@ -174,7 +175,7 @@ def test_every_curve_plot_says_in_words_what_it_shows_and_what_is_good():
     for key, title, good, _ in SCALAR_PLOTS + LAYER_PLOTS:
         fig = curves.figures[key]
         assert fig.title.text == title
-        assert subtitles(fig) == [good]
+        assert [t.rstrip("\n") for t in subtitles(fig)] == [phrase_lines(good)]     # on lines that fit
     angles = [k for k, *_ in LAYER_PLOTS if k.endswith("_angle_deg")]
     for key in angles:
         good = subtitles(curves.figures[key])[0]
@@ -242,9 +243,9 @@ def test_dashboard_opens_on_the_top_layer_and_keeps_the_first_b():
         step, first = run.buffer.first_matrices()
         assert step == 0                                        # before the run's first step
         np.testing.assert_array_equal(image(dash.heatmaps, "start"), first[1]["B"])
-        assert dash.heatmaps.figures["start"].title.text == "B at the start (step 0)"
+        assert dash.heatmaps.figures["start"].title.text == "B at the start\n(step 0)"
         assert "layer 2 ← output (8×10)" in dash.heat_heading.object
-        assert dash.heatmaps.figures["B"].title.text.startswith("B now (step ")
+        assert dash.heatmaps.figures["B"].title.text.startswith("B now\n(step ")
     finally:
         dash.close()
         run.join(10)
