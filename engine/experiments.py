@@ -113,13 +113,17 @@ def run_conditions(conditions: list[Condition], seeds: Iterable[int], *, out_dir
     from engine.sweep import run_sweep
 
     todo = trials(conditions, seeds, device)
-    saved = _saved_part(Path(out_dir), todo) if out_dir is not None and resume and not _store_has_runs(out_dir) \
-        else None
+    saved = _saved_part(Path(out_dir), todo) if out_dir is not None and resume else None
+    # A table that holds every trial is the answer, whatever run folders lie beside it (a trial's
+    # id fixes its config and seed, so a folder could only say the same): a working copy with
+    # a few folders does not rebuild the table from them, nor retrain the trials it has none for.
     if saved is not None and len(saved[2]) == len(todo):
         return _read_tables(name, out_dir, conditions)
     # Without run folders (a fresh clone), a table that holds some of the trials (conditions were
     # added) keeps their rows as they are and trains only the others, so adding a row never changes
     # the rows already reported. (With run folders, the store decides, as it always did.)
+    if out_dir is not None and _store_has_runs(out_dir):
+        saved = None
     run = [t for t in todo if saved is None or t.trial_id not in saved[2]]
     with tempfile.TemporaryDirectory(prefix="creditlab-experiment-") as scratch:
         store = Path(out_dir) / RUNS_DIR if out_dir is not None else Path(scratch)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from engine.condition import Condition, Experiment
 from engine.config import RunConfig
-from engine.paper_nets import build_autoencoder, build_scaling, build_scaling_lrsearch
+from engine.paper_nets import build_autoencoder, build_autoencoder_lrsearch, build_scaling, build_scaling_lrsearch
 
 SIGMAS = (1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -278,8 +278,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                        "subset), SGD momentum 0.9 at each rule's searched lr, init N(0, 2/fan_in), σ 0.01; "
                        "NP/SG: 1,000 warm-up steps before them (W frozen)",
                        "400 steps, MNIST only"), seeds=8),
+    Experiment("autoencoder-lrsearch", "3a. The Adam lr of each autoencoder rule, on a validation split",
+               build_autoencoder_lrsearch,
+               _budget("§3's budget and its six rules at lr 3e-4, 1e-3, 3e-3, trained on the training set minus a "
+                       "stratified sixth and scored (test loss) on that sixth", "300 steps, MNIST, BP/FA"), seeds=3),
     Experiment("autoencoder", "3. The autoencoder (784-200-2-200-784)", build_autoencoder,
-               _budget("4,000 steps of batch 32 on Fashion-MNIST, Adam lr 1e-3 (hand-set, every rule), σ 0.02; "
+               _budget("4,000 steps of batch 32 on Fashion-MNIST, Adam at each rule's searched lr, σ 0.02; "
                        "NP and SG: normalised LMS B (η_B 1), NP with the control variate",
                        "300 steps on MNIST, BP/FA/NP"), seeds=8),
     Experiment("conv", "4. Conv nets", build_conv,

@@ -17,6 +17,20 @@ import pandas as pd
 from engine.experiments import Results, load_model
 from engine.metric_names import METRICS, axis_label
 
+# Where the figures are read: a notebook cell shows one at most ~900 px wide (JupyterLab beside its
+# file browser on a 1280-px screen; the report's page is narrower still), at 100 px an inch when it
+# is narrower. So a figure is at most 9.6 inches wide, panels wrap onto rows, and no text is set
+# below 8 pt: every label lands at 10 px or more (a 17-inch strip at 7 pt showed 5-6 px).
+NOTEBOOK_PX = 900
+WIDTH_IN = 9.6
+SMALL_PT = 8
+
+
+def readable_px(fig, points: float) -> float:
+    """How many pixels high `points` of text on `fig` are where it is read (see NOTEBOOK_PX)."""
+    return points * min(100 / 72, NOTEBOOK_PX / (72 * fig.get_figwidth()))
+
+
 # Axis labels from the metric registry (engine/metric_names.py), and the report's own columns.
 METRIC_NAMES = {"test_accuracy": "test accuracy", "test_loss": "test loss (per sample)",
                 "test_error_tail": "test error (%), last 5 evaluations",
@@ -42,6 +56,35 @@ def _history_band(ax, hist: pd.DataFrame, col: str, label: str, scale: float = 1
     ax.fill_between(m.index, (m - s).values, (m + s).values, alpha=0.2, color=line.get_color())
 
 
+def _grid(plt, panels: int, height: float, columns: int = 2):
+    """A figure of `panels` axes, `columns` to a row, WIDTH_IN wide (the axes left over hidden),
+    laid out by constrained layout so that a legend outside the axes gets its room."""
+    columns = min(columns, panels)
+    rows = math.ceil(panels / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(WIDTH_IN, height * rows), squeeze=False,
+                             layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[panels:]:
+        ax.set_visible(False)
+    return fig, flat[:panels]
+
+
+def _legend_below(fig, axes) -> None:
+    """One legend for every line of `axes`, under them: in a panel it would hide curves."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", fontsize=SMALL_PT,
+                   ncol=min(3, len(seen)), frameon=False)
+
+
+def _style(i: int) -> dict:
+    """The i-th condition's line: ten colours, then the same colours dashed (§2 draws 12)."""
+    return {"color": f"C{i % 10}", "linestyle": ("-", "--", ":")[i // 10 % 3]}
+
+
 def _with_error(hist: pd.DataFrame) -> pd.DataFrame:
     if "test_accuracy" in hist:
         hist = hist.assign(test_error=100 * (1 - pd.to_numeric(hist["test_accuracy"])))
@@ -54,19 +97,18 @@ def plot_curves(history: pd.DataFrame, metrics: list[str], conditions: list[str]
     plt = _plt()
     history = _with_error(history)
     conditions = conditions or list(dict.fromkeys(history["condition"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
+    fig, axes = _grid(plt, len(metrics), 3.2)
+    for ax, m in zip(axes, metrics):
         col = m if m in history else f"{m}_{layers}"
-        for c in conditions:
+        for i, c in enumerate(conditions):
             h = history[history["condition"] == c]
             if col in h:
-                _history_band(ax, h, col, c)
+                _history_band(ax, h, col, c, **_style(i))
         ax.set_xlabel("step")
         ax.set_ylabel(METRIC_NAMES.get(m, m) + ("" if m in history else f" [{layers}]"))
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle(title)
-    fig.tight_layout()
+    _legend_below(fig, axes)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -83,7 +125,7 @@ def fig_feedback(res: Results):
               ("signal_angle_deg_2", "signal angle, top layer (°)"),
               ("relative_error_1", "‖Wᵀ − B‖/‖W‖, hidden layer"),
               ("relative_error_2", "‖Wᵀ − B‖/‖W‖, top layer")]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig, axes = _grid(plt, 4, 3.2)
     curves = [(f"{c} [{ds}]", h[(h["condition"] == c) & (h["dataset"] == ds)])
               for c, ds in dict.fromkeys(zip(h["condition"], h["dataset"]))
               if c in ("Fig. 2 set-up", "Fig. 2 set-up, K=4 draws", "10⁶ steps", "PyTorch init",
@@ -98,13 +140,13 @@ def fig_feedback(res: Results):
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3, which="both")
-    axes[-1].legend(fontsize=7)
-    fig.suptitle("Only B learns (forward weights frozen): 64/784-50-20-10 sigmoid, ridge γ = 0.1, σ = 0.01")
-    fig.tight_layout()
+    _legend_below(fig, axes[-1:])
+    fig.suptitle("Only B learns (forward weights frozen): 64/784-50-20-10 sigmoid, ridge γ = 0.1, σ = 0.01",
+                 fontsize=11)
     figs["feedback_setup"] = fig
     fw = f[f["part"] == "width"] if "part" in f else f.iloc[:0]
     if len(fw):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        fig, axes = _grid(plt, 2, 3.6)
         panels = ((axes[0], "signal_angle_deg_1_last", [1, 2, 3.5, 6], "signal angle, hidden layer (°)"),
                   (axes[1], "relative_error_1_last", [1.5, 2.2, 3.5, 6], "‖Wᵀ − B‖/‖W‖, hidden layer"))
         for ax, col, paper, title in panels:
@@ -115,9 +157,8 @@ def fig_feedback(res: Results):
             ax.set_xlabel("hidden units (first layer)")
             ax.set_title(title, fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.suptitle("Width sweep, forward weights frozen (784-W-20-10, MNIST)")
-        fig.tight_layout()
+            ax.legend(fontsize=SMALL_PT)
+        fig.suptitle("Width sweep, forward weights frozen (784-W-20-10, MNIST)", fontsize=11)
         figs["feedback_width"] = fig
     return figs
 
@@ -145,14 +186,14 @@ def fig_autoencoder(res: Results, quick: bool = False, root=None):
     models = {c: m for c, m in models.items() if m is not None}
     if not models:
         return figs
-    fig, axes = plt.subplots(1, len(models), figsize=(3.3 * len(models), 3.3), squeeze=False)
+    fig, axes = _grid(plt, len(models), 2.6, columns=4)
     fig2, axes2 = plt.subplots(len(models) + 1, 8, figsize=(8, 1.1 * (len(models) + 1)), squeeze=False)
     for j, (c, (model, data)) in enumerate(models.items()):
         x, y = data.x_test[:2000], data.y_test[:2000]
         with torch.no_grad():
             tr = model(x, use_feedback=False)
         z = tr.hidden[1].numpy()
-        ax = axes[0][j]
+        ax = axes[j]
         sc = ax.scatter(z[:, 0], z[:, 1], c=y.numpy(), cmap="tab10", s=3)
         ax.set_title(c, fontsize=9)
         ax.set_xticks([])
@@ -162,12 +203,12 @@ def fig_autoencoder(res: Results, quick: bool = False, root=None):
             if j == 0:
                 axes2[0][k].imshow(x[k].reshape(side, side), cmap="gray")
             axes2[j + 1][k].imshow(tr.out[k].reshape(side, side).clamp(0, 1), cmap="gray")
-        axes2[j + 1][0].set_ylabel(c, fontsize=6, rotation=0, ha="right")
-    axes2[0][0].set_ylabel("input", fontsize=6, rotation=0, ha="right")
+        axes2[j + 1][0].set_ylabel(c, fontsize=SMALL_PT, rotation=0, ha="right")
+    axes2[0][0].set_ylabel("input", fontsize=SMALL_PT, rotation=0, ha="right")
     for a in axes2.flat:
         a.set_xticks([])
         a.set_yticks([])
-    fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.8, label="class")
+    fig.colorbar(sc, ax=axes, shrink=0.8, label="class")
     fig.suptitle("2-D bottleneck of the test set, coloured by class (seed 0)")
     fig2.suptitle("Reconstructions (seed 0)")
     figs["autoencoder_latent"] = fig
@@ -182,7 +223,7 @@ def fig_conv(res: Results):
         h = res.history[res.history["net"] == net] if "net" in res.history else res.history
         h = _with_error(h)
         n_layers = len([c for c in h.columns if c.startswith("signal_angle_deg_") and c != "signal_angle_deg_mean"])
-        fig, axes = plt.subplots(1, 1 + n_layers, figsize=(4 * (1 + n_layers), 3.4))
+        fig, axes = _grid(plt, 1 + n_layers, 3.2)
         for c in dict.fromkeys(h["condition"]):
             hc = h[h["condition"] == c]
             _history_band(axes[0], hc, "test_error", c)
@@ -195,9 +236,8 @@ def fig_conv(res: Results):
         for ax in axes:
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=7)
-        fig.suptitle(f"{net}: test error and per-layer signal angle (layers 1–2 conv, 3 FC)")
-        fig.tight_layout()
+        _legend_below(fig, axes[:1])
+        fig.suptitle(f"{net}: test error and per-layer signal angle (layers 1–2 conv, 3 FC)", fontsize=11)
         figs[f"conv_{net}"] = fig
     return figs
 
@@ -206,19 +246,18 @@ def fig_ablations(res: Results):
     plt = _plt()
     f = res.final[res.final["status"] == "finished"]
     order = list(dict.fromkeys(res.final["condition"]))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = _grid(plt, 2, 0.8 + 0.3 * len(order), columns=1)
     for ax, m, name in ((axes[0], "test_error", "test error (%)"),
                         (axes[1], "signal_angle_deg_mean", "signal angle, mean of layers (°)")):
         g = f.groupby("condition")[m]
         mean, std = g.mean().reindex(order), g.std(ddof=1).reindex(order).fillna(0)
         ax.barh(range(len(order)), mean.values, xerr=std.values, color="C0")
         ax.set_yticks(range(len(order)))
-        ax.set_yticklabels(order, fontsize=8)
+        ax.set_yticklabels(order, fontsize=SMALL_PT)
         ax.invert_yaxis()
         ax.set_xlabel(name)
         ax.grid(alpha=0.3, axis="x")
-    fig.suptitle("Ablations (784-50-20-10, σ=0.01), mean ± std over seeds")
-    fig.tight_layout()
+    fig.suptitle("Ablations (784-50-20-10, σ=0.01), mean ± std over seeds", fontsize=11)
     return {"ablations": fig,
             "ablations_curves": plot_curves(res.history, ["test_error", "signal_angle_deg"],
                                             title="Ablations over training")}
@@ -227,11 +266,12 @@ def fig_ablations(res: Results):
 def fig_scaling(res: Results):
     plt = _plt()
     f = res.final[res.final["status"] == "finished"]
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
-    for row, (part, x) in enumerate((("depth", "depth"), ("width", "width"))):
+    metrics = ("test_error_tail", "signal_angle_deg_mean", "weight_angle_deg_mean")
+    fig, flat = _grid(plt, 2 * len(metrics), 3.0)        # a row per metric: depth | width
+    for col, (part, x) in enumerate((("depth", "depth"), ("width", "width"))):
         fp = f[f["part"] == part]
-        for j, m in enumerate(("test_error_tail", "signal_angle_deg_mean", "weight_angle_deg_mean")):
-            ax = axes[row][j]
+        for j, m in enumerate(metrics):
+            ax = flat[2 * j + col]
             for r in dict.fromkeys(fp["rule_label"]):
                 g = fp[fp["rule_label"] == r].groupby(x)[m]
                 if g.mean().isna().all():
@@ -243,9 +283,9 @@ def fig_scaling(res: Results):
             if x == "width":
                 ax.set_xscale("log", base=2)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.suptitle("Depth and width scaling (test error: mean of the last 5 evaluations; mean ± std over seeds)")
-    fig.tight_layout()
+    _legend_below(fig, flat)
+    fig.suptitle("Depth and width scaling (test error: mean of the last 5 evaluations; mean ± std over seeds)",
+                 fontsize=11)
     return {"scaling": fig}
 
 

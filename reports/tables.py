@@ -65,17 +65,26 @@ def chosen_lrs(final: pd.DataFrame, metric: str = "test_error_tail") -> dict[tup
     return out
 
 
+def search_metric(final: pd.DataFrame) -> str:
+    """What an lr search scores: the error of the last evaluations, or their loss where the task
+    has no error (the autoencoder's)."""
+    error = pd.to_numeric(final.get("test_error_tail", pd.Series(dtype=float)), errors="coerce")
+    return "test_error_tail" if error.notna().any() else "test_loss_tail"
+
+
 def lr_table(final: pd.DataFrame) -> pd.DataFrame:
-    """Validation error (last evaluations, mean ± 95 % CI) per dataset, rule and lr, and which lr
-    was chosen; a diverged lr shows how many seeds diverged."""
-    chosen = chosen_lrs(final)
+    """Validation error (or loss: `search_metric`) of the last evaluations, mean ± 95 % CI, per
+    dataset, rule and lr, and which lr was chosen; a diverged lr shows how many seeds diverged."""
+    metric = search_metric(final)
+    chosen = chosen_lrs(final, metric)
+    name = "validation error" if metric == "test_error_tail" else "validation loss"
     rows = []
     for (ds, rule, lr), g in final.groupby(["cfg_dataset", "rule_label", "lr"], sort=False):
         ok = finished(g)
         bad = len(g) - len(ok)
-        err = mean_spread(ok["test_error_tail"], "ci")
+        err = mean_spread(ok[metric], "ci")
         rows.append({"dataset": ds, "rule": rule, "lr": f"{lr:g}",
-                     "validation error": err + (f" ({bad} diverged)" if bad else ""),
+                     name: err + (f" ({bad} diverged)" if bad else ""),
                      "chosen": "✓" if chosen.get((parent_name(ds), rule)) == lr else "",
                      "seeds": len(g)})
     return pd.DataFrame(rows).sort_values("dataset", kind="stable").reset_index(drop=True)

@@ -110,8 +110,8 @@ def test_reproduce_script_quick(tmp_path):
 def test_experiments_define_full_and_quick_budgets():
     from engine import experiments as ex
 
-    assert set(ex.EXPERIMENTS) == {"feedback", "lrsearch", "mlp", "autoencoder", "conv", "ablations",
-                                   "scaling-lrsearch", "scaling"}
+    assert set(ex.EXPERIMENTS) == {"feedback", "lrsearch", "mlp", "autoencoder-lrsearch", "autoencoder", "conv",
+                                   "ablations", "scaling-lrsearch", "scaling"}
     for name, exp in ex.EXPERIMENTS.items():
         quick, full = exp.build(True), exp.build(False)
         assert quick and full
@@ -128,7 +128,8 @@ def test_experiments_define_full_and_quick_budgets():
     assert ex.EXPERIMENTS["mlp"].seeds >= 8 and ex.EXPERIMENTS["ablations"].seeds >= 8
     ae = ex.EXPERIMENTS["autoencoder"].build(False)
     assert len({tuple(c.cfg.widths()) for c in ae}) == 1, "the autoencoder must compare equal widths"
-    assert {c.cfg.dataset for c in ex.EXPERIMENTS["scaling-lrsearch"].build(False)} == {"fashion-mnist-val"}
+    for search in ("scaling-lrsearch", "autoencoder-lrsearch"):
+        assert {c.cfg.dataset for c in ex.EXPERIMENTS[search].build(False)} == {"fashion-mnist-val"}
     assert ex.EXPERIMENTS["autoencoder"].seeds >= 8 and ex.EXPERIMENTS["scaling"].seeds >= 8
     # NP in §3 and §6 is today's default learner (normalised LMS B with the control variate), and
     # §6 gives every rule the same forward steps: NP's warm-up comes on top of them
@@ -159,6 +160,31 @@ def test_run_conditions_saves_and_resumes(tmp_path):
     from reports.tables import summarize
     table = summarize(again.final, by=["condition"])
     assert table["seeds"].tolist() == [3, 3] and " ± " in table["test_error"][0]
+
+
+def test_a_table_with_every_trial_is_read_whatever_run_folders_lie_beside_it(tmp_path, monkeypatch):
+    """A working copy holding the committed table and a few run folders (one condition rerun) reads
+    the table: it neither retrains the trials it has no folder for nor rebuilds rows from folders."""
+    import shutil
+
+    from engine import RunConfig
+    from engine import experiments as ex
+    import engine.sweep
+
+    conds = [ex.Condition(label, RunConfig(rule=rule, dataset="digits", steps=20, metric_interval=10,
+                                           eval_interval=20), {"rule_label": label})
+             for label, rule in (("BP", "bp"), ("FA", "fa"))]
+    first = ex.run_conditions(conds, range(2), out_dir=tmp_path / "x", progress=False)
+    store = tmp_path / "x" / ex.RUNS_DIR
+    for run in [p for p in store.iterdir() if "-bp-" in p.name]:
+        shutil.rmtree(run)                            # only FA's folders are left
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(engine.sweep, "run_sweep", no_training)
+    again = ex.run_conditions(conds, range(2), out_dir=tmp_path / "x", progress=False)
+    assert again.final["test_loss"].tolist() == first.final["test_loss"].tolist()
 
 
 def test_a_table_without_some_conditions_trains_only_those(tmp_path):
@@ -205,6 +231,7 @@ def test_results_from_another_data_variant_are_retrained(tmp_path, monkeypatch):
     monkeypatch.undo()
     (tmp_path / "x" / ex.RUNS_DIR).rename(tmp_path / "x-runs")
     (tmp_path / "y" / ex.RUNS_DIR).rename(tmp_path / "x" / ex.RUNS_DIR)
+    (tmp_path / "x" / "final.parquet").unlink()       # else the table, which holds the trial, answers
     assert len(list((tmp_path / "x" / ex.RUNS_DIR).glob("*-bp-*"))) == 1
     again = ex.run_conditions(conds, [0], out_dir=tmp_path / "x", progress=False)
     assert len(list((tmp_path / "x" / ex.RUNS_DIR).glob("*-bp-*"))) == 2, "the stale run was reused"

@@ -36,7 +36,8 @@ def test_the_report_has_its_tables():
     names = {(n, k or "table") for n, k, _ in BLOCKS}
     assert {("mlp", "table"), ("mlp", "claims"), ("mlp", "baselines"), ("ablations", "table"),
             ("ablations", "claims"), ("lrsearch", "table"), ("autoencoder", "table"), ("autoencoder", "claims"),
-            ("scaling-lrsearch", "table"), ("scaling", "table"), ("scaling", "claims")} <= names
+            ("scaling-lrsearch", "table"), ("scaling", "table"), ("scaling", "claims"),
+            ("autoencoder-lrsearch", "table")} <= names
 
 
 @pytest.mark.parametrize("name,kind,body", BLOCKS, ids=[f"{n}:{k or 'table'}" for n, k, _ in BLOCKS])
@@ -62,6 +63,14 @@ def test_the_pinned_scaling_lrs_are_the_ones_its_search_chose():
         assert c.cfg.lr == paper_nets.SCALING_LR["fashion-mnist", c.label], c.label
 
 
+def test_the_pinned_autoencoder_lrs_are_the_ones_its_search_chose():
+    final = ex.load_results("autoencoder-lrsearch").final
+    assert tables.search_metric(final) == "test_loss_tail"          # an autoencoder has no error
+    assert tables.chosen_lrs(final, "test_loss_tail") == paper_nets.AE_LR
+    for c in ex.EXPERIMENTS["autoencoder"].build(False):     # a noise-only row at its rule's lr
+        assert c.cfg.lr == paper_nets.AE_LR["fashion-mnist", c.label.split(" + ")[0]], c.label
+
+
 def test_the_lr_search_scored_on_validation_data_only():
     final = ex.load_results("lrsearch").final
     assert set(final["cfg_dataset"]) == {"fashion-mnist-val", "mnist-val"}
@@ -69,6 +78,9 @@ def test_the_lr_search_scored_on_validation_data_only():
     final = ex.load_results("scaling-lrsearch").final
     assert set(final["cfg_dataset"]) == {"fashion-mnist-val"}
     assert set(final["lr"]) == set(paper_nets.SCALING_LR_GRID)
+    final = ex.load_results("autoencoder-lrsearch").final
+    assert set(final["cfg_dataset"]) == {"fashion-mnist-val"}
+    assert set(final["lr"]) == set(paper_nets.AE_LR_GRID)
 
 
 def test_every_claim_names_conditions_of_its_experiment():
