@@ -126,6 +126,18 @@ CLAIMS: dict[str, list[tuple[str, str, str, str]]] = {
         ("antithetic vs plain noise", "NP antithetic", "NP, paper's (ridge B ρ=1, warm-up)", "test_error_tail"),
         ("no warm-up vs warm-up", "NP no warm-up", "NP, paper's (ridge B ρ=1, warm-up)", "test_error_tail"),
     ],
+    # §2's headline claims at 10× its budget (and FA against BP, whose gap §2 states in its text)
+    "mlp-long": [
+        ("paper's NP vs BP", "NP, paper's (ridge B)", "BP", "test_error_tail"),
+        ("paper's NP vs FA", "NP, paper's (ridge B)", "FA", "test_error_tail"),
+        ("lab's NP vs BP", "NP, lab's (LMS B + CV)", "BP", "test_error_tail"),
+        ("lab's NP vs FA", "NP, lab's (LMS B + CV)", "FA", "test_error_tail"),
+        ("lab's NP vs paper's NP", "NP, lab's (LMS B + CV)", "NP, paper's (ridge B)", "test_error_tail"),
+        ("paper's NP vs SG oracle", "NP, paper's (ridge B)", "SG-oracle", "test_error_tail"),
+        ("FA vs BP", "FA", "BP", "test_error_tail"),
+        ("sign congruence: paper's NP vs FA", "NP, paper's (ridge B)", "FA", "sign_congruence_mean"),
+        ("sign congruence: lab's NP vs FA", "NP, lab's (LMS B + CV)", "FA", "sign_congruence_mean"),
+    ],
     # §2's baselines, a family of their own, so that adding them leaves §2's Holm correction as it was
     "mlp:baselines": [
         ("WM vs BP", "Weight mirror (WM)", "BP", "test_error_tail"),
@@ -214,6 +226,9 @@ TABLES = {
     "mlp": dict(metrics=["test_error_tail", "test_error", "signal_angle_deg_1", "signal_angle_deg_2",
                          "weight_angle_deg_mean", "sign_congruence_1", "sign_congruence_2"],
                 by=["cfg_dataset", "condition"], spread="ci", wall=True),
+    "mlp-long": dict(metrics=["test_error_tail", "test_error", "signal_angle_deg_1", "signal_angle_deg_2",
+                              "weight_angle_deg_mean", "sign_congruence_1", "sign_congruence_2"],
+                     by=["cfg_dataset", "condition"], spread="ci", wall=True),
     "autoencoder": dict(metrics=["test_loss_tail", "min_test_loss", "signal_angle_deg_mean",
                                  "weight_angle_deg_mean"], by=["cfg_dataset", "condition"], spread="ci", wall=True),
     "conv": dict(metrics=["test_error", "signal_angle_deg_1", "signal_angle_deg_2",
@@ -242,11 +257,11 @@ def families(name: str) -> list[str]:
 # The Markdown blocks of docs/results.md, by the name in their <!-- TABLE:name[:kind] --> marker.
 def block(res: Results, kind: str = "table") -> str:
     """The Markdown of a docs/results.md block: the experiment's table, its claims' tests
-    ("claims"), its comparisons at equal cost ("cost", reports/cost.py), or the tests of its claim
+    ("claims"), its comparisons at equal cost ("cost…", reports/cost.py), or the tests of its claim
     family "<name>:<kind>" (e.g. mlp:baselines)."""
     if kind == "table":
         return to_markdown(table(res))
-    if kind == "cost":
+    if kind.startswith("cost"):
         from reports import cost
-        return to_markdown(cost.table(res))
+        return to_markdown(cost.table(res, kind))
     return to_markdown(claims(res, family=None if kind == "claims" else f"{res.name}:{kind}"))

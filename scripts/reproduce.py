@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/reproduce.py <experiment> [--quick] [--seeds N] [--no-train]
 
-Experiments: feedback, lrsearch, mlp, autoencoder, conv, ablations, scaling-lrsearch, scaling
+Experiments: feedback, lrsearch, mlp, mlp-long, autoencoder, conv, ablations, scaling-lrsearch, scaling
 (see engine/paper.py).
 Each (condition, seed) is a run folder under results/<experiment>[-quick]/runs/ (rerunning resumes
 and skips the runs already done there; `--workers N` runs them on a local Dask cluster), the tables

@@ -20,3 +20,6 @@ def test_each_budget_reads_the_last_record_within_the_references():
     assert set(got["cheap: step"]) == {"100"} and set(got["seeds"]) == {2}
     assert got.loc["equal wall time", "dear: angle"] == "75.50 ± 0.71"    # 80 − 4 − seed, seeds 0 and 1
     assert got.loc["equal steps", "cheap: angle"] == "80.00 ± 0.00"
+    # where the two were not timed alike, no wall-time budget
+    assert list(at_equal_cost(pd.DataFrame(rows), final, ("K4", "dear"), ("K1", "cheap"), {"angle": "angle"},
+                              wall=False)["budget"]) == ["equal steps", "equal noisy passes (4 : 1 a step)"]

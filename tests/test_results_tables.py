@@ -36,7 +36,8 @@ def test_the_report_has_its_tables():
     names = {(n, k or "table") for n, k, _ in BLOCKS}
     assert {("mlp", "table"), ("mlp", "claims"), ("mlp", "baselines"), ("ablations", "table"),
             ("ablations", "claims"), ("lrsearch", "table"), ("autoencoder", "table"), ("autoencoder", "claims"),
-            ("scaling-lrsearch", "table"), ("scaling", "table"), ("scaling", "claims"),
+            ("scaling-lrsearch", "table"), ("scaling", "table"), ("scaling", "claims"), ("conv", "table"),
+            ("conv", "cost"), ("conv", "cost_step"), ("mlp-long", "table"), ("mlp-long", "claims"),
             ("autoencoder-lrsearch", "table")} <= names
 
 
@@ -51,8 +52,8 @@ def test_every_table_row_of_the_report_matches_its_parquet(name, kind, body):
 def test_the_pinned_lrs_are_the_ones_the_search_chose():
     chosen = tables.chosen_lrs(ex.load_results("lrsearch").final)
     assert chosen == paper.LR
-    # and every row of §2 and §5 runs at its rule's chosen lr
-    for name in ("mlp", "ablations"):
+    # and every row of §2 (at both budgets) and §5 runs at its rule's chosen lr
+    for name in ("mlp", "mlp-long", "ablations"):
         for c in ex.EXPERIMENTS[name].build(False):
             assert c.cfg.lr == paper.LR[c.cfg.dataset, c.columns["rule_label"]], (name, c.label)
 
@@ -162,3 +163,19 @@ def test_validation_split_is_a_fixed_stratified_part_of_the_training_set():
 
 def torch_equal(a, b) -> bool:
     return bool((a == b).all())
+
+
+def test_the_long_mlp_runs_are_sections_2s_at_ten_times_its_forward_steps():
+    """Only the budget differs from §2's run of the same rule: 10× the forward steps, the same
+    1,000 warm-up steps, 20 evaluations (so the last 5 span the last fifth)."""
+    short = {c.label: c.cfg for c in ex.EXPERIMENTS["mlp"].build(False) if c.cfg.dataset == "fashion-mnist"}
+    long = ex.EXPERIMENTS["mlp-long"].build(False)
+    assert [c.label for c in long] == ["BP", "FA", "NP, paper's (ridge B)", "NP, lab's (LMS B + CV)", "SG-oracle"]
+    for c in long:
+        a, b = short[c.label].to_dict(), c.cfg.to_dict()
+        assert {k for k in a if a[k] != b[k]} == {"steps", "metric_interval", "eval_interval"}, c.label
+        assert b["steps"] - b["warmup_steps"] == 10 * (a["steps"] - a["warmup_steps"]) == 100_000
+        assert b["warmup_steps"] == a["warmup_steps"] and b["eval_interval"] * 20 == 100_000
+    final = ex.load_results("mlp-long").final
+    assert set(final["seed"]) == set(range(ex.EXPERIMENTS["mlp-long"].seeds))
+    assert (final["tail_evals"] == ex.TAIL_EVALS).all()
