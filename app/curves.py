@@ -17,11 +17,13 @@ import math
 from typing import Any, Iterable
 
 import numpy as np
-from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Legend, LegendItem, NumeralTickFormatter, Range1d
+from bokeh.models import (ColumnDataSource, FixedTicker, HoverTool, Legend, LegendItem, NumeralTickFormatter, Range1d,
+                          Title)
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from app.plot_style import FONT, phrase_lines, style_figure, subtitle
+from app.plot_style import (FOCUS_SUBTITLE_CHARS, FOCUS_TITLE_CHARS, FONT, narrow_lines, phrase_lines, style_figure,
+                             subtitle, subtitle_model)
 from engine.metric_names import METRICS
 from engine.stream import flatten_record
 
@@ -237,11 +239,17 @@ class CurvePlots:
         # sends it back, which costs the server (and so the training thread) a message per pull.
         self.steps_axis = Range1d(0, 1)
         self.figures: dict[str, Any] = {}
+        # Each plot's title text and subtitle for the grid, and for story mode (see fit_titles).
+        self._titles: dict[str, tuple[tuple[str, Title], tuple[str, Title]]] = {}
         lines = max(phrase_lines(good).count("\n") + 1 for _, _, good, _ in SCALAR_PLOTS + LAYER_PLOTS)
         for key, title, good, ylabel in SCALAR_PLOTS + LAYER_PLOTS:
             axis_type = "log" if key == "loss" else "linear"
             self.figures[key] = _new_figure(title, good, ylabel, axis_type, x_range=self.steps_axis, key=key,
                                             lines=lines)
+            fig = self.figures[key]
+            self._titles[key] = ((title, next(t for t in fig.above if isinstance(t, Title))),
+                                 (narrow_lines(title, FOCUS_TITLE_CHARS),
+                                  subtitle_model(narrow_lines(good, FOCUS_SUBTITLE_CHARS))))
         self.figures["accuracy"].y_range = Range1d(0, 1.02)
         self.figures["sign_congruence"].y_range = Range1d(0, 1.02)
         for key in ("weight_angle_deg", "signal_angle_deg", "update_angle_deg", "estimator_angle_deg"):
@@ -267,6 +275,18 @@ class CurvePlots:
         self._made = 0                               # sets of curves made (their names)
         self._spare: dict[str, Any] | None = None    # the next run's curves, made ahead, hidden
         self.prepare_spare(whole=True)
+
+    def fit_titles(self, key: str, narrow: bool) -> None:
+        """Plot `key`'s title and subtitle on story mode's narrow lines (`narrow`: it is the curve
+        beside the heatmaps) or on the grid's. Narrow only there: in the grid every title would
+        take two lines, and the subtitles up to four, of the plots' height.
+
+        The subtitle is swapped as a model, not as text: BokehJS lays a plot's titles out again
+        when the models above it change, not when a title's text does (a title grown to two lines
+        had its first drawn above the canvas), nor when its `title` is another model."""
+        fig, (wide, thin) = self.figures[key], self._titles[key]
+        fig.title.text, sub = thin if narrow else wide
+        fig.above = [sub if r in (wide[1], thin[1]) else r for r in fig.above]
 
     # -------------------------------------------------------------- runs
     def next_color(self) -> str:

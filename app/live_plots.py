@@ -104,7 +104,10 @@ class LivePlots:
         it drops, and would drop them from under the other."""
         if key == self.focus or (key is not None and key not in self._curve_cells):
             return
-        self.focus = key
+        # Its titles on lines that fit it beside the heatmaps (a title is cut off, not wrapped),
+        # the grid's again for the curve that goes back.
+        old, self.focus = self.focus, key
+        self.edit(lambda: [self.curves.fit_titles(k, k == key) for k in (old, key) if k is not None])
         cells = self._curve_cells
         self.curve_grid.objects = [cell for k, cell in cells.items() if k != key]
         staged = [cells[key]] if key is not None else []

@@ -12,6 +12,13 @@ FONT = {"title": "12pt", "heatmap_title": "11pt", "subtitle": "10pt", "axis": "1
 # passes the plot's edge is cut off. At 10pt italic a character is about 6.3 px, so 44 of them fit
 # a 360 px curve plot (app/curves.py, CURVE_MIN_WIDTH) beside its y axis: three plots a row at 1440 px.
 SUBTITLE_CHARS = 44
+# Story mode's one curve, beside the heatmaps, is narrower: ~265 px at 1280 px (app/curves.py,
+# FOCUS_MIN_WIDTH 250), ~190 px of it beside the y axis. Its title (12pt bold, ~7.7 px a character)
+# and subtitle then go on lines of these many characters.
+FOCUS_TITLE_CHARS, FOCUS_SUBTITLE_CHARS = 24, 30
+# Where a phrase too long for its line may break: after a comma (not one inside brackets, as in
+# ∠(δ, δ_BP)), or before " (" or " vs ".
+_INNER_BREAK = re.compile(r"(?<=,) (?![^(]*\))| (?=\()| (?=vs )")
 
 
 def phrase_lines(text: str, width: int = SUBTITLE_CHARS) -> str:
@@ -29,11 +36,32 @@ def phrase_lines(text: str, width: int = SUBTITLE_CHARS) -> str:
     return "\n".join(lines)
 
 
+def narrow_lines(text: str, width: int) -> str:
+    """`text` on lines of at most `width` characters for a narrow plot: between phrases as
+    `phrase_lines` breaks it, then a line still too long after a comma or before " (" or " vs ",
+    and between words only where a piece is still too long."""
+    lines: list[str] = []
+    for line in phrase_lines(text, width).split("\n"):
+        pieces = [p for piece in _INNER_BREAK.split(line)
+                  for p in ([piece] if len(piece) <= width else piece.split(" "))]
+        lines.append(pieces[0])
+        for piece in pieces[1:]:
+            if len(lines[-1]) + 1 + len(piece) <= width:
+                lines[-1] += " " + piece
+            else:
+                lines.append(piece)
+    return "\n".join(lines)
+
+
+def subtitle_model(text: str) -> Title:
+    """A subtitle (see `subtitle`), not yet on a plot."""
+    return Title(text=text, text_font_size=FONT["subtitle"], text_font_style="italic", text_color="#444444")
+
+
 def subtitle(fig, text: str) -> Title:
     """A second, smaller title under the plot's title (what a good value is); a "\\n" in `text`
     starts a new line."""
-    sub = Title(text=text, text_font_size=FONT["subtitle"], text_font_style="italic",
-                text_color="#444444")
+    sub = subtitle_model(text)
     fig.add_layout(sub, "above")
     return sub
 

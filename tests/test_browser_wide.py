@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from browser import open_dashboard
-from conftest import require_browser, settled_boxes, stop_runs, total_points, wait_until
+from conftest import JS_TITLES, cut_off, require_browser, settled_boxes, stop_runs, total_points, wait_until
 
 from app.dashboard import STORY_FOCUS
 
@@ -75,35 +75,6 @@ def test_run_labels_stay_clear_of_the_controls_beside_them_at_1440(server, page)
         assert label["x"] + label["w"] <= card["x"] + card["w"] + 0.5, (label, card)
         for control in boxes["controls"]:
             assert not overlap(label, control), (label, control)
-
-
-# Every title drawn on a plot whose element has a CSS class starting with `prefix` (its title,
-# subtitle, each line of one): the plot's key, the text, and where the text's widest line starts
-# and ends on the plot's canvas, measured with the canvas's own font. A title never wraps: what
-# passes the canvas's edge is cut off. Plots not laid out (hidden) are left out.
-JS_TITLES = """(prefix) => {
-  const ctx = document.createElement('canvas').getContext('2d');
-  const out = [];
-  for (const view of Bokeh.index.all_views()) {
-    const plot = view.plot_view;
-    if (!view.model || view.model.type !== 'Title' || !plot || !view.model.text) continue;
-    const key = plot.model.css_classes.find(c => c.startsWith(prefix) && c !== prefix);
-    if (!key || plot.el.getBoundingClientRect().width === 0) continue;
-    const m = view.model;
-    ctx.font = `${m.text_font_style} ${m.text_font_size} ${m.text_font}`;
-    const width = Math.max(...m.text.split('\\n').map(line => ctx.measureText(line).width));
-    const left = m.align === 'left' ? view.bbox.x0 + m.offset
-               : m.align === 'right' ? view.bbox.x1 - m.offset - width : view.bbox.hcenter - width / 2;
-    out.push({plot: key, text: m.text, left, right: left + width, canvas: plot.bbox.width});
-  }
-  return out;
-}"""
-
-
-def cut_off(titles: list[dict]) -> list[str]:
-    """The titles that pass their canvas's edges, each as where it runs."""
-    return [f"{t['plot']}: {t['text']!r} runs {t['left']:.0f}–{t['right']:.0f} px on {t['canvas']:.0f} px"
-            for t in titles if t["left"] < -0.5 or t["right"] > t["canvas"] + 0.5]
 
 
 def test_the_curves_titles_and_subtitles_fit_their_plots_three_a_row_at_1440(server, page):

@@ -14,11 +14,11 @@ from bokeh.models import Title
 from engine.config import RunConfig
 from engine.stream import RecordBuffer
 
-from app.dashboard import Dashboard
+from app.dashboard import STORY_FOCUS, Dashboard
 from app.live_plots import plot_grid, layer_options
 from app.heatmaps import DIFF_RANGE, HEATMAP_KEYS, Heatmaps, pattern_difference, symmetric_range
 from app.curves import LAYER_PLOTS, SCALAR_PLOTS, CurvePlots
-from app.plot_style import phrase_lines
+from app.plot_style import FOCUS_SUBTITLE_CHARS, FOCUS_TITLE_CHARS, phrase_lines
 
 RNG = np.random.default_rng(0)
 
@@ -186,6 +186,22 @@ def test_every_curve_plot_says_in_words_what_it_shows_and_what_is_good():
     assert "higher is better" in subtitles(curves.figures["accuracy"])[0]
     # Plain words first: "Error signal vs backprop's", not "∠(δ, δ_BP)".
     assert curves.figures["signal_angle_deg"].title.text.startswith("Error signal vs backprop")
+
+
+def test_story_modes_curve_has_titles_on_its_narrow_lines_and_gives_the_grid_its_own_back():
+    curves = CurvePlots()
+    for key in set(STORY_FOCUS.values()):
+        fig = curves.figures[key]
+        grid = (fig.title.text, subtitles(fig))
+        curves.fit_titles(key, True)
+        (sub,) = subtitles(fig)
+        assert max(len(line) for line in fig.title.text.split("\n")) <= FOCUS_TITLE_CHARS, fig.title.text
+        assert max(len(line) for line in sub.split("\n")) <= FOCUS_SUBTITLE_CHARS, sub
+        assert fig.title.text.replace("\n", " ") == grid[0]                 # the same words
+        curves.fit_titles(key, False)
+        assert (fig.title.text, subtitles(fig)) == grid
+    curves.fit_titles("signal_angle_deg", True)
+    assert "\n∠(δ, δ_BP)" in subtitles(curves.figures["signal_angle_deg"])[0]   # a notation stays whole
 
 
 # ------------------------------------------------------------------------- dashboard plumbing
