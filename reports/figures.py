@@ -144,6 +144,9 @@ def fig_feedback(res: Results):
     fig.suptitle("Only B learns (forward weights frozen): 64/784-50-20-10 sigmoid, ridge γ = 0.1, σ = 0.01",
                  fontsize=11)
     figs["feedback_setup"] = fig
+    cost = _feedback_cost(h, panels[:2] + panels[3:])
+    if cost is not None:
+        figs["feedback_cost"] = cost
     fw = f[f["part"] == "width"] if "part" in f else f.iloc[:0]
     if len(fw):
         fig, axes = _grid(plt, 2, 3.6)
@@ -161,6 +164,32 @@ def fig_feedback(res: Results):
         fig.suptitle("Width sweep, forward weights frozen (784-W-20-10, MNIST)", fontsize=11)
         figs["feedback_width"] = fig
     return figs
+
+
+def _feedback_cost(h: pd.DataFrame, panels: list[tuple[str, str]]):
+    """K = 4 draws and K = 1 against the noisy passes of a sample (K a step): the budget that
+    makes them equal (reports/cost.py reads them at the others too)."""
+    from engine.paper import K1_LONG
+    datasets = list(dict.fromkeys(h.loc[h["condition"] == K1_LONG, "dataset"]))
+    runs = [(c, ds, k) for c, k in (("Fig. 2 set-up, K=4 draws", 4), (K1_LONG, 1)) for ds in datasets]
+    if not runs:
+        return None
+    plt = _plt()
+    fig, axes = _grid(plt, len(panels), 3.2)
+    for ax, (col, title) in zip(axes, panels):
+        for c, ds, k in runs:
+            hc = h[(h["condition"] == c) & (h["dataset"] == ds)]
+            _history_band(ax, hc.assign(step=hc["step"] * k), col, f"K = {k} [{ds}]",
+                          ls="-" if k == 1 else "--", color=f"C{datasets.index(ds)}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("noisy passes of a sample (steps × K)")
+        ax.grid(alpha=0.3, which="both")
+    _legend_below(fig, axes[-1:])
+    fig.suptitle("K = 4 noise draws (10⁵ steps) against K = 1 (4·10⁵ steps) at equal noisy passes, W frozen",
+                 fontsize=11)
+    return fig
 
 
 def fig_mlp(res: Results):

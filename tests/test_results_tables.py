@@ -38,7 +38,7 @@ def test_the_report_has_its_tables():
             ("ablations", "claims"), ("lrsearch", "table"), ("autoencoder", "table"), ("autoencoder", "claims"),
             ("scaling-lrsearch", "table"), ("scaling", "table"), ("scaling", "claims"), ("conv", "table"),
             ("conv", "cost"), ("conv", "cost_step"), ("mlp-long", "table"), ("mlp-long", "claims"),
-            ("autoencoder-lrsearch", "table")} <= names
+            ("autoencoder-lrsearch", "table"), ("feedback", "table"), ("feedback", "cost")} <= names
 
 
 @pytest.mark.parametrize("name,kind,body", BLOCKS, ids=[f"{n}:{k or 'table'}" for n, k, _ in BLOCKS])
