@@ -80,6 +80,15 @@ def _legend_below(fig, axes) -> None:
                    ncol=min(3, len(seen)), frameon=False)
 
 
+def _log_panel(ax, title: str, xlabel: str) -> None:
+    """A panel of a quantity that converges like a power of the steps: both axes logarithmic."""
+    ax.set_title(title, fontsize=9)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, which="both")
+
+
 def _style(i: int) -> dict:
     """The i-th condition's line: ten colours, then the same colours dashed (§2 draws 12)."""
     return {"color": f"C{i % 10}", "linestyle": ("-", "--", ":")[i // 10 % 3]}
@@ -135,11 +144,7 @@ def fig_feedback(res: Results):
             _history_band(ax, hc, col, label)
         lo, hi = PAPER_FIG2[col]
         ax.axhspan(lo * 0.97, hi * 1.03, color="k", alpha=0.15, label="paper, 10⁶ steps (MNIST)")
-        ax.set_title(title, fontsize=9)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3, which="both")
+        _log_panel(ax, title, "step")
     _legend_below(fig, axes[-1:])
     fig.suptitle("Only B learns (forward weights frozen): 64/784-50-20-10 sigmoid, ridge γ = 0.1, σ = 0.01",
                  fontsize=11)
@@ -181,11 +186,7 @@ def _feedback_cost(h: pd.DataFrame, panels: list[tuple[str, str]]):
             hc = h[(h["condition"] == c) & (h["dataset"] == ds)]
             _history_band(ax, hc.assign(step=hc["step"] * k), col, f"K = {k} [{ds}]",
                           ls="-" if k == 1 else "--", color=f"C{datasets.index(ds)}")
-        ax.set_title(title, fontsize=9)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("noisy passes of a sample (steps × K)")
-        ax.grid(alpha=0.3, which="both")
+        _log_panel(ax, title, "noisy passes of a sample (steps × K)")
     _legend_below(fig, axes[-1:])
     fig.suptitle("K = 4 noise draws (10⁵ steps) against K = 1 (4·10⁵ steps) at equal noisy passes, W frozen",
                  fontsize=11)
