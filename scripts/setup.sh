@@ -35,8 +35,8 @@ apt_lock_holder() {
     echo "pid $pid (${cmd% })"
 }
 
-# Wait until no lock in APT_LOCKS is held, at most $1 seconds, printing what it waits for at
-# once and then every 30 s. Status 1 if a lock is still held at the end.
+# Wait until no lock in APT_LOCKS is held, giving up after $1 seconds (at most one more),
+# printing what it waits for at once and then every 30 s. Status 1 if a lock is still held at the end.
 apt_wait_lock() {
     local limit=$1 start=$SECONDS last=$((SECONDS - 30)) lock holder busy
     while :; do
@@ -46,7 +46,8 @@ apt_wait_lock() {
             if [ -n "$holder" ]; then busy="$lock, held by $holder"; break; fi
         done
         [ -z "$busy" ] && return 0
-        if (( SECONDS - start >= limit )); then
+        # SECONDS counts whole seconds, so ">= limit" could give up after limit - 1 real seconds
+        if (( SECONDS - start > limit )); then
             echo "setup: apt is still busy after ${limit} s of waiting ($busy)" >&2
             return 1
         fi

@@ -332,7 +332,7 @@ def test_apt_lock_wait_is_bounded_and_apt_install_then_gives_up_without_apt(lock
     try:
         t0 = time.monotonic()
         out = _bash("apt_wait_lock 2", lock)
-        assert out.returncode == 1 and 1.5 < time.monotonic() - t0 < 20
+        assert out.returncode == 1 and 2 < time.monotonic() - t0 < 20     # never short of the 2 s asked
         assert "still busy after 2 s" in out.stderr.splitlines()[-1]
         # apt_install, while apt stays busy past CREDITLAB_APT_WAIT: status 1, apt-get never run.
         calls = tmp_path / "calls"
