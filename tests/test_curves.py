@@ -87,3 +87,27 @@ def test_the_status_line_goes_with_the_curves_when_batches_are_slow():
         assert batches(SLOW_EVERY - 1, 1.5) == list(range(SLOW_EVERY + 1, 2 * SLOW_EVERY))
     finally:
         dash.close()
+
+
+def test_a_run_deeper_than_the_spare_takes_it_and_adds_only_its_extra_layers_lines():
+    """A depth-6 run once made a whole new set of curves (every renderer new: its first point
+    waited 17–35 s in the browser); it takes the spare built for 4 layers and adds, on each
+    per-layer plot, only the lines of layers 5 and 6."""
+    from app.curves import LAYER_PLOTS, SPARE_LAYERS, CurvePlots
+
+    plots = CurvePlots()
+    spare = plots._spare
+    assert plots.has_spare and spare["n_layers"] == SPARE_LAYERS == 4
+    counts = {key: len(fig.renderers) for key, fig in plots.figures.items()}
+    # a per-layer plot's renderers of one layer (a line, and a population's band where it has one)
+    per_layer = {key: sum(1 for fig, _, layer in spare["renderers"] if layer == 1 and fig is plots.figures[key])
+                 for key, *_ in LAYER_PLOTS}
+    plots.add_run("deep", "depth 6", 6)
+    run = plots._runs["deep"]
+    assert run["curves"] is spare["curves"]
+    for key, fig in plots.figures.items():
+        extra = 2 * per_layer.get(key, 0)                # layers 5 and 6 only
+        assert len(fig.renderers) == counts[key] + extra, (key, counts[key], len(fig.renderers))
+    layers = {layer for _, _, layer in spare["renderers"] if layer is not None}
+    assert layers == set(range(1, 7))
+    assert not run["unused"] and all(r.visible for _, r in run["renderers"])
