@@ -4,7 +4,7 @@ Step 0 (pure node perturbation, no B): one draw's estimate of a layer's error, f
 perturbed alone, lies ≈ 83° from the true one (arccos √(2/(πN)) = 83.5°); K draws raise its SNR
 only by 10·log₁₀K dB (the error's size falls as √K); the angles stay near 80–90°; the loss falls
 more slowly than with a learned B (step 3's run at the same steps), and step 2's learned B takes
-the angles to ≈ 2°. (Measured on digits at float32, CPU; the numbers are in the tests.)
+the angles to ≈ 1°. (Measured on digits at float32, CPU; the numbers are in the tests.)
 
 Step 2 (W frozen, B learned by node perturbation): the top layer's B becomes Wᵀ, and the hidden
 layer's error signal aligns too, while the hidden layer's own B stays far from Wᵀ (its δ, from
@@ -23,7 +23,11 @@ from app.presets import PRESET_NOTES, STORY, preset_config
 from engine.trainer import Trainer
 
 STEP0, STEP1, STEP2, STEP3 = (next(name for name in STORY if name.startswith(n)) for n in ("0.", "1.", "2.", "3."))
-STEPS = 5000           # the top layer's maps correlate ~0.96 by step 4,600 (issue 30)
+STEPS = 5000           # the sentence holds by then (at batch 32 the top layer's maps correlated 0.96 at 4,600)
+# The lecture's central moment on a teacher's busy laptop: the dashboard ran step 2 at 85 steps/s
+# at load 20, a batch of 256 costs 1.3× a step of 32 (scripts/measure/story_pace.py), so 30 s there
+# is ~1,900 steps; the test asks for 1,500.
+BUSY_LAPTOP_STEPS = 1500
 
 
 def _angles(record: dict, key: str) -> list[float]:
@@ -54,7 +58,7 @@ def test_step_zero_says_what_a_single_estimate_is_and_what_a_learned_b_does():
     note = PRESET_NOTES[STEP0]
     assert preset_config(STEP0).rule == "pnp" and "No B" in note
     for claim in ("≈ 83°", "50 units perturbed alone", "√(2/(πN))", "K draws help only as √K",
-                  "Angles stay near 80–90°", "loss falls slower than with a learned B", "≈ 2° in step 2"):
+                  "Angles stay near 80–90°", "loss falls slower than with a learned B", "≈ 1° in step 2"):
         assert claim in note, claim
 
 
@@ -94,12 +98,12 @@ def test_step_zero_angles_stay_near_90_and_the_loss_falls_slower_than_with_a_lea
 
 
 @pytest.mark.slow
-def test_step_zero_a_learned_b_takes_the_angles_to_about_2_degrees_in_step_2():
-    """Step 2's whole run (100,000 steps, about two minutes): the last signal angles were 2.3°
-    (hidden) and 0.5° (top); at 30,000 steps 4.0° and 0.9°."""
+def test_step_zero_a_learned_b_takes_the_angles_to_about_1_degree_in_step_2():
+    """Step 2's whole run (100,000 steps of 256, about two minutes): the last signal angles were
+    0.93° (hidden) and 0.17° (top); at 20,000 steps 1.9° and 0.4°."""
     last = _run(STEP2, preset_config(STEP2).steps, 10000)[-1]
     hidden, top = _angles(last, "signal_angle_deg")
-    assert hidden < 3 and top < 1, (hidden, top)
+    assert hidden < 1.3 and top < 0.3, (hidden, top)
 
 
 def test_step_two_says_the_top_layers_b_becomes_wt_and_the_hidden_layers_does_not():
@@ -108,11 +112,18 @@ def test_step_two_says_the_top_layers_b_becomes_wt_and_the_hidden_layers_does_no
     assert "does not look like Wᵀ" in note and "hidden layer's error signal aligns" in note
 
 
+def test_step_two_top_layer_b_looks_like_wt_within_a_busy_laptops_30_seconds():
+    """Seed 0 (the page's) at the paper's batch of 32 reached 17° (maps correlating 0.96) at
+    step 4,700: 55 s on a busy laptop. At 256 it does by step ~1,000."""
+    assert preset_config(STEP2).seed == 0
+    top = [r["layers"][-1] for r in _run(STEP2, BUSY_LAPTOP_STEPS, 50)]
+    assert min(layer["weight_angle_deg"] for layer in top) <= 17, top
+    # the scale too, not only the angle: ‖Wᵀ − B‖/‖W‖ (ridge from B = 0 starts at 1)
+    assert top[-1]["relative_error"] < 0.4, top[-1]
+
+
 def test_step_two_sentence_against_a_run_of_its_preset():
-    cfg = preset_config(STEP2)
-    cfg.steps, cfg.metric_interval, cfg.eval_interval = STEPS, 500, STEPS
-    records: list[dict] = []
-    Trainer(cfg).run(on_record=records.append)
+    records = _run(STEP2, STEPS, 50)      # the first at step 50: 34° in the hidden layer
     first, last = records[0], records[-1]
     w_last = _angles(last, "weight_angle_deg")
     s_first, s_last = _angles(first, "signal_angle_deg"), _angles(last, "signal_angle_deg")
