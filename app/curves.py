@@ -78,6 +78,7 @@ LEGEND_PLOTS = ("loss",)       # run labels are long: one legend, the page lists
 CURVE_MIN_WIDTH = 360          # the plot grid puts as many of these side by side as fit
 FOCUS_MIN_WIDTH = 250          # a curve's own minimum: story mode's one curve beside the heatmaps
 SPARE_LAYERS = 4               # the spare curves made ahead fit runs of up to this many hidden layers
+FIRST_SPAN = 2000              # the step axis's first span for a run: it doubles as the run reaches its end
 
 
 def _new_figure(title: str, good: str, y_label: str, y_axis_type: str = "linear", x_range=None,
@@ -336,6 +337,7 @@ class CurvePlots:
         self._runs[key] = {"curves": made["curves"], "evals": made["evals"], "renderers": renderers,
                            "unused": unused, "items": items, "color": color, "n_layers": n_layers,
                            "label": label, "members": members, "visible": True, "steps": steps,
+                           "span": _first_span(steps),
                            # Its bands, a figure per call of build_bands, after its first points:
                            # all at once, a population's Start took the page 5–8 s (2-core host).
                            "bands_todo": list(self.figures) if members > 1 else []}
@@ -344,9 +346,24 @@ class CurvePlots:
 
     def _fit_steps_axis(self) -> None:
         """The step axis spans the longest run shown, no more: a 100,000-step run that is gone
-        or hidden must not leave a 2,000-step one a sliver at its left edge."""
-        shown = [run["steps"] for run in self._runs.values() if run["visible"]]
-        self.steps_axis.end = max(shown, default=0) or 1
+        or hidden must not leave a 2,000-step one a sliver at its left edge. A run spans its
+        planned steps once it is far enough along; before, the span it has reached (`_reach`),
+        so its first seconds, where a lecture's moment happens, are not a sliver either."""
+        end = max((run["span"] for run in self._runs.values() if run["visible"]), default=0) or 1
+        if self.steps_axis.end != end:           # (an equal value would still be a message)
+            self.steps_axis.end = end
+
+    def _reach(self, run: dict[str, Any], step: float) -> None:
+        """Double the run's span until it holds `step` (its planned steps at most), in jumps:
+        a curve that reaches the right edge is then halfway across, and the axis moves ~log₂
+        times a run, not at every pull."""
+        if step <= run["span"]:
+            return
+        span = run["span"]
+        while span < step:
+            span *= 2
+        run["span"] = min(span, run["steps"]) if run["steps"] >= step else span
+        self._fit_steps_axis()
 
     @property
     def bands_pending(self) -> bool:
@@ -481,6 +498,7 @@ class CurvePlots:
             return
         run = self._runs[key]
         run["curves"].stream(rows_to_columns(rows, run["curves"].data.keys()))
+        self._reach(run, rows[-1]["step"])
         evals = [r for r in rows if _finite(r.get("test_loss"))]
         if evals:
             run["evals"].stream(rows_to_columns(evals, run["evals"].data.keys()))
@@ -495,6 +513,8 @@ class CurvePlots:
         run["curves"].data = rows_to_columns(rows, run["curves"].data.keys())
         evals = [r for r in rows if _finite(r.get("test_loss"))]
         run["evals"].data = rows_to_columns(evals, run["evals"].data.keys())
+        if rows:
+            self._reach(run, rows[-1]["step"])
 
     def fit_y_ranges(self) -> None:
         """Fit the loss (log) and SNR axes to the data of every run, with a little margin."""
@@ -564,6 +584,12 @@ def _add_band_columns(made: dict[str, Any], n_layers: int) -> None:
     curves, evals = made["curves"], made["evals"]
     curves.data = rows_to_columns([], list(curves.data) + band_columns(columns_for(n_layers)))
     evals.data = rows_to_columns([], list(evals.data) + band_columns(evals.data))
+
+
+def _first_span(steps: int) -> int:
+    """A run's first span on the step axis: its planned steps, or FIRST_SPAN of a longer run
+    (1 of a run whose length is not known: its data widen it)."""
+    return min(steps, FIRST_SPAN) if steps > 0 else 1
 
 
 def _recolor(renderer, color: str) -> None:

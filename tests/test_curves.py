@@ -46,6 +46,7 @@ def test_the_step_axis_spans_the_longest_run_shown_not_every_run_ever():
 
     plots = CurvePlots()
     plots.add_run("long", "Fig. 2", 2, steps=100_000)
+    plots.stream("long", [{"step": 90_000}])            # far along: it spans its planned steps
     plots.add_run("short", "conv", 2, steps=2_000)
     assert plots.steps_axis.end == 100_000
     plots.set_visible("long", False)
@@ -56,7 +57,32 @@ def test_the_step_axis_spans_the_longest_run_shown_not_every_run_ever():
     assert plots.steps_axis.end == 2_000
     plots.clear()
     plots.add_run("next", "after Reset", 2, steps=5_000)
-    assert plots.steps_axis.end == 5_000
+    assert plots.steps_axis.end == 2_000                # its first span; its data widen it
+    plots.stream("next", [{"step": 2_050}])
+    assert plots.steps_axis.end == 4_000
+    plots.stream("next", [{"step": 4_500}])
+    assert plots.steps_axis.end == 5_000                # never past its planned steps
+
+
+def test_a_long_runs_first_steps_fill_the_step_axis_and_it_widens_in_jumps():
+    """Story step 2 plans 100,000 steps, and its top layer's B becomes Wᵀ by step ~1,000: on an
+    axis fixed at 100,000 that was the first 1 % of the plot, a few pixels on a projector. The
+    axis starts at 2,000 steps and doubles when the curve reaches its right edge, so the curve
+    always fills half the plot or more, and the axis moves ~log₂(planned / 2,000) times a run."""
+    from app.curves import CurvePlots
+
+    plots = CurvePlots()
+    plots.add_run("fig2", "step 2", 2, steps=100_000)
+    ends = [plots.steps_axis.end]
+    for step in range(50, 100_001, 50):
+        plots.stream("fig2", [{"step": step}])
+        assert step <= plots.steps_axis.end <= max(2 * step, 2_000)
+        if plots.steps_axis.end != ends[-1]:
+            ends.append(plots.steps_axis.end)
+    assert ends == [2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 100_000]
+    # a finished run loaded whole spans its data at once
+    plots.replace("fig2", [{"step": s} for s in range(0, 100_001, 10_000)])
+    assert plots.steps_axis.end == 100_000
 
 
 def test_the_status_line_goes_with_the_curves_when_batches_are_slow():
