@@ -167,19 +167,29 @@ JS_TITLES = """(prefix) => {
     if (!key || plot.el.getBoundingClientRect().width === 0) continue;
     const m = view.model;
     ctx.font = `${m.text_font_style} ${m.text_font_size} ${m.text_font}`;
-    const width = Math.max(...m.text.split('\\n').map(line => ctx.measureText(line).width));
+    const lines = m.text.split('\\n');
+    const width = Math.max(...lines.map(line => ctx.measureText(line).width));
     const left = m.align === 'left' ? view.bbox.x0 + m.offset
                : m.align === 'right' ? view.bbox.x1 - m.offset - width : view.bbox.hcenter - width / 2;
-    out.push({plot: key, text: m.text, left, right: left + width, canvas: plot.bbox.width});
+    // the height its lines take, against the band the layout gave the title (from its top)
+    const line = ctx.measureText(lines[0]);
+    const height = lines.length * (line.fontBoundingBoxAscent + line.fontBoundingBoxDescent) * m.text_line_height;
+    out.push({plot: key, text: m.text, left, right: left + width, canvas: plot.bbox.width,
+              top: view.bbox.y0, height, band: view.bbox.height});
   }
   return out;
 }"""
 
 
 def cut_off(titles: list[dict]) -> list[str]:
-    """The titles that pass their canvas's edges, each as where it runs."""
-    return [f"{t['plot']}: {t['text']!r} runs {t['left']:.0f}–{t['right']:.0f} px on {t['canvas']:.0f} px"
-            for t in titles if t["left"] < -0.5 or t["right"] > t["canvas"] + 0.5]
+    """The titles that pass their canvas's edges (left, right, or top: a band the layout gave
+    them too low for their lines, whose first line then goes above the canvas), each as where
+    it runs."""
+    assert all(t["height"] > 0 and t["band"] > 0 for t in titles), titles      # measured, not NaN
+    return [f"{t['plot']}: {t['text']!r} runs {t['left']:.0f}–{t['right']:.0f} px on {t['canvas']:.0f} px, "
+            f"{t['height']:.0f} px tall in a {t['band']:.0f} px band from y = {t['top']:.0f}"
+            for t in titles if t["left"] < -0.5 or t["right"] > t["canvas"] + 0.5
+            or t["top"] < -0.5 or t["height"] > t["band"] + 0.5]
 
 
 # A run on the embedded digits that finishes in seconds: the app tests' run.
