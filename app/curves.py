@@ -359,10 +359,11 @@ class CurvePlots:
         times a run, not at every pull."""
         if step <= run["span"]:
             return
-        span = run["span"]
+        span, planned = run["span"], run["steps"]
         while span < step:
             span *= 2
-        run["span"] = min(span, run["steps"]) if run["steps"] >= step else span
+        # past its plan (a resumed run, or one of unknown length): the doubled span
+        run["span"] = min(span, planned) if planned >= step else span
         self._fit_steps_axis()
 
     @property

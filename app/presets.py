@@ -56,9 +56,10 @@ PURE_NP = {"rule": "pnp", **PAPER_MLP, **PAPER_SGD, "init": "paper", "sigma": 0.
 STORY_SEEDS = 4
 
 # Step 2 learns B from batches of 256, 8× the paper's: a step costs 1.3× one of 32 (the net is
-# small), and seed 0's top-layer maps correlate 0.96 (17°) by step ~1,000 instead of ~4,700. On a
-# teacher's busy laptop (85 steps/s at load 20) that is the lecture's central moment in ~15 s, not
-# ~55 s. "Learn B only (frozen W)" keeps the paper's batch.
+# small), and seed 0's top-layer maps correlate 0.96 (17°) by step 1,000 instead of 4,700. With 18
+# busy loops beside the served page, a teacher's busy laptop, that is the lecture's central moment
+# 18.5 s after Start, not 75.5 s (scripts/measure/story_pace.py). "Learn B only (frozen W)" keeps
+# the paper's batch.
 STORY_B_BATCH = 256
 
 STORY: dict[str, dict[str, Any]] = {
