@@ -183,7 +183,7 @@ JS_TITLES = """(prefix) => {
 
 def cut_off(titles: list[dict]) -> list[str]:
     """The titles that pass their canvas's edges (left, right, or top: a band the layout gave
-    them too low for their lines, whose first line then goes above the canvas), each as where
+    them too short for their lines, whose first line then goes above the canvas), each as where
     it runs."""
     assert all(t["height"] > 0 and t["band"] > 0 for t in titles), titles      # measured, not NaN
     return [f"{t['plot']}: {t['text']!r} runs {t['left']:.0f}–{t['right']:.0f} px on {t['canvas']:.0f} px, "
