@@ -21,6 +21,7 @@ from engine.runs.reader import UnreadableRun, load_run, load_summary, read_confi
 from engine.stream import member_rows
 
 from app.network_view import hidden_layers
+from app.run_status import display_name
 from app.safe_text import plain
 from engine.values import format_width
 from engine.labels import run_label
@@ -108,7 +109,9 @@ def run_rows(run: Any) -> list[dict[str, Any]]:
 
 
 def runs_frame(runs: list[Any]) -> pd.DataFrame:
-    """All runs in one tidy table: flat record rows + the run's label + its settings as columns.
+    """All runs in one tidy table: flat record rows + the run's name as the page shows it
+    (unique in the session: two runs of the same settings are "#1 …" and "#2 …", not one run
+    twice as long) + its settings as columns.
 
     Record columns win over settings of the same name (σ and the learning rates are recorded at
     every row, so a live change is visible in the data).
@@ -122,7 +125,7 @@ def runs_frame(runs: list[Any]) -> pd.DataFrame:
         for name, value in settings.items():
             if name not in frame.columns:
                 frame[name] = value
-        frame.insert(0, "run", run.label)
+        frame.insert(0, "run", display_name(run))
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["run", "step"])

@@ -82,3 +82,16 @@ def test_a_live_populations_export_has_a_row_per_member_as_its_saved_table_does(
     assert live["member"].tolist() == saved["member"].tolist() == [0, 1, 2, 0, 1, 2]
     assert live["seed"].tolist() == saved["seed"].tolist()
     assert live["test_accuracy"].tolist()[3:] == saved["test_accuracy"].tolist()[3:]
+
+
+def test_two_runs_of_the_same_settings_export_as_two_runs():
+    """The export once named each run by its settings' label: two runs of the same settings
+    came out as one run with every step twice. It names them as the page does, "#1 …", "#2 …"."""
+    first, second = (RunHandle(RunConfig(**TINY)).start() for _ in range(2))
+    assert first.join(30) and second.join(30)
+    assert first.label == second.label
+    frame = runs_frame([first, second])
+    names = list(dict.fromkeys(frame["run"]))
+    assert names == [f"#{first.id} {first.label}", f"#{second.id} {second.label}"]
+    for name, run in zip(names, (first, second)):
+        assert frame.loc[frame["run"] == name, "step"].tolist() == [r["step"] for r in run.buffer.records()]
